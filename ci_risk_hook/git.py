@@ -1,0 +1,331 @@
+"""Every call to git: repository facts, push ranges, and one streaming log parser.
+
+Only git objects are read, never the work tree: pre-commit stashes unstaged
+changes while hooks run, so the work tree is not what is being pushed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from typing import IO, Iterable, Iterator, Sequence
+
+ZERO_SHA = "0" * 40
+
+# One record per commit: RS, then fields split by US, then NUL; numstat
+# entries ("added<TAB>deleted<TAB>path") follow, each NUL-terminated.
+_LOG_FORMAT = "tformat:%x1e%H%x1f%P%x1f%ae%x1f%ct%x1f%s"
+_MISSING_OBJECT_MARKERS = (
+    "unable to read",
+    "missing blob",
+    "bad object",
+    "not a valid object",
+    "could not read",
+    "missing tree",
+)
+
+
+class GitError(Exception):
+    """A git command failed; the message is git's own first line of complaint."""
+
+
+class MissingObjectError(GitError):
+    """An object the command needed is absent (shallow, partial or damaged clone)."""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    added: int | None  # None for binary files or unknown line counts
+    deleted: int | None
+
+    @property
+    def is_binary(self) -> bool:
+        return self.added is None
+
+
+@dataclass
+class Commit:
+    sha: str
+    parents: tuple[str, ...]
+    author_email: str
+    time: int  # committer time, seconds since the epoch
+    subject: str
+    files: list[FileChange] = field(default_factory=list)
+    # True when line counts could not be read (a missing blob): files are
+    # known from the trees, lines are not.
+    lines_unknown: bool = False
+
+    @property
+    def is_merge(self) -> bool:
+        return len(self.parents) > 1
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    # A partial clone would otherwise try to fetch missing blobs over the
+    # network in the middle of a push (honoured by git >= 2.44).
+    env["GIT_NO_LAZY_FETCH"] = "1"
+    env.pop("GIT_PAGER", None)
+    return env
+
+
+def _first_error_line(stderr: bytes) -> str:
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line:
+            return line
+    return "git failed without a message"
+
+
+def _raise_for(stderr: bytes, args: Sequence[str]) -> None:
+    message = _first_error_line(stderr)
+    lowered = message.lower()
+    if any(marker in lowered for marker in _MISSING_OBJECT_MARKERS):
+        raise MissingObjectError(message)
+    raise GitError(f"git {args[0] if args else ''}: {message}")
+
+
+def run(args: Sequence[str], cwd: str | os.PathLike[str] | None = None, *, stdin: bytes | None = None) -> bytes:
+    """Run git and return stdout; a failure becomes GitError with git's message."""
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_git_env(),
+        )
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH") from exc
+    if proc.returncode != 0:
+        _raise_for(proc.stderr, args)
+    return proc.stdout
+
+
+def decode_path(raw: bytes) -> str:
+    # surrogateescape keeps any byte sequence round-trippable back to git.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    toplevel: str
+    common_dir: str
+    is_shallow: bool
+    shallow_commits: frozenset[str]
+
+
+def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
+    """One git process for the facts every command needs."""
+    try:
+        out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--is-shallow-repository", "--show-toplevel"], cwd)
+    except GitError as exc:
+        if "not a git repository" in str(exc).lower():
+            raise GitError("not inside a git repository") from exc
+        # A bare repository has no toplevel; ask again without it.
+        out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--is-shallow-repository"], cwd)
+    lines = out.decode("utf-8", "surrogateescape").splitlines()
+    common_dir = lines[0]
+    is_shallow = lines[1].strip() == "true"
+    toplevel = lines[2] if len(lines) > 2 else common_dir
+    shallow: frozenset[str] = frozenset()
+    if is_shallow:
+        try:
+            with open(os.path.join(common_dir, "shallow"), encoding="ascii") as fh:
+                shallow = frozenset(line.strip() for line in fh if line.strip())
+        except OSError:
+            shallow = frozenset()
+    return RepoInfo(toplevel=toplevel, common_dir=common_dir, is_shallow=is_shallow, shallow_commits=shallow)
+
+
+def _parse_header(token: bytes) -> Commit:
+    fields = token.split(b"\x1f", 4)
+    if len(fields) != 5:
+        raise GitError("unexpected git log output (header)")
+    sha, parents, email, ctime, subject = fields
+    return Commit(
+        sha=sha.decode("ascii"),
+        parents=tuple(p.decode("ascii") for p in parents.split()),
+        author_email=email.decode("utf-8", "replace").strip().lower(),
+        time=int(ctime or b"0"),
+        subject=subject.decode("utf-8", "replace"),
+    )
+
+
+def _parse_numstat(token: bytes) -> FileChange:
+    added, deleted, path = token.split(b"\t", 2)
+    if added == b"-":
+        return FileChange(decode_path(path), None, None)
+    return FileChange(decode_path(path), int(added), int(deleted))
+
+
+def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
+    """Parse `git log -z --numstat --format=_LOG_FORMAT` incrementally."""
+    current: Commit | None = None
+    pending = b""
+    while True:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        tokens = pending.split(b"\0")
+        pending = tokens.pop()
+        for token in tokens:
+            token = token.lstrip(b"\n")
+            if not token:
+                continue
+            if token[:1] == b"\x1e":
+                if current is not None:
+                    yield current
+                current = _parse_header(token[1:])
+            elif current is not None:
+                current.files.append(_parse_numstat(token))
+    tail = pending.lstrip(b"\n")
+    if tail and current is not None and tail[:1] != b"\x1e":
+        current.files.append(_parse_numstat(tail))
+    if current is not None:
+        yield current
+
+
+def _log_args(numstat: bool) -> list[str]:
+    return [
+        "-c", "core.quotepath=false",
+        "log", "-z", "--no-renames", "--no-color", "--no-ext-diff",
+        "--numstat" if numstat else "--raw",
+        f"--format={_LOG_FORMAT}",
+    ]
+
+
+def _stream_log(cwd: str | os.PathLike[str] | None, extra: Sequence[str], stdin: bytes | None = None) -> Iterator[Commit]:
+    proc = subprocess.Popen(
+        ["git", *_log_args(numstat=True), *extra],
+        cwd=cwd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_git_env(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    if stdin is not None:
+        assert proc.stdin is not None
+        # Large inputs are written from a thread-free loop: git reads stdin
+        # fully before it writes, so this cannot deadlock.
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    # The newest parsed commit is held back until the next one starts or git
+    # exits cleanly: when git dies on a missing blob, the commit it was
+    # printing is incomplete and must not be returned.
+    completed = False
+    last: Commit | None = None
+    try:
+        for commit in _parse_stream(proc.stdout):
+            if last is not None:
+                yield last
+            last = commit
+        completed = True
+    finally:
+        if not completed:
+            proc.kill()
+        stderr = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        code = proc.wait()
+    if code != 0:
+        _raise_for(stderr, ["log"])
+    if last is not None:
+        yield last
+
+
+def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]:
+    """File list of one commit from trees alone (no blob reads)."""
+    out = run(["-c", "core.quotepath=false", "diff-tree", "-z", "-r", "--no-renames", "--root", "--no-commit-id", "--raw", sha], cwd)
+    files: list[FileChange] = []
+    tokens = out.split(b"\0")
+    i = 0
+    while i < len(tokens) - 1:
+        meta = tokens[i]
+        if meta.startswith(b":"):
+            files.append(FileChange(decode_path(tokens[i + 1]), None, None))
+            i += 2
+        else:
+            i += 1
+    return files
+
+
+def iter_commits(
+    rev_args: Sequence[str],
+    cwd: str | os.PathLike[str] | None = None,
+    *,
+    max_count: int | None = None,
+    extra: Sequence[str] = (),
+) -> Iterator[Commit]:
+    """Commits of `git log <rev_args>` with their numstat, newest first.
+
+    Optimistic: one `git log` process. When an object is missing (a shallow,
+    partial or damaged clone), the remaining commits are read one by one and
+    a commit whose blobs cannot be read is returned with its file list from
+    the trees and `lines_unknown=True`, instead of failing the whole range.
+    """
+    limit = [f"--max-count={max_count}"] if max_count is not None else []
+    seen: set[str] = set()
+    try:
+        for commit in _stream_log(cwd, [*limit, *extra, *rev_args, "--"]):
+            seen.add(commit.sha)
+            yield commit
+        return
+    except MissingObjectError:
+        pass
+    listed = run(["rev-list", *limit, *extra, *rev_args, "--"], cwd).decode("ascii").split()
+    remaining = [sha for sha in listed if sha not in seen]
+    while remaining:
+        batch_seen: list[str] = []
+        try:
+            for commit in _stream_log(cwd, ["--no-walk=unsorted", "--stdin"], stdin="\n".join(remaining).encode() + b"\n"):
+                batch_seen.append(commit.sha)
+                yield commit
+            return
+        except MissingObjectError:
+            pass
+        done = set(batch_seen)
+        remaining = [sha for sha in remaining if sha not in done]
+        if not remaining:
+            return
+        # The first commit not emitted may have been lost to buffering, so
+        # try it alone before giving up on its line counts.
+        first = remaining.pop(0)
+        try:
+            single = list(_stream_log(cwd, ["--no-walk", first]))
+        except MissingObjectError:
+            header = list(_stream_log(cwd, ["--no-walk", "--format=" + _LOG_FORMAT[len("tformat:"):], "--no-patch", first]))
+            single = header[:1]
+            for commit in single:
+                commit.files = _raw_files(cwd, first)
+                commit.lines_unknown = True
+        yield from single
+
+
+def object_exists(sha: str, cwd: str | os.PathLike[str] | None = None) -> bool:
+    if not sha or sha == ZERO_SHA:
+        return False
+    try:
+        run(["cat-file", "-e", f"{sha}^{{commit}}"], cwd)
+    except GitError:
+        return False
+    return True
+
+
+def existing_commits(shas: Iterable[str], cwd: str | os.PathLike[str] | None = None) -> set[str]:
+    """Which of these commits exist locally, in one git process."""
+    wanted = [s for s in shas if s and s != ZERO_SHA]
+    if not wanted:
+        return set()
+    out = run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd, stdin=("\n".join(wanted) + "\n").encode())
+    found: set[str] = set()
+    for line in out.decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == "commit":
+            found.add(parts[0])
+    return found
