@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 CONFIG_FILE = ".ci-risk.ini"
 SECTION = "ci-risk"
@@ -24,8 +23,7 @@ class ConfigError(Exception):
     """A setting has a value that cannot be used (a usage error: exit 2)."""
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     key: str
     env: str
     parse: Callable[[str], Any]
@@ -79,15 +77,15 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_KEY = {s.key: s for s in SETTINGS}
 
 
-@dataclass
 class Settings:
-    mode: str = "warn"
-    warn_at: float | None = None
-    block_at: float | None = None
-    strict: bool = False
-    model: str | None = None
-    max_commits: int = 1000
-    sources: dict[str, str] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.mode = "warn"
+        self.warn_at: float | None = None
+        self.block_at: float | None = None
+        self.strict = False
+        self.model: str | None = None
+        self.max_commits = 1000
+        self.sources: dict[str, str] = {}  # setting -> where its value came from
 
     def thresholds(self, model_thresholds: Mapping[str, float] | None = None) -> tuple[float, float]:
         model_thresholds = model_thresholds or {}

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from . import categories, git
 from .history_index import HistoryIndex, subsystem_of
@@ -20,8 +19,7 @@ from .history_index import HistoryIndex, subsystem_of
 DAY = 86400.0
 
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(NamedTuple):
     name: str
     group: str
     doc: str
@@ -77,44 +75,46 @@ _REVERT_RE = re.compile(r"^\s*revert\b", re.I)
 _WIP_RE = re.compile(r"(^\s*(fixup|squash|amend)!)|\b(wip|tmp|temp|todo|xxx)\b", re.I)
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """Bounds that keep a huge push from stalling the hook; exceeding one is reported."""
 
     max_commits: int = 1000
     max_history_files: int = 2000
 
 
-@dataclass
 class Facts:
     """Concrete facts behind the numbers, for reasons a person can check."""
 
-    paths_by_category: dict[str, list[str]] = field(default_factory=dict)
-    author_email: str = ""
-    subsystems: list[str] = field(default_factory=list)
-    new_paths: list[str] = field(default_factory=list)
-    fix_subjects: list[str] = field(default_factory=list)
-    revert_subjects: list[str] = field(default_factory=list)
-    wip_subjects: list[str] = field(default_factory=list)
-    busiest_path: str = ""
+    def __init__(self) -> None:
+        self.paths_by_category: dict[str, list[str]] = {}
+        self.author_email = ""
+        self.subsystems: list[str] = []
+        self.new_paths: list[str] = []
+        self.fix_subjects: list[str] = []
+        self.revert_subjects: list[str] = []
+        self.wip_subjects: list[str] = []
+        self.busiest_path = ""
 
 
-@dataclass
 class FeatureResult:
-    values: dict[str, float | None]
-    facts: Facts
-    commits: list[str]
-    notes: list[str] = field(default_factory=list)
+    def __init__(self, values: dict[str, float | None], facts: Facts, commits: list[str],
+                 notes: list[str] | None = None) -> None:
+        self.values = values
+        self.facts = facts
+        self.commits = commits
+        self.notes = notes if notes is not None else []
 
     def vector(self) -> list[float | None]:
         return [self.values[name] for name in FEATURE_NAMES]
 
 
-@dataclass
 class _Aggregate:
-    added: int | None = 0
-    deleted: int | None = 0
-    binary: bool = False
+    __slots__ = ("added", "deleted", "binary")
+
+    def __init__(self) -> None:
+        self.added: int | None = 0
+        self.deleted: int | None = 0
+        self.binary = False
 
 
 def _entropy(churn: Iterable[int]) -> float:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass, field
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO, Iterable, Iterator, NamedTuple, Sequence
 
 ZERO_SHA = "0" * 40
 
@@ -33,8 +32,7 @@ class MissingObjectError(GitError):
     """An object the command needed is absent (shallow, partial or damaged clone)."""
 
 
-@dataclass(frozen=True)
-class FileChange:
+class FileChange(NamedTuple):
     path: str
     added: int | None  # None for binary files or unknown line counts
     deleted: int | None
@@ -44,17 +42,21 @@ class FileChange:
         return self.added is None
 
 
-@dataclass
 class Commit:
-    sha: str
-    parents: tuple[str, ...]
-    author_email: str
-    time: int  # committer time, seconds since the epoch
-    subject: str
-    files: list[FileChange] = field(default_factory=list)
-    # True when line counts could not be read (a missing blob): files are
-    # known from the trees, lines are not.
-    lines_unknown: bool = False
+    """One commit as read from `git log`: plain class, as the hook creates many and imports no dataclasses."""
+
+    __slots__ = ("sha", "parents", "author_email", "time", "subject", "files", "lines_unknown")
+
+    def __init__(self, sha: str, parents: tuple[str, ...], author_email: str, time: int, subject: str) -> None:
+        self.sha = sha
+        self.parents = parents
+        self.author_email = author_email
+        self.time = time  # committer time, seconds since the epoch
+        self.subject = subject
+        self.files: list[FileChange] = []
+        # True when line counts could not be read (a missing blob): files are
+        # known from the trees, lines are not.
+        self.lines_unknown = False
 
     @property
     def is_merge(self) -> bool:
@@ -110,8 +112,7 @@ def decode_path(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True)
-class RepoInfo:
+class RepoInfo(NamedTuple):
     toplevel: str
     common_dir: str
     is_shallow: bool

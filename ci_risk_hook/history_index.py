@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time as _time
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from . import git
 
@@ -51,8 +50,7 @@ def subsystem_of(path: str) -> str:
     return head if sep else "(root)"
 
 
-@dataclass(frozen=True)
-class FileHistory:
+class FileHistory(NamedTuple):
     path: str
     first_time: int
     last_time: int
@@ -60,8 +58,7 @@ class FileHistory:
     lines: int  # net lines added over its history: its size, for text files
 
 
-@dataclass(frozen=True)
-class AuthorHistory:
+class AuthorHistory(NamedTuple):
     commits: int
     first_time: int | None
     recent_commits: int
@@ -214,18 +211,25 @@ class HistoryIndex:
 
     def distinct_prior(self, paths: Sequence[str], before: int) -> tuple[int, int]:
         """(distinct commits, distinct authors) that touched any of these paths before `before`."""
-        if not paths:
+        ids = self._path_ids(paths)
+        if not ids:
             return 0, 0
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted(path TEXT PRIMARY KEY)")
-        self.db.execute("DELETE FROM wanted")
-        self.db.executemany("INSERT OR IGNORE INTO wanted VALUES(?)", [(p,) for p in paths])
+        # One IN list of integer ids: a join through a temp table of path
+        # strings is 20x slower on a hot file set.
+        marks = ",".join("?" * len(ids))
         row = self.db.execute(
-            """SELECT COUNT(DISTINCT c.commit_id), COUNT(DISTINCT c.author_id)
-               FROM wanted w JOIN paths p ON p.path = w.path
-               JOIN changes c ON c.path_id = p.id AND c.time < ?""",
-            (before,),
+            f"""SELECT COUNT(DISTINCT commit_id), COUNT(DISTINCT author_id) FROM changes
+                WHERE path_id IN ({marks}) AND time < ?""",
+            [*ids, before],
         ).fetchone()
         return int(row[0]), int(row[1])
+
+    def _path_ids(self, paths: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        for chunk in _chunks(list(paths)):
+            marks = ",".join("?" * len(chunk))
+            ids.extend(int(r[0]) for r in self.db.execute(f"SELECT id FROM paths WHERE path IN ({marks})", chunk))
+        return ids
 
     def author_history(self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90) -> AuthorHistory:
         row = self.db.execute("SELECT id FROM authors WHERE email=?", (email.lower(),)).fetchone()

@@ -6,8 +6,7 @@ hook's stdin, and explicit `--from/--to` (default: upstream..HEAD).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 from . import git
 
@@ -16,8 +15,7 @@ class RangeError(Exception):
     """The requested range cannot be resolved (bad revision, unborn branch)."""
 
 
-@dataclass(frozen=True)
-class PushRange:
+class PushRange(NamedTuple):
     tip: str
     exclude: tuple[str, ...] = ()
     # None: exclude nothing more; "": every remote-tracking ref; else one remote.
@@ -99,6 +97,15 @@ def _resolve(rev: str, cwd: str | None) -> str:
 def explicit(from_rev: str | None, to_rev: str | None, cwd: str | None = None) -> PushRange:
     """`--from/--to`; without --from, upstream..TO, else TO's commits on no remote."""
     tip_rev = to_rev or "HEAD"
+    if from_rev is not None:
+        # Both in one git process (this is on every push's path); only a
+        # failure pays for resolving each alone to say which one is wrong.
+        try:
+            out = git.run(["rev-parse", "--end-of-options", f"{from_rev}^{{commit}}", f"{tip_rev}^{{commit}}"], cwd)
+            base, tip = out.decode().split()
+            return PushRange(tip=tip, exclude=(base,), label=f"{from_rev}..{tip_rev}")
+        except (git.GitError, ValueError):
+            _resolve(from_rev, cwd)
     try:
         tip = _resolve(tip_rev, cwd)
     except RangeError:

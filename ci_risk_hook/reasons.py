@@ -7,15 +7,13 @@ many lines.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 from . import categories
 from .features import BY_NAME, Facts, FeatureResult
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     feature: str
     value: float | None
     contribution: float

@@ -1,0 +1,124 @@
+"""Benchmark: wall time of `ci-risk check` over a 10-commit range of a large repository.
+
+Prints, side by side over the same range: `python -c pass` (interpreter start),
+`git diff --numstat` (the least any tool must do), and `ci-risk check` with a
+100-tree RandomForest and the history features; plus the cold first run
+(history index built from nothing) and the update after 10 new commits.
+
+Usage: python bench/check_latency.py --repo /path/to/numpy [--runs 15]
+
+The repository is a work-tree clone of a fetched numpy/numpy (>= 40,000
+commits), kept outside this project. The timing model is trained on the
+repository's own features with a proxy label (a later commit within 20 whose
+subject speaks of a fix touches the same files); it exists to make the
+timing realistic (model size, scoring, reasons), not to be accurate.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def median_ms(cmd: list[str], cwd: Path, runs: int, env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    times = sorted(timed(cmd, cwd, env) for _ in range(runs))
+    return statistics.median(times) * 1000, times[0] * 1000, times[-1] * 1000
+
+
+def train_timing_model(repo: Path, out: Path, commits: int = 1500) -> None:
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    from ci_risk_hook import git
+    from ci_risk_hook.analysis import analyze
+    from ci_risk_hook.export import export_model, write_artifact
+    from ci_risk_hook.features import FEATURE_NAMES, Limits, _FIX_RE
+    from ci_risk_hook.ranges import PushRange
+
+    info = git.repo_info(str(repo))
+    history = [c for c in git.iter_commits(["HEAD~200", "--first-parent", "--no-merges"], str(repo), max_count=commits)]
+    history.reverse()  # oldest first
+    rows, labels = [], []
+    for i, commit in enumerate(history):
+        if not commit.parents:
+            continue
+        touched = {f.path for f in commit.files}
+        later = history[i + 1:i + 21]
+        label = int(any(_FIX_RE.search(c.subject) and touched & {f.path for f in c.files} for c in later))
+        result = analyze(PushRange(tip=commit.sha, exclude=(commit.parents[0],)), info, Limits(), cwd=str(repo))
+        rows.append([np.nan if v is None else v for v in result.vector()])
+        labels.append(label)
+    forest = RandomForestClassifier(n_estimators=100, max_depth=12, min_samples_leaf=5, class_weight="balanced",
+                                    random_state=0, n_jobs=2)
+    forest.fit(np.array(rows, dtype=float), np.array(labels))
+    artifact = export_model(forest, list(FEATURE_NAMES),
+                            provenance={"purpose": "latency benchmark only", "rows": len(labels),
+                                        "positive_rate": sum(labels) / len(labels)})
+    write_artifact(artifact, out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", type=Path, default=os.environ.get("CI_RISK_BENCH_REPO"), required=False)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    if args.repo is None or not (args.repo / ".git").exists():
+        raise SystemExit("give --repo: a work-tree clone of numpy/numpy (git clone from the fetched mirror)")
+    repo: Path = args.repo.resolve()
+    ci_risk = shutil.which("ci-risk", path=str(Path(sys.executable).parent)) or "ci-risk"
+    n_commits = int(subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True,
+                                   text=True, check=True).stdout)
+    in_range = int(subprocess.run(["git", "rev-list", "--count", "HEAD~10..HEAD"], cwd=repo, capture_output=True,
+                                  text=True, check=True).stdout)
+    OUT.mkdir(exist_ok=True)
+    model = OUT / "timing-model.json"
+    if not model.exists():
+        print("training the timing model (once) ...", flush=True)
+        train_timing_model(repo, model)
+    env = {**os.environ, "CI_RISK_MODEL": str(model)}
+    common = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=repo,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    index = Path(common) / "ci-risk" / "history-index.sqlite"
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    cold = timed([ci_risk, "check", "--from", "HEAD~30", "--to", "HEAD~20"], repo, env)
+    update = timed([ci_risk, "check", "--from", "HEAD~20", "--to", "HEAD~10"], repo, env)
+    timed([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, env)  # brings the index to HEAD~10
+
+    python = median_ms([sys.executable, "-c", "pass"], repo, args.runs)
+    diff = median_ms(["git", "diff", "--numstat", "HEAD~10", "HEAD"], repo, args.runs)
+    check = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, env)
+    size_kb = model.stat().st_size / 1024
+
+    print(f"repository: {repo} ({n_commits:,} commits); range HEAD~10..HEAD = {in_range} commits; {args.runs} runs each")
+    print(f"model: RandomForest 100 trees, {size_kb:,.0f} KiB artifact")
+    print(f"{'what':<44}{'median ms':>10}{'min':>8}{'max':>8}")
+    for label, (med, lo, hi) in (("python -c pass", python), ("git diff --numstat HEAD~10 HEAD", diff),
+                                 ("ci-risk check (warm index, history features)", check)):
+        print(f"{label:<44}{med:>10.1f}{lo:>8.1f}{hi:>8.1f}")
+    print(f"{'cold first run (index built from nothing)':<44}{cold * 1000:>10.0f}")
+    print(f"{'first run after 10 new commits (index update)':<44}{update * 1000:>10.1f}")
+    print(f"target: median <= 100 ms -> {'MET' if check[0] <= 100 else 'NOT MET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The gate: range -> features -> model -> decision. Shared by the hook, `check` and CI.
+
+No click, no scikit-learn, no pandas: this is the hot path of every push.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, NamedTuple, Sequence
+
+from . import git
+from .config import Settings
+from .analysis import analyze
+from .features import FeatureResult, Limits
+from .history_index import default_path
+from .ranges import PushRange
+from .reasons import Reason, top_reasons
+from .scoring import PortableModel, load_model
+
+MODEL_FILE = "model.json"
+
+
+class ModelChoice(NamedTuple):
+    model: PortableModel
+    path: str
+    source: str  # "option", "$CI_RISK_MODEL", "repository", "bundled"
+
+
+class RangeReport:
+    def __init__(self, push_range: PushRange, features: FeatureResult) -> None:
+        self.push_range = push_range
+        self.features = features
+        self.probability: float | None = None
+        self.decision = "pass"  # pass | warn | block | empty
+        self.reasons: list[Reason] = []
+        self.space = "probability"
+
+
+class GateReport:
+    def __init__(self, settings: Settings, warn_at: float, block_at: float, model: ModelChoice | None) -> None:
+        self.ranges: list[RangeReport] = []
+        self.settings = settings
+        self.warn_at = warn_at
+        self.block_at = block_at
+        self.model = model
+        self.notes: list[str] = []
+
+    @property
+    def decision(self) -> str:
+        order = {"empty": 0, "pass": 1, "warn": 2, "block": 3}
+        if not self.ranges:
+            return "empty"
+        return max((r.decision for r in self.ranges), key=lambda d: order[d])
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.decision == "block" else 0
+
+
+def repo_model_path(info: git.RepoInfo) -> str:
+    return os.path.join(os.path.dirname(default_path(info.common_dir)), MODEL_FILE)
+
+
+def bundled_model_path() -> str | None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (
+        os.path.join(here, "bundled_model", MODEL_FILE),  # installed: model/ is mapped into the package
+        os.path.join(os.path.dirname(here), "model", MODEL_FILE),  # running from a source checkout
+    ):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def choose_model(settings: Settings, info: git.RepoInfo) -> ModelChoice | None:
+    """The configured model, else this repository's trained one, else the bundled one."""
+    if settings.model:
+        return ModelChoice(load_model(settings.model), settings.model, settings.sources.get("model", "option"))
+    repo_path = repo_model_path(info)
+    if os.path.isfile(repo_path):
+        return ModelChoice(load_model(repo_path), repo_path, "repository")
+    bundled = bundled_model_path()
+    if bundled is not None:
+        return ModelChoice(load_model(bundled), bundled, "bundled")
+    return None
+
+
+def decide(probability: float, mode: str, warn_at: float, block_at: float) -> str:
+    if probability >= block_at:
+        return "block" if mode == "block" else "warn"
+    if probability >= warn_at:
+        return "warn"
+    return "pass"
+
+
+def evaluate(
+    ranges: Sequence[PushRange],
+    settings: Settings,
+    info: git.RepoInfo,
+    progress: Callable[[int], None] | None = None,
+    cwd: str | None = None,
+) -> GateReport:
+    choice = choose_model(settings, info)
+    warn_at, block_at = settings.thresholds(choice.model.thresholds if choice else None)
+    report = GateReport(settings, warn_at, block_at, choice)
+    limits = Limits(max_commits=settings.max_commits)
+    for push_range in ranges:
+        features = analyze(push_range, info, limits, progress, cwd)
+        entry = RangeReport(push_range, features)
+        report.ranges.append(entry)
+        if not features.commits:
+            entry.decision = "empty"
+            continue
+        if choice is None:
+            continue
+        explanation = choice.model.explain(features.values)
+        entry.probability = explanation.probability
+        entry.space = explanation.space
+        entry.reasons = top_reasons(explanation.contributions, features)
+        entry.decision = decide(explanation.probability, settings.mode, warn_at, block_at)
+    if choice is None:
+        report.notes.append("no model available yet (none configured, trained for this repository, or bundled): push not scored")
+    return report

@@ -1,0 +1,179 @@
+"""The command line: output, exit codes, settings, and failing open."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from ci_risk_hook import cli, gate, output
+from ci_risk_hook.features import FEATURE_NAMES
+
+from conftest import Repo, lines
+from modelkit import NEWCOMERS, grow_history, train_model
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def in_repo(history_repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Repo:
+    monkeypatch.chdir(history_repo.path)
+    return history_repo
+
+
+@pytest.fixture
+def trained(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Repo:
+    labels = grow_history(repo, commits=60)
+    train_model(repo, labels, repo.path / ".git" / "ci-risk" / "model.json")
+    monkeypatch.chdir(repo.path)
+    return repo
+
+
+def test_no_model_says_so_in_one_line_and_passes(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    in_repo.commit({"src/x.py": "x\n"})
+    code, out, _ = run(["check", "--from", "HEAD~1"], capsys)
+    assert code == 0
+    assert out.count("no model available yet") == 1
+
+
+def test_nothing_pending(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["check", "--from", "HEAD"], capsys)
+    assert code == 0 and "nothing to push" in out
+
+
+def test_bad_revision_is_a_usage_error(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["check", "--from", "no-such-rev"], capsys)
+    assert code == 2 and "not a commit: no-such-rev" in err
+
+
+def test_bad_option_value_is_a_usage_error(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run(["check", "--block-at", "1.5"], capsys)
+    assert code == 2
+
+
+def test_outside_a_repository_fails_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(["check"], capsys)
+    assert code == 0 and "not inside a git repository" in err
+    code, _, err = run(["check", "--strict"], capsys)
+    assert code == 3 and err.startswith("ci-risk: error:")
+
+
+def test_scores_and_explains_with_concrete_facts(trained: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    trained.commit({".github/workflows/ci.yml": lines(300, "step"), "setup.cfg": lines(90, "opt")},
+                   "rework CI", author=NEWCOMERS[-1])
+    code, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
+    assert code == 0
+    report = json.loads(out)
+    entry = report["ranges"][0]
+    assert 0.0 <= entry["probability"] <= 1.0
+    assert list(entry["features"]) == list(FEATURE_NAMES)
+    assert len(entry["reasons"]) == 3
+    texts = [r["text"] for r in entry["reasons"]]
+    assert any(".github/workflows/ci.yml" in t or "setup.cfg" in t or "lines changed" in t
+               or "commit in this repository" in t for t in texts), texts
+    assert report["model"]["source"] == "repository"
+
+    code, out, _ = run(["check", "--from", "HEAD~1"], capsys)
+    assert out.startswith("ci-risk: risk ")
+    assert "  1. " in out and "  3. " in out
+
+
+def test_block_mode_exit_codes_follow_the_thresholds(trained: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    trained.commit({".github/workflows/ci.yml": lines(300, "step")}, "rework CI", author=NEWCOMERS[-1])
+    _, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
+    p = json.loads(out)["ranges"][0]["probability"]
+    assert run(["check", "--from", "HEAD~1", "--mode", "block", "--block-at", str(max(p - 0.01, 0))], capsys)[0] == 1
+    assert run(["check", "--from", "HEAD~1", "--mode", "block", "--block-at", str(min(p + 0.01, 1))], capsys)[0] == 0
+    # warn mode never blocks, even above block-at
+    assert run(["check", "--from", "HEAD~1", "--mode", "warn", "--block-at", "0"], capsys)[0] == 0
+    assert run(["check", "--from", "HEAD~1", "--mode", "off", "--block-at", "0"], capsys) [0] == 0
+
+
+def test_settings_precedence(trained: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    trained.commit({"src/core.py": lines(41)})
+    (trained.path / ".ci-risk.ini").write_text("[ci-risk]\nmode = block\nblock_at = 0\n")
+    assert run(["check", "--from", "HEAD~1"], capsys)[0] == 1  # file: block at 0
+    monkeypatch.setenv("CI_RISK_MODE", "warn")
+    assert run(["check", "--from", "HEAD~1"], capsys)[0] == 0  # env beats file
+    assert run(["check", "--from", "HEAD~1", "--mode", "block"], capsys)[0] == 1  # option beats env
+
+
+def test_bad_repository_setting_is_a_usage_error(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    (in_repo.path / ".ci-risk.ini").write_text("[ci-risk]\nblock_at = lots\n")
+    code, _, err = run(["check"], capsys)
+    assert code == 2 and ".ci-risk.ini block_at" in err
+    (in_repo.path / ".ci-risk.ini").write_text("[ci-risk]\nblok_at = 0.5\n")
+    code, _, err = run(["check"], capsys)
+    assert code == 2 and "unknown setting(s): blok_at" in err
+
+
+def test_corrupt_model_fails_open_unless_strict(in_repo: Repo, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    broken = tmp_path / "model.json"
+    broken.write_text('{"format": "ci-risk-model", "truncated')
+    monkeypatch.setenv("CI_RISK_MODEL", str(broken))
+    in_repo.commit({"src/y.py": "y\n"})
+    code, _, err = run(["check", "--from", "HEAD~1"], capsys)
+    assert code == 0 and "ci-risk: warning:" in err and "push not checked" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(["check", "--from", "HEAD~1", "--strict"], capsys)
+    assert code == 3 and "ci-risk: error:" in err
+    assert broken.read_text() == '{"format": "ci-risk-model", "truncated'  # never replaced
+
+
+def test_a_bug_fails_open_and_is_logged(in_repo: Repo, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(gate, "evaluate", broken)
+    code, _, err = run(["check"], capsys)
+    assert code == 0 and "internal error (ZeroDivisionError: simulated bug)" in err
+    log = Path(err.split("details in ")[1].split(";")[0])
+    assert "ZeroDivisionError" in log.read_text()
+    assert run(["check", "--strict"], capsys)[0] == 3
+
+
+def test_hook_outside_pre_commit_checks_upstream_range(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["hook"], capsys)
+    assert code == 0 and "not on any remote" in out  # no remote: every commit is pending
+
+
+def test_colour_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert output.use_colour(Tty()) is True
+    assert output.use_colour(io.StringIO()) is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert output.use_colour(Tty()) is False
+
+
+def test_install_refuses_a_foreign_hook_and_restores_it(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    hook = in_repo.path / ".git" / "hooks" / "pre-push"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\necho mine\n")
+    code, _, err = run(["install"], capsys)
+    assert code == 1 and "not written by ci-risk" in err
+    assert hook.read_text() == "#!/bin/sh\necho mine\n"
+    assert run(["install", "--force"], capsys)[0] == 0
+    assert "ci-risk pre-push hook" in hook.read_text()
+    assert run(["uninstall"], capsys)[0] == 0
+    assert hook.read_text() == "#!/bin/sh\necho mine\n"
+    code, _, err = run(["uninstall"], capsys)
+    assert code == 1 and "not written by ci-risk" in err
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for name in cli.cli.commands:
+        assert f"ci-risk {name}" in readme, name
