@@ -10,7 +10,6 @@ import functools
 import os
 import sys
 import time
-import traceback
 from typing import Any, Callable, TypeVar
 
 import click
@@ -65,6 +64,8 @@ class _Progress:
 
 
 def _log_internal_error(exc: BaseException) -> str | None:
+    import traceback  # only on this rare path: importing it costs ~5 ms on every push
+
     try:
         from .config import user_data_dir
 
