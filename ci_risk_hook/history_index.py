@@ -116,6 +116,8 @@ class HistoryIndex:
         missing = [sha for sha in dict.fromkeys(shas) if sha and sha not in self.known([sha])]
         if not missing:
             return 0
+        if progress is not None and self.db.execute("SELECT 1 FROM commits LIMIT 1").fetchone() is not None:
+            progress = None  # an update of a built index is quick: no need to announce it
         tips = [r[0] for r in self.db.execute("SELECT sha FROM tips ORDER BY added_at DESC LIMIT ?", (MAX_TIPS,))]
         rev_args = [*missing]
         if tips:

@@ -36,6 +36,12 @@ def _plural(n: float, word: str, plural: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else (plural or word + 's')}"
 
 
+def _days(days: float) -> str:
+    if days < 1:
+        return _plural(round(days * 24), "hour")
+    return _plural(round(days), "day")
+
+
 def _some(paths: Sequence[str], limit: int = 3) -> str:
     shown = ", ".join(_printable(p) for p in paths[:limit])
     more = len(paths) - limit
@@ -64,7 +70,7 @@ def _category(cat: str) -> Callable[[float, Mapping[str, float | None], Facts], 
 
     def describe(value: float, v: Mapping[str, float | None], facts: Facts) -> str:
         paths = facts.paths_by_category.get(cat, [])
-        if not paths:
+        if not value or not paths:
             return f"touches no {label}"
         return f"touches {label}: {_some(paths)}"
 
@@ -83,8 +89,8 @@ _DESCRIBE: dict[str, _Describer] = {
     "ns": lambda x, v, f: f"touches {_plural(x, 'top-level subsystem')}: {_some(f.subsystems)}",
     "entropy": lambda x, v, f: f"changes spread over {_plural(v.get('nf') or 0, 'file')} (entropy {x:.1f} bits)",
     "new_files": lambda x, v, f: f"adds {_plural(x, 'new file')}: {_some(f.new_paths)}" if x else "adds no new files",
-    "file_age_days": lambda x, v, f: f"the changed files are {x:,.0f} days old on average",
-    "days_since_file_change": lambda x, v, f: f"the changed files were last changed {x:,.0f} days ago on average",
+    "file_age_days": lambda x, v, f: f"the changed files are {_days(x)} old on average",
+    "days_since_file_change": lambda x, v, f: f"the changed files were last changed {_days(x)} ago on average",
     "nuc": lambda x, v, f: f"the changed files had {_plural(x, 'earlier commit')}",
     "ndev": lambda x, v, f: f"{_plural(x, 'person', 'people')} changed these files before",
     "lt": lambda x, v, f: f"the changed files held {int(x):,} lines before this push",
@@ -94,9 +100,9 @@ _DESCRIBE: dict[str, _Describer] = {
     "author_first_commit": lambda x, v, f: (
         "the author's first commit in this repository" if x else "the author has committed here before"
     ),
-    "author_tenure_days": lambda x, v, f: f"the author's first commit here was {x:,.0f} days ago",
-    "msg_fix": lambda x, v, f: f"{_plural(x, 'commit')} speak of a fix: {_quote(f.fix_subjects)}" if x
-    else "no commit message speaks of a fix",
+    "author_tenure_days": lambda x, v, f: f"the author's first commit here was {_days(x)} ago",
+    "msg_fix": lambda x, v, f: f"{_plural(x, 'commit')} {'mentions' if x == 1 else 'mention'} a fix: {_quote(f.fix_subjects)}" if x
+    else "no commit message mentions a fix",
     "msg_revert": lambda x, v, f: f"reverts: {_quote(f.revert_subjects)}" if x else "no reverts",
     "msg_wip": lambda x, v, f: f"work-in-progress commit: {_quote(f.wip_subjects)}" if x
     else "no work-in-progress commits",

@@ -171,3 +171,43 @@ def test_fifty_thousand_file_diff(history_repo: Repo) -> None:
     assert result.values["nf"] == 50_000
     assert result.values["la"] == 50_000
     assert any("history looked up for the 2000 most changed" in note for note in result.notes)
+
+
+def test_submodule_pointer_change_is_a_file_change(history_repo: Repo, tmp_path: Path) -> None:
+    base = history_repo.head()
+    other = make_repo(tmp_path / "lib")
+    sub_sha = other.commit({"x.c": "int x;\n"})
+    history_repo.git("update-index", "--add", "--cacheinfo", f"160000,{sub_sha},vendor/lib")
+    history_repo.commit({}, "add submodule pointer")
+    v = features_of(history_repo, base).values
+    assert v["nf"] == 1 and v["files_other"] == 1
+
+
+def test_corrupt_history_index_leaves_the_file_alone_and_scores_without_history(history_repo: Repo) -> None:
+    base = history_repo.head()
+    history_repo.commit({"src/app.py": lines(60)})
+    features_of(history_repo, base)  # builds the index
+    index = history_repo.path / ".git" / "ci-risk" / "history-index.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    index.write_bytes(b"this is not a database" * 100)
+    result = features_of(history_repo, base)
+    assert result.values["la"] == 5 and result.values["author_exp"] is None
+    assert any("unreadable" in note for note in result.notes)
+    assert index.read_bytes() == b"this is not a database" * 100
+
+
+def test_index_survives_a_tip_that_was_garbage_collected(history_repo: Repo) -> None:
+    base = history_repo.head()
+    history_repo.commit({"src/doomed.py": "x\n"}, "soon rewritten")
+    history_repo.commit({"src/doomed.py": "y\n"}, "soon rewritten too")
+    features_of(history_repo, "HEAD~1")  # indexes up to HEAD~1, recording it as a tip
+    history_repo.git("reset", "-q", "--hard", base)
+    history_repo.git("reflog", "expire", "--expire=now", "--all")
+    history_repo.git("gc", "-q", "--prune=now")
+    history_repo.commit({"src/app.py": lines(70)}, "after the rewrite")
+    history_repo.commit({"src/app.py": lines(71)}, "next")
+    v = features_of(history_repo, "HEAD~1").values
+    assert v["nuc"] == 7  # app.py: six fixture commits and the one after the rewrite
+    # The rewritten-away commit stays indexed (it was real work by this author): 2, not 1.
+    assert v["author_exp"] == 2
