@@ -177,3 +177,15 @@ def test_every_command_is_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for name in cli.cli.commands:
         assert f"ci-risk {name}" in readme, name
+
+
+def test_the_hook_path_imports_no_scikit_learn_pandas_or_numpy(trained: Repo) -> None:
+    import subprocess
+    import sys
+
+    trained.commit({"src/core.py": lines(44)})
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "ci_risk_hook", "check", "--from", "HEAD~1"],
+                          cwd=trained.path, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("ci-risk: risk"), proc.stdout + proc.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert not imported & {"sklearn", "pandas", "numpy", "scipy", "joblib"}, imported & {"sklearn", "pandas", "numpy"}
