@@ -30,6 +30,7 @@ def _gate_options(func: F) -> F:
         click.option("--strict/--no-strict", default=None, help="Fail closed (exit 3) on ci-risk's own errors."),
         click.option("--model", "model", type=str, default=None, help="Model artifact (.json) to score with."),
         click.option("--max-commits", type=click.IntRange(1), default=None, help="Most commits of one push to read."),
+        click.option("--db", default=None, help="History store (file or postgresql:// URL) for build-history features."),
         click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format."),
     ]
     for option in reversed(options):
@@ -141,12 +142,16 @@ def _fail(exc: BaseException, strict: bool, known: bool) -> int:
 @cli.command()
 @click.option("--from", "from_rev", default=None, help="Base revision (default: @{upstream}, else what no remote has).")
 @click.option("--to", "to_rev", default=None, help="Tip revision (default: HEAD).")
+@click.option("--branch", default=None, help="Branch CI will build (default: the checked-out branch).")
 @_gate_options
-def check(from_rev: str | None, to_rev: str | None, **options: Any) -> None:
+def check(from_rev: str | None, to_rev: str | None, branch: str | None, **options: Any) -> None:
     """Score the commits a push would publish, with the top reasons."""
-    from . import ranges
+    from . import git, ranges
 
-    sys.exit(_run_gate(lambda info: [ranges.explicit(from_rev, to_rev)], options))
+    def source(info: Any) -> Any:
+        return [ranges.explicit(from_rev, to_rev)._replace(branch=branch or git.current_branch(info))]
+
+    sys.exit(_run_gate(source, options))
 
 
 @cli.command()
@@ -158,12 +163,16 @@ def hook(raw: bool, remote: str | None, url: str | None, **options: Any) -> None
     """Entry point of the pre-push hook (pre-commit or raw git)."""
     from . import ranges
 
+    from . import git
+
     def source(info: Any) -> Any:
         if raw:
             lines = [] if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read().splitlines()
             return ranges.from_hook_stdin(lines, remote or "origin")
         found = ranges.from_pre_commit_env(os.environ)
-        return found if found is not None else [ranges.explicit(None, None)]
+        if found is not None:
+            return found
+        return [ranges.explicit(None, None)._replace(branch=git.current_branch(info))]
 
     sys.exit(_run_gate(source, options))
 
@@ -226,6 +235,275 @@ def index(rebuild: bool) -> None:
     finally:
         progress.finish()
     click.echo(f"ci-risk: {path}: {total:,} commits ({added:,} new, {time.monotonic() - started:.1f} s)")
+
+
+def _db_option(func: F) -> F:
+    return click.option("--db", default=None, envvar="CI_RISK_DB", show_envvar=True,
+                        help="History store: a file path or postgresql:// URL (default: user data dir).")(func)
+
+
+def _open_target(db: str | None) -> Any:
+    """Open the store for this repository, turning library errors into one-line CLI errors."""
+    from . import git
+    from .capture import CaptureError, open_for_repo
+    from .store import StoreError
+
+    try:
+        return open_for_repo(db)
+    except (CaptureError, StoreError, git.GitError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _ci_job() -> tuple[str, int]:
+    """Job id and attempt from the CI system's own variables, so reruns are told apart."""
+    env = os.environ
+    for job_var, attempt_var in (("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"), ("CI_JOB_ID", None),
+                                 ("TRAVIS_JOB_ID", None), ("BUILD_ID", None)):
+        if env.get(job_var):
+            attempt = env.get(attempt_var or "", "1")
+            return env[job_var], int(attempt) if attempt.isdigit() else 1
+    return "", 1
+
+
+def _record(db: str | None, status: str, commit: str, base: str | None, branch: str | None, source: str,
+            job_id: str | None, attempt: int | None, started_at: int | None, duration: float | None,
+            finished_at: int | None = None) -> str:
+    from . import git
+    from .capture import compute_build_features, resolve_commits, store_records
+    from .outcomes import BuildRecord
+
+    target = _open_target(db)
+    try:
+        sha = resolve_commits([commit]).get(commit)
+        if sha is None:
+            raise click.ClickException(f"not a commit: {commit}")
+        ci_job, ci_attempt = _ci_job()
+        record = BuildRecord(
+            commit=sha, status=status, source=source, raw_status=status,
+            branch=branch or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
+            duration_s=duration, base=base, job_id=job_id if job_id is not None else ci_job,
+            attempt=attempt if attempt is not None else ci_attempt,
+        )
+        summary = store_records(target, [record])
+        compute_build_features(target)
+    finally:
+        target.store.close()
+    state = "new" if summary.new else "already recorded: updated"
+    return f"ci-risk: recorded {status} for {sha[:10]} on {record.branch or '(no branch)'} ({state})"
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["pass", "fail"]), required=True, help="The CI outcome.")
+@click.option("--commit", default="HEAD", show_default=True, help="The commit CI built.")
+@click.option("--base", default=None, help="Start of the pushed range (default: the previous build on the branch).")
+@click.option("--branch", default=None, help="Branch built (default: the checked-out branch).")
+@click.option("--source", default="record", show_default=True, help="Where the outcome came from.")
+@click.option("--job-id", default=None, help="CI job id (default: from GITHUB_RUN_ID, CI_JOB_ID, TRAVIS_JOB_ID).")
+@click.option("--attempt", type=click.IntRange(1), default=None, help="Rerun number (default: GITHUB_RUN_ATTEMPT or 1).")
+@click.option("--duration", type=click.FloatRange(0), default=None, help="Build duration in seconds.")
+@_db_option
+def record(status: str, commit: str, base: str | None, branch: str | None, source: str, job_id: str | None,
+           attempt: int | None, duration: float | None, db: str | None) -> None:
+    """Record one CI outcome (idempotent per commit, source, job and attempt)."""
+    now = int(time.time())  # recorded when the build has finished
+    started = int(now - duration) if duration is not None else now
+    click.echo(_record(db, status, commit, base, branch, source, job_id, attempt, started, duration, now))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--branch", default=None, help="Branch built (default: the checked-out branch).")
+@click.option("--job-id", default=None, help="CI job id (default: from the CI system's variables).")
+@click.option("--attempt", type=click.IntRange(1), default=None, help="Rerun number.")
+@_db_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | None, command: tuple[str, ...]) -> None:
+    """Run a test command, stream its output, record pass/fail for HEAD, exit with its code."""
+    import subprocess
+
+    started = time.time()
+    try:
+        code = subprocess.call(list(command))
+    except OSError as exc:
+        click.echo(f"ci-risk: cannot run {command[0]}: {exc.strerror}", err=True)
+        sys.exit(127)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    duration = time.time() - started
+    exit_code = code if code >= 0 else 128 - code
+    status = "pass" if code == 0 else "fail"
+    try:
+        message = _record(db, status, "HEAD", None, branch, "run", job_id, attempt, int(started), duration,
+                          int(started + duration))
+        click.echo(message, err=True)
+    except click.ClickException as exc:
+        click.echo(f"ci-risk: warning: outcome not recorded: {exc.message}", err=True)
+    sys.exit(exit_code)
+
+
+@cli.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "github", "gitlab", "travis"]), required=True,
+              help="csv: commit,status[,branch,started_at,duration_s,base]; github: gh run list --json ...; "
+                   "gitlab: pipelines API JSON; travis: the travis-builds CSV.")
+@click.option("--travis-repo", default=None, help="With --format travis: the owner/name rows to take.")
+@click.option("--skip-bad", is_flag=True, help="List bad rows and import the rest (default: import nothing).")
+@click.option("--no-features", is_flag=True, help="Store outcomes only; `ci-risk backfill` computes features later.")
+@_db_option
+def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_features: bool, db: str | None) -> None:
+    """Import CI outcomes from a file (all rows in one transaction)."""
+    from .capture import compute_build_features, store_records
+    from .importers import ImportFormatError, parse_file
+
+    try:
+        parsed = parse_file(file, fmt, skip_bad=skip_bad, travis_repo=travis_repo)
+    except ImportFormatError as exc:
+        click.echo(f"ci-risk: error: {exc}; nothing imported", err=True)
+        sys.exit(EXIT_USAGE)
+    for bad in parsed.bad:
+        click.echo(f"ci-risk: skipped bad row: {bad}", err=True)
+    target = _open_target(db)
+    try:
+        summary = store_records(target, parsed.records)
+        computed = 0 if no_features else compute_build_features(target, progress=_bar("computing features"))
+    finally:
+        target.store.close()
+    skipped = ", ".join(f"{n:,} {why}" for why, n in sorted(parsed.skipped.items())) or "none"
+    click.echo(f"ci-risk: {parsed.rows_read:,} rows read, {summary.recorded:,} outcomes recorded "
+               f"({summary.new:,} new), skipped: {skipped}, bad rows: {len(parsed.bad):,}")
+    if summary.unknown_commits:
+        examples = ", ".join(c[:10] for c in summary.unknown_examples)
+        click.echo(f"ci-risk: {summary.unknown_commits:,} outcomes name commits not in this clone (e.g. {examples}): "
+                   "kept, but without features")
+    if not no_features:
+        click.echo(f"ci-risk: features computed for {computed:,} builds")
+
+
+def _bar(label: str) -> Any:
+    """A progress callback: a bar on a terminal, silence elsewhere."""
+    if not sys.stderr.isatty():
+        return None
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+            state["bar"].__enter__()
+        state["bar"].update(done - state.get("done", 0))
+        state["done"] = done
+        if done >= total:
+            state["bar"].__exit__(None, None, None)
+
+    return update
+
+
+@cli.command()
+@click.option("--since", default=None, help="Only commits from this date on (YYYY-MM-DD or ISO time).")
+@click.option("--max-commits", type=click.IntRange(1), default=None, help="Compute at most N new commits this run.")
+@click.option("--szz/--no-szz", default=True, help="Label fix-inducing commits with SZZ (the slow part).")
+@click.option("--max-fixes", type=click.IntRange(1), default=None, help="With SZZ: look at the newest N fix commits.")
+@_db_option
+def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: int | None, db: str | None) -> None:
+    """Mine the history: features of every commit, of every recorded build, and labels from git."""
+    from .backfill import backfill_commits
+    from .capture import compute_build_features
+    from .outcomes import parse_time
+
+    since_ts = None
+    if since is not None:
+        try:
+            since_ts = parse_time(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    target = _open_target(db)
+    try:
+        stats = backfill_commits(target.store, target.repo_id, since=since_ts, max_commits=max_commits,
+                                 progress=_counter("commits read"))
+        click.echo(f"ci-risk: {stats.commits_seen:,} commits read, features stored for {stats.commits_added:,} new "
+                   f"({stats.commits_seen / max(stats.seconds, 1e-9):,.0f} commits/s)")
+        builds = compute_build_features(target, progress=_bar("build features"))
+        click.echo(f"ci-risk: features computed for {builds:,} recorded builds")
+        for line in _label(target, szz, max_fixes, since_ts):
+            click.echo(line)
+    finally:
+        target.store.close()
+
+
+def _counter(label: str) -> Any:
+    if not sys.stderr.isatty():
+        return None
+
+    def update(done: int) -> None:
+        click.echo(f"\rci-risk: {done:,} {label}", err=True, nl=False)
+
+    return update
+
+
+def _label(target: Any, szz: bool, max_fixes: int | None, since: int | None) -> list[str]:
+    from . import labels
+
+    lines = []
+    started = time.monotonic()
+    reverts = labels.find_reverts()
+    target.store.set_labels(target.repo_id, "revert", [(l.commit, l.evidence, l.lines) for l in reverts])
+    lines.append(f"ci-risk: {len(reverts):,} reverted commits labelled ({time.monotonic() - started:.1f} s)")
+    if szz:
+        started = time.monotonic()
+        found, stats = labels.szz(max_fixes=max_fixes, since=since, progress=_bar("SZZ"))
+        target.store.set_labels(target.repo_id, "szz", [(l.commit, l.evidence, l.lines) for l in found])
+        lines.append(f"ci-risk: SZZ: {len(found):,} fix-inducing commits from {stats.fixes_seen:,} fixes "
+                     f"({time.monotonic() - started:.1f} s; {stats.files_skipped_missing:,} files skipped: objects missing)")
+    return lines
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="Builds listed in the table.")
+@_db_option
+def history(fmt: str, limit: int, db: str | None) -> None:
+    """What is recorded for this repository, with counts by source and status."""
+    import csv
+    import json
+
+    target = _open_target(db)
+    try:
+        counts = target.store.counts(target.repo_id)
+        builds = target.store.builds(target.repo_id)
+        labelled = target.store.labels(target.repo_id)
+    finally:
+        target.store.close()
+    fields = ["commit", "branch", "status", "raw_status", "started_at", "finished_at", "duration_s", "source",
+              "job_id", "attempt", "flaky", "known_commit", "base"]
+    rows = [{"commit": b.commit, "branch": b.branch, "status": b.status, "raw_status": b.raw_status,
+             "started_at": b.started_at, "finished_at": b.finished_at, "duration_s": b.duration_s,
+             "source": b.source, "job_id": b.job_id, "attempt": b.attempt, "flaky": b.flaky,
+             "known_commit": b.known_commit, "base": b.base} for b in builds]
+    if fmt == "json":
+        click.echo(json.dumps({
+            "counts": [{"source": s, "status": st, "builds": n, "flaky": f} for s, st, n, f in counts],
+            "labels": {src: sum(1 for l in labelled if l[1] == src) for src in sorted({l[1] for l in labelled})},
+            "builds": rows,
+        }, indent=2))
+        return
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    click.echo(f"{'source':<10}{'status':<8}{'builds':>8}{'flaky':>7}")
+    for source, status, n, flaky in counts:
+        click.echo(f"{source:<10}{status:<8}{n:>8,}{flaky:>7,}")
+    click.echo(f"{'total':<18}{sum(c[2] for c in counts):>8,}")
+    by_source: dict[str, int] = {}
+    for _, src, _, _ in labelled:
+        by_source[src] = by_source.get(src, 0) + 1
+    if by_source:
+        click.echo("labels from git: " + ", ".join(f"{n:,} {src}" for src, n in sorted(by_source.items())))
+    if builds:
+        click.echo(f"\nlatest {min(limit, len(builds))} builds:")
+        for b in builds[-limit:]:
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(b.started_at)) if b.started_at else "?"
+            click.echo(f"  {when}  {b.commit[:10]}  {b.status:<4}{' (flaky)' if b.flaky else '':<9} "
+                       f"{(b.branch or '-'):<20} {b.source}")
 
 
 def main(argv: list[str] | None = None) -> int:

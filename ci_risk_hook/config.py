@@ -73,6 +73,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("strict", "CI_RISK_STRICT", _bool, "fail closed (exit 3) on ci-risk's own errors"),
     Setting("model", "CI_RISK_MODEL", str, "path to a model artifact (.json) to use instead of the repository's or the bundled one"),
     Setting("max_commits", "CI_RISK_MAX_COMMITS", _positive_int, "most commits of one push to read (default 1000)"),
+    Setting("db", "CI_RISK_DB", str, "history store: a file path or postgresql:// URL (default: the user data dir)"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -85,6 +86,7 @@ class Settings:
         self.strict = False
         self.model: str | None = None
         self.max_commits = 1000
+        self.db: str | None = None
         self.sources: dict[str, str] = {}  # setting -> where its value came from
 
     def thresholds(self, model_thresholds: Mapping[str, float] | None = None) -> tuple[float, float]:
@@ -141,7 +143,7 @@ def resolve(
             except ConfigError as exc:
                 raise ConfigError(f"{CONFIG_FILE} {setting.key}: {exc}") from None
         if value is not None:
-            if setting.key == "model" and source == CONFIG_FILE and toplevel and not os.path.isabs(value):
+            if setting.key in ("model", "db") and source == CONFIG_FILE and "://" not in value and toplevel and not os.path.isabs(value):
                 value = os.path.join(toplevel, value)
             setattr(settings, setting.key, value)
             settings.sources[setting.key] = source

@@ -11,12 +11,36 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Protocol, Sequence
 
 from . import categories, git
-from .history_index import HistoryIndex, subsystem_of
+from .history_index import AuthorHistory, FileHistory, subsystem_of
 
 DAY = 86400.0
+
+
+class HistorySource(Protocol):
+    """What came before a range: the SQLite history index, or backfill's streaming twin."""
+
+    def file_histories(self, paths: Sequence[str], before: int) -> dict[str, FileHistory]: ...
+    def distinct_prior(self, paths: Sequence[str], before: int) -> tuple[int, int]: ...
+    def author_history(self, email: str, subsystems: Sequence[str], before: int,
+                       recent_days: int = 90) -> AuthorHistory: ...
+
+
+class PriorBuildLike(Protocol):
+    """An earlier build as the store returns it (store.PriorBuild)."""
+
+    @property
+    def branch(self) -> str | None: ...
+    @property
+    def failed(self) -> bool: ...
+    @property
+    def started_at(self) -> int: ...
+    @property
+    def author(self) -> str | None: ...
+    @property
+    def files(self) -> frozenset[str]: ...
 
 
 class Feature(NamedTuple):
@@ -127,7 +151,7 @@ def _entropy(churn: Iterable[int]) -> float:
 
 def extract(
     commits: Sequence[git.Commit],
-    index: HistoryIndex | None,
+    index: HistorySource | None,
     *,
     shallow_commits: frozenset[str] = frozenset(),
     history_known: bool = True,
@@ -213,7 +237,7 @@ def _history_features(
     facts: Facts,
     commits: Sequence[git.Commit],
     files: dict[str, _Aggregate],
-    index: HistoryIndex,
+    index: HistorySource,
     limits: Limits,
     notes: list[str],
 ) -> None:
@@ -243,3 +267,48 @@ def _history_features(
     values["author_first_commit"] = 1.0 if author.commits == 0 else 0.0
     values["author_tenure_days"] = 0.0 if author.first_time is None else (before - author.first_time) / DAY
 
+
+
+STORE_FEATURES = tuple(f.name for f in SCHEMA if f.group == "history_store")
+TOUCHED_WINDOW = 200  # earlier builds searched for the same files
+AUTHOR_WINDOW = 20
+
+
+def store_features(
+    prior: Sequence[PriorBuildLike],
+    branch: str | None,
+    files: Iterable[str],
+    author: str | None,
+    now: int,
+) -> dict[str, float | None]:
+    """Build-history features from builds that finished before `now` (oldest first).
+
+    One function for the hook and for training, so a model learns exactly
+    the numbers it will later be shown. Unknown stays None: no earlier build
+    on this branch means no "previous outcome", not a pass.
+    """
+    values: dict[str, float | None] = {name: None for name in STORE_FEATURES}
+    on_branch = [b for b in prior if b.branch == branch] if branch is not None else []
+    if on_branch:
+        last = on_branch[-1]
+        values["prev_build_failed"] = 1.0 if last.failed else 0.0
+        last5, last20 = on_branch[-5:], on_branch[-20:]
+        values["fail_rate_last5"] = sum(b.failed for b in last5) / len(last5)
+        values["fail_rate_last20"] = sum(b.failed for b in last20) / len(last20)
+        since = 0
+        for b in reversed(on_branch):
+            if b.failed:
+                break
+            since += 1
+        values["builds_since_failure"] = float(since)
+        values["hours_since_prev_build"] = max(0.0, (now - last.started_at) / 3600.0)
+    touched = set(files)
+    if touched:
+        sharing = [b for b in prior[-TOUCHED_WINDOW:] if b.files & touched]
+        if sharing:
+            values["touched_files_fail_rate"] = sum(b.failed for b in sharing) / len(sharing)
+    if author:
+        by_author = [b for b in prior if b.author == author][-AUTHOR_WINDOW:]
+        if by_author:
+            values["author_fail_rate"] = sum(b.failed for b in by_author) / len(by_author)
+    return values

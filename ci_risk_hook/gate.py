@@ -5,12 +5,13 @@ No click, no scikit-learn, no pandas: this is the hot path of every push.
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, NamedTuple, Sequence
 
 from . import git
 from .config import Settings
 from .analysis import analyze
-from .features import FeatureResult, Limits
+from .features import FeatureResult, Limits, store_features
 from .history_index import default_path
 from .ranges import PushRange
 from .reasons import Reason, top_reasons
@@ -103,8 +104,10 @@ def evaluate(
     warn_at, block_at = settings.thresholds(choice.model.thresholds if choice else None)
     report = GateReport(settings, warn_at, block_at, choice)
     limits = Limits(max_commits=settings.max_commits)
+    history = _BuildHistory(settings, info, cwd)
     for push_range in ranges:
         features = analyze(push_range, info, limits, progress, cwd)
+        history.fill(push_range, features)
         entry = RangeReport(push_range, features)
         report.ranges.append(entry)
         if not features.commits:
@@ -117,6 +120,63 @@ def evaluate(
         entry.space = explanation.space
         entry.reasons = top_reasons(explanation.contributions, features)
         entry.decision = decide(explanation.probability, settings.mode, warn_at, block_at)
+    history.close()
     if choice is None:
         report.notes.append("no model available yet (none configured, trained for this repository, or bundled): push not scored")
     return report
+
+
+class _BuildHistory:
+    """Build-history features from the outcomes store, when this repository has one.
+
+    The store is only opened if one was configured or has been written for
+    this repository, so a push never creates it; any trouble with it leaves
+    these features unknown and says so, it never stops the push.
+    """
+
+    def __init__(self, settings: Settings, info: git.RepoInfo, cwd: str | None) -> None:
+        self.info = info
+        self.cwd = cwd
+        self.url = settings.db
+        self.store: object | None = None
+        self.repo_id: int | None = None
+        self.failed: str | None = None
+
+    def _open(self) -> None:
+        from .capture import remembered_store
+        from .store import open_store
+
+        url = self.url or remembered_store(self.info)
+        if url is None:
+            return
+        root = git.root_commit(self.info, self.cwd)
+        if root is None:
+            return
+        store = open_store(url, create=False)
+        self.store = store
+        self.repo_id = store.find_repository(root)
+
+    def fill(self, push_range: PushRange, features: FeatureResult) -> None:
+        if not features.commits or self.failed is not None:
+            return
+        from .store import Store, StoreError
+
+        try:
+            if self.store is None:
+                self._open()
+            if not isinstance(self.store, Store) or self.repo_id is None:
+                return
+            now = int(time.time())
+            prior = self.store.prior_builds(self.repo_id, now, push_range.branch)
+        except (StoreError, git.GitError) as exc:
+            self.failed = str(exc)
+            features.notes.append(f"build history unavailable ({exc}); its features are unknown")
+            return
+        files = [p for paths in features.facts.paths_by_category.values() for p in paths]
+        features.values.update(store_features(prior, push_range.branch, files, features.facts.author_email, now))
+
+    def close(self) -> None:
+        from .store import Store
+
+        if isinstance(self.store, Store):
+            self.store.close()

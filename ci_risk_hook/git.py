@@ -115,6 +115,7 @@ def decode_path(raw: bytes) -> str:
 class RepoInfo(NamedTuple):
     toplevel: str
     common_dir: str
+    git_dir: str
     is_shallow: bool
     shallow_commits: frozenset[str]
 
@@ -122,16 +123,17 @@ class RepoInfo(NamedTuple):
 def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
     """One git process for the facts every command needs."""
     try:
-        out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--is-shallow-repository", "--show-toplevel"], cwd)
+        out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-shallow-repository",
+                   "--show-toplevel"], cwd)
     except GitError as exc:
         if "not a git repository" in str(exc).lower():
             raise GitError("not inside a git repository") from exc
         # A bare repository has no toplevel; ask again without it.
-        out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--is-shallow-repository"], cwd)
+        out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-shallow-repository"], cwd)
     lines = out.decode("utf-8", "surrogateescape").splitlines()
-    common_dir = lines[0]
-    is_shallow = lines[1].strip() == "true"
-    toplevel = lines[2] if len(lines) > 2 else common_dir
+    common_dir, git_dir = lines[0], lines[1]
+    is_shallow = lines[2].strip() == "true"
+    toplevel = lines[3] if len(lines) > 3 else common_dir
     shallow: frozenset[str] = frozenset()
     if is_shallow:
         try:
@@ -139,7 +141,24 @@ def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
                 shallow = frozenset(line.strip() for line in fh if line.strip())
         except OSError:
             shallow = frozenset()
-    return RepoInfo(toplevel=toplevel, common_dir=common_dir, is_shallow=is_shallow, shallow_commits=shallow)
+    return RepoInfo(toplevel=toplevel, common_dir=common_dir, git_dir=git_dir, is_shallow=is_shallow,
+                    shallow_commits=shallow)
+
+
+def current_branch(info: RepoInfo) -> str | None:
+    """The checked-out branch, read from HEAD without starting git (None when detached)."""
+    try:
+        with open(os.path.join(info.git_dir, "HEAD"), encoding="utf-8") as fh:
+            head = fh.read().strip()
+    except OSError:
+        return None
+    return short_branch(head[5:].strip()) if head.startswith("ref:") else None
+
+
+def short_branch(ref: str | None) -> str | None:
+    if not ref:
+        return None
+    return ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
 
 
 def _parse_header(token: bytes) -> Commit:
@@ -330,3 +349,39 @@ def existing_commits(shas: Iterable[str], cwd: str | os.PathLike[str] | None = N
         if len(parts) == 2 and parts[1] == "commit":
             found.add(parts[0])
     return found
+
+
+def root_commit(info: RepoInfo, cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """The oldest root commit: a repository's identity that survives moves and re-clones.
+
+    None in a shallow clone (its boundary commits look like roots) or before
+    the first commit. Cached in the git dir: walking to the root of a large
+    history costs a noticeable fraction of a second.
+    """
+    override = os.environ.get("CI_RISK_REPO")
+    if override:
+        return override.strip()
+    if info.is_shallow:
+        return None
+    cache = os.path.join(info.common_dir, "ci-risk", "root-commit")
+    try:
+        with open(cache, encoding="ascii") as fh:
+            cached = fh.read().strip()
+        if len(cached) == 40:
+            return cached
+    except OSError:
+        pass
+    try:
+        out = run(["rev-list", "--max-parents=0", "HEAD"], cwd).decode("ascii").split()
+    except GitError:
+        return None
+    if not out:
+        return None
+    root = out[-1]
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        with open(cache, "w", encoding="ascii") as fh:
+            fh.write(root + "\n")
+    except OSError:
+        pass
+    return root

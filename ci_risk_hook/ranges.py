@@ -21,6 +21,7 @@ class PushRange(NamedTuple):
     # None: exclude nothing more; "": every remote-tracking ref; else one remote.
     exclude_remotes: str | None = None
     label: str = ""
+    branch: str | None = None  # the branch CI will build, for build-history features
 
     def rev_args(self) -> list[str]:
         args = [self.tip, *(f"^{sha}" for sha in self.exclude)]
@@ -48,8 +49,9 @@ def from_pre_commit_env(env: Mapping[str, str], cwd: str | None = None) -> list[
     from_ref = env.get("PRE_COMMIT_FROM_REF") or env.get("PRE_COMMIT_SOURCE")
     to_ref = env.get("PRE_COMMIT_TO_REF") or env.get("PRE_COMMIT_ORIGIN")
     label = env.get("PRE_COMMIT_REMOTE_BRANCH", "")
+    branch = git.short_branch(label or env.get("PRE_COMMIT_LOCAL_BRANCH"))
     if from_ref and to_ref:
-        return [PushRange(tip=to_ref, exclude=(from_ref,), label=label)]
+        return [PushRange(tip=to_ref, exclude=(from_ref,), label=label, branch=branch)]
     remote = env.get("PRE_COMMIT_REMOTE_NAME")
     if remote is None:
         return None
@@ -58,7 +60,7 @@ def from_pre_commit_env(env: Mapping[str, str], cwd: str | None = None) -> list[
         tip = git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{local}^{{commit}}"], cwd).decode().strip()
     except git.GitError:
         return []
-    return [PushRange(tip=tip, exclude_remotes=remote, label=label)]
+    return [PushRange(tip=tip, exclude_remotes=remote, label=label, branch=branch)]
 
 
 def from_hook_stdin(lines: Sequence[str], remote_name: str, cwd: str | None = None) -> list[PushRange]:
@@ -80,10 +82,11 @@ def from_hook_stdin(lines: Sequence[str], remote_name: str, cwd: str | None = No
         if local_sha == git.ZERO_SHA:
             continue
         label = f"{local_ref} -> {remote_ref}"
+        branch = git.short_branch(remote_ref)
         if remote_sha in known:
-            ranges.append(PushRange(tip=local_sha, exclude=(remote_sha,), label=label))
+            ranges.append(PushRange(tip=local_sha, exclude=(remote_sha,), label=label, branch=branch))
         else:
-            ranges.append(PushRange(tip=local_sha, exclude_remotes=remote_name, label=label))
+            ranges.append(PushRange(tip=local_sha, exclude_remotes=remote_name, label=label, branch=branch))
     return ranges
 
 
