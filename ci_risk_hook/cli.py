@@ -361,6 +361,9 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
         sys.exit(EXIT_USAGE)
     for bad in parsed.bad:
         click.echo(f"ci-risk: skipped bad row: {bad}", err=True)
+    if not parsed.records and parsed.skipped.get("other repository"):
+        click.echo(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo", err=True)
+        sys.exit(EXIT_USAGE)
     target = _open_target(db)
     try:
         summary = store_records(target, parsed.records)

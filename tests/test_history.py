@@ -272,3 +272,14 @@ def test_backfill_killed_midway_completes_on_the_next_run(tmp_path: Path) -> Non
     with sqlite3.connect(db) as conn:
         total, distinct = conn.execute("SELECT COUNT(*), COUNT(DISTINCT commit_sha) FROM commit_features").fetchone()
     assert total == distinct == 6000
+
+
+def test_import_travis_with_a_misspelled_repository_is_a_usage_error(project: Repo, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "builds.csv"
+    f.write_text("repo,lang,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type,n_jobs\n"
+                 f"owner/real,python,1,{project.head()},,main,passed,60,2020-01-01 10:00:00 UTC,push,1\n")
+    code, _, err = run(["import", str(f), "--format", "travis", "--travis-repo", "owner/typo"], capsys)
+    assert code == 2 and "no rows for repository 'owner/typo'" in err
+    code, out, _ = run(["import", str(f), "--format", "travis", "--travis-repo", "owner/real"], capsys)
+    assert code == 0 and "1 outcomes recorded" in out
