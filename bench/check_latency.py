@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -120,6 +121,7 @@ def main() -> int:
 
     for suffix in ("", "-wal", "-shm"):
         Path(str(index) + suffix).unlink(missing_ok=True)
+    (Path(common) / "ci-risk" / "store").unlink(missing_ok=True)  # no outcomes store until asked for below
     cold = timed([ci_risk, "check", "--from", "HEAD~30", "--to", "HEAD~20"], repo, env)
     update = timed([ci_risk, "check", "--from", "HEAD~20", "--to", "HEAD~10"], repo, env)
     timed([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, env)  # brings the index to HEAD~10
@@ -129,15 +131,34 @@ def main() -> int:
     check = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, env)
     size_kb = model.stat().st_size / 1024
 
+    # The same check with an outcomes store of 1,500 builds (synthetic
+    # statuses, for timing only) feeding the build-history features.
+    store = OUT / "timing-store.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(store) + suffix).unlink(missing_ok=True)
+    shas = subprocess.run(["git", "rev-list", "--first-parent", "-n", "1500", "HEAD~12"], cwd=repo,
+                          capture_output=True, text=True, check=True).stdout.split()[::-1]
+    outcomes = OUT / "timing-outcomes.csv"
+    rng = random.Random(1)
+    outcomes.write_text("commit,status,branch,started_at,duration_s\n" + "".join(
+        f"{sha},{'failed' if rng.random() < 0.2 else 'passed'},main,{1_600_000_000 + i * 3600},600\n"
+        for i, sha in enumerate(shas)))
+    store_env = {**env, "CI_RISK_DB": str(store)}
+    subprocess.run([ci_risk, "import", str(outcomes), "--format", "csv"], cwd=repo, env=store_env, check=True,
+                   stdout=subprocess.DEVNULL)
+    with_store = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, store_env)
+
     print(f"repository: {repo} ({n_commits:,} commits); range HEAD~10..HEAD = {in_range} commits; {args.runs} runs each")
     print(f"model: RandomForest 100 trees, {size_kb:,.0f} KiB artifact")
     print(f"{'what':<44}{'median ms':>10}{'min':>8}{'max':>8}")
     for label, (med, lo, hi) in (("python -c pass", python), ("git diff --numstat HEAD~10 HEAD", diff),
-                                 ("ci-risk check (warm index, history features)", check)):
+                                 ("ci-risk check (warm index, history features)", check),
+                                 ("  same, with a 1,500-build outcomes store", with_store)):
         print(f"{label:<44}{med:>10.1f}{lo:>8.1f}{hi:>8.1f}")
     print(f"{'cold first run (index built from nothing)':<44}{cold * 1000:>10.0f}")
     print(f"{'first run after 10 new commits (index update)':<44}{update * 1000:>10.1f}")
-    print(f"target: median <= 100 ms -> {'MET' if check[0] <= 100 else 'NOT MET'}")
+    worst = max(check[0], with_store[0])
+    print(f"target: median <= 100 ms -> {'MET' if worst <= 100 else 'NOT MET'}")
     return 0
 
 

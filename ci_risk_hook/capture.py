@@ -15,10 +15,7 @@ from .backfill import SCHEMA_VERSION
 from .features import Limits
 from .outcomes import BuildRecord
 from .ranges import PushRange
-from .store import Build, Store, StoreError, open_store
-
-POINTER_FILE = "store"
-
+from .store import Build, Store, StoreError, default_url, open_store, remember
 
 class CaptureError(Exception):
     """The outcome cannot be recorded as asked (unknown commit, unidentifiable repository)."""
@@ -45,31 +42,8 @@ def open_for_repo(db: str | None, cwd: str | None = None) -> Target:
     except StoreError:
         store.close()
         raise
-    remember_store(info, db)
+    remember(info.common_dir, db or default_url())
     return Target(store, repo_id, info)
-
-
-def remember_store(info: git.RepoInfo, db: str | None) -> None:
-    """Tell later hook runs where this repository's history lives (no password is written)."""
-    from .store import default_url, redact
-
-    url = db or default_url()
-    path = os.path.join(info.common_dir, "ci-risk", POINTER_FILE)
-    text = redact(url) if "://" in url else os.path.abspath(url)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    except OSError:
-        pass
-
-
-def remembered_store(info: git.RepoInfo) -> str | None:
-    try:
-        with open(os.path.join(info.common_dir, "ci-risk", POINTER_FILE), encoding="utf-8") as fh:
-            return fh.read().strip() or None
-    except OSError:
-        return None
 
 
 def resolve_commits(revs: Sequence[str], cwd: str | None = None) -> dict[str, str]:

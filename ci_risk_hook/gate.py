@@ -143,10 +143,9 @@ class _BuildHistory:
         self.failed: str | None = None
 
     def _open(self) -> None:
-        from .capture import remembered_store
-        from .store import open_store
+        from .store import open_store, remembered
 
-        url = self.url or remembered_store(self.info)
+        url = self.url or remembered(self.info.common_dir)
         if url is None:
             return
         root = git.root_commit(self.info, self.cwd)

@@ -44,7 +44,8 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             recorded_at {bigint} NOT NULL,
             UNIQUE (repo_id, commit_sha, source, job_id, attempt))""",
         "CREATE INDEX builds_repo_time ON builds(repo_id, started_at)",
-        "CREATE INDEX builds_repo_branch_time ON builds(repo_id, branch, started_at)",
+        "CREATE INDEX builds_repo_finished ON builds(repo_id, finished_at)",
+        "CREATE INDEX builds_repo_branch_finished ON builds(repo_id, branch, finished_at)",
         "CREATE INDEX builds_repo_commit ON builds(repo_id, commit_sha)",
         """CREATE TABLE build_features(
             build_id {bigint} PRIMARY KEY REFERENCES builds(id) ON DELETE CASCADE,
@@ -102,6 +103,29 @@ class PriorBuild(NamedTuple):
     finished_at: int
     author: str | None
     files: frozenset[str]
+
+
+POINTER = os.path.join("ci-risk", "store")
+
+
+def remember(common_dir: str, url: str) -> None:
+    """Note in the git dir which store this repository records into, for the hook (never a password)."""
+    text = redact(url) if "://" in url else os.path.abspath(url)
+    path = os.path.join(common_dir, POINTER)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    except OSError:
+        pass
+
+
+def remembered(common_dir: str) -> str | None:
+    try:
+        with open(os.path.join(common_dir, POINTER), encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
 
 
 def default_url() -> str:
@@ -235,9 +259,12 @@ class Store:
             before = self._build_count(repo_id)
             rows = []
             for i, r in enumerate(records):
+                # Always a finish time, so "finished before" is one indexed range scan.
                 finished = r.finished_at
                 if finished is None and r.started_at is not None and r.duration_s is not None:
                     finished = int(r.started_at + r.duration_s)
+                if finished is None:
+                    finished = r.started_at if r.started_at is not None else now
                 is_known = True if known is None else known[i]
                 rows.append((repo_id, r.commit, r.base, r.branch, r.status, r.raw_status or r.status, r.started_at,
                              finished, r.duration_s, r.source, r.job_id, r.attempt, int(is_known), now))
@@ -313,13 +340,14 @@ class Store:
     def prior_builds(self, repo_id: int, before: int, branch: str | None, limit: int = 200) -> list[PriorBuild]:
         """Builds finished by `before` (same second included): the latest `limit` plus the latest 20 on `branch`.
 
-        Oldest first. A build with no finish time counts from its start.
+        Oldest first. A build stored without a finish time finished, for
+        this purpose, when it started (or, lacking both, when recorded).
         """
-        base = """SELECT b.id, b.commit_sha, b.branch, b.status, COALESCE(b.started_at, b.recorded_at),
-                         COALESCE(b.finished_at, b.started_at, b.recorded_at), f.author, f.files
+        base = """SELECT b.id, b.commit_sha, b.branch, b.status, COALESCE(b.started_at, b.finished_at),
+                         b.finished_at, f.author, f.files
                   FROM builds b LEFT JOIN build_features f ON f.build_id = b.id
-                  WHERE b.repo_id = ? AND COALESCE(b.finished_at, b.started_at, b.recorded_at) <= ?"""
-        order = " ORDER BY COALESCE(b.finished_at, b.started_at, b.recorded_at) DESC, b.id DESC LIMIT ?"
+                  WHERE b.repo_id = ? AND b.finished_at <= ?"""
+        order = " ORDER BY b.finished_at DESC, b.id DESC LIMIT ?"
         rows = {r[0]: r for r in self.execute(base + order, (repo_id, before, limit)).fetchall()}
         if branch is not None:
             for r in self.execute(base + " AND b.branch = ?" + order, (repo_id, before, branch, 20)).fetchall():
