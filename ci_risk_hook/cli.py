@@ -509,6 +509,199 @@ def history(fmt: str, limit: int, db: str | None) -> None:
                        f"{(b.branch or '-'):<20} {b.source}")
 
 
+def _training_options(func: F) -> F:
+    options = [
+        click.option("--labels", type=click.Choice(["ci", "szz", "both"]), default="ci", show_default=True,
+                     help="ci: recorded CI outcomes; szz: fix-inducing commits from backfill; both."),
+        click.option("--all-repos", is_flag=True, help="Learn from every repository in the store."),
+        click.option("--target-recall", type=click.FloatRange(0.05, 1.0), default=0.9, show_default=True,
+                     help="Warn threshold: catch this share of failures (defer the rest)."),
+        click.option("--target-precision", type=click.FloatRange(0.05, 1.0), default=0.8, show_default=True,
+                     help="Block threshold: block only when this sure."),
+        _db_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
+    from .dataset import DatasetError
+    from .modeling import table_for
+
+    if all_repos:
+        repos = target.store.repositories()
+        ids, names = [r[0] for r in repos], [r[2] or r[1][:12] for r in repos]
+    else:
+        ids, names = [target.repo_id], [os.path.basename(target.info.toplevel.rstrip("/"))]
+    try:
+        return table_for(target.store, ids, labels), names
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _metrics_table(report: dict[str, Any]) -> str:
+    columns = [("model", "ci-risk"), ("parrot", "Parrot"), ("parrot_ordered", "Parrot*"), ("demo", "demo model")]
+    names = [("precision", "precision (failing)"), ("recall", "recall (failing)"), ("f1", "F1 (failing)"),
+             ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("brier", "Brier score"),
+             ("deferrable_at_90", "deferrable at 90% recall"), ("recall_at_defer_threshold", "  recall reached")]
+    lines = [f"{'':<26}" + "".join(f"{title:>12}" for _, title in columns)]
+    for key, title in names:
+        cells = []
+        for column, _ in columns:
+            value = report[column].get(key)
+            cells.append(f"{'-' if value is None else format(value, '.3f'):>12}")
+        lines.append(f"{title:<26}" + "".join(cells))
+    lines.append("Parrot: outcome of the last build on the branch that had finished when this one started; "
+                 "Parrot*: previous build in push order, finished or not (optimistic, as usually published).")
+    return "\n".join(lines)
+
+
+@cli.command()
+@_training_options
+@click.option("--out", default=None, help="Where to write the model (default: .git/ci-risk/model.json).")
+def train(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None,
+          out: str | None) -> None:
+    """Train this repository's model on its recorded history (time-ordered validation)."""
+    from .modeling import default_model_path, run_train
+    from .training import TrainError
+
+    target = _open_target(db)
+    try:
+        table, names = _table(target, labels, all_repos)
+        path = out or default_model_path()
+        try:
+            trained = run_train(table, labels, names, path, target_recall=target_recall,
+                                target_precision=target_precision, log=lambda m: click.echo(f"ci-risk: {m}", err=True))
+        except TrainError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        target.store.close()
+    result = trained.result
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.validation.items(), key=lambda kv: -kv[1]))
+    click.echo(f"ci-risk: trained on {result.rows:,} builds ({result.failures:,} failed); chose {result.model.name} "
+               f"by validation PR-AUC ({scores})")
+    t = result.thresholds
+    click.echo(f"ci-risk: thresholds: warn {t['warn']:.3f} (catches {target_recall:.0%} of validation failures), "
+               f"block {t['block']:.3f} (precision {target_precision:.0%}), best-F1 {t['f1']:.3f}")
+    click.echo(f"ci-risk: model written to {trained.path}" + (f" (previous kept as {trained.previous})" if trained.previous else ""))
+
+
+@cli.command()
+@_training_options
+@click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True, help="Builds between retrains.")
+@click.option("--predictions", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write one CSV row per predicted build.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def backtest(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None,
+             retrain_every: int, predictions: str | None, fmt: str) -> None:
+    """Would it have helped here? Predict each past build from the builds finished before it."""
+    import json
+
+    from .backtest import write_predictions
+    from .modeling import run_backtest
+    from .training import TrainError
+
+    target = _open_target(db)
+    try:
+        table, _ = _table(target, labels, all_repos)
+    finally:
+        target.store.close()
+    try:
+        result = run_backtest(table, retrain_every=retrain_every, target_recall=target_recall,
+                              progress=_bar("backtest"))
+    except TrainError as exc:
+        raise click.ClickException(str(exc)) from None
+    if predictions:
+        write_predictions(result, predictions)
+    report = result.as_dict()
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    chosen = ", ".join(f"{k} x{v}" for k, v in sorted(result.chosen.items(), key=lambda kv: -kv[1]))
+    click.echo(f"ci-risk: {result.predicted:,} of {result.builds:,} builds predicted, {result.retrains} retrains "
+               f"(every {retrain_every}; chosen: {chosen}), {result.seconds:.1f} s")
+    click.echo(_metrics_table(report))
+
+
+@cli.command()
+@_training_options
+@click.option("--metric", type=click.Choice(["f1", "roc_auc", "pr_auc", "deferrable_at_90"]), default="f1",
+              show_default=True, help="What the new model must not be worse at.")
+@click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True)
+def retrain(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None, metric: str,
+            retrain_every: int) -> None:
+    """Train and backtest; replace the current model only if the new one is not worse."""
+    from .modeling import current_backtest, default_model_path, run_backtest, run_train
+    from .training import TrainError
+
+    target = _open_target(db)
+    try:
+        table, names = _table(target, labels, all_repos)
+        path = default_model_path()
+        try:
+            result = run_backtest(table, retrain_every=retrain_every, target_recall=target_recall,
+                                  progress=_bar("backtest"))
+            new = result.as_dict()["model"].get(metric)
+            old_report = current_backtest(path)
+            old = (old_report or {}).get("model", {}).get(metric)
+            if old is not None and (new is None or new < old):
+                click.echo(f"ci-risk: kept the current model: its backtest {metric} {old:.3f} beats the new "
+                           f"one's {0.0 if new is None else new:.3f}")
+                return
+            trained = run_train(table, labels, names, path, target_recall=target_recall,
+                                target_precision=target_precision, backtest_result=result)
+        except TrainError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        target.store.close()
+    was = "none" if old is None else f"{old:.3f}"
+    click.echo(f"ci-risk: installed {trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
+               f"written to {trained.path}")
+
+
+@cli.group()
+def model() -> None:
+    """The model in use."""
+
+
+@model.command("show")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def model_show(fmt: str) -> None:
+    """Which model is in use, from where, trained on what, how well it backtested."""
+    import json
+
+    from . import config, git
+    from .gate import choose_model
+    from .scoring import ModelError
+
+    info = git.repo_info()
+    try:
+        choice = choose_model(config.resolve({}, toplevel=info.toplevel), info)
+    except (ModelError, config.ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if choice is None:
+        click.echo("ci-risk: no model available yet: `ci-risk train` (after recording outcomes) creates one")
+        return
+    m = choice.model
+    if fmt == "json":
+        click.echo(json.dumps({"path": choice.path, "source": choice.source, "kind": m.kind, "sha256": m.sha256,
+                               "thresholds": m.thresholds, "provenance": m.provenance}, indent=2))
+        return
+    prov = m.provenance
+    click.echo(f"model: {choice.path} ({choice.source}), {m.kind}"
+               + (f", chosen candidate {prov['chosen']}" if "chosen" in prov else "") + f", sha256 {m.sha256[:12]}")
+    if "rows" in prov:
+        click.echo(f"trained: {prov.get('trained_at', '?')} on {prov['rows']:,} builds ({prov.get('failures', 0):,} failed), "
+                   f"{prov.get('data_from', '?')} .. {prov.get('data_to', '?')}, labels {prov.get('labels', '?')}, "
+                   f"repositories: {', '.join(prov.get('repositories', [])) or '?'}")
+    click.echo("thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(m.thresholds.items())))
+    if prov.get("backtest"):
+        click.echo(_metrics_table(prov["backtest"]))
+    elif prov.get("evaluation"):
+        click.echo(json.dumps(prov["evaluation"], indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="ci-risk", standalone_mode=True)

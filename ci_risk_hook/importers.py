@@ -288,12 +288,21 @@ def _generic_header(header: list[str]) -> RowParser:
     return parse
 
 
+TRAVIS_CONCURRENCY = 5  # jobs Travis ran at once for an open-source repository
+
+
+def _optional_column(header: list[str], name: str) -> int | None:
+    names = [h.strip().lower() for h in header]
+    return names.index(name) if name in names else None
+
+
 def _travis_header(header: list[str], want: str | None, name: str) -> RowParser:
     """Rows of other repositories are counted, not checked; a second repository without `want` is an error."""
     index = _columns(header, TRAVIS_COLUMNS, TRAVIS_COLUMNS, strict=False)
     i_repo, i_build, i_commit, i_pull, i_branch, i_status, i_duration, i_started, i_event = (
         index[column] for column in TRAVIS_COLUMNS
     )
+    i_jobs = _optional_column(header, "n_jobs")
     last_repo, keep, first = "", False, ""
 
     def parse(row: list[str], line: int) -> Outcome:
@@ -327,6 +336,13 @@ def _travis_header(header: list[str], want: str | None, name: str) -> RowParser:
         duration = _number("duration_s", row[i_duration])
         if duration is not None and duration < 0:
             duration = None  # Travis reports negative durations for some restarted builds: unknown, not wrong
+        if duration is not None and i_jobs is not None:
+            # Travis's duration is the sum of its jobs' run times; they ran side by side, at most
+            # TRAVIS_CONCURRENCY at once, so wall time is about the sum over that. Taking the sum as
+            # wall time would make most previous builds look unfinished when the next push started.
+            jobs = row[i_jobs].strip()
+            if jobs.isdigit() and int(jobs) > 1:
+                duration = duration / min(int(jobs), TRAVIS_CONCURRENCY)
         finished, duration = _times(started, None, duration, "duration_s")
         return BuildRecord(commit, status, "travis", raw, row[i_branch].strip() or None, started, finished,
                            duration, None, row[i_build].strip())

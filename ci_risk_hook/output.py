@@ -42,10 +42,19 @@ def render_text(report: GateReport, colour: bool = False) -> str:
         lines.append(f"ci-risk: {note}")
     if report.decision in ("warn", "block"):
         if report.model is not None:
-            lines.append(f"  model: {report.model.source} ({report.model.model.sha256[:12]})")
+            lines.append(f"  model: {report.model.source}{_chosen(report)} ({report.model.model.sha256[:12]})")
         if report.decision == "block":
             lines.append("  to push anyway: SKIP=ci-risk git push (pre-commit) or git push --no-verify")
     return "\n".join(lines)
+
+
+def _chosen(report: GateReport) -> str:
+    """Which candidate training installed; the baseline says so, since it did better than any model here."""
+    assert report.model is not None
+    chosen = report.model.model.provenance.get("chosen")
+    if chosen == "parrot":
+        return ", the baseline rule (previous build's outcome): it backtested better than any model here"
+    return f", {chosen}" if chosen else ""
 
 
 def _threshold_text(report: GateReport, probability: float) -> str:

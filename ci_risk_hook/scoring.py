@@ -223,7 +223,7 @@ class PortableModel:
         "feature_names", "thresholds", "provenance", "sha256", "kind", "missing",
         "imputation", "calibration", "source", "_n", "_fill", "_trees", "_base",
         "_coef", "_intercept", "_center", "_scale", "_mean_z", "_lr_base",
-        "_cal_kind", "_cal_on_prob", "_cal_a", "_cal_b", "_cal_x", "_cal_y",
+        "_cal_kind", "_cal_on_prob", "_cal_a", "_cal_b", "_cal_x", "_cal_y", "_rule",
     )
 
     feature_names: tuple[str, ...]
@@ -251,6 +251,7 @@ class PortableModel:
     _cal_b: float
     _cal_x: list[float]
     _cal_y: list[float]
+    _rule: tuple[int, float, float] | None
 
     def __init__(self) -> None:
         raise TypeError("use load_model() or PortableModel.from_dict()")
@@ -310,6 +311,8 @@ class PortableModel:
                 raise _fail(f"thresholds.{key}", "must be a probability in [0, 1]")
         self.thresholds = {k: float(v) for k, v in thresholds.items()}
         self.provenance = _dict(_get(d, "provenance", "artifact"), "provenance")
+
+        self._rule = self._parse_rule(d.get("rule"), names)
 
         model = _dict(_get(d, "model", "artifact"), "model")
         kind = self.kind = _get(model, "kind", "model")
@@ -502,6 +505,32 @@ class PortableModel:
         x0, y0 = xs[j - 1], ys[j - 1]
         return (ys[j] - y0) / (xs[j] - x0) * (s - x0) + y0, p
 
+    @staticmethod
+    def _parse_rule(rule: object, names: list[str]) -> tuple[int, float, float] | None:
+        """An optional override: when feature == value, the probability is fixed.
+
+        Used for "trust the previous outcome after a failure, let the model
+        decide after a pass", which backtests better than either alone on
+        some repositories.
+        """
+        if rule is None:
+            return None
+        r = _dict(rule, "rule")
+        feature = _get(r, "feature", "rule")
+        if feature not in names:
+            raise _fail("rule.feature", f"{feature!r} is not one of the model's features")
+        probability = _number(_get(r, "probability", "rule"), "rule.probability")
+        if not 0.0 <= probability <= 1.0:
+            raise _fail("rule.probability", "must be a probability in [0, 1]")
+        return names.index(feature), _number(_get(r, "value", "rule"), "rule.value"), probability
+
+    def _ruled(self, row: Sequence[float | None]) -> float | None:
+        if self._rule is None:
+            return None
+        index, value, probability = self._rule
+        x = row[index]
+        return probability if x is not None and x == x and x == value else None
+
     def predict_proba(
         self, rows: Sequence[Sequence[float | None]], *, calibrated: bool = True
     ) -> list[float]:
@@ -509,7 +538,8 @@ class PortableModel:
         out = []
         idx = 0 if calibrated else 1
         for row in rows:
-            out.append(self._finish(self._raw(self._prepare(row)))[idx])
+            fixed = self._ruled(row)
+            out.append(fixed if fixed is not None else self._finish(self._raw(self._prepare(row)))[idx])
         return out
 
     def explain(self, features: Mapping[str, float | None]) -> Explanation:
@@ -558,6 +588,13 @@ class PortableModel:
                 space = "log-odds"
         raw = self._raw(x)
         probability, raw_probability = self._finish(raw)
+        fixed = self._ruled([features.get(name) for name in names])
+        if fixed is not None and self._rule is not None:
+            # The rule decided: credit its feature with the whole move from the model's own answer.
+            ruled = [0.0] * self._n
+            ruled[self._rule[0]] = fixed - probability
+            return Explanation(probability=fixed, raw_probability=fixed, base_value=probability,
+                               contributions=dict(zip(names, ruled)), space="probability", model_output=fixed)
         return Explanation(
             probability=probability,
             raw_probability=raw_probability,

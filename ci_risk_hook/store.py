@@ -241,6 +241,10 @@ class Store:
             row = self.execute("SELECT id FROM repositories WHERE root_commit = ?", (root_commit,)).fetchone()
             return int(row[0])
 
+    def repositories(self) -> list[tuple[int, str, str]]:
+        """(id, root commit, name) of every repository in the store."""
+        return [(int(r[0]), r[1], r[2]) for r in self.execute("SELECT id, root_commit, name FROM repositories ORDER BY id").fetchall()]
+
     def find_repository(self, root_commit: str) -> int | None:
         row = self.execute("SELECT id FROM repositories WHERE root_commit = ?", (root_commit,)).fetchone()
         return None if row is None else int(row[0])

@@ -335,8 +335,9 @@ def test_gitlab_bad_item_names_item_and_field(tmp_path: Path, change: dict[str, 
 # ---- Travis (the crawl's builds.csv) ----
 
 def travis_row(repo: str, build: int, sha: str, status: str, pull: str = "", event: str = "push",
-               duration: str = "600", started: str = "2023-11-14 22:13:20 UTC", branch: str = "master") -> str:
-    return f"{repo},python,{build},{sha},{pull},{branch},{status},{duration},{started},{event},3\n"
+               duration: str = "600", started: str = "2023-11-14 22:13:20 UTC", branch: str = "master",
+               jobs: str = "1") -> str:
+    return f"{repo},python,{build},{sha},{pull},{branch},{status},{duration},{started},{event},{jobs}\n"
 
 
 def travis_file(tmp_path: Path, *rows: str) -> Path:
@@ -428,3 +429,12 @@ def test_real_travis_file_for_one_repository() -> None:
     assert not_sha == [], f"commits that are not 40 hex digits: {not_sha[:5]}"
     assert {r.source for r in result.records} == {"travis"}
     assert sum(r.started_at is not None for r in result.records) > 0.9 * len(result.records)
+
+
+def test_travis_duration_of_several_jobs_is_spread_over_five_at_a_time(tmp_path: Path) -> None:
+    """Travis sums its jobs' run times; wall time is about that sum over the jobs run side by side."""
+    f = travis_file(tmp_path, travis_row("o/r", 1, SHA1, "passed", duration="1000", jobs="8"),
+                    travis_row("o/r", 2, SHA2, "passed", duration="900", jobs="3"))
+    first, second = parse_file(f, "travis").records
+    assert first.duration_s == 200.0 and first.finished_at == first.started_at + 200  # 1000 s over 5 at a time
+    assert second.duration_s == 300.0  # 900 s over its 3 jobs

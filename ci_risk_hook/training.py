@@ -1,0 +1,245 @@
+"""Fit, calibrate and choose a model by chronological validation, never a random split.
+
+The rows are in time order. Candidates are fitted on the oldest 60 %,
+calibrated on the next 20 % and compared on the newest 20 %; the winner is
+refitted on the oldest 80 % and calibrated on the newest 20 %, where its
+thresholds are chosen for the user's goal. The baseline (the previous build's
+outcome) is itself a candidate, so a repository where it predicts best gets it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from .dataset import DEMO_FEATURES, DatasetError, Table
+from .features import FEATURE_NAMES
+
+CANDIDATES = ("forest", "gbdt", "logistic", "parrot", "rule+forest", "rule+gbdt")
+MIN_ROWS, MIN_FAILURES = 40, 5
+RULE_FEATURE = "prev_build_failed"
+
+
+class TrainError(Exception):
+    """Training is impossible with this data (too few rows or failures, one class only)."""
+
+
+class Fitted(NamedTuple):
+    """A fitted, calibrated candidate with everything needed to score and to export it."""
+
+    name: str
+    estimator: Any
+    columns: list[int]  # which FEATURE_NAMES columns the estimator reads
+    calibration: dict[str, Any] | None
+    rule_probability: float | None  # P(fail) after a failed previous build, for rule+ candidates
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(X[:, self.columns])[:, 1], dtype=float)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        p = _apply_calibration(self.calibration, self.raw(X))
+        if self.rule_probability is not None:
+            prev = X[:, FEATURE_NAMES.index(RULE_FEATURE)]
+            p = np.where(prev == 1.0, self.rule_probability, p)
+        return p
+
+
+def _apply_calibration(calibration: dict[str, Any] | None, p: np.ndarray) -> np.ndarray:
+    if calibration is None:
+        return p
+    if calibration["kind"] == "platt":
+        return 1.0 / (1.0 + np.exp(calibration["a"] * p + calibration["b"]))
+    return np.interp(p, calibration["x"], calibration["y"])
+
+
+def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    every = list(range(len(FEATURE_NAMES)))
+    base = name.split("+")[-1]
+    if base == "forest":
+        # Bounded depth and leaves keep the artifact small: the hook loads it on every push.
+        return RandomForestClassifier(n_estimators=80, max_depth=8, min_samples_leaf=5, max_features="sqrt",
+                                      class_weight="balanced_subsample", random_state=random_state, n_jobs=2), every
+    if base == "gbdt":
+        return HistGradientBoostingClassifier(max_iter=120, learning_rate=0.05, max_leaf_nodes=15,
+                                              min_samples_leaf=10, l2_regularization=1.0, class_weight="balanced",
+                                              random_state=random_state), every
+    if base == "logistic":
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                             LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000)), every
+    if base == "parrot":
+        return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
+                             LogisticRegression(C=1e6, max_iter=1000)), [FEATURE_NAMES.index(RULE_FEATURE)]
+    if base == "demo":
+        return RandomForestClassifier(n_estimators=80, min_samples_leaf=3, random_state=random_state, n_jobs=2), []
+    raise ValueError(f"unknown candidate {name!r}")
+
+
+def _calibrate(p: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
+    """Isotonic with enough data, Platt scaling otherwise, nothing when one class only."""
+    if len(np.unique(y)) < 2:
+        return None
+    if len(y) >= 200 and y.sum() >= 20:
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+        xs = [float(v) for v in iso.X_thresholds_]
+        ys = [float(v) for v in iso.y_thresholds_]
+        if len(xs) >= 2:
+            return {"kind": "isotonic", "input": "probability", "x": xs, "y": ys}
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(p.reshape(-1, 1), y)
+    return {"kind": "platt", "input": "probability", "a": float(-lr.coef_[0][0]), "b": float(-lr.intercept_[0])}
+
+
+def fit(name: str, fit_rows: Table, cal_rows: Table, random_state: int = 0, *, demo: bool = False) -> Fitted:
+    """Fit one candidate on `fit_rows` and calibrate it on the later `cal_rows`."""
+    estimator, columns = _estimator(name, random_state)
+    X = fit_rows.demo if demo else fit_rows.X
+    Xc = cal_rows.demo if demo else cal_rows.X
+    if demo:
+        columns = list(range(len(DEMO_FEATURES)))
+    y = fit_rows.y
+    rule_p = None
+    if name.startswith("rule+"):
+        prev = X[:, FEATURE_NAMES.index(RULE_FEATURE)]
+        after_fail = prev == 1.0
+        rule_p = float((y[after_fail].sum() + 1) / (after_fail.sum() + 2))  # Laplace: never exactly 0 or 1
+        keep = ~after_fail
+        X, y = X[keep], y[keep]
+    if len(np.unique(y)) < 2:
+        raise TrainError(f"{name}: the training slice has one class only")
+    estimator.fit(X[:, columns], y)
+    fitted = Fitted(name, estimator, columns, None, rule_p)
+    calibration = _calibrate(fitted.raw(Xc), cal_rows.y)
+    return fitted._replace(calibration=calibration)
+
+
+# -- thresholds --------------------------------------------------------------
+
+def threshold_for_recall(p: np.ndarray, y: np.ndarray, target: float) -> float:
+    """The highest threshold that still flags `target` of the failures."""
+    failures = np.sort(p[y == 1])[::-1]
+    if len(failures) == 0:
+        return 0.5
+    k = max(1, math.ceil(target * len(failures)))
+    return float(failures[k - 1])
+
+
+def threshold_for_precision(p: np.ndarray, y: np.ndarray, target: float) -> float:
+    """The lowest threshold whose flagged builds are at least `target` failures (1.0 if none is)."""
+    for t in np.unique(p):
+        flagged = p >= t
+        if flagged.sum() and y[flagged].mean() >= target:
+            return float(t)
+    return 1.0
+
+
+def threshold_for_f1(p: np.ndarray, y: np.ndarray) -> float:
+    best, best_t = -1.0, 0.5
+    for t in np.unique(p):
+        flagged = p >= t
+        tp = float((flagged & (y == 1)).sum())
+        if tp == 0:
+            continue
+        f1 = 2 * tp / (flagged.sum() + (y == 1).sum())
+        if f1 > best:
+            best, best_t = f1, float(t)
+    return best_t
+
+
+def _score(p: np.ndarray, y: np.ndarray) -> float:
+    """Average precision: how well failures are ranked first, the quantity thresholds build on."""
+    from sklearn.metrics import average_precision_score
+
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(average_precision_score(y, p))
+
+
+class TrainResult(NamedTuple):
+    model: Fitted
+    thresholds: dict[str, float]
+    validation: dict[str, float]  # candidate -> validation average precision
+    rows: int
+    failures: int
+    seconds: float
+
+
+def train(
+    table: Table,
+    *,
+    candidates: Sequence[str] = CANDIDATES,
+    target_recall: float = 0.9,
+    target_precision: float = 0.8,
+    random_state: int = 0,
+    demo: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Choose, refit, calibrate and set thresholds, all in time order."""
+    started = time.monotonic()
+    n, failures = len(table), int(table.y.sum())
+    if n < MIN_ROWS or failures < MIN_FAILURES or failures == n:
+        raise TrainError(f"too little history to train: {n} labelled builds with {failures} failures "
+                         f"(need at least {MIN_ROWS} builds, {MIN_FAILURES} failures and some passes)")
+    a, b = int(n * 0.6), int(n * 0.8)
+    scores: dict[str, float] = {}
+    if len(candidates) > 1:
+        for name in candidates:
+            try:
+                fitted = fit(name, table.subset(range(a)), table.subset(range(a, b)), random_state, demo=demo)
+            except (TrainError, ValueError) as exc:
+                if log:
+                    log(f"candidate {name} skipped: {exc}")
+                continue
+            val = table.subset(range(b, n))
+            scores[name] = _score(fitted.predict(val.demo if demo else val.X), val.y)
+        ranked = sorted((s, name) for name, s in scores.items() if not math.isnan(s))
+        if not ranked:
+            raise TrainError("no candidate could be validated: the newest 20 % of builds hold one class only")
+        chosen = ranked[-1][1]
+    else:
+        chosen = candidates[0]
+    final = fit(chosen, table.subset(range(b)), table.subset(range(b, n)), random_state, demo=demo)
+    tail = table.subset(range(b, n))
+    p = final.predict(tail.demo if demo else tail.X)
+    thresholds = {
+        "warn": threshold_for_recall(p, tail.y, target_recall),
+        "block": threshold_for_precision(p, tail.y, target_precision),
+        "f1": threshold_for_f1(p, tail.y),
+    }
+    return TrainResult(final, thresholds, scores, n, failures, time.monotonic() - started)
+
+
+def export(result: TrainResult, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The portable artifact of a trained result (the rule, when there is one, is part of it)."""
+    from .export import export_model, seal_artifact
+
+    model = result.model
+    names = [FEATURE_NAMES[i] for i in model.columns]
+    thresholds = {k: min(max(v, 0.0), 1.0) for k, v in result.thresholds.items()}
+    artifact = export_model(model.estimator, names, calibration=model.calibration, thresholds=thresholds,
+                            provenance=provenance)
+    if model.rule_probability is not None:
+        artifact = seal_artifact({**artifact, "rule": {"feature": RULE_FEATURE, "value": 1.0,
+                                                       "probability": model.rule_probability}})
+    return artifact
+
+
+def library_versions() -> dict[str, str]:
+    import platform
+
+    import sklearn
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "numpy": np.__version__}
+
+
+__all__ = ["CANDIDATES", "DatasetError", "TrainError", "TrainResult", "export", "fit", "train"]
