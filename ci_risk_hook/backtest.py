@@ -135,8 +135,10 @@ def backtest(
     min_train: int = 50,
     candidates: Sequence[str] = CANDIDATES,
     target_recall: float = 0.9,
+    select_every: int = 4,
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
+    """Rolling origin; the candidate is re-chosen every `select_every` retrains (choosing is the costly part)."""
     started = time.monotonic()
     n = len(table)
     scores = np.full(n, np.nan)
@@ -147,6 +149,7 @@ def backtest(
     demo_cut = np.full(n, np.nan)
     chosen: dict[str, int] = {}
     retrains = 0
+    current: str | None = None
     i = 0
     while i < n:
         block = np.arange(i, min(i + retrain_every, n))
@@ -158,7 +161,9 @@ def backtest(
             i += retrain_every
             continue
         try:
-            result = train(history, candidates=candidates, target_recall=target_recall)
+            pick = candidates if current is None or retrains % select_every == 0 else (current,)
+            result = train(history, candidates=pick, target_recall=target_recall)
+            current = result.model.name
             demo = train(history, candidates=("demo",), target_recall=target_recall, demo=True)
         except TrainError:
             i += retrain_every

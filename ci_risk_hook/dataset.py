@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -20,18 +20,26 @@ DEMO_FEATURES = ("demo_author", "demo_extension", "demo_changes")
 BRANCH_WINDOW = 20
 
 
-class Table(NamedTuple):
-    """One row per labelled build (or commit), oldest first."""
+class Table:
+    """One row per labelled build (or commit), oldest first (a plain class: it has a length of its own)."""
 
-    X: np.ndarray  # features in FEATURE_NAMES order, NaN = unknown
-    y: np.ndarray  # 1 = CI failed (or fix-inducing)
-    started: np.ndarray  # seconds since the epoch
-    finished: np.ndarray
-    parrot: np.ndarray  # 1 if the previous build on the branch failed (the baseline's prediction)
-    demo: np.ndarray  # the original demo's features: author, file extension, change count
-    commits: list[str]
-    branches: list[str | None]
-    source: str  # "ci" or "szz"
+    __slots__ = ("X", "y", "started", "finished", "parrot", "demo", "commits", "branches", "source")
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, started: np.ndarray, finished: np.ndarray, parrot: np.ndarray,
+                 demo: np.ndarray, commits: list[str], branches: list[str | None], source: str) -> None:
+        self.X = X  # features in FEATURE_NAMES order, NaN = unknown
+        self.y = y  # 1 = CI failed (or fix-inducing)
+        self.started = started  # seconds since the epoch
+        self.finished = finished
+        self.parrot = parrot  # 1 if the previous build on the branch failed (the baseline's prediction)
+        self.demo = demo  # the original demo's features: author, file extension, change count
+        self.commits = commits
+        self.branches = branches
+        self.source = source  # "ci" or "szz"
+
+    def with_features(self, X: np.ndarray) -> "Table":
+        return Table(X, self.y, self.started, self.finished, self.parrot, self.demo, self.commits, self.branches,
+                     self.source)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

@@ -88,6 +88,8 @@ SCHEMA: tuple[Feature, ...] = (
     _f("fail_rate_last20", "history_store", "failure rate of the last 20 builds"),
     _f("builds_since_failure", "history_store", "builds since the last failure"),
     _f("hours_since_prev_build", "history_store", "hours since the previous build"),
+    _f("prev_any_failed", "history_store", "1 if the latest finished build on any branch failed"),
+    _f("fail_rate_any_last5", "history_store", "failure rate of the latest 5 finished builds on any branch"),
     _f("touched_files_fail_rate", "history_store", "failure rate of earlier builds touching these files"),
     _f("author_fail_rate", "history_store", "failure rate of the author's recent builds"),
 )
@@ -302,6 +304,11 @@ def store_features(
             since += 1
         values["builds_since_failure"] = float(since)
         values["hours_since_prev_build"] = max(0.0, (now - last.started_at) / 3600.0)
+    if prior:
+        # A new branch has no previous build of its own; the repository's latest ones still say a lot.
+        values["prev_any_failed"] = 1.0 if prior[-1].failed else 0.0
+        last_any = prior[-5:]
+        values["fail_rate_any_last5"] = sum(b.failed for b in last_any) / len(last_any)
     touched = set(files)
     if touched:
         sharing = [b for b in prior[-TOUCHED_WINDOW:] if b.files & touched]

@@ -112,6 +112,9 @@ _DESCRIBE: dict[str, _Describer] = {
     "fail_rate_last20": lambda x, v, f: f"{x:.0%} of the last 20 builds failed",
     "builds_since_failure": lambda x, v, f: f"{_plural(x, 'build')} since the last failure",
     "hours_since_prev_build": lambda x, v, f: f"{x:,.1f} hours since the previous build",
+    "prev_any_failed": lambda x, v, f: "the latest build in this repository failed" if x
+    else "the latest build in this repository passed",
+    "fail_rate_any_last5": lambda x, v, f: f"{x:.0%} of the latest 5 builds in this repository failed",
     "touched_files_fail_rate": lambda x, v, f: f"{x:.0%} of earlier builds touching these files failed",
     "author_fail_rate": lambda x, v, f: f"{x:.0%} of the author's recent builds failed",
 }

@@ -17,9 +17,13 @@ import numpy as np
 from .dataset import DEMO_FEATURES, DatasetError, Table
 from .features import FEATURE_NAMES
 
-CANDIDATES = ("forest", "gbdt", "logistic", "parrot", "rule+forest", "rule+gbdt")
+CANDIDATES = ("forest", "gbdt", "logistic", "parrot", "rule+gbdt", "bundled")
 MIN_ROWS, MIN_FAILURES = 40, 5
 RULE_FEATURE = "prev_build_failed"
+HISTORY_FEATURES = ("prev_build_failed", "fail_rate_last5", "fail_rate_last20", "builds_since_failure",
+                    "hours_since_prev_build", "prev_any_failed", "fail_rate_any_last5", "touched_files_fail_rate",
+                    "author_fail_rate")
+HISTORY_COLUMNS = [FEATURE_NAMES.index(n) for n in HISTORY_FEATURES]
 
 
 class TrainError(Exception):
@@ -54,6 +58,47 @@ def _apply_calibration(calibration: dict[str, Any] | None, p: np.ndarray) -> np.
     return np.interp(p, calibration["x"], calibration["y"])
 
 
+class PortableEstimator:
+    """A shipped artifact (the bundled cross-project model) behind scikit-learn's predict_proba.
+
+    As a candidate it is not refitted, only recalibrated on this repository's
+    own builds: on a few hundred builds, borrowing what thousands of other
+    projects' builds taught beats learning from scratch.
+    """
+
+    def __init__(self, path: str) -> None:
+        import json
+
+        from .export import seal_artifact
+        from .scoring import PortableModel
+
+        self.path = path
+        try:
+            with open(path, encoding="utf-8") as fh:
+                shipped = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise TrainError(f"{path}: {exc}") from None
+        # Its own rule, if any, would bypass the recalibration: the candidate is the model alone.
+        self.model = PortableModel.from_dict(seal_artifact({k: v for k, v in shipped.items() if k != "rule"}))
+        self.columns = [FEATURE_NAMES.index(n) for n in self.model.feature_names if n in FEATURE_NAMES]
+        if len(self.columns) != len(self.model.feature_names):
+            raise TrainError(f"{path}: its features are not this ci-risk's features")
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "PortableEstimator":
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        rows = [[None if v != v else float(v) for v in row] for row in X.tolist()]
+        p = np.asarray(self.model.predict_proba(rows, calibrated=False), dtype=float)
+        return np.column_stack([1.0 - p, p])
+
+
+def _bundled() -> str | None:
+    from .gate import bundled_model_path
+
+    return bundled_model_path()
+
+
 def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.impute import SimpleImputer
@@ -63,6 +108,12 @@ def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
 
     every = list(range(len(FEATURE_NAMES)))
     base = name.split("+")[-1]
+    if base == "bundled":
+        path = _bundled()
+        if path is None:
+            raise TrainError("no bundled model in this installation")
+        portable = PortableEstimator(path)
+        return portable, portable.columns
     if base == "forest":
         # Bounded depth and leaves keep the artifact small: the hook loads it on every push.
         return RandomForestClassifier(n_estimators=80, max_depth=8, min_samples_leaf=5, max_features="sqrt",
@@ -74,6 +125,10 @@ def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
     if base == "logistic":
         return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
                              LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000)), every
+    if base == "history":
+        # Few rows per repository: the build-history features alone, in a model that cannot overfit much.
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                             LogisticRegression(C=0.3, class_weight="balanced", max_iter=2000)), HISTORY_COLUMNS
     if base == "parrot":
         return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
                              LogisticRegression(C=1e6, max_iter=1000)), [FEATURE_NAMES.index(RULE_FEATURE)]
@@ -117,6 +172,10 @@ def fit(name: str, fit_rows: Table, cal_rows: Table, random_state: int = 0, *, d
         X, y = X[keep], y[keep]
     if len(np.unique(y)) < 2:
         raise TrainError(f"{name}: the training slice has one class only")
+    # A feature never known in the training slice carries nothing, and some
+    # estimators fail on an all-missing column: leave it out of the model.
+    if not isinstance(estimator, PortableEstimator):
+        columns = [c for c in columns if not np.isnan(X[:, c]).all()] or columns[:1]
     estimator.fit(X[:, columns], y)
     fitted = Fitted(name, estimator, columns, None, rule_p)
     calibration = _calibrate(fitted.raw(Xc), cal_rows.y)
@@ -194,6 +253,8 @@ def train(
     scores: dict[str, float] = {}
     if len(candidates) > 1:
         for name in candidates:
+            if name == "bundled" and _bundled() is None:
+                continue
             try:
                 fitted = fit(name, table.subset(range(a)), table.subset(range(a, b)), random_state, demo=demo)
             except (TrainError, ValueError) as exc:
@@ -226,6 +287,17 @@ def export(result: TrainResult, provenance: dict[str, Any]) -> dict[str, Any]:
     model = result.model
     names = [FEATURE_NAMES[i] for i in model.columns]
     thresholds = {k: min(max(v, 0.0), 1.0) for k, v in result.thresholds.items()}
+    if isinstance(model.estimator, PortableEstimator):
+        # The shipped model with this repository's calibration and thresholds.
+        import json
+
+        with open(model.estimator.path, encoding="utf-8") as fh:
+            shipped = json.load(fh)
+        provenance = {**provenance, "base_model": {"path": "bundled", "sha256": shipped["sha256"],
+                                                   "provenance": shipped.get("provenance", {})}}
+        shipped = {k: v for k, v in shipped.items() if k != "rule"}
+        return seal_artifact({**shipped, "calibration": model.calibration, "thresholds": thresholds,
+                              "provenance": provenance})
     artifact = export_model(model.estimator, names, calibration=model.calibration, thresholds=thresholds,
                             provenance=provenance)
     if model.rule_probability is not None:

@@ -34,7 +34,9 @@ def trained(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Repo:
     return repo
 
 
-def test_no_model_says_so_in_one_line_and_passes(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_model_says_so_in_one_line_and_passes(in_repo: Repo, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gate, "bundled_model_path", lambda: None)  # an installation without the bundled model
     in_repo.commit({"src/x.py": "x\n"})
     code, out, _ = run(["check", "--from", "HEAD~1"], capsys)
     assert code == 0
@@ -189,3 +191,13 @@ def test_the_hook_path_imports_no_scikit_learn_pandas_or_numpy(trained: Repo) ->
     assert proc.returncode == 0 and proc.stdout.startswith("ci-risk: risk"), proc.stdout + proc.stderr
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & {"sklearn", "pandas", "numpy", "scipy", "joblib"}, imported & {"sklearn", "pandas", "numpy"}
+
+
+def test_the_bundled_model_scores_a_repository_without_its_own(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    if gate.bundled_model_path() is None:
+        pytest.skip("this checkout has no bundled model (model/model.json)")
+    in_repo.commit({".github/workflows/ci.yml": lines(200, "step")}, "rework CI", author="New <new@example.com>")
+    code, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
+    report = json.loads(out)
+    assert code == 0 and report["model"]["source"] == "bundled"
+    assert 0.0 <= report["ranges"][0]["probability"] <= 1.0 and len(report["ranges"][0]["reasons"]) == 3
