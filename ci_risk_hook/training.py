@@ -178,11 +178,23 @@ def fit(name: str, fit_rows: Table, cal_rows: Table, random_state: int = 0, *, d
         columns = [c for c in columns if not np.isnan(X[:, c]).all()] or columns[:1]
     estimator.fit(X[:, columns], y)
     fitted = Fitted(name, estimator, columns, None, rule_p)
+    if isinstance(estimator, PortableEstimator) and not _enough_to_recalibrate(cal_rows.y):
+        # A few dozen builds would only add noise to a calibration learnt on thousands.
+        return fitted._replace(calibration=estimator.model.calibration)
     calibration = _calibrate(fitted.raw(Xc), cal_rows.y)
     return fitted._replace(calibration=calibration)
 
 
+def _enough_to_recalibrate(y: np.ndarray) -> bool:
+    return len(y) >= 500 and int(y.sum()) >= 50
+
+
 # -- thresholds --------------------------------------------------------------
+
+def _margin(failures: int) -> float:
+    """About two standard errors of average precision on this many failures."""
+    return 1.0 / math.sqrt(max(failures, 1))
+
 
 def threshold_for_recall(p: np.ndarray, y: np.ndarray, target: float) -> float:
     """The highest threshold that still flags `target` of the failures."""
@@ -263,10 +275,15 @@ def train(
                 continue
             val = table.subset(range(b, n))
             scores[name] = _score(fitted.predict(val.demo if demo else val.X), val.y)
+        val_failures = int(table.y[b:].sum())
         ranked = sorted((s, name) for name, s in scores.items() if not math.isnan(s))
         if not ranked:
             raise TrainError("no candidate could be validated: the newest 20 % of builds hold one class only")
         chosen = ranked[-1][1]
+        # On a small validation slice the ranking is noisy: a model learnt from this repository alone
+        # must beat the one learnt from many projects by a clear margin to replace it.
+        if "bundled" in scores and chosen != "bundled" and ranked[-1][0] - scores["bundled"] < _margin(val_failures):
+            chosen = "bundled"
     else:
         chosen = candidates[0]
     final = fit(chosen, table.subset(range(b)), table.subset(range(b, n)), random_state, demo=demo)
@@ -277,6 +294,10 @@ def train(
         "block": threshold_for_precision(p, tail.y, target_precision),
         "f1": threshold_for_f1(p, tail.y),
     }
+    if isinstance(final.estimator, PortableEstimator) and not _enough_to_recalibrate(tail.y):
+        shipped = final.estimator.model.thresholds
+        if target_recall == 0.9 and target_precision == 0.8 and {"warn", "block", "f1"} <= set(shipped):
+            thresholds = {k: shipped[k] for k in ("warn", "block", "f1")}  # chosen on thousands of builds
     return TrainResult(final, thresholds, scores, n, failures, time.monotonic() - started)
 
 

@@ -70,6 +70,13 @@ def test_store_features_from_earlier_builds() -> None:
     assert v["hours_since_prev_build"] == pytest.approx(2.0)
     assert v["touched_files_fail_rate"] == pytest.approx(1 / 4)  # four earlier builds touched f.py
     assert v["author_fail_rate"] == pytest.approx(3 / 5)  # a@x: 0 (fail), 100, 150 (fail), 300 (fail), 400
+    assert v["prev_any_failed"] == 0.0 and v["fail_rate_any_last5"] == pytest.approx(2 / 5)  # 100..400, any branch
+
+
+def test_a_new_branch_still_sees_the_repositorys_latest_builds() -> None:
+    v = store_features([prior("main", False, 0), prior("main", True, 100)], "feature-x", ["f.py"], "a@x", now=500)
+    assert v["prev_build_failed"] is None  # nothing on this branch yet
+    assert v["prev_any_failed"] == 1.0 and v["fail_rate_any_last5"] == pytest.approx(1 / 2)
 
 
 def test_store_features_are_unknown_without_history() -> None:

@@ -66,7 +66,10 @@ def test_a_real_signal_beats_the_baseline_in_backtest() -> None:
 def test_exported_artifact_equals_the_fitted_model_including_calibration_and_rule() -> None:
     table = synthetic()
     a, b = 360, 480
-    for name in ("forest", "gbdt", "logistic", "parrot", "rule+forest"):
+    from ci_risk_hook.gate import bundled_model_path
+
+    names = ["forest", "gbdt", "logistic", "parrot", "rule+forest"] + (["bundled"] if bundled_model_path() else [])
+    for name in names:
         fitted = fit(name, table.subset(range(a)), table.subset(range(a, b)))
         result = train(table, candidates=(name,))
         artifact = export(result._replace(model=fitted), {"test": True})
