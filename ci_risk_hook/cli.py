@@ -692,9 +692,16 @@ def model_show(fmt: str) -> None:
     click.echo(f"model: {choice.path} ({choice.source}), {m.kind}"
                + (f", chosen candidate {prov['chosen']}" if "chosen" in prov else "") + f", sha256 {m.sha256[:12]}")
     if "rows" in prov:
-        click.echo(f"trained: {prov.get('trained_at', '?')} on {prov['rows']:,} builds ({prov.get('failures', 0):,} failed), "
-                   f"{prov.get('data_from', '?')} .. {prov.get('data_to', '?')}, labels {prov.get('labels', '?')}, "
-                   f"repositories: {', '.join(prov.get('repositories', [])) or '?'}")
+        parts = [f"trained: {prov.get('trained_at', '?')} on {prov['rows']:,} builds ({prov.get('failures', 0):,} failed)"]
+        if "data_from" in prov:
+            parts.append(f"{prov['data_from']} .. {prov.get('data_to', '?')}")
+        if "labels" in prov:
+            parts.append(f"labels {prov['labels']}")
+        if prov.get("repositories"):
+            parts.append(f"{len(prov['repositories'])} repositories: {', '.join(prov['repositories'])}")
+        click.echo(", ".join(parts))
+        if prov.get("data"):
+            click.echo(f"data: {prov['data']}")
     click.echo("thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(m.thresholds.items())))
     if prov.get("backtest"):
         click.echo(_metrics_table(prov["backtest"]))

@@ -127,6 +127,11 @@ _SAME_FACT = {"nf": "size", "la": "size", "ld": "size", "author_exp": "exp", "au
 
 def describe(name: str, value: float | None, result: FeatureResult) -> str:
     if value is None:
+        if BY_NAME[name].group == "history_store":
+            # The model learnt what "no build history" means; say it in those words.
+            branch_wise = name in ("prev_build_failed", "fail_rate_last5", "fail_rate_last20",
+                                   "builds_since_failure", "hours_since_prev_build")
+            return "no earlier build recorded on this branch" if branch_wise else f"{BY_NAME[name].doc}: no builds recorded"
         return f"{BY_NAME[name].doc}: unknown"
     describer = _DESCRIBE.get(name)
     if describer is None:

@@ -24,7 +24,8 @@ def test_words_name_the_concrete_fact() -> None:
     assert describe("msg_fix", 1, r) == '1 commit mentions a fix: "Fix crash when the cache is empty"'
     assert describe("days_since_file_change", 0.5, r) == "the changed files were last changed 12 hours ago on average"
     assert describe("files_src_python", 4, r) == "touches Python source: a.py, b.py, c.py and 1 more"
-    assert describe("prev_build_failed", None, r) == "1 if the previous build on this branch failed: unknown"
+    assert describe("prev_build_failed", None, r) == "no earlier build recorded on this branch"
+    assert describe("nuc", None, r) == "distinct earlier commits that changed these files (NUC): unknown"
 
 
 def test_ordinals() -> None:
