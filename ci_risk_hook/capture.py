@@ -46,25 +46,6 @@ def open_for_repo(db: str | None, cwd: str | None = None) -> Target:
     return Target(store, repo_id, info)
 
 
-def resolve_commits(revs: Sequence[str], cwd: str | None = None) -> dict[str, str]:
-    """Full shas of the revisions that name a commit here, in one git process."""
-    wanted = [r for r in dict.fromkeys(revs) if r]
-    if not wanted:
-        return {}
-    out = git.run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd,
-                  stdin=("\n".join(f"{r}^{{commit}}" if not _is_hex(r) else r for r in wanted) + "\n").encode())
-    resolved: dict[str, str] = {}
-    for rev, line in zip(wanted, out.decode("utf-8", "replace").splitlines()):
-        parts = line.split()
-        if len(parts) == 2 and parts[1] == "commit":
-            resolved[rev] = parts[0]
-    return resolved
-
-
-def _is_hex(text: str) -> bool:
-    return len(text) >= 4 and all(c in "0123456789abcdefABCDEF" for c in text)
-
-
 class ImportSummary(NamedTuple):
     rows_read: int
     recorded: int
@@ -75,7 +56,7 @@ class ImportSummary(NamedTuple):
 
 def store_records(target: Target, records: Sequence[BuildRecord], cwd: str | None = None) -> ImportSummary:
     """Store outcomes in one transaction; commits unknown here are kept, counted and reported."""
-    resolved = resolve_commits([r.commit for r in records], cwd)
+    resolved = git.resolve_commits([r.commit for r in records], cwd)
     normalised: list[BuildRecord] = []
     known: list[bool] = []
     unknown: list[str] = []

@@ -269,12 +269,12 @@ def _record(db: str | None, status: str, commit: str, base: str | None, branch: 
             job_id: str | None, attempt: int | None, started_at: int | None, duration: float | None,
             finished_at: int | None = None) -> str:
     from . import git
-    from .capture import compute_build_features, resolve_commits, store_records
+    from .capture import compute_build_features, store_records
     from .outcomes import BuildRecord
 
     target = _open_target(db)
     try:
-        sha = resolve_commits([commit]).get(commit)
+        sha = git.resolve_commits([commit]).get(commit)
         if sha is None:
             raise click.ClickException(f"not a commit: {commit}")
         ci_job, ci_attempt = _ci_job()

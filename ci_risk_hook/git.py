@@ -327,29 +327,24 @@ def iter_commits(
         yield from single
 
 
-def object_exists(sha: str, cwd: str | os.PathLike[str] | None = None) -> bool:
-    if not sha or sha == ZERO_SHA:
-        return False
-    try:
-        run(["cat-file", "-e", f"{sha}^{{commit}}"], cwd)
-    except GitError:
-        return False
-    return True
+def resolve_commits(revs: Iterable[str], cwd: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """Full shas of the revisions (shas, abbreviations, ref names) that name a commit here, in one git process."""
+    wanted = [r for r in dict.fromkeys(revs) if r and "\n" not in r]
+    if not wanted:
+        return {}
+    out = run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd,
+              stdin="".join(f"{r}^{{commit}}\n" for r in wanted).encode("utf-8", "surrogateescape"))
+    resolved: dict[str, str] = {}
+    for rev, line in zip(wanted, out.decode("utf-8", "replace").splitlines()):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == "commit":
+            resolved[rev] = parts[0]
+    return resolved
 
 
 def existing_commits(shas: Iterable[str], cwd: str | os.PathLike[str] | None = None) -> set[str]:
     """Which of these commits exist locally, in one git process."""
-    wanted = [s for s in shas if s and s != ZERO_SHA]
-    if not wanted:
-        return set()
-    out = run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd, stdin=("\n".join(wanted) + "\n").encode())
-    found: set[str] = set()
-    for line in out.decode("ascii", "replace").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1] == "commit":
-            found.add(parts[0])
-    return found
-
+    return set(resolve_commits((s for s in shas if s and s != ZERO_SHA), cwd))
 
 def root_commit(info: RepoInfo, cwd: str | os.PathLike[str] | None = None) -> str | None:
     """The oldest root commit: a repository's identity that survives moves and re-clones.

@@ -68,20 +68,6 @@ _REVERTS_RE = re.compile(rb"\bthis reverts commit ([0-9a-f]{7,64})\b", re.I)
 _LOG_CONFIG = ("-c", "log.showSignature=false")
 
 
-def _resolve_commits(names: Sequence[str], cwd: str) -> dict[str, str]:
-    """Full shas of the names that are commits here, in one git process."""
-    if not names:
-        return {}
-    query = "".join(f"{name}^{{commit}}\n" for name in names).encode("ascii")
-    out = git.run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd, stdin=query)
-    resolved: dict[str, str] = {}
-    for name, line in zip(names, out.decode("ascii", "replace").splitlines()):
-        parts = line.split()
-        if len(parts) == 2 and parts[1] == "commit":
-            resolved[name] = parts[0]
-    return resolved
-
-
 def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -> list[CommitLabel]:
     """Commits reverted by a commit of `git log <rev_args>`, in order of their newest revert.
 
@@ -101,7 +87,7 @@ def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -
         if targets:
             reverts.append((sha.decode("ascii"), targets))
             names.update(dict.fromkeys(targets))
-    resolved = _resolve_commits(list(names), top)
+    resolved = git.resolve_commits(list(names), top)
     evidence: dict[str, list[str]] = {}
     for reverting, targets in reverts:
         for name in targets:
