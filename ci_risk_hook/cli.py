@@ -709,6 +709,37 @@ def model_show(fmt: str) -> None:
         click.echo(json.dumps(prov["evaluation"], indent=2))
 
 
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same repository and scores.")
+@click.option("--commits", type=click.IntRange(60, 2000), default=300, show_default=True)
+def demo(directory: str | None, seed: int, commits: int) -> None:
+    """Build a throw-away repository with a realistic history, train on it, and score two pushes."""
+    import tempfile
+
+    from . import demo as demo_lib
+    from .output import render_text
+
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="ci-risk-demo-")
+    elif os.path.exists(directory) and os.listdir(directory):
+        raise click.ClickException(f"{directory} is not empty; give a new or empty directory")
+    started = time.monotonic()
+    result = demo_lib.build(directory, seed=seed, commits=commits, progress=lambda m: click.echo(f"ci-risk demo: {m}"))
+    click.echo(f"ci-risk demo: {result.commits} commits, {result.builds} builds ({result.failures} failed); "
+               f"trained {result.chosen} ({time.monotonic() - started:.0f} s)\n")
+    click.echo("A small source change by a regular maintainer:")
+    click.echo(render_text(result.low) + "\n")
+    click.echo("A large CI-configuration change by a newcomer:")
+    click.echo(render_text(result.high) + "\n")
+    click.echo(f"Try next, in {directory}:\n"
+               "  ci-risk check --from main --to new-ci     # score a range by hand\n"
+               "  ci-risk backtest                          # would it have helped on this history?\n"
+               "  ci-risk model show                        # what was trained, how it scored\n"
+               "  ci-risk history                           # the recorded outcomes\n"
+               f"  (these read the demo's own store: export CI_RISK_DB={directory}/.git/ci-risk/history.sqlite)")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="ci-risk", standalone_mode=True)

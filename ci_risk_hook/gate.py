@@ -99,12 +99,14 @@ def evaluate(
     info: git.RepoInfo,
     progress: Callable[[int], None] | None = None,
     cwd: str | None = None,
+    now: int | None = None,
 ) -> GateReport:
+    """Score each range; `now` (default: the clock) is when the push happens, for build-history features."""
     choice = choose_model(settings, info)
     warn_at, block_at = settings.thresholds(choice.model.thresholds if choice else None)
     report = GateReport(settings, warn_at, block_at, choice)
     limits = Limits(max_commits=settings.max_commits)
-    history = _BuildHistory(settings, info, cwd)
+    history = _BuildHistory(settings, info, cwd, int(time.time()) if now is None else now)
     for push_range in ranges:
         features = analyze(push_range, info, limits, progress, cwd)
         history.fill(push_range, features)
@@ -134,7 +136,8 @@ class _BuildHistory:
     these features unknown and says so, it never stops the push.
     """
 
-    def __init__(self, settings: Settings, info: git.RepoInfo, cwd: str | None) -> None:
+    def __init__(self, settings: Settings, info: git.RepoInfo, cwd: str | None, now: int) -> None:
+        self.now = now
         self.info = info
         self.cwd = cwd
         self.url = settings.db
@@ -165,7 +168,7 @@ class _BuildHistory:
                 self._open()
             if not isinstance(self.store, Store) or self.repo_id is None:
                 return
-            now = int(time.time())
+            now = self.now
             prior = self.store.prior_builds(self.repo_id, now, push_range.branch)
         except (StoreError, git.GitError) as exc:
             self.failed = str(exc)

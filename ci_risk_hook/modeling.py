@@ -15,7 +15,7 @@ from .backtest import BacktestResult, backtest
 from .dataset import DatasetError, Table, ci_table, concat, szz_table
 from .gate import repo_model_path
 from .store import Store
-from .training import TrainResult, export, library_versions, train
+from .training import CANDIDATES, TrainResult, export, library_versions, train
 
 LABELS = ("ci", "szz", "both")
 METRICS = ("f1", "roc_auc", "pr_auc", "deferrable_at_90")
@@ -80,8 +80,9 @@ def default_model_path(cwd: str | None = None) -> str:
 
 def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, target_recall: float = 0.9,
               target_precision: float = 0.8, backtest_result: BacktestResult | None = None,
-              log: Callable[[str], None] | None = None) -> Trained:
-    result = train(table, target_recall=target_recall, target_precision=target_precision, log=log)
+              log: Callable[[str], None] | None = None, candidates: Sequence[str] = CANDIDATES) -> Trained:
+    result = train(table, target_recall=target_recall, target_precision=target_precision, log=log,
+                   candidates=candidates)
     artifact = export(result, provenance(table, result, labels, repos, target_recall, target_precision,
                                          backtest_result))
     previous = install(artifact, path)
