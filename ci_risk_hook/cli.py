@@ -710,6 +710,46 @@ def model_show(fmt: str) -> None:
 
 
 @cli.command()
+@click.option("--out", default="ci-risk-report", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the PNG charts (and report.html).")
+@click.option("--html", "html_page", is_flag=True, help="Also write one self-contained HTML page.")
+@click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True)
+@_db_option
+def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> None:
+    """Charts of what the model learnt and how it backtested here (PNG; --html for one page)."""
+    import json
+
+    from . import config, report as report_lib
+    from .dataset import DatasetError, ci_table
+    from .gate import choose_model
+    from .modeling import run_backtest
+    from .training import TrainError
+
+    target = _open_target(db)
+    try:
+        table = ci_table(target.store, target.repo_id)
+        features = target.store.build_features(target.repo_id)
+        commits = {b.id: b.commit for b in target.store.builds(target.repo_id)}
+    finally:
+        target.store.close()
+    files = {commits[i]: f for i, (_, f, _) in features.items() if i in commits}
+    choice = choose_model(config.resolve({}, toplevel=target.info.toplevel), target.info)
+    if choice is None:
+        raise click.ClickException("no model to report on: `ci-risk train` first")
+    try:
+        result = run_backtest(table, retrain_every=retrain_every, progress=_bar("backtest"))
+    except (TrainError, DatasetError) as exc:
+        raise click.ClickException(str(exc)) from None
+    card = f"{choice.path} ({choice.source}), {choice.model.kind}\n" + json.dumps(
+        {"thresholds": choice.model.thresholds, "provenance": choice.model.provenance}, indent=2)
+    made = report_lib.build(out, choice.model, table, result, files, html_page=html_page, card=card)
+    for name, path in made.charts.items():
+        click.echo(f"ci-risk: {name}: {path}")
+    if made.html:
+        click.echo(f"ci-risk: report: {made.html}")
+
+
+@cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same repository and scores.")
 @click.option("--commits", type=click.IntRange(60, 2000), default=300, show_default=True)
