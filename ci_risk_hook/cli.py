@@ -750,6 +750,32 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
 
 
 @cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; the default keeps the page on this machine only.")
+@_db_option
+def dashboard(port: int, host: str, db: str | None) -> None:
+    """A local web page: this push's score and reasons, what-if, history, backtest metrics."""
+    from . import dashboard as dash
+
+    try:
+        state = dash.load_state(db)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        server = dash.make_server(state, host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    click.echo(dash.started_message(server))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same repository and scores.")
 @click.option("--commits", type=click.IntRange(60, 2000), default=300, show_default=True)

@@ -70,8 +70,10 @@ def _category(cat: str) -> Callable[[float, Mapping[str, float | None], Facts], 
 
     def describe(value: float, v: Mapping[str, float | None], facts: Facts) -> str:
         paths = facts.paths_by_category.get(cat, [])
-        if not value or not paths:
+        if not value:
             return f"touches no {label}"
+        if not paths:  # a what-if input: a count without files behind it
+            return f"touches {label}"
         return f"touches {label}: {_some(paths)}"
 
     return describe
