@@ -44,101 +44,6 @@ def cli() -> None:
     """Predict whether a push will fail CI, before the test suite runs."""
 
 
-class _Progress:
-    """Index-building progress on stderr: a live counter on a terminal, two lines otherwise."""
-
-    def __init__(self) -> None:
-        self.started: float | None = None
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, done: int) -> None:
-        if self.started is None:
-            self.started = time.monotonic()
-            click.echo("ci-risk: indexing this repository's history (once; later pushes add only new commits)", err=True)
-        if self.tty:
-            click.echo(f"\rci-risk: indexed {done:,} commits", err=True, nl=False)
-
-    def finish(self) -> None:
-        if self.started is not None:
-            prefix = "\r" if self.tty else ""
-            click.echo(f"{prefix}ci-risk: history index ready ({time.monotonic() - self.started:.1f} s)", err=True)
-
-
-def _log_internal_error(exc: BaseException) -> str | None:
-    import traceback  # only on this rare path: importing it costs ~5 ms on every push
-
-    try:
-        from .config import user_data_dir
-
-        directory = user_data_dir()
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, "error.log")
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ci-risk {__version__}\n")
-            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        return path
-    except OSError:
-        return None
-
-
-def _run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int:
-    """Shared by `check` and `hook`: resolve settings and ranges, score, print, exit."""
-    from . import config, git, ranges
-    from .history_index import IndexError_
-    from .scoring import ModelError
-
-    output_format = options.pop("output_format")
-    strict_hint = options.get("strict")
-    if strict_hint is None:
-        strict_hint = os.environ.get("CI_RISK_STRICT", "").lower() in ("1", "true", "yes", "on")
-    try:
-        info = git.repo_info()
-        settings = config.resolve(options, toplevel=info.toplevel)
-    except config.ConfigError as exc:
-        click.echo(f"ci-risk: error: {exc}", err=True)
-        return EXIT_USAGE
-    except git.GitError as exc:
-        return _fail(exc, strict_hint, known=True)
-    if settings.mode == "off":
-        if output_format == "json":
-            click.echo('{"decision": "off", "exit_code": 0}')
-        return EXIT_OK
-    progress = _Progress()
-    try:
-        from . import gate, output
-
-        push_ranges = range_source(info)
-        report = gate.evaluate(push_ranges, settings, info, progress)
-    except ranges.RangeError as exc:
-        click.echo(f"ci-risk: {exc}", err=True)
-        return EXIT_OK if str(exc).startswith("nothing to check") else EXIT_USAGE
-    except (git.GitError, ModelError, IndexError_, OSError) as exc:
-        return _fail(exc, settings.strict, known=True)
-    except Exception as exc:  # noqa: BLE001 - a bug in ci-risk must not stop a push
-        return _fail(exc, settings.strict, known=False)
-    finally:
-        progress.finish()
-    if output_format == "json":
-        click.echo(output.render_json(report))
-    else:
-        click.echo(output.render_text(report, colour=output.use_colour(sys.stdout)))
-    return report.exit_code
-
-
-def _fail(exc: BaseException, strict: bool, known: bool) -> int:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    where = ""
-    if not known:
-        log = _log_internal_error(exc)
-        message = f"internal error ({type(exc).__name__}: {message})"
-        where = f"; details in {log}" if log else ""
-    if strict:
-        click.echo(f"ci-risk: error: {message}{where}", err=True)
-        return EXIT_INTERNAL
-    click.echo(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)", err=True)
-    return EXIT_OK
-
-
 @cli.command()
 @click.option("--from", "from_rev", default=None, help="Base revision (default: @{upstream}, else what no remote has).")
 @click.option("--to", "to_rev", default=None, help="Tip revision (default: HEAD).")
@@ -146,12 +51,9 @@ def _fail(exc: BaseException, strict: bool, known: bool) -> int:
 @_gate_options
 def check(from_rev: str | None, to_rev: str | None, branch: str | None, **options: Any) -> None:
     """Score the commits a push would publish, with the top reasons."""
-    from . import git, ranges
+    from .hookrun import check_source, run_gate
 
-    def source(info: Any) -> Any:
-        return [ranges.explicit(from_rev, to_rev)._replace(branch=branch or git.current_branch(info))]
-
-    sys.exit(_run_gate(source, options))
+    sys.exit(run_gate(check_source(from_rev, to_rev, branch), options))
 
 
 @cli.command()
@@ -161,20 +63,9 @@ def check(from_rev: str | None, to_rev: str | None, branch: str | None, **option
 @_gate_options
 def hook(raw: bool, remote: str | None, url: str | None, **options: Any) -> None:
     """Entry point of the pre-push hook (pre-commit or raw git)."""
-    from . import ranges
+    from .hookrun import hook_source, run_gate
 
-    from . import git
-
-    def source(info: Any) -> Any:
-        if raw:
-            lines = [] if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read().splitlines()
-            return ranges.from_hook_stdin(lines, remote or "origin")
-        found = ranges.from_pre_commit_env(os.environ)
-        if found is not None:
-            return found
-        return [ranges.explicit(None, None)._replace(branch=git.current_branch(info))]
-
-    sys.exit(_run_gate(source, options))
+    sys.exit(run_gate(hook_source(raw, remote), options))
 
 
 @cli.command()
@@ -224,7 +115,9 @@ def index(rebuild: bool) -> None:
     except git.GitError:
         pass
     started = time.monotonic()
-    progress = _Progress()
+    from .hookrun import Progress
+
+    progress = Progress()
     try:
         idx = HistoryIndex(path)
         added = idx.ensure_covers(list(dict.fromkeys(tips)), progress)

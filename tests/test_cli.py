@@ -201,3 +201,37 @@ def test_the_bundled_model_scores_a_repository_without_its_own(in_repo: Repo, ca
     report = json.loads(out)
     assert code == 0 and report["model"]["source"] == "bundled"
     assert 0.0 <= report["ranges"][0]["probability"] <= 1.0 and len(report["ranges"][0]["reasons"]) == 3
+
+
+def test_the_fast_parser_knows_exactly_clicks_check_and_hook_options() -> None:
+    """`check` and `hook` are parsed without click on a push; the two parsers must not drift apart."""
+    from ci_risk_hook import fastpath
+
+    for name, extra in (("check", fastpath.CHECK_OPTIONS), ("hook", fastpath.HOOK_OPTIONS)):
+        clicks = {opt for param in cli.cli.commands[name].params for opt in (*param.opts, *param.secondary_opts)
+                  if opt.startswith("--")}
+        assert clicks - {"--help"} == set(fastpath.GATE_OPTIONS) | set(extra), name
+
+
+def test_the_fast_parser_hands_anything_unusual_to_click() -> None:
+    from ci_risk_hook.fastpath import parse
+
+    assert parse(["check", "--from", "HEAD~2", "--mode=block", "--block-at", "0.7", "--strict"]) == (
+        "check", {"mode": "block", "warn_at": None, "block_at": 0.7, "strict": True, "model": None,
+                  "max_commits": None, "db": None, "output_format": "text", "from_rev": "HEAD~2", "to_rev": None,
+                  "branch": None}, [])
+    assert parse(["hook", "--raw", "origin", "/tmp/remote.git"])[2] == ["origin", "/tmp/remote.git"]  # type: ignore[index]
+    for unusual in (["check", "--help"], ["check", "--block-at", "1.5"], ["check", "--mode", "loud"],
+                    ["check", "--from"], ["hook", "-x"], ["check", "extra"], ["train"]):
+        assert parse(unusual) is None, unusual
+
+
+def test_the_console_script_never_imports_click_on_a_push(trained: Repo) -> None:
+    import subprocess
+    import sys
+
+    trained.commit({"src/core.py": lines(45)})
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "ci_risk_hook", "check", "--from", "HEAD~1"],
+                          cwd=trained.path, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("ci-risk: risk"), proc.stderr[-500:]
+    assert " click" not in proc.stderr
