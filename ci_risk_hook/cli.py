@@ -635,7 +635,15 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
         raise click.ClickException(str(exc)) from None
     card = f"{choice.path} ({choice.source}), {choice.model.kind}\n" + json.dumps(
         {"thresholds": choice.model.thresholds, "provenance": choice.model.provenance}, indent=2)
-    made = report_lib.build(out, choice.model, table, result, files, html_page=html_page, card=card)
+    from .gate import scored_pushes
+
+    if choice.source == "bundled":
+        card_path = os.path.join(os.path.dirname(choice.path), "MODEL_CARD.md")
+        if os.path.exists(card_path):
+            with open(card_path, encoding="utf-8") as fh:
+                card = fh.read() + "\n" + card
+    made = report_lib.build(out, choice.model, table, result, files, html_page=html_page, card=card,
+                            scored=scored_pushes(target.info))
     for name, path in made.charts.items():
         click.echo(f"ci-risk: {name}: {path}")
     if made.html:

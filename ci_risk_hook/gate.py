@@ -182,3 +182,54 @@ class _BuildHistory:
 
         if isinstance(self.store, Store):
             self.store.close()
+
+
+SCORED_LOG = "scored.jsonl"
+_SCORED_KEEP = 50
+
+
+def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
+    """Append this push's scores and reasons to .git/ci-risk/scored.jsonl (the report shows the latest).
+
+    Best effort: a full disk or a read-only git dir must not cost the push anything.
+    """
+    import json
+
+    entries = [
+        {"time": int(time.time()), "range": r.push_range.label or r.push_range.describe(), "commits": len(r.features.commits),
+         "probability": r.probability, "decision": r.decision, "reasons": [x.text for x in r.reasons],
+         "model": report.model.model.sha256[:12] if report.model else None}
+        for r in report.ranges if r.probability is not None
+    ]
+    if not entries:
+        return
+    path = os.path.join(os.path.dirname(default_path(info.common_dir)), SCORED_LOG)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(e) + "\n" for e in entries))
+        if os.path.getsize(path) > 256 * 1024:
+            with open(path, encoding="utf-8") as fh:
+                keep = fh.readlines()[-_SCORED_KEEP:]
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.writelines(keep)
+    except OSError:
+        pass
+
+
+def scored_pushes(info: git.RepoInfo, limit: int = 10) -> list[dict[str, object]]:
+    import json
+
+    path = os.path.join(os.path.dirname(default_path(info.common_dir)), SCORED_LOG)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()[-limit:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out

@@ -101,6 +101,7 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
         return fail(exc, settings.strict, known=False)
     finally:
         progress.finish()
+    gate.remember_scores(info, report)
     if output_format == "json":
         _out(output.render_json(report))
     else:

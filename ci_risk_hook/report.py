@@ -62,7 +62,7 @@ def importance(model: PortableModel, table: Table) -> list[tuple[str, float]]:
 
 def build(out: str, model: PortableModel, table: Table, result: BacktestResult,
           files_by_commit: dict[str, Sequence[str]], *, html_page: bool = False,
-          card: str = "") -> Report:
+          card: str = "", scored: Sequence[dict[str, Any]] = ()) -> Report:
     plt = _pyplot()
     os.makedirs(out, exist_ok=True)
     charts: dict[str, str] = {}
@@ -167,7 +167,7 @@ def build(out: str, model: PortableModel, table: Table, result: BacktestResult,
     if html_page:
         page = os.path.join(out, "report.html")
         with open(page, "w", encoding="utf-8") as fh:
-            fh.write(_html(charts, result, model, table, card))
+            fh.write(_html(charts, result, model, table, card, scored))
     return Report(charts, page)
 
 
@@ -175,7 +175,8 @@ def _short(path: str, width: int = 32) -> str:
     return path if len(path) <= width else "..." + path[-(width - 3):]
 
 
-def _html(charts: dict[str, str], result: BacktestResult, model: PortableModel, table: Table, card: str) -> str:
+def _html(charts: dict[str, str], result: BacktestResult, model: PortableModel, table: Table, card: str,
+          scored: Sequence[dict[str, Any]] = ()) -> str:
     from .features import FeatureResult, Facts
 
     images = []
@@ -200,6 +201,11 @@ def _html(charts: dict[str, str], result: BacktestResult, model: PortableModel, 
         outcome = "failed" if table.y[k] else "passed"
         reasons_html.append(f"<li><code>{table.commits[k][:10]}</code>: risk {explanation.probability:.2f}, CI {outcome}"
                             f"<ul>{items}</ul></li>")
+    pushes = "".join(
+        f"<li>{html.escape(str(e.get('range')))}: risk {float(e['probability']):.2f} ({html.escape(str(e.get('decision')))})"
+        f"<ul>{''.join(f'<li>{html.escape(str(t))}</li>' for t in e.get('reasons', []))}</ul></li>"
+        for e in reversed(list(scored)) if e.get("probability") is not None
+    ) or "<li>no push scored in this repository yet</li>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ci-risk report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
@@ -213,6 +219,8 @@ before it started; {result.retrains} retrains.</p>
 {rows}</table>
 <h2>Charts</h2>
 {''.join(images)}
+<h2>Reasons for the last scored pushes</h2>
+<ul id="scored">{pushes}</ul>
 <h2>Reasons for the latest builds</h2>
 <ul>{''.join(reasons_html)}</ul>
 <h2>Model</h2>

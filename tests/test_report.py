@@ -31,6 +31,9 @@ def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_writes_each_chart_and_a_self_contained_page(demo_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     env_db = str(demo_repo / ".git" / "ci-risk" / "history.sqlite")
+    scored = subprocess.run([CI_RISK, "check", "--from", "main", "--to", "new-ci", "--db", env_db], cwd=demo_repo,
+                            capture_output=True, text=True)
+    assert scored.returncode == 0 and scored.stdout.startswith("ci-risk: risk"), scored.stderr
     proc = subprocess.run([CI_RISK, "report", "--out", str(out), "--html", "--db", env_db], cwd=demo_repo,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -40,6 +43,8 @@ def test_report_writes_each_chart_and_a_self_contained_page(demo_repo: Path, tmp
     assert page.count("data:image/png;base64,") == len(CHARTS)
     assert '<table id="metrics">' in page and "<th>roc_auc</th>" in page and "<th>deferrable_at_90</th>" in page
     assert "Reasons for the latest builds" in page
+    pushes = page.split('<ul id="scored">')[1].split("</ul></li></ul>")[0]
+    assert "main..new-ci: risk 0." in pushes and "lines changed in 2 files" in pushes
     assert 'src="http' not in page and 'href="http' not in page  # readable offline: nothing fetched
 
 
