@@ -110,3 +110,12 @@ def history_repo(tmp_path: Path) -> Repo:
         r.commit({"src/app.py": lines(51 + i), "tests/test_app.py": lines(10 + i, "test")}, f"improve app {i}",
                  author="Maintainer <maint@example.com>")
     return r
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`ci-risk ARGS` in-process: (exit code, stdout, stderr)."""
+    from ci_risk_hook import cli
+
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -10,14 +10,8 @@ import pytest
 from ci_risk_hook import cli, gate, output
 from ci_risk_hook.features import FEATURE_NAMES
 
-from conftest import Repo, lines
+from conftest import Repo, lines, run_cli as run
 from modelkit import NEWCOMERS, grow_history, train_model
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -19,15 +19,9 @@ from ci_risk_hook.features import FEATURE_NAMES, Limits, store_features
 from ci_risk_hook.ranges import PushRange
 from ci_risk_hook.store import PriorBuild, open_store
 
-from conftest import Repo, lines, make_repo
+from conftest import Repo, lines, make_repo, run_cli as run
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(args)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
