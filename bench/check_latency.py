@@ -49,7 +49,7 @@ def train_timing_model(repo: Path, out: Path, commits: int = 1500) -> None:
     from ci_risk_hook import git
     from ci_risk_hook.analysis import analyze
     from ci_risk_hook.export import export_model, write_artifact
-    from ci_risk_hook.features import FEATURE_NAMES, Limits, _FIX_RE
+    from ci_risk_hook.features import FEATURE_NAMES, Limits, FIX_RE
     from ci_risk_hook.ranges import PushRange
 
     info = git.repo_info(str(repo))
@@ -61,7 +61,7 @@ def train_timing_model(repo: Path, out: Path, commits: int = 1500) -> None:
             continue
         touched = {f.path for f in commit.files}
         later = history[i + 1:i + 21]
-        label = int(any(_FIX_RE.search(c.subject) and touched & {f.path for f in c.files} for c in later))
+        label = int(any(FIX_RE.search(c.subject) and touched & {f.path for f in c.files} for c in later))
         result = analyze(PushRange(tip=commit.sha, exclude=(commit.parents[0],)), info, Limits(), cwd=str(repo))
         rows.append([np.nan if v is None else v for v in result.vector()])
         labels.append(label)

@@ -34,7 +34,7 @@ def assert_no_future(table: Table, rows: np.ndarray, cutoff: int) -> None:
                         f"(first: {table.commits[int(late[0])][:10]})")
 
 
-def deferrable(p: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float, float]:
+def deferrable(p: np.ndarray, y: np.ndarray, threshold: float | np.ndarray) -> tuple[float, float]:
     """(share of builds below the threshold, recall of failures at it)."""
     flagged = p >= threshold
     failures = y.sum()
@@ -76,8 +76,9 @@ class Metrics(NamedTuple):
                 for k, v in self._asdict().items()}
 
 
-def metrics(p: np.ndarray, y: np.ndarray, decision_threshold: float, defer_threshold: float | None,
-            parrot: np.ndarray | None = None) -> Metrics:
+def metrics(p: np.ndarray, y: np.ndarray, decision_threshold: float | np.ndarray,
+            defer_threshold: float | np.ndarray | None, parrot: np.ndarray | None = None) -> Metrics:
+    """Thresholds may be one number or one per build; without a defer threshold, only Parrot's share is known."""
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
     flagged = p >= decision_threshold
@@ -89,8 +90,10 @@ def metrics(p: np.ndarray, y: np.ndarray, decision_threshold: float, defer_thres
     roc = float(roc_auc_score(y, p)) if both else float("nan")
     pr = float(average_precision_score(y, p)) if both else float("nan")
     brier = float(brier_score_loss(y, np.clip(p, 0, 1)))
-    if defer_threshold is None:
-        share, reached = parrot_deferrable(parrot if parrot is not None else p, y), 0.9
+    if defer_threshold is None and parrot is not None:
+        share, reached = parrot_deferrable(parrot, y), 0.9
+    elif defer_threshold is None:
+        share, reached = float("nan"), float("nan")
     else:
         share, reached = deferrable(p, y, defer_threshold)
     return Metrics(precision, recall, f1, roc, pr, brier, share, reached)
@@ -186,9 +189,9 @@ def backtest(
                          f"need {min_train} finished builds with 5 failures before the first prediction")
     y = table.y[done]
     p, parrot, demo_p = scores[done], table.parrot[done], demo_scores[done]
-    # Thresholds vary by retrain; compare each build with its own model's threshold.
-    model_m = _metrics_varying(p, y, f1_cut[done], defer_cut[done])
-    demo_m = _metrics_varying(demo_p, y, demo_cut[done], None, parrot_like=False)
+    # Thresholds vary by retrain: each build is judged against its own model's (numpy compares elementwise).
+    model_m = metrics(p, y, f1_cut[done], defer_cut[done])
+    demo_m = metrics(demo_p, y, demo_cut[done], None)
     parrot_m = metrics(parrot, y, 0.5, None, parrot)
     ordered = _ordered_parrot(table)[done]
     ordered_m = metrics(ordered, y, 0.5, None, ordered)
@@ -211,24 +214,6 @@ def _ordered_parrot(table: Table) -> np.ndarray:
             out[k] = float(table.y[last[branch]])
         last[branch] = int(k)
     return out
-
-
-def _metrics_varying(p: np.ndarray, y: np.ndarray, decision_cut: np.ndarray, defer_cut: np.ndarray | None,
-                     parrot_like: bool = True) -> Metrics:
-    """Metrics where each build is judged against the threshold its own (training-time) model chose."""
-    # Shifting every score by its own threshold turns per-build thresholds into one at 0.5.
-    base = metrics(p, y, 0.5, 0.5)
-    flagged = p >= decision_cut
-    tp = float((flagged & (y == 1)).sum())
-    precision = tp / flagged.sum() if flagged.sum() else 0.0
-    recall = tp / y.sum() if y.sum() else float("nan")
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    if defer_cut is not None:
-        share, reached = deferrable(p - defer_cut + 0.5, y, 0.5)
-    else:
-        share, reached = float("nan"), float("nan")
-    return base._replace(precision=precision, recall=recall, f1=f1, deferrable_at_90=share,
-                         recall_at_defer_threshold=reached)
 
 
 def write_predictions(result: BacktestResult, path: str) -> None:

@@ -47,7 +47,6 @@ def open_for_repo(db: str | None, cwd: str | None = None) -> Target:
 
 
 class ImportSummary(NamedTuple):
-    rows_read: int
     recorded: int
     new: int
     unknown_commits: int
@@ -71,7 +70,7 @@ def store_records(target: Target, records: Sequence[BuildRecord], cwd: str | Non
             normalised.append(r._replace(commit=sha, base=base or r.base))
             known.append(True)
     new = target.store.add_builds(target.repo_id, normalised, known)
-    return ImportSummary(len(records), len(records), new, len(unknown), unknown[:5])
+    return ImportSummary(len(records), new, len(unknown), unknown[:5])
 
 
 def compute_build_features(

@@ -6,7 +6,6 @@ exits 0, so a bug in ci-risk never stops a push).
 """
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time

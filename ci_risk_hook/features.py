@@ -96,9 +96,9 @@ SCHEMA: tuple[Feature, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in SCHEMA)
 BY_NAME = {f.name: f for f in SCHEMA}
 
-_FIX_RE = re.compile(r"\b(fix(e[sd])?|bugs?|bugfix|hotfix|patch(ed)?|defect|regression|broken|crash(es)?)\b", re.I)
-_REVERT_RE = re.compile(r"^\s*revert\b", re.I)
-_WIP_RE = re.compile(r"(^\s*(fixup|squash|amend)!)|\b(wip|tmp|temp|todo|xxx)\b", re.I)
+FIX_RE = re.compile(r"\b(fix(e[sd])?|bugs?|bugfix|hotfix|patch(ed)?|defect|regression|broken|crash(es)?)\b", re.I)
+REVERT_RE = re.compile(r"^\s*revert\b", re.I)
+WIP_RE = re.compile(r"(^\s*(fixup|squash|amend)!)|\b(wip|tmp|temp|todo|xxx)\b", re.I)
 
 
 class Limits(NamedTuple):
@@ -198,8 +198,8 @@ def extract(
     n_known = len(commits) - partial_commits
     values["n_commits"] = float(len(commits))
     values["n_merges"] = float(sum(1 for c in commits if c.is_merge))
-    for name, regex, bucket in (("msg_fix", _FIX_RE, facts.fix_subjects), ("msg_revert", _REVERT_RE, facts.revert_subjects),
-                                ("msg_wip", _WIP_RE, facts.wip_subjects)):
+    for name, regex, bucket in (("msg_fix", FIX_RE, facts.fix_subjects), ("msg_revert", REVERT_RE, facts.revert_subjects),
+                                ("msg_wip", WIP_RE, facts.wip_subjects)):
         hits = [c.subject for c in commits if regex.search(c.subject)]
         bucket.extend(hits)
         values[name] = float(len(hits))

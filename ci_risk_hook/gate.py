@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from . import git
 from .config import Settings
@@ -18,6 +18,9 @@ from .reasons import Reason, top_reasons
 from .scoring import PortableModel, load_model
 
 MODEL_FILE = "model.json"
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 class ModelChoice(NamedTuple):
@@ -141,46 +144,42 @@ class _BuildHistory:
         self.info = info
         self.cwd = cwd
         self.url = settings.db
-        self.store: object | None = None
+        self.opened = False
+        self.store: Store | None = None
         self.repo_id: int | None = None
-        self.failed: str | None = None
+        self.failed = False
 
     def _open(self) -> None:
-        from .store import open_store, remembered
+        from .store import open_store, remembered  # not on the path of a repository without a store
 
+        self.opened = True
         url = self.url or remembered(self.info.common_dir)
-        if url is None:
+        root = git.root_commit(self.info, self.cwd) if url else None
+        if url is None or root is None:
             return
-        root = git.root_commit(self.info, self.cwd)
-        if root is None:
-            return
-        store = open_store(url, create=False)
-        self.store = store
-        self.repo_id = store.find_repository(root)
+        self.store = open_store(url, create=False)
+        self.repo_id = self.store.find_repository(root)
 
     def fill(self, push_range: PushRange, features: FeatureResult) -> None:
-        if not features.commits or self.failed is not None:
+        if not features.commits or self.failed:
             return
-        from .store import Store, StoreError
+        from .store import StoreError
 
         try:
-            if self.store is None:
+            if not self.opened:
                 self._open()
-            if not isinstance(self.store, Store) or self.repo_id is None:
+            if self.store is None or self.repo_id is None:
                 return
-            now = self.now
-            prior = self.store.prior_builds(self.repo_id, now, push_range.branch)
+            prior = self.store.prior_builds(self.repo_id, self.now, push_range.branch)
         except (StoreError, git.GitError) as exc:
-            self.failed = str(exc)
+            self.failed = True
             features.notes.append(f"build history unavailable ({exc}); its features are unknown")
             return
         files = [p for paths in features.facts.paths_by_category.values() for p in paths]
-        features.values.update(store_features(prior, push_range.branch, files, features.facts.author_email, now))
+        features.values.update(store_features(prior, push_range.branch, files, features.facts.author_email, self.now))
 
     def close(self) -> None:
-        from .store import Store
-
-        if isinstance(self.store, Store):
+        if self.store is not None:
             self.store.close()
 
 

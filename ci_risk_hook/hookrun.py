@@ -92,20 +92,25 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
 
         push_ranges = range_source(info)
         report = gate.evaluate(push_ranges, settings, info, progress)
+        gate.remember_scores(info, report)
+        # Rendered inside the guard too: a bug in the output must not stop a push either.
+        if output_format == "json":
+            text = output.render_json(report)
+        else:
+            text = output.render_text(report, colour=output.use_colour(sys.stdout))
+    except ranges.NothingPending as exc:
+        _err(f"ci-risk: {exc}")
+        return EXIT_OK
     except ranges.RangeError as exc:
         _err(f"ci-risk: {exc}")
-        return EXIT_OK if str(exc).startswith("nothing to check") else EXIT_USAGE
+        return EXIT_USAGE
     except (git.GitError, ModelError, IndexError_, OSError) as exc:
         return fail(exc, settings.strict, known=True)
     except Exception as exc:  # noqa: BLE001 - a bug in ci-risk must not stop a push
         return fail(exc, settings.strict, known=False)
     finally:
         progress.finish()
-    gate.remember_scores(info, report)
-    if output_format == "json":
-        _out(output.render_json(report))
-    else:
-        _out(output.render_text(report, colour=output.use_colour(sys.stdout)))
+    _out(text)
     return report.exit_code
 
 

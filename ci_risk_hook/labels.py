@@ -21,7 +21,7 @@ import time
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 from . import categories, git
-from .features import _FIX_RE, _REVERT_RE
+from .features import FIX_RE, REVERT_RE
 
 
 class CommitLabel(NamedTuple):
@@ -110,9 +110,9 @@ class _Fix(NamedTuple):
 
 def _is_fix_message(message: str) -> bool:
     subject = message.split("\n", 1)[0]
-    if _REVERT_RE.search(subject) or "this reverts commit" in message.lower():
+    if REVERT_RE.search(subject) or "this reverts commit" in message.lower():
         return False
-    return _FIX_RE.search(message) is not None
+    return FIX_RE.search(message) is not None
 
 
 def _fix_commits(cwd: str, rev_args: Sequence[str], since: int | None, max_fixes: int | None,

@@ -12,7 +12,11 @@ from . import git
 
 
 class RangeError(Exception):
-    """The requested range cannot be resolved (bad revision, unborn branch)."""
+    """The requested range cannot be resolved (a bad revision: a usage error)."""
+
+
+class NothingPending(RangeError):
+    """There is nothing to check yet (a branch without commits): not an error."""
 
 
 class PushRange(NamedTuple):
@@ -113,7 +117,7 @@ def explicit(from_rev: str | None, to_rev: str | None, cwd: str | None = None) -
         tip = _resolve(tip_rev, cwd)
     except RangeError:
         if to_rev is None:
-            raise RangeError("nothing to check: this branch has no commits yet") from None
+            raise NothingPending("nothing to check: this branch has no commits yet") from None
         raise
     if from_rev is not None:
         return PushRange(tip=tip, exclude=(_resolve(from_rev, cwd),), label=f"{from_rev}..{tip_rev}")

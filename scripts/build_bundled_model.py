@@ -41,7 +41,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from backtest_travis import EVALUATION_PROJECTS  # noqa: E402
 
-from ci_risk_hook import git  # noqa: E402
 from ci_risk_hook.backtest import metrics  # noqa: E402
 from ci_risk_hook.dataset import Table, ci_table, concat  # noqa: E402
 from ci_risk_hook.export import write_artifact  # noqa: E402

@@ -137,6 +137,27 @@ def test_a_bug_fails_open_and_is_logged(in_repo: Repo, capsys: pytest.CaptureFix
     assert run(["check", "--strict"], capsys)[0] == 3
 
 
+def test_a_bug_while_rendering_fails_open_too(trained: Repo, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> str:
+        raise KeyError("simulated rendering bug")
+
+    monkeypatch.setattr(output, "render_text", broken)
+    trained.commit({"src/core.py": lines(46)})
+    code, out, err = run(["check", "--from", "HEAD~1"], capsys)
+    assert code == 0 and out == "" and "internal error (KeyError" in err
+    assert run(["check", "--from", "HEAD~1", "--strict"], capsys)[0] == 3
+
+
+def test_an_unborn_branch_has_nothing_to_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import make_repo
+
+    monkeypatch.chdir(make_repo(tmp_path / "empty").path)
+    code, _, err = run(["check", "--mode", "block"], capsys)
+    assert code == 0 and "nothing to check: this branch has no commits yet" in err
+
+
 def test_hook_outside_pre_commit_checks_upstream_range(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["hook"], capsys)
     assert code == 0 and "not on any remote" in out  # no remote: every commit is pending

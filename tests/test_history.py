@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_risk_hook import cli, git
+from ci_risk_hook import git
 from ci_risk_hook.analysis import analyze
 from ci_risk_hook.backfill import backfill_commits
 from ci_risk_hook.features import FEATURE_NAMES, Limits, store_features

@@ -137,7 +137,7 @@ def test_csv_line_numbers_count_physical_lines_of_quoted_fields(tmp_path: Path) 
 
 
 def test_csv_value_with_a_newline_still_gives_a_one_line_message(tmp_path: Path) -> None:
-    path = write(tmp_path, "b.csv", f'commit,status\n"abc\ndef",passed\n')
+    path = write(tmp_path, "b.csv", 'commit,status\n"abc\ndef",passed\n')
     assert error_of(path, "csv") == f"{path}:2: commit: not a commit sha: 'abc\\ndef' (expected 7 to 64 hex digits)"
 
 

@@ -174,7 +174,7 @@ def test_raw_hook_new_branch_is_scored(project: Repo) -> None:
 def test_raw_hook_with_a_vanished_interpreter_lets_the_push_through(project: Repo) -> None:
     subprocess.run([CI_RISK, "install"], cwd=project.path, check=True, capture_output=True)
     hook = project.path / ".git" / "hooks" / "pre-push"
-    hook.write_text(hook.read_text().replace(f"PYTHON=", "PYTHON=/nonexistent/python #", 1))
+    hook.write_text(hook.read_text().replace("PYTHON=", "PYTHON=/nonexistent/python #", 1))
     safe_change(project)
     proc = push(project, {"CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"})
     assert proc.returncode == 0
