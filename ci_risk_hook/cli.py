@@ -172,7 +172,7 @@ def _record(db: str | None, status: str, commit: str, base: str | None, branch: 
         ci_job, ci_attempt = _ci_job()
         record = BuildRecord(
             commit=sha, status=status, source=source, raw_status=status,
-            branch=branch or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
+            branch=git.short_branch(branch) or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
             duration_s=duration, base=base, job_id=job_id if job_id is not None else ci_job,
             attempt=attempt if attempt is not None else ci_attempt,
         )
