@@ -198,10 +198,12 @@ def test_push_through_the_hook_warns_blocks_and_is_strict(latin1_repo: Repo, tmp
     assert "ci-risk: risk " in out and "not checked" not in out and "internal error" not in out, out
     assert remote_has(latin1_repo, tip)
 
-    # A branch whose name is not UTF-8 is scored too (git hands it to the hook on stdin).
+    # A branch whose name is not UTF-8 is scored too: git hands it to the hook on stdin, which a
+    # UTF-8 locale (strict, as PYTHONIOENCODING makes it here) would refuse to decode.
     subprocess.run([b"git", b"checkout", b"-q", b"-b", b"caf\xe9"], cwd=latin1_repo.path, check=True)
     commit_bytes(latin1_repo, {LATIN1: source(4)}, b"on a Latin-1 branch")
-    code, out = push(latin1_repo, b"caf\xe9", {"CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"})
+    code, out = push(latin1_repo, b"caf\xe9", {"CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0",
+                                                "PYTHONIOENCODING": "utf-8:strict"})
     assert code != 0 and "BLOCKED" in out and "internal error" not in out, out
 
 
@@ -261,6 +263,19 @@ def test_record_backfill_szz_and_history_keep_the_name(latin1_repo: Repo, store_
     commit_bytes(latin1_repo, {LATIN1: source(10)}, b"again")
     values = features(check_json(latin1_repo, "--from", base, "--to", "HEAD", "--branch", "main", "--strict"))
     assert values["touched_files_fail_rate"] == 1.0, values
+
+    # A branch that is not UTF-8 has one key whether read from HEAD or given as an option (argv
+    # holds undecodable bytes as surrogates), and the hook finds its builds under that key.
+    subprocess.run([b"git", b"checkout", b"-q", b"-b", b"caf\xe9"], cwd=latin1_repo.path, check=True)
+    code, out, err = run_cli(["record", "--status", "fail"], capsys)
+    assert code == 0 and "on caf\\xe9" in out, out + err
+    code, out, err = run_cli(["record", "--status", "pass", "--commit", base, "--branch", "refs/heads/caf\udce9"],
+                             capsys)
+    assert code == 0, err
+    code, out, err = run_cli(["history", "--format", "json"], capsys)
+    assert sorted(b["branch"] for b in json.loads(out)["builds"]) == ["caf\\xe9", "caf\\xe9", "main"]
+    values = features(check_json(latin1_repo, "--from", base, "--to", "HEAD", "--strict"))
+    assert values["fail_rate_last5"] == 0.5, values
 
 
 # -- odd names everywhere -------------------------------------------------------------------------
