@@ -418,6 +418,7 @@ def _training_options(func: F) -> F:
 
 
 def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
+    from . import git
     from .dataset import DatasetError
     from .modeling import table_for
 
@@ -425,7 +426,7 @@ def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
         repos = target.store.repositories()
         ids, names = [r[0] for r in repos], [r[2] or r[1][:12] for r in repos]
     else:
-        ids, names = [target.repo_id], [os.path.basename(target.info.toplevel.rstrip("/"))]
+        ids, names = [target.repo_id], [git.repo_name(target.info)]
     try:
         return table_for(target.store, ids, labels), names
     except DatasetError as exc:

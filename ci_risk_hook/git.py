@@ -4,10 +4,10 @@ Only git objects are read, never the work tree: pre-commit stashes unstaged
 changes while hooks run, so the work tree is not what is being pushed.
 
 Names from git are bytes: a file name, an author's e-mail or a branch may
-hold any byte but NUL (git itself forbids NUL in names), in no particular
-encoding. ci-risk carries each one as a *name key* (`decode_name`): UTF-8
-text in which every byte that is not part of valid UTF-8, the backslash
-itself and NUL are written `\\xNN` (two lowercase hex digits). The key is
+hold any byte but NUL, in no particular encoding. ci-risk carries each one
+as a *name key* (`decode_name`): UTF-8 text in which every byte that is not part of valid UTF-8, the backslash
+itself and NUL (should one come from elsewhere) are written `\\xNN` (two
+lowercase hex digits). The key is
 
 - lossless: `encode_name` gives back the exact bytes, so git is asked about
   the very path it printed (blame, diff, pathspecs);
@@ -102,12 +102,12 @@ def _first_error_line(stderr: bytes) -> str:
     return "git failed without a message"
 
 
-def _raise_for(stderr: bytes, args: Sequence[str]) -> None:
+def _raise_for(stderr: bytes, args: Sequence[str | bytes]) -> None:
     message = _first_error_line(stderr)
     lowered = message.lower()
     if any(marker in lowered for marker in _MISSING_OBJECT_MARKERS):
         raise MissingObjectError(message)
-    raise GitError(f"git {args[0] if args else ''}: {message}")
+    raise GitError(f"git {os.fsdecode(args[0]) if args else ''}: {message}")
 
 
 def run(args: Sequence[str | bytes], cwd: str | os.PathLike[str] | None = None, *, stdin: bytes | None = None) -> bytes:
@@ -176,7 +176,7 @@ def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
             raise GitError("not inside a git repository") from exc
         # A bare repository has no toplevel; ask again without it.
         out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-shallow-repository"], cwd)
-    lines = out.decode("utf-8", "surrogateescape").splitlines()
+    lines = os.fsdecode(out).splitlines()  # file system paths: as the OS will want them back
     common_dir, git_dir = lines[0], lines[1]
     is_shallow = lines[2].strip() == "true"
     toplevel = lines[3] if len(lines) > 3 else common_dir
@@ -191,6 +191,11 @@ def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
                     shallow_commits=shallow)
 
 
+def repo_name(info: RepoInfo) -> str:
+    """The work tree's directory name as a name key: a label that any store can hold."""
+    return decode_name(os.fsencode(os.path.basename(info.toplevel.rstrip("/"))))
+
+
 def current_branch(info: RepoInfo) -> str | None:
     """The checked-out branch's name key, read from HEAD without starting git (None when detached)."""
     try:
@@ -200,8 +205,7 @@ def current_branch(info: RepoInfo) -> str | None:
         return None
     if not head.startswith(b"ref:"):
         return None
-    ref = head[4:].strip()
-    return decode_name(ref[len(b"refs/heads/"):] if ref.startswith(b"refs/heads/") else ref)
+    return decode_name(head[4:].strip().removeprefix(b"refs/heads/"))
 
 
 def short_branch(ref: str | None) -> str | None:
@@ -211,8 +215,7 @@ def short_branch(ref: str | None) -> str | None:
     """
     if not ref:
         return None
-    key = decode_name(ref.encode("utf-8", "surrogateescape"))
-    return key[len("refs/heads/"):] if key.startswith("refs/heads/") else key
+    return decode_name(ref.encode("utf-8", "surrogateescape")).removeprefix("refs/heads/")
 
 
 def _parse_header(token: bytes) -> Commit:

@@ -102,11 +102,15 @@ class HistoryIndex:
         self.db.close()
 
     def _drop_older(self) -> str | None:
-        """Empty an index of an older schema (under the write lock, so two processes cannot both); the new version or None."""
+        """Empty an index of an older schema; the version found under the write lock (None once emptied).
+
+        Checked again under the lock, so a second process never empties what the first has rebuilt.
+        """
         with self._transaction():
             version = self._meta("schema_version")
             if version in _OLDER_VERSIONS:
-                for (table,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                for (table,) in self.db.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'").fetchall():
                     self.db.execute(f'DROP TABLE "{table}"')
                 version = None
         return version

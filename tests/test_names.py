@@ -352,25 +352,28 @@ def test_authors_and_messages_in_other_encodings(repo: Repo, monkeypatch: pytest
     assert code == 0, err
     store = open_store(store_url)
     try:
-        authors = sorted({a for _, _, a, _ in store.commit_features(store.repositories()[0][0])})
+        authors = {a for _, _, a, _ in store.commit_features(store.repositories()[0][0])}
     finally:
         store.close()
-    assert authors == ["j\\xe8@example.com", "j\\xe9@example.com", "jé@example.com", "test@example.com"]
+    assert authors == {"j\\xe8@example.com", "j\\xe9@example.com", "jé@example.com", "test@example.com"}
 
 
 # -- a locale that cannot spell the names ----------------------------------------------------------
 
-def test_commands_under_an_ascii_locale(latin1_repo: Repo, tmp_path: Path) -> None:
+def test_commands_under_an_ascii_locale(tmp_path: Path) -> None:
     """Python under LC_ALL=C without UTF-8 mode: file system and terminal encodings are ASCII."""
+    repo = make_repo(tmp_path / "dépôt")  # even the work tree's own path is not ASCII
+    repo.commit({"README.md": "# project\n"}, "initial import")
+    commit_bytes(repo, {LATIN1: source(1)}, b"add caf\xe9")
     naive = "src/naïve.py".encode()
-    commit_bytes(latin1_repo, {naive: source(1)}, b"add naive")
-    commit_bytes(latin1_repo, {naive: source(2)}, b"Fix naive")
-    subprocess.run([b"git", b"checkout", b"-q", b"-b", "naïve".encode()], cwd=latin1_repo.path, check=True)
+    commit_bytes(repo, {naive: source(1)}, b"add naive")
+    commit_bytes(repo, {naive: source(2)}, b"Fix naive")
+    subprocess.run([b"git", b"checkout", b"-q", b"-b", "naïve".encode()], cwd=repo.path, check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
     env.update(LC_ALL="C", PYTHONCOERCECLOCALE="0", PYTHONUTF8="0", CI_RISK_DB=str(tmp_path / "h.sqlite"))
 
     def ci_risk(*args: str) -> str:
-        proc = subprocess.run([CI_RISK, *args], cwd=latin1_repo.path, capture_output=True, env=env)
+        proc = subprocess.run([CI_RISK, *args], cwd=repo.path, capture_output=True, env=env)
         out = (proc.stdout + proc.stderr).decode("utf-8")  # click writes UTF-8 to an ASCII terminal
         assert proc.returncode == 0 and "Traceback" not in out and "internal error" not in out, out
         return out
