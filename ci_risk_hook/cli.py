@@ -38,6 +38,11 @@ def _gate_options(func: F) -> F:
     return func
 
 
+def _escape(exc: click.ClickException) -> None:
+    # Rewritten in place (click types `message` Final) so click still adds the usage line and hint.
+    setattr(exc, "message", clean(exc.message))
+
+
 class _SafeGroup(click.Group):
     """Error messages quote file names, revisions, branches and option values: shown escaped, never raw."""
 
@@ -45,14 +50,14 @@ class _SafeGroup(click.Group):
         try:
             return super().make_context(*args, **kwargs)
         except click.ClickException as exc:
-            exc.message = clean(exc.message)
+            _escape(exc)
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
-            exc.message = clean(exc.message)
+            _escape(exc)
             raise
 
 

@@ -237,3 +237,14 @@ def test_csv_cells_that_a_spreadsheet_would_evaluate_are_prefixed() -> None:
     for cell in ("=1+1", "+1", "-1", "@A1", "\t=1", "\r=1"):
         assert csv_cell(cell).startswith("'"), cell
     assert csv_cell("main") == "main" and csv_cell(-1) == -1 and csv_cell(None) is None
+
+
+def test_backtest_predictions_csv_neutralises_formulas(tmp_path: Path) -> None:
+    from ci_risk_hook.backtest import BacktestResult, Prediction, write_predictions
+
+    hostile = Prediction("=cmd|' /C calc'!A0", f"+{CLEAR}main", 1_600_000_000, 1, 0.9, 1, 1.0, 0.5)
+    result = BacktestResult(None, None, None, None, [hostile], 1, 1, 0, {}, 0.0)  # type: ignore[arg-type]
+    out = tmp_path / "predictions.csv"
+    write_predictions(result, str(out))
+    row = next(csv.DictReader(out.open(encoding="utf-8")))
+    assert row["commit"] == "'=cmd|' /C calc'!A0" and row["branch"] == "'+\\x1b[2Jmain"
