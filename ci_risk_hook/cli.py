@@ -278,7 +278,8 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
     for bad in parsed.bad:
         click.echo(f"ci-risk: skipped bad row: {clean(str(bad))}", err=True)
     if not parsed.records and parsed.skipped.get("other repository"):
-        click.echo(clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"), err=True)
+        click.echo(clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"),
+                   err=True)
         sys.exit(EXIT_USAGE)
     target = _open_target(db)
     try:
@@ -488,7 +489,8 @@ def train(labels: str, all_repos: bool, target_recall: float, target_precision: 
         path = out or default_model_path()
         try:
             trained = run_train(table, labels, names, path, target_recall=target_recall,
-                                target_precision=target_precision, log=lambda m: click.echo(f"ci-risk: {m}", err=True))
+                                target_precision=target_precision,
+                                log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True))
         except TrainError as exc:
             raise click.ClickException(str(exc)) from None
     finally:
@@ -606,8 +608,8 @@ def model_show(fmt: str) -> None:
                                "thresholds": m.thresholds, "provenance": m.provenance}, indent=2))
         return
     prov = m.provenance  # written by whoever made the model file: every line of it is cleaned
-    click.echo(clean(f"model: {choice.path} ({choice.source}), {m.kind}"
-                     + (f", chosen candidate {prov['chosen']}" if "chosen" in prov else "") + f", sha256 {m.sha256[:12]}"))
+    chosen = f", chosen candidate {prov['chosen']}" if "chosen" in prov else ""
+    click.echo(clean(f"model: {choice.path} ({choice.source}), {m.kind}{chosen}, sha256 {m.sha256[:12]}"))
     if "rows" in prov:
         parts = [f"trained: {prov.get('trained_at', '?')} on {prov['rows']:,} builds ({prov.get('failures', 0):,} failed)"]
         if "data_from" in prov:

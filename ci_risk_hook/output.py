@@ -1,7 +1,7 @@
 """Render a gate report as human text (colour only on a terminal) or JSON.
 
 Text quotes the repository (paths, commit subjects, branch names, notes):
-every line that does passes through `clean`, so no escape sequence from
+each such piece passes through `clean`, so no escape sequence from
 there reaches the terminal. JSON stays lossless (json.dumps escapes).
 """
 from __future__ import annotations
@@ -84,7 +84,8 @@ def _range_lines(report: GateReport, entry: RangeReport, colour: bool) -> list[s
         lines.append(f"ci-risk: risk {entry.probability:.2f} ({_threshold_text(report, entry.probability)}) - {headline}")
         lines.append(f"  {where}: {n} commit(s)")
         for i, reason in enumerate(entry.reasons, 1):
-            lines.append(f"  {i}. {clean(reason.text)} ({_contribution(reason.contribution, entry.space)})")
+            contribution = _contribution(reason.contribution, entry.space)
+            lines.append(f"  {i}. {clean(reason.text)} ({contribution})")
     for note in entry.features.notes:
         lines.append(clean(f"  note: {note}"))
     return lines

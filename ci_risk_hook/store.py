@@ -29,7 +29,7 @@ class StoreError(Exception):
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(redact(message))
+        super().__init__(redact_message(message))
 
 
 _TYPES = {
@@ -151,11 +151,23 @@ def is_postgres(url: str) -> bool:
 
 # libpq connection parameters that hold a secret (in a URL's query or a key=value string).
 _SECRET_PARAMS = frozenset({"password", "sslpassword"})
-# scheme://userinfo@ : as libpq reads it (up to the last "@" before the path), or, for a password
-# with a raw "/", as the user meant it (a ":" and then anything up to the last "@" before the query).
-_URL_USERINFO = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/'\"]*|[^\s'\"?#@]*:[^\s'\"?#]*)@")
-_URL_QUERY = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s?'\"]*)\?(?P<query>[^\s#'\"]*)")
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"
+
+
+def _url_patterns(stop: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(userinfo, query) patterns; `stop` lists what ends a URL quoted in a message (nothing for a whole URL).
+
+    The userinfo is read as libpq reads it (up to the last "@" before the
+    path) or, for a password with a raw "/", as the user meant it (a ":",
+    then anything up to the last "@" before the query).
+    """
+    userinfo = re.compile(rf"(?P<scheme>{_SCHEME})(?P<userinfo>[^{stop}/]*|[^{stop}?#@]*:[^{stop}?#]*)@")
+    query = re.compile(rf"(?P<head>{_SCHEME}[^{stop}?]*)\?(?P<query>[^{stop}#]*)")
+    return userinfo, query
+
+
+_WHOLE_URL = _url_patterns("")  # a URL on its own may hold anything, spaces included
+_QUOTED_URL = _url_patterns("\\s'\"")
 _KEY_VALUE_SECRET = re.compile(r"(?P<ssl>ssl)?password\s*=\s*(?:'(?:[^'\\]|\\.)*'?|[^\s'\"]*)", re.IGNORECASE)
 _LIBPQ_KEY_VALUE = re.compile(r"\s*(host|hostaddr|port|dbname|user|password|service|sslmode|passfile)\s*=")
 
@@ -176,16 +188,26 @@ def _without_secret_params(match: re.Match[str]) -> str:
     return match["head"] + ("?" + "&".join(kept) if kept else "")
 
 
-def redact(text: str) -> str:
-    """`text` (a store URL, or a message quoting URLs or libpq key=value strings) without its passwords.
+def _redact(text: str, patterns: tuple[re.Pattern[str], re.Pattern[str]]) -> str:
+    userinfo, query = patterns
+    text = userinfo.sub(_without_password, text)
+    text = query.sub(_without_secret_params, text)
+    return _KEY_VALUE_SECRET.sub(lambda m: f"{m['ssl'] or ''}password=***", text)
+
+
+def redact(url: str) -> str:
+    """A store URL (or libpq key=value string) without its passwords, for messages and `remember`.
 
     A URL loses the password of its userinfo and its `password`/`sslpassword`
-    parameters, so it still connects with ~/.pgpass or PGPASSWORD: `remember`
-    stores it this way. In key=value text the secret becomes `***`.
+    parameters, so it still connects with ~/.pgpass or PGPASSWORD; in
+    key=value text the secret becomes `***`.
     """
-    text = _URL_USERINFO.sub(_without_password, text)
-    text = _URL_QUERY.sub(_without_secret_params, text)
-    return _KEY_VALUE_SECRET.sub(lambda m: f"{m['ssl'] or ''}password=***", text)
+    return _redact(url, _WHOLE_URL)
+
+
+def redact_message(text: str) -> str:
+    """`redact` for every URL and key=value secret quoted anywhere in a message (URLs end at a space)."""
+    return _redact(text, _QUOTED_URL)
 
 
 def _secrets(url: str) -> list[str]:
@@ -193,7 +215,7 @@ def _secrets(url: str) -> list[str]:
     from urllib.parse import unquote
 
     found: list[str] = []
-    match = _URL_USERINFO.match(url)
+    match = _WHOLE_URL[0].match(url)
     if match and ":" in match["userinfo"]:
         password = match["userinfo"].split(":", 1)[1]
         found.append(password)
@@ -210,7 +232,7 @@ def _driver_message(exc: BaseException, url: str) -> str:
     text = str(exc).strip().split("\n", 1)[0] if str(exc).strip() else type(exc).__name__
     for secret in _secrets(url):
         text = text.replace(secret, "***")
-    match = _URL_USERINFO.match(url)
+    match = _WHOLE_URL[0].match(url)
     if match and "@" in match["userinfo"]:  # "pass@word@host": libpq's host is "word@host"
         tail = match["userinfo"].rsplit("@", 1)[1]
         text = text.replace(f"{tail}@", "***@")

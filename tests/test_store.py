@@ -182,6 +182,8 @@ def _hostile_urls() -> list[str]:
         f"postgresql://dev:PASS/WORD-6@127.0.0.1:{port}/x",  # a raw "/": libpq's port becomes "PASS"
         f"postgresql://dev:PASSWORD-7%zz@127.0.0.1:{port}/x",  # libpq quotes the bad token
         "postgresql://dev:PASSWORD-8@[::1/x",  # libpq quotes the whole URL
+        f"postgresql://dev:PASS WORD-9@127.0.0.1:{port}/x",  # libpq quotes a value with a raw space
+        f"postgresql://dev@127.0.0.1:{port}/x?password=PASS WORD-10",
     ]
 
 
@@ -241,18 +243,27 @@ def test_the_remembered_store_holds_no_password(tmp_path: Path) -> None:
     psycopg.connect(kept, autocommit=True).close()  # still reaches the same server
 
 
-@pytest.mark.parametrize("text, shown", [
+@pytest.mark.parametrize("url, shown", [
     ("postgresql://u:pw@h:5432/db", "postgresql://u@h:5432/db"),
+    ("postgresql://u:p w@h/db", "postgresql://u@h/db"),
     ("postgresql://h/db?sslmode=require&password=pw&application_name=x", "postgresql://h/db?sslmode=require&application_name=x"),
     ("postgresql://h/db?password=pw", "postgresql://h/db"),
-    ("see postgres://:pw@h/ and postgresql://u@h/db", "see postgres://h/ and postgresql://u@h/db"),
+    ("postgres://:pw@h/", "postgres://h/"),
     ("host=h password=pw port=1", "host=h password=*** port=1"),
     ("host=h password = 'p w\\' x' port=1", "host=h password=*** port=1"),
     ("host=h sslpassword=pw", "host=h sslpassword=***"),
     ("/home/me/history.sqlite", "/home/me/history.sqlite"),
     ("postgresql://h:5432/db?application_name=a@b", "postgresql://h:5432/db?application_name=a@b"),
 ])
-def test_redact_removes_passwords_from_urls_and_key_value_strings(text: str, shown: str) -> None:
+def test_redact_removes_passwords_from_urls_and_key_value_strings(url: str, shown: str) -> None:
     from ci_risk_hook.store import redact
 
-    assert redact(text) == shown
+    assert redact(url) == shown
+
+
+def test_redact_message_finds_every_quoted_url() -> None:
+    from ci_risk_hook.store import redact_message
+
+    text = "a postgresql://u:pw@h/db b 'postgres://x:y@z?password=q' c host=h password='a b' d user@example.com"
+    assert redact_message(text) == "a postgresql://u@h/db b 'postgres://x@z' c host=h password=*** d user@example.com"
+    assert str(StoreError("postgresql://u:pw@h/db: cannot connect")) == "postgresql://u@h/db: cannot connect"
