@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from .dataset import Table
+from .safetext import csv_cell
 from .training import CANDIDATES, TrainError, train
 
 
@@ -236,6 +237,6 @@ def write_predictions(result: BacktestResult, path: str) -> None:
         writer.writerow(["commit", "branch", "started_at", "label", "score", "decision", "baseline_score",
                          "demo_score"])
         for pr in result.predictions:
-            writer.writerow([pr.commit, pr.branch or "", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pr.started_at)),
-                             pr.label, f"{pr.score:.6f}", pr.decision, f"{pr.baseline_score:.0f}",
-                             f"{pr.demo_score:.6f}"])
+            started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pr.started_at))
+            writer.writerow([csv_cell(pr.commit), csv_cell(pr.branch or ""), started, pr.label, f"{pr.score:.6f}",
+                             pr.decision, f"{pr.baseline_score:.0f}", f"{pr.demo_score:.6f}"])
