@@ -367,6 +367,7 @@ class DashboardServer(ThreadingHTTPServer):
 
     request_queue_size = REQUEST_QUEUE
     daemon_threads = True
+    socket_timeout = SOCKET_TIMEOUT
 
     def __init__(self, address: tuple[Any, ...], family: int, state: State, configured_host: str) -> None:
         self.address_family = family
@@ -383,11 +384,17 @@ class DashboardServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: DashboardServer
-    timeout = SOCKET_TIMEOUT
     error_content_type = "application/json"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.socket_timeout)  # a silent or trickling client is dropped
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
+
+    def version_string(self) -> str:
+        return "ci-risk-dashboard"  # not the Python version
 
     def _send(self, body: bytes, kind: str, code: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> None:
         self.send_response(code)
