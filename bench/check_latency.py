@@ -59,11 +59,11 @@ def train_timing_model(repo: Path, out: Path, commits: int = 1500) -> None:
     import numpy as np
     from sklearn.ensemble import RandomForestClassifier
 
-    from ci_risk_hook import git
-    from ci_risk_hook.analysis import analyze
-    from ci_risk_hook.export import export_model, write_artifact
-    from ci_risk_hook.features import FEATURE_NAMES, Limits, FIX_RE
-    from ci_risk_hook.ranges import PushRange
+    from ci_risk_hook.git import repo as git
+    from ci_risk_hook.features.analysis import analyze
+    from ci_risk_hook.model.export import export_model, write_artifact
+    from ci_risk_hook.features.extract import FEATURE_NAMES, Limits, FIX_RE
+    from ci_risk_hook.git.ranges import PushRange
 
     info = git.repo_info(str(repo))
     history = [c for c in git.iter_commits(["HEAD~200", "--first-parent", "--no-merges"], str(repo), max_count=commits)]

@@ -26,9 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ci_risk_hook.dataset import Table, ci_table, concat  # noqa: E402
-from ci_risk_hook.store import open_store  # noqa: E402
-from ci_risk_hook.training import train  # noqa: E402
+from ci_risk_hook.model.dataset import Table, ci_table, concat  # noqa: E402
+from ci_risk_hook.outcomes.store import open_store  # noqa: E402
+from ci_risk_hook.model.training import train  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "travis-builds" / "builds.csv"
 PROJECTS = ("aaugustin/websockets", "espressif/esptool", "bashtage/arch", "gpodder/gpodder", "lanpa/tensorboardX")

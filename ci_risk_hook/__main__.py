@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from .fastpath import main
+from ci_risk_hook.gate.entry import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -41,12 +41,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from backtest_travis import EVALUATION_PROJECTS  # noqa: E402
 
-from ci_risk_hook.backtest import metrics  # noqa: E402
-from ci_risk_hook.dataset import Table, ci_table, concat  # noqa: E402
-from ci_risk_hook.export import write_artifact  # noqa: E402
-from ci_risk_hook.features import FEATURE_NAMES, STORE_FEATURES  # noqa: E402
-from ci_risk_hook.store import open_store  # noqa: E402
-from ci_risk_hook.training import (CANDIDATES, export, library_versions, threshold_for_f1,  # noqa: E402
+from ci_risk_hook.model.backtest import metrics  # noqa: E402
+from ci_risk_hook.model.dataset import Table, ci_table, concat  # noqa: E402
+from ci_risk_hook.model.export import write_artifact  # noqa: E402
+from ci_risk_hook.features.extract import FEATURE_NAMES, STORE_FEATURES  # noqa: E402
+from ci_risk_hook.outcomes.store import open_store  # noqa: E402
+from ci_risk_hook.model.training import (CANDIDATES, export, library_versions, threshold_for_f1,  # noqa: E402
                                    threshold_for_precision, threshold_for_recall, train)
 
 DATA = ROOT.parent / "shared" / "data" / "travis-builds" / "builds.csv"

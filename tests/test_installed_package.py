@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, Repo, lines
+from testing.repos import REPO_ROOT, Repo, lines
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
 

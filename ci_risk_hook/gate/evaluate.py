@@ -1,0 +1,234 @@
+"""The gate: range -> features -> model -> decision. Shared by the hook, `check` and CI.
+
+No click, no scikit-learn, no pandas: this is the hot path of every push.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
+
+from ci_risk_hook.git import repo as git
+from ci_risk_hook.config import Settings
+from ci_risk_hook.features.analysis import analyze
+from ci_risk_hook.features.extract import FeatureResult, Limits, store_features
+from ci_risk_hook.features.history_index import default_path
+from ci_risk_hook.git.ranges import PushRange
+from ci_risk_hook.features.reasons import Reason, top_reasons
+from ci_risk_hook.model.scoring import PortableModel, load_model
+
+MODEL_FILE = "model.json"
+
+if TYPE_CHECKING:
+    from ci_risk_hook.outcomes.store import Store
+
+
+class ModelChoice(NamedTuple):
+    model: PortableModel
+    path: str
+    source: str  # "option", "$CI_RISK_MODEL", "repository", "bundled"
+
+
+class RangeReport:
+    def __init__(self, push_range: PushRange, features: FeatureResult) -> None:
+        self.push_range = push_range
+        self.features = features
+        self.probability: float | None = None
+        self.decision = "pass"  # pass | warn | block | empty
+        self.reasons: list[Reason] = []
+        self.space = "probability"
+
+
+class GateReport:
+    def __init__(self, settings: Settings, warn_at: float, block_at: float, model: ModelChoice | None) -> None:
+        self.ranges: list[RangeReport] = []
+        self.settings = settings
+        self.warn_at = warn_at
+        self.block_at = block_at
+        self.model = model
+        self.notes: list[str] = []
+
+    @property
+    def decision(self) -> str:
+        order = {"empty": 0, "pass": 1, "warn": 2, "block": 3}
+        if not self.ranges:
+            return "empty"
+        return max((r.decision for r in self.ranges), key=lambda d: order[d])
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.decision == "block" else 0
+
+
+def repo_model_path(info: git.RepoInfo) -> str:
+    return os.path.join(os.path.dirname(default_path(info.common_dir)), MODEL_FILE)
+
+
+def bundled_model_path() -> str | None:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the ci_risk_hook package
+    for candidate in (
+        os.path.join(here, "bundled_model", MODEL_FILE),  # installed: model/ is mapped into the package
+        os.path.join(os.path.dirname(here), "model", MODEL_FILE),  # running from a source checkout
+    ):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def choose_model(settings: Settings, info: git.RepoInfo) -> ModelChoice | None:
+    """The configured model, else this repository's trained one, else the bundled one."""
+    if settings.model:
+        return ModelChoice(load_model(settings.model), settings.model, settings.sources.get("model", "option"))
+    repo_path = repo_model_path(info)
+    if os.path.isfile(repo_path):
+        return ModelChoice(load_model(repo_path), repo_path, "repository")
+    bundled = bundled_model_path()
+    if bundled is not None:
+        return ModelChoice(load_model(bundled), bundled, "bundled")
+    return None
+
+
+def decide(probability: float, mode: str, warn_at: float, block_at: float) -> str:
+    if probability >= block_at:
+        return "block" if mode == "block" else "warn"
+    if probability >= warn_at:
+        return "warn"
+    return "pass"
+
+
+def evaluate(
+    ranges: Sequence[PushRange],
+    settings: Settings,
+    info: git.RepoInfo,
+    progress: Callable[[int], None] | None = None,
+    cwd: str | None = None,
+    now: int | None = None,
+) -> GateReport:
+    """Score each range; `now` (default: the clock) is when the push happens, for build-history features."""
+    choice = choose_model(settings, info)
+    warn_at, block_at = settings.thresholds(choice.model.thresholds if choice else None)
+    report = GateReport(settings, warn_at, block_at, choice)
+    limits = Limits(max_commits=settings.max_commits)
+    history = _BuildHistory(settings, info, cwd, int(time.time()) if now is None else now)
+    for push_range in ranges:
+        features = analyze(push_range, info, limits, progress, cwd)
+        history.fill(push_range, features)
+        entry = RangeReport(push_range, features)
+        report.ranges.append(entry)
+        if not features.commits:
+            entry.decision = "empty"
+            continue
+        if choice is None:
+            continue
+        explanation = choice.model.explain(features.values)
+        entry.probability = explanation.probability
+        entry.space = explanation.space
+        entry.reasons = top_reasons(explanation.contributions, features)
+        entry.decision = decide(explanation.probability, settings.mode, warn_at, block_at)
+    history.close()
+    if choice is None:
+        report.notes.append("no model available yet (none configured, trained for this repository, or bundled): push not scored")
+    return report
+
+
+class _BuildHistory:
+    """Build-history features from the outcomes store, when this repository has one.
+
+    The store is only opened if one was configured or has been written for
+    this repository, so a push never creates it; any trouble with it leaves
+    these features unknown and says so, it never stops the push.
+    """
+
+    def __init__(self, settings: Settings, info: git.RepoInfo, cwd: str | None, now: int) -> None:
+        self.now = now
+        self.info = info
+        self.cwd = cwd
+        self.url = settings.db
+        self.opened = False
+        self.store: Store | None = None
+        self.repo_id: int | None = None
+        self.failed = False
+
+    def _open(self) -> None:
+        from ci_risk_hook.outcomes.store import open_store, remembered  # not on the path of a repository without a store
+
+        self.opened = True
+        url = self.url or remembered(self.info.common_dir)
+        root = git.root_commit(self.info, self.cwd) if url else None
+        if url is None or root is None:
+            return
+        self.store = open_store(url, create=False)
+        self.repo_id = self.store.find_repository(root)
+
+    def fill(self, push_range: PushRange, features: FeatureResult) -> None:
+        if not features.commits or self.failed:
+            return
+        from ci_risk_hook.outcomes.store import StoreError
+
+        try:
+            if not self.opened:
+                self._open()
+            if self.store is None or self.repo_id is None:
+                return
+            prior = self.store.prior_builds(self.repo_id, self.now, push_range.branch)
+        except (StoreError, git.GitError) as exc:
+            self.failed = True
+            features.notes.append(f"build history unavailable ({exc}); its features are unknown")
+            return
+        files = [p for paths in features.facts.paths_by_category.values() for p in paths]
+        features.values.update(store_features(prior, push_range.branch, files, features.facts.author_email, self.now))
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+SCORED_LOG = "scored.jsonl"
+_SCORED_KEEP = 50
+
+
+def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
+    """Append this push's scores and reasons to .git/ci-risk/scored.jsonl (the report shows the latest).
+
+    Best effort: a full disk or a read-only git dir must not cost the push anything.
+    """
+    import json
+
+    entries = [
+        {"time": int(time.time()), "range": r.push_range.label or r.push_range.describe(), "commits": len(r.features.commits),
+         "probability": r.probability, "decision": r.decision, "reasons": [x.text for x in r.reasons],
+         "model": report.model.model.sha256[:12] if report.model else None}
+        for r in report.ranges if r.probability is not None
+    ]
+    if not entries:
+        return
+    path = os.path.join(os.path.dirname(default_path(info.common_dir)), SCORED_LOG)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(e) + "\n" for e in entries))
+        if os.path.getsize(path) > 256 * 1024:
+            with open(path, encoding="utf-8") as fh:
+                keep = fh.readlines()[-_SCORED_KEEP:]
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.writelines(keep)
+    except OSError:
+        pass
+
+
+def scored_pushes(info: git.RepoInfo, limit: int = 10) -> list[dict[str, object]]:
+    import json
+
+    path = os.path.join(os.path.dirname(default_path(info.common_dir)), SCORED_LOG)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()[-limit:]
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out

@@ -1,0 +1,158 @@
+"""Running the gate for `check` and `hook`, without click.
+
+This is the path of every push: the console script parses these two
+commands' options itself (`fastpath`) and lands here, so a push never pays
+for importing click (~15 ms of a 100 ms budget). Anything unusual (help, a
+bad option) goes to the click CLI, which owns the messages.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Callable
+
+from ci_risk_hook import __version__
+from ci_risk_hook.safetext import clean, one_line
+
+EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _err(text: str, end: str = "\n") -> None:
+    sys.stderr.write(text + end)
+    sys.stderr.flush()
+
+
+class Progress:
+    """Index-building progress on stderr: a live counter on a terminal, two lines otherwise."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
+            _err("ci-risk: indexing this repository's history (once; later pushes add only new commits)")
+        if self.tty:
+            _err(f"\rci-risk: indexed {done:,} commits", end="")
+
+    def finish(self) -> None:
+        if self.started is not None:
+            prefix = "\r" if self.tty else ""
+            _err(f"{prefix}ci-risk: history index ready ({time.monotonic() - self.started:.1f} s)")
+
+
+def _log_internal_error(exc: BaseException) -> str | None:
+    import traceback  # only on this rare path: importing it costs ~5 ms on every push
+
+    try:
+        from ci_risk_hook.config import user_data_dir
+
+        directory = user_data_dir()
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, "error.log")
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ci-risk {__version__}\n")
+            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return path
+    except OSError:
+        return None
+
+
+def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int:
+    """Shared by `check` and `hook`: resolve settings and ranges, score, print, exit."""
+    from ci_risk_hook import config
+    from ci_risk_hook.git import repo as git
+    from ci_risk_hook.git import ranges
+    from ci_risk_hook.features.history_index import IndexError_
+    from ci_risk_hook.model.scoring import ModelError
+
+    output_format = options.pop("output_format")
+    strict_hint = options.get("strict")
+    if strict_hint is None:
+        strict_hint = os.environ.get("CI_RISK_STRICT", "").lower() in ("1", "true", "yes", "on")
+    try:
+        info = git.repo_info()
+        settings = config.resolve(options, toplevel=info.toplevel)
+    except config.ConfigError as exc:
+        _err(f"ci-risk: error: {clean(str(exc))}")
+        return EXIT_USAGE
+    except git.GitError as exc:
+        return fail(exc, strict_hint, known=True)
+    if settings.mode == "off":
+        if output_format == "json":
+            _out('{"decision": "off", "exit_code": 0}')
+        return EXIT_OK
+    progress = Progress()
+    try:
+        from ci_risk_hook.gate import evaluate as gate
+        from ci_risk_hook.gate import output
+
+        push_ranges = range_source(info)
+        report = gate.evaluate(push_ranges, settings, info, progress)
+        gate.remember_scores(info, report)
+        # Rendered inside the guard too: a bug in the output must not stop a push either.
+        if output_format == "json":
+            text = output.render_json(report)
+        else:
+            text = output.render_text(report, colour=output.use_colour(sys.stdout))
+    except ranges.NothingPending as exc:
+        _err(f"ci-risk: {clean(str(exc))}")
+        return EXIT_OK
+    except ranges.RangeError as exc:
+        _err(f"ci-risk: {clean(str(exc))}")
+        return EXIT_USAGE
+    except (git.GitError, ModelError, IndexError_, OSError) as exc:
+        return fail(exc, settings.strict, known=True)
+    except Exception as exc:  # noqa: BLE001 - a bug in ci-risk must not stop a push
+        return fail(exc, settings.strict, known=False)
+    finally:
+        progress.finish()
+    _out(text)
+    return report.exit_code
+
+
+def fail(exc: BaseException, strict: bool, known: bool) -> int:
+    message = one_line(exc)
+    where = ""
+    if not known:
+        log = _log_internal_error(exc)
+        message = f"internal error ({type(exc).__name__}: {message})"
+        where = f"; details in {clean(log)}" if log else ""
+    if strict:
+        _err(f"ci-risk: error: {message}{where}")
+        return EXIT_INTERNAL
+    _err(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)")
+    return EXIT_OK
+
+
+def check_source(from_rev: str | None, to_rev: str | None, branch: str | None) -> Callable[[Any], Any]:
+    from ci_risk_hook.git import repo as git
+    from ci_risk_hook.git import ranges
+
+    def source(info: Any) -> Any:
+        return [ranges.explicit(from_rev, to_rev)._replace(branch=branch or git.current_branch(info))]
+
+    return source
+
+
+def hook_source(raw: bool, remote: str | None) -> Callable[[Any], Any]:
+    from ci_risk_hook.git import repo as git
+    from ci_risk_hook.git import ranges
+
+    def source(info: Any) -> Any:
+        if raw:
+            lines = [] if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read().splitlines()
+            return ranges.from_hook_stdin(lines, remote or "origin")
+        found = ranges.from_pre_commit_env(os.environ)
+        if found is not None:
+            return found
+        return [ranges.explicit(None, None)._replace(branch=git.current_branch(info))]
+
+    return source

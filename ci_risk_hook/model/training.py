@@ -1,0 +1,338 @@
+"""Fit, calibrate and choose a model by chronological validation, never a random split.
+
+The rows are in time order. Candidates are fitted on the oldest 60 %,
+calibrated on the next 20 % and compared on the newest 20 %; the winner is
+refitted on the oldest 80 % and calibrated on the newest 20 %, where its
+thresholds are chosen for the user's goal. The baseline (the previous build's
+outcome) is itself a candidate, so a repository where it predicts best gets it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from ci_risk_hook.model.dataset import DEMO_FEATURES, DatasetError, Table
+from ci_risk_hook.features.extract import FEATURE_NAMES
+
+CANDIDATES = ("forest", "gbdt", "logistic", "parrot", "rule+gbdt", "bundled")
+MIN_ROWS, MIN_FAILURES = 40, 5
+RULE_FEATURE = "prev_build_failed"
+HISTORY_FEATURES = ("prev_build_failed", "fail_rate_last5", "fail_rate_last20", "builds_since_failure",
+                    "hours_since_prev_build", "prev_any_failed", "fail_rate_any_last5", "touched_files_fail_rate",
+                    "author_fail_rate")
+HISTORY_COLUMNS = [FEATURE_NAMES.index(n) for n in HISTORY_FEATURES]
+
+
+class TrainError(Exception):
+    """Training is impossible with this data (too few rows or failures, one class only)."""
+
+
+class Fitted(NamedTuple):
+    """A fitted, calibrated candidate with everything needed to score and to export it."""
+
+    name: str
+    estimator: Any
+    columns: list[int]  # which FEATURE_NAMES columns the estimator reads
+    calibration: dict[str, Any] | None
+    rule_probability: float | None  # P(fail) after a failed previous build, for rule+ candidates
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(X[:, self.columns])[:, 1], dtype=float)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        p = _apply_calibration(self.calibration, self.raw(X))
+        if self.rule_probability is not None:
+            prev = X[:, FEATURE_NAMES.index(RULE_FEATURE)]
+            p = np.where(prev == 1.0, self.rule_probability, p)
+        return p
+
+
+def _apply_calibration(calibration: dict[str, Any] | None, p: np.ndarray) -> np.ndarray:
+    if calibration is None:
+        return p
+    if calibration["kind"] == "platt":
+        return 1.0 / (1.0 + np.exp(calibration["a"] * p + calibration["b"]))
+    return np.interp(p, calibration["x"], calibration["y"])
+
+
+class PortableEstimator:
+    """A shipped artifact (the bundled cross-project model) behind scikit-learn's predict_proba.
+
+    As a candidate it is not refitted, only recalibrated on this repository's
+    own builds: on a few hundred builds, borrowing what thousands of other
+    projects' builds taught beats learning from scratch.
+    """
+
+    def __init__(self, path: str) -> None:
+        import json
+
+        from ci_risk_hook.model.export import seal_artifact
+        from ci_risk_hook.model.scoring import PortableModel
+
+        self.path = path
+        try:
+            with open(path, encoding="utf-8") as fh:
+                shipped = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise TrainError(f"{path}: {exc}") from None
+        # Its own rule, if any, would bypass the recalibration: the candidate is the model alone.
+        self.model = PortableModel.from_dict(seal_artifact({k: v for k, v in shipped.items() if k != "rule"}))
+        self.columns = [FEATURE_NAMES.index(n) for n in self.model.feature_names if n in FEATURE_NAMES]
+        if len(self.columns) != len(self.model.feature_names):
+            raise TrainError(f"{path}: its features are not this ci-risk's features")
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "PortableEstimator":
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        rows = [[None if v != v else float(v) for v in row] for row in X.tolist()]
+        p = np.asarray(self.model.predict_proba(rows, calibrated=False), dtype=float)
+        return np.column_stack([1.0 - p, p])
+
+
+def _bundled() -> str | None:
+    from ci_risk_hook.gate.evaluate import bundled_model_path
+
+    return bundled_model_path()
+
+
+def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    every = list(range(len(FEATURE_NAMES)))
+    base = name.split("+")[-1]
+    if base == "bundled":
+        path = _bundled()
+        if path is None:
+            raise TrainError("no bundled model in this installation")
+        portable = PortableEstimator(path)
+        return portable, portable.columns
+    if base == "forest":
+        # Bounded depth and leaves keep the artifact small: the hook loads it on every push.
+        return RandomForestClassifier(n_estimators=80, max_depth=8, min_samples_leaf=5, max_features="sqrt",
+                                      class_weight="balanced_subsample", random_state=random_state, n_jobs=2), every
+    if base == "gbdt":
+        return HistGradientBoostingClassifier(max_iter=120, learning_rate=0.05, max_leaf_nodes=15,
+                                              min_samples_leaf=10, l2_regularization=1.0, class_weight="balanced",
+                                              random_state=random_state), every
+    if base == "logistic":
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                             LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000)), every
+    if base == "history":
+        # Few rows per repository: the build-history features alone, in a model that cannot overfit much.
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                             LogisticRegression(C=0.3, class_weight="balanced", max_iter=2000)), HISTORY_COLUMNS
+    if base == "parrot":
+        return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
+                             LogisticRegression(C=1e6, max_iter=1000)), [FEATURE_NAMES.index(RULE_FEATURE)]
+    if base == "demo":
+        return RandomForestClassifier(n_estimators=80, min_samples_leaf=3, random_state=random_state, n_jobs=2), []
+    raise ValueError(f"unknown candidate {name!r}")
+
+
+def _calibrate(p: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
+    """Isotonic with enough data, Platt scaling otherwise, nothing when one class only."""
+    if len(np.unique(y)) < 2:
+        return None
+    if len(y) >= 200 and y.sum() >= 20:
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+        xs = [float(v) for v in iso.X_thresholds_]
+        ys = [float(v) for v in iso.y_thresholds_]
+        if len(xs) >= 2:
+            return {"kind": "isotonic", "input": "probability", "x": xs, "y": ys}
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(p.reshape(-1, 1), y)
+    return {"kind": "platt", "input": "probability", "a": float(-lr.coef_[0][0]), "b": float(-lr.intercept_[0])}
+
+
+def fit(name: str, fit_rows: Table, cal_rows: Table, random_state: int = 0, *, demo: bool = False) -> Fitted:
+    """Fit one candidate on `fit_rows` and calibrate it on the later `cal_rows`."""
+    estimator, columns = _estimator(name, random_state)
+    X = fit_rows.demo if demo else fit_rows.X
+    Xc = cal_rows.demo if demo else cal_rows.X
+    if demo:
+        columns = list(range(len(DEMO_FEATURES)))
+    y = fit_rows.y
+    rule_p = None
+    if name.startswith("rule+"):
+        prev = X[:, FEATURE_NAMES.index(RULE_FEATURE)]
+        after_fail = prev == 1.0
+        rule_p = float((y[after_fail].sum() + 1) / (after_fail.sum() + 2))  # Laplace: never exactly 0 or 1
+        keep = ~after_fail
+        X, y = X[keep], y[keep]
+    if len(np.unique(y)) < 2:
+        raise TrainError(f"{name}: the training slice has one class only")
+    # A feature never known in the training slice carries nothing, and some
+    # estimators fail on an all-missing column: leave it out of the model.
+    if not isinstance(estimator, PortableEstimator):
+        columns = [c for c in columns if not np.isnan(X[:, c]).all()] or columns[:1]
+    estimator.fit(X[:, columns], y)
+    fitted = Fitted(name, estimator, columns, None, rule_p)
+    if isinstance(estimator, PortableEstimator) and not _enough_to_recalibrate(cal_rows.y):
+        # A few dozen builds would only add noise to a calibration learnt on thousands.
+        return fitted._replace(calibration=estimator.model.calibration)
+    calibration = _calibrate(fitted.raw(Xc), cal_rows.y)
+    return fitted._replace(calibration=calibration)
+
+
+def _enough_to_recalibrate(y: np.ndarray) -> bool:
+    return len(y) >= 500 and int(y.sum()) >= 50
+
+
+# -- thresholds --------------------------------------------------------------
+
+def _margin(failures: int) -> float:
+    """About two standard errors of average precision on this many failures."""
+    return 1.0 / math.sqrt(max(failures, 1))
+
+
+def threshold_for_recall(p: np.ndarray, y: np.ndarray, target: float) -> float:
+    """The highest threshold that still flags `target` of the failures."""
+    failures = np.sort(p[y == 1])[::-1]
+    if len(failures) == 0:
+        return 0.5
+    k = max(1, math.ceil(target * len(failures)))
+    return float(failures[k - 1])
+
+
+def threshold_for_precision(p: np.ndarray, y: np.ndarray, target: float) -> float:
+    """The lowest threshold whose flagged builds are at least `target` failures (1.0 if none is)."""
+    for t in np.unique(p):
+        flagged = p >= t
+        if flagged.sum() and y[flagged].mean() >= target:
+            return float(t)
+    return 1.0
+
+
+def threshold_for_f1(p: np.ndarray, y: np.ndarray) -> float:
+    best, best_t = -1.0, 0.5
+    for t in np.unique(p):
+        flagged = p >= t
+        tp = float((flagged & (y == 1)).sum())
+        if tp == 0:
+            continue
+        f1 = 2 * tp / (flagged.sum() + (y == 1).sum())
+        if f1 > best:
+            best, best_t = f1, float(t)
+    return best_t
+
+
+def _score(p: np.ndarray, y: np.ndarray) -> float:
+    """Average precision: how well failures are ranked first, the quantity thresholds build on."""
+    from sklearn.metrics import average_precision_score
+
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(average_precision_score(y, p))
+
+
+class TrainResult(NamedTuple):
+    model: Fitted
+    thresholds: dict[str, float]
+    validation: dict[str, float]  # candidate -> validation average precision
+    rows: int
+    failures: int
+    seconds: float
+
+
+def train(
+    table: Table,
+    *,
+    candidates: Sequence[str] = CANDIDATES,
+    target_recall: float = 0.9,
+    target_precision: float = 0.8,
+    random_state: int = 0,
+    demo: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Choose, refit, calibrate and set thresholds, all in time order."""
+    started = time.monotonic()
+    n, failures = len(table), int(table.y.sum())
+    if n < MIN_ROWS or failures < MIN_FAILURES or failures == n:
+        raise TrainError(f"too little history to train: {n} labelled builds with {failures} failures "
+                         f"(need at least {MIN_ROWS} builds, {MIN_FAILURES} failures and some passes)")
+    a, b = int(n * 0.6), int(n * 0.8)
+    scores: dict[str, float] = {}
+    if len(candidates) > 1:
+        for name in candidates:
+            if name == "bundled" and _bundled() is None:
+                continue
+            try:
+                fitted = fit(name, table.subset(range(a)), table.subset(range(a, b)), random_state, demo=demo)
+            except (TrainError, ValueError) as exc:
+                if log:
+                    log(f"candidate {name} skipped: {exc}")
+                continue
+            val = table.subset(range(b, n))
+            scores[name] = _score(fitted.predict(val.demo if demo else val.X), val.y)
+        val_failures = int(table.y[b:].sum())
+        ranked = sorted((s, name) for name, s in scores.items() if not math.isnan(s))
+        if not ranked:
+            raise TrainError("no candidate could be validated: the newest 20 % of builds hold one class only")
+        chosen = ranked[-1][1]
+        # On a small validation slice the ranking is noisy: a model learnt from this repository alone
+        # must beat the one learnt from many projects by a clear margin to replace it.
+        if "bundled" in scores and chosen != "bundled" and ranked[-1][0] - scores["bundled"] < _margin(val_failures):
+            chosen = "bundled"
+    else:
+        chosen = candidates[0]
+    final = fit(chosen, table.subset(range(b)), table.subset(range(b, n)), random_state, demo=demo)
+    tail = table.subset(range(b, n))
+    p = final.predict(tail.demo if demo else tail.X)
+    thresholds = {
+        "warn": threshold_for_recall(p, tail.y, target_recall),
+        "block": threshold_for_precision(p, tail.y, target_precision),
+        "f1": threshold_for_f1(p, tail.y),
+    }
+    if isinstance(final.estimator, PortableEstimator) and not _enough_to_recalibrate(tail.y):
+        shipped = final.estimator.model.thresholds
+        if target_recall == 0.9 and target_precision == 0.8 and {"warn", "block", "f1"} <= set(shipped):
+            thresholds = {k: shipped[k] for k in ("warn", "block", "f1")}  # chosen on thousands of builds
+    return TrainResult(final, thresholds, scores, n, failures, time.monotonic() - started)
+
+
+def export(result: TrainResult, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The portable artifact of a trained result (the rule, when there is one, is part of it)."""
+    from ci_risk_hook.model.export import export_model, seal_artifact
+
+    model = result.model
+    names = [FEATURE_NAMES[i] for i in model.columns]
+    thresholds = {k: min(max(v, 0.0), 1.0) for k, v in result.thresholds.items()}
+    if isinstance(model.estimator, PortableEstimator):
+        # The shipped model with this repository's calibration and thresholds.
+        import json
+
+        with open(model.estimator.path, encoding="utf-8") as fh:
+            shipped = json.load(fh)
+        provenance = {**provenance, "base_model": {"path": "bundled", "sha256": shipped["sha256"],
+                                                   "provenance": shipped.get("provenance", {})}}
+        shipped = {k: v for k, v in shipped.items() if k != "rule"}
+        return seal_artifact({**shipped, "calibration": model.calibration, "thresholds": thresholds,
+                              "provenance": provenance})
+    artifact = export_model(model.estimator, names, calibration=model.calibration, thresholds=thresholds,
+                            provenance=provenance)
+    if model.rule_probability is not None:
+        artifact = seal_artifact({**artifact, "rule": {"feature": RULE_FEATURE, "value": 1.0,
+                                                       "probability": model.rule_probability}})
+    return artifact
+
+
+def library_versions() -> dict[str, str]:
+    import platform
+
+    import sklearn
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__, "numpy": np.__version__}
+
+
+__all__ = ["CANDIDATES", "DatasetError", "TrainError", "TrainResult", "export", "fit", "train"]

@@ -1,0 +1,102 @@
+"""train / backtest / retrain as library calls: tables from the store, artifacts into the git dir.
+
+The CLI wraps these; keeping them here lets tests and scripts call them
+without click.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+from ci_risk_hook.git import repo as git
+from ci_risk_hook.model.backtest import BacktestResult, backtest
+from ci_risk_hook.model.dataset import DatasetError, Table, ci_table, concat, szz_table
+from ci_risk_hook.gate.evaluate import repo_model_path
+from ci_risk_hook.outcomes.store import Store
+from ci_risk_hook.model.training import CANDIDATES, TrainResult, export, library_versions, train
+
+LABELS = ("ci", "szz", "both")
+METRICS = ("f1", "roc_auc", "pr_auc", "deferrable_at_90")
+
+
+def table_for(store: Store, repo_ids: Sequence[int], labels: str) -> Table:
+    tables: list[Table] = []
+    for repo_id in repo_ids:
+        if labels in ("ci", "both"):
+            tables.append(ci_table(store, repo_id))
+        if labels in ("szz", "both"):
+            tables.append(szz_table(store, repo_id))
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        raise DatasetError("no labelled history: record or import CI outcomes (or run `ci-risk backfill` for --labels szz)")
+    return tables[0] if len(tables) == 1 else concat(tables)
+
+
+class Trained(NamedTuple):
+    result: TrainResult
+    artifact: dict[str, Any]
+    path: str
+    previous: str | None
+
+
+def provenance(table: Table, result: TrainResult, labels: str, repos: Sequence[str], target_recall: float,
+               target_precision: float, backtest_result: BacktestResult | None = None) -> dict[str, Any]:
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))  # noqa: E731
+    record: dict[str, Any] = {
+        "trained_at": iso(time.time()),
+        "labels": labels,
+        "repositories": list(repos),
+        "rows": result.rows,
+        "failures": result.failures,
+        "data_from": iso(table.started.min()),
+        "data_to": iso(table.started.max()),
+        "chosen": result.model.name,
+        "validation_average_precision": {k: round(v, 4) for k, v in result.validation.items()},
+        "targets": {"recall": target_recall, "precision": target_precision},
+        "libraries": library_versions(),
+    }
+    if backtest_result is not None:
+        record["backtest"] = backtest_result.as_dict()
+    return record
+
+
+def install(artifact: dict[str, Any], path: str) -> str | None:
+    """Write the artifact, keeping the one it replaces as <name>.prev.json."""
+    from ci_risk_hook.model.export import write_artifact
+
+    previous = None
+    if os.path.exists(path):
+        previous = path[:-len(".json")] + ".prev.json" if path.endswith(".json") else path + ".prev"
+        os.replace(path, previous)
+    write_artifact(artifact, path)
+    return previous
+
+
+def default_model_path(cwd: str | None = None) -> str:
+    return repo_model_path(git.repo_info(cwd))
+
+
+def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, target_recall: float = 0.9,
+              target_precision: float = 0.8, backtest_result: BacktestResult | None = None,
+              log: Callable[[str], None] | None = None, candidates: Sequence[str] = CANDIDATES) -> Trained:
+    result = train(table, target_recall=target_recall, target_precision=target_precision, log=log,
+                   candidates=candidates)
+    artifact = export(result, provenance(table, result, labels, repos, target_recall, target_precision,
+                                         backtest_result))
+    previous = install(artifact, path)
+    return Trained(result, artifact, path, previous)
+
+
+def run_backtest(table: Table, *, retrain_every: int = 25, target_recall: float = 0.9,
+                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    return backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress)
+
+
+def current_backtest(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return dict(json.load(fh).get("provenance", {}).get("backtest") or {}) or None
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,229 @@
+"""`ci-risk report`: what the model learnt and how it has done here, as PNG charts and one HTML page.
+
+Everything is computed from the repository's own recorded history: a
+backtest (each build predicted only from builds finished before it) for the
+curves and matrices, the model in use for the importances and reasons.
+matplotlib is imported here only, with the headless Agg backend.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import os
+from collections import defaultdict
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from ci_risk_hook.features import categories
+from ci_risk_hook.model.backtest import BacktestResult
+from ci_risk_hook.model.dataset import Table
+from ci_risk_hook.features.extract import FEATURE_NAMES
+from ci_risk_hook.features.reasons import describe
+from ci_risk_hook.model.scoring import PortableModel
+
+CHARTS = ("feature_importance", "confusion_matrix", "roc_pr", "calibration", "failure_rate_over_time", "risky_paths")
+SIZE = (8.0, 5.0)  # inches; 100 dpi -> 800 x 500 pixels
+DPI = 100
+
+
+class Report(NamedTuple):
+    charts: dict[str, str]  # name -> PNG path
+    html: str | None
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out: str, name: str) -> str:
+    path = os.path.join(out, f"{name}.png")
+    fig.savefig(path, dpi=DPI)
+    _pyplot().close(fig)
+    return path
+
+
+def importance(model: PortableModel, table: Table) -> list[tuple[str, float]]:
+    """Mean absolute contribution of each feature over the recorded builds: what the model leans on."""
+    totals: dict[str, float] = defaultdict(float)
+    rows = table.X[-500:]
+    for row in rows:
+        values = {name: (None if np.isnan(v) else float(v)) for name, v in zip(FEATURE_NAMES, row)}
+        for name, c in model.explain(values).contributions.items():
+            totals[name] += abs(c)
+    n = max(len(rows), 1)
+    return sorted(((k, v / n) for k, v in totals.items()), key=lambda kv: -kv[1])
+
+
+def build(out: str, model: PortableModel, table: Table, result: BacktestResult,
+          files_by_commit: dict[str, Sequence[str]], *, html_page: bool = False,
+          card: str = "", scored: Sequence[dict[str, Any]] = ()) -> Report:
+    plt = _pyplot()
+    os.makedirs(out, exist_ok=True)
+    charts: dict[str, str] = {}
+    y = np.array([p.label for p in result.predictions])
+    score = np.array([p.score for p in result.predictions])
+    parrot = np.array([p.baseline_score for p in result.predictions])
+    started = np.array([p.started_at for p in result.predictions])
+
+    top = importance(model, table)[:15]
+    fig, ax = plt.subplots(figsize=SIZE)
+    ax.barh([name for name, _ in reversed(top)], [v for _, v in reversed(top)], color="#4477aa")
+    ax.set_title("What the model leans on: mean |contribution| per feature")
+    ax.set_xlabel("mean absolute contribution" + (" (probability)" if model.kind == "forest" else " (log-odds)"))
+    fig.tight_layout()
+    charts["feature_importance"] = _save(fig, out, "feature_importance")
+
+    fig, axes = plt.subplots(1, 2, figsize=SIZE)
+    for ax, (label, key) in zip(axes, (("warn", "warn"), ("block", "block"))):
+        t = model.thresholds.get(key, 0.5)
+        flagged = score >= t
+        matrix = np.array([[((~flagged) & (y == 0)).sum(), (flagged & (y == 0)).sum()],
+                           [((~flagged) & (y == 1)).sum(), (flagged & (y == 1)).sum()]])
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), v in np.ndenumerate(matrix):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=14)
+        ax.set_xticks([0, 1], ["pass", label])
+        ax.set_yticks([0, 1], ["passed", "failed"])
+        ax.set_title(f"at {label} threshold {t:.2f}")
+    fig.suptitle("Backtest confusion matrices (rows: what CI said)")
+    fig.tight_layout()
+    charts["confusion_matrix"] = _save(fig, out, "confusion_matrix")
+
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=SIZE)
+    if len(np.unique(y)) == 2:
+        fpr, tpr, _ = roc_curve(y, score)
+        roc_ax.plot(fpr, tpr, label="ci-risk")
+        precision, recall, _ = precision_recall_curve(y, score)
+        pr_ax.plot(recall, precision, label="ci-risk")
+        p_flag = parrot >= 0.5
+        p_tpr = (p_flag & (y == 1)).sum() / max((y == 1).sum(), 1)
+        p_fpr = (p_flag & (y == 0)).sum() / max((y == 0).sum(), 1)
+        p_prec = (p_flag & (y == 1)).sum() / max(p_flag.sum(), 1)
+        roc_ax.plot([p_fpr], [p_tpr], "o", color="#cc6677", label="Parrot")
+        pr_ax.plot([p_tpr], [p_prec], "o", color="#cc6677", label="Parrot")
+    roc_ax.plot([0, 1], [0, 1], ":", color="grey")
+    roc_ax.set(title="ROC", xlabel="false positive rate", ylabel="true positive rate")
+    pr_ax.set(title="Precision-recall (failing class)", xlabel="recall", ylabel="precision")
+    roc_ax.legend(loc="lower right")
+    pr_ax.legend(loc="upper right")
+    fig.tight_layout()
+    charts["roc_pr"] = _save(fig, out, "roc_pr")
+
+    fig, ax = plt.subplots(figsize=SIZE)
+    bins = np.linspace(0, 1, 11)
+    which = np.clip(np.digitize(score, bins) - 1, 0, 9)
+    xs = [score[which == b].mean() for b in range(10) if (which == b).any()]
+    ys = [y[which == b].mean() for b in range(10) if (which == b).any()]
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    ax.plot(xs, ys, "o-", label="ci-risk (backtest)")
+    ax.set(title="Reliability: predicted risk against observed failure rate", xlabel="predicted probability",
+           ylabel="observed failure rate", xlim=(0, 1), ylim=(0, 1))
+    ax.legend()
+    fig.tight_layout()
+    charts["calibration"] = _save(fig, out, "calibration")
+
+    fig, ax = plt.subplots(figsize=SIZE)
+    order = np.argsort(started)
+    window = 20
+    if len(order) >= window:
+        kernel = np.ones(window) / window
+        when = started[order][window - 1:]
+        days = (when - when.min()) / 86400.0
+        ax.plot(days, np.convolve(y[order], kernel, mode="valid"), label=f"failure rate (last {window} builds)")
+        ax.plot(days, np.convolve(score[order], kernel, mode="valid"), label="mean predicted risk")
+    ax.set(title="Failures over time and the model's predicted risk", xlabel="days since the first prediction",
+           ylabel="rate")
+    ax.legend()
+    fig.tight_layout()
+    charts["failure_rate_over_time"] = _save(fig, out, "failure_rate_over_time")
+
+    fig, (path_ax, cat_ax) = plt.subplots(1, 2, figsize=SIZE)
+    by_path: dict[str, list[int]] = defaultdict(list)
+    by_cat: dict[str, list[int]] = defaultdict(list)
+    for p in result.predictions:
+        files = files_by_commit.get(p.commit, ())
+        for f in files:
+            by_path[f].append(p.label)
+        for cat in {categories.categorize(f) for f in files}:
+            by_cat[cat].append(p.label)
+    risky = sorted(((np.mean(v), len(v), k) for k, v in by_path.items() if len(v) >= 3), reverse=True)[:10]
+    path_ax.barh([_short(k) for _, _, k in reversed(risky)], [r for r, _, _ in reversed(risky)], color="#cc6677")
+    path_ax.set(title="Riskiest paths (3+ builds)", xlabel="failure rate")
+    cats = sorted(((np.mean(v), k) for k, v in by_cat.items() if v), reverse=True)
+    cat_ax.barh([categories.LABELS[k] for _, k in reversed(cats)], [r for r, _ in reversed(cats)], color="#4477aa")
+    cat_ax.set(title="By file category", xlabel="failure rate")
+    fig.tight_layout()
+    charts["risky_paths"] = _save(fig, out, "risky_paths")
+
+    page = None
+    if html_page:
+        page = os.path.join(out, "report.html")
+        with open(page, "w", encoding="utf-8") as fh:
+            fh.write(_html(charts, result, model, table, card, scored))
+    return Report(charts, page)
+
+
+def _short(path: str, width: int = 32) -> str:
+    return path if len(path) <= width else "..." + path[-(width - 3):]
+
+
+def _html(charts: dict[str, str], result: BacktestResult, model: PortableModel, table: Table, card: str,
+          scored: Sequence[dict[str, Any]] = ()) -> str:
+    from ci_risk_hook.features.extract import FeatureResult, Facts
+
+    images = []
+    for name in CHARTS:
+        with open(charts[name], "rb") as fh:
+            data = base64.b64encode(fh.read()).decode("ascii")
+        images.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>')
+    report = result.as_dict()
+    metric_names = ("precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90")
+    rows = "".join(
+        f"<tr><th>{m}</th>" + "".join(
+            f"<td>{'-' if report[w].get(m) is None else format(report[w][m], '.3f')}</td>"
+            for w in ("model", "parrot", "parrot_ordered", "demo")) + "</tr>"
+        for m in metric_names)
+    reasons_html = []
+    for k in range(max(0, len(table) - 5), len(table)):
+        values = {name: (None if np.isnan(v) else float(v)) for name, v in zip(FEATURE_NAMES, table.X[k])}
+        explanation = model.explain(values)
+        result_stub = FeatureResult(values, Facts(), [table.commits[k]])
+        top = sorted(explanation.contributions.items(), key=lambda kv: -kv[1])[:3]
+        items = "".join(f"<li>{html.escape(describe(n, values.get(n), result_stub))} ({c:+.2f})</li>" for n, c in top)
+        outcome = "failed" if table.y[k] else "passed"
+        reasons_html.append(f"<li><code>{table.commits[k][:10]}</code>: risk {explanation.probability:.2f}, CI {outcome}"
+                            f"<ul>{items}</ul></li>")
+    pushes = "".join(
+        f"<li>{html.escape(str(e.get('range')))}: risk {float(e['probability']):.2f} ({html.escape(str(e.get('decision')))})"
+        f"<ul>{''.join(f'<li>{html.escape(str(t))}</li>' for t in e.get('reasons', []))}</ul></li>"
+        for e in reversed(list(scored)) if e.get("probability") is not None
+    ) or "<li>no push scored in this repository yet</li>"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ci-risk report</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}
+figure{{margin:1em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
+<body><h1>ci-risk report</h1>
+<h2>Backtest</h2>
+<p>{result.predicted} of {result.builds} builds predicted, each by a model trained only on builds that had finished
+before it started; {result.retrains} retrains.</p>
+<table id="metrics"><tr><th></th><th>ci-risk</th><th>Parrot</th><th>Parrot (push order)</th><th>demo features</th></tr>
+{rows}</table>
+<h2>Charts</h2>
+{''.join(images)}
+<h2>Reasons for the last scored pushes</h2>
+<ul id="scored">{pushes}</ul>
+<h2>Reasons for the latest builds</h2>
+<ul>{''.join(reasons_html)}</ul>
+<h2>Model</h2>
+<pre>{html.escape(card)}</pre>
+</body></html>
+"""

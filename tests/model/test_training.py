@@ -1,0 +1,167 @@
+"""Training and backtesting on constructed histories where the right answer is known."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ci_risk_hook.cli import main as cli
+from ci_risk_hook.model.backtest import LeakError, assert_no_future, backtest, parrot_deferrable, training_rows
+from ci_risk_hook.model.dataset import DEMO_FEATURES, Table, ci_table
+from ci_risk_hook.features.extract import FEATURE_NAMES
+from ci_risk_hook.model.scoring import PortableModel
+from ci_risk_hook.outcomes.store import open_store
+from ci_risk_hook.model.training import export, fit, train
+
+from testing.repos import Repo
+from testing.modelkit import grow_history
+
+warnings.filterwarnings("ignore", category=UserWarning)
+COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def synthetic(n: int = 600, seed: int = 3) -> Table:
+    """Builds whose failures follow CI-config changes, newcomers and the previous outcome, plus noise."""
+    rng = np.random.default_rng(seed)
+    X = np.full((n, len(FEATURE_NAMES)), np.nan)
+    ci = rng.random(n) < 0.2
+    newcomer = rng.random(n) < 0.25
+    X[:, COL["files_ci"]] = ci
+    X[:, COL["author_first_commit"]] = newcomer
+    X[:, COL["la"]] = rng.integers(1, 500, n)
+    y = np.zeros(n, dtype=int)
+    prev = 0
+    for i in range(n):
+        X[i, COL["prev_build_failed"]] = prev
+        p = 0.05 + 0.5 * ci[i] + 0.25 * newcomer[i] + 0.3 * prev
+        y[i] = int(rng.random() < min(p, 0.95))
+        prev = y[i]
+    started = np.arange(n, dtype=np.int64) * 3600
+    return Table(X, y, started, started + 600, X[:, COL["prev_build_failed"]].copy(),
+                 np.zeros((n, len(DEMO_FEATURES))) + rng.random((n, len(DEMO_FEATURES))),
+                 [f"{i:040x}" for i in range(n)], ["main"] * n, "ci")
+
+
+def test_thresholds_meet_their_targets_on_validation_data() -> None:
+    table = synthetic()
+    result = train(table, target_recall=0.9, target_precision=0.6)
+    tail = table.subset(range(int(len(table) * 0.8), len(table)))
+    p = result.model.predict(tail.X)
+    caught = (p >= result.thresholds["warn"])[tail.y == 1].mean()
+    assert caught >= 0.9, f"warn threshold catches only {caught:.0%} of validation failures"
+    flagged = p >= result.thresholds["block"]
+    if result.thresholds["block"] < 1.0:
+        assert tail.y[flagged].mean() >= 0.6, "block threshold's precision is below its target"
+
+
+def test_a_real_signal_beats_the_baseline_in_backtest() -> None:
+    result = backtest(synthetic(400), retrain_every=80)
+    assert result.model.roc_auc > result.parrot.roc_auc
+    assert result.predicted >= 300 and result.retrains >= 4
+
+
+def test_exported_artifact_equals_the_fitted_model_including_calibration_and_rule() -> None:
+    table = synthetic()
+    a, b = 360, 480
+    from ci_risk_hook.gate.evaluate import bundled_model_path
+
+    names = ["forest", "gbdt", "logistic", "parrot", "rule+forest"] + (["bundled"] if bundled_model_path() else [])
+    for name in names:
+        fitted = fit(name, table.subset(range(a)), table.subset(range(a, b)))
+        result = train(table, candidates=(name,))
+        artifact = export(result._replace(model=fitted), {"test": True})
+        portable = PortableModel.from_dict(artifact)
+        rows = [[None if np.isnan(v) else float(v) for v in row] for row in table.X[b:]]
+        names = list(portable.feature_names)
+        picked = [[row[COL[n]] for n in names] for row in rows]
+        got = np.array(portable.predict_proba(picked))
+        assert np.max(np.abs(got - fitted.predict(table.X[b:]))) <= 1e-9, name
+
+
+def test_backtest_never_trains_on_a_build_that_finished_after_the_predicted_one_started() -> None:
+    table = synthetic(120)
+    # Plant a leak: build 10 started long ago but finished after build 100 started.
+    table.finished[10] = table.started[100] + 1
+    rows = training_rows(table, int(table.started[100]))
+    assert 10 not in rows and 9 in rows
+    with pytest.raises(LeakError, match="finished at or after"):
+        assert_no_future(table, np.append(rows, 10), int(table.started[100]))
+
+
+def test_parrot_deferral_is_the_expected_share_at_ninety_percent_recall() -> None:
+    parrot = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    # Parrot catches 1 of 2 failures; reaching 90 % means flagging 80 % of its 8 "passes" at random.
+    assert parrot_deferrable(parrot, y) == pytest.approx(8 * 0.2 / 10)
+
+
+# -- through the store and the CLI -------------------------------------------
+
+@pytest.fixture
+def recorded(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
+    """A repository with 120 commits whose simulated CI outcomes are recorded in the store."""
+    labels = grow_history(repo, commits=120, seed=11)
+    rows = ["commit,status,branch,started_at,duration_s"]
+    for i, (sha, label) in enumerate(labels.items()):
+        rows.append(f"{sha},{'failed' if label else 'passed'},main,{1_600_000_000 + i * 7200},600")
+    (tmp_path / "outcomes.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("CI_RISK_DB", str(tmp_path / "history.sqlite"))
+    monkeypatch.chdir(repo.path)
+    assert cli.main(["import", str(tmp_path / "outcomes.csv"), "--format", "csv"]) == 0
+    return repo
+
+
+def test_training_features_use_only_builds_finished_before(recorded: Repo, tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "history.sqlite"))
+    repo_id = store.repositories()[0][0]
+    table = ci_table(store, repo_id)
+    store.close()
+    prev = table.X[:, COL["prev_build_failed"]]
+    assert np.isnan(prev[0])  # nothing had finished before the first build
+    assert np.array_equal(prev[1:], table.y[:-1])  # each build finished before the next started
+
+
+def test_train_writes_a_model_the_hook_uses_and_keeps_the_previous(recorded: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train"]) == 0
+    out = capsys.readouterr().out
+    assert "trained on 120 builds" in out and "chose " in out
+    model = recorded.path / ".git" / "ci-risk" / "model.json"
+    provenance = json.loads(model.read_text())["provenance"]
+    assert provenance["rows"] == 120 and provenance["labels"] == "ci"
+    assert cli.main(["train"]) == 0
+    assert (recorded.path / ".git" / "ci-risk" / "model.prev.json").exists()
+    recorded.commit({"src/core.py": "x = 1\n"}, "tweak")
+    assert cli.main(["check", "--from", "HEAD~1"]) == 0
+    assert "ci-risk: risk " in capsys.readouterr().out
+    assert cli.main(["model", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "(repository)" in shown and "chosen candidate" in shown and "on 120 builds" in shown
+
+
+def test_a_worse_challenger_is_not_installed(recorded: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    from ci_risk_hook.model.export import seal_artifact
+
+    assert cli.main(["train"]) == 0
+    model = recorded.path / ".git" / "ci-risk" / "model.json"
+    artifact = json.loads(model.read_text())
+    artifact["provenance"]["backtest"] = {"model": {"f1": 0.99}}  # a current model that backtested superbly
+    model.write_text(json.dumps(seal_artifact(artifact)))
+    before = model.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["retrain", "--metric", "f1"]) == 0
+    assert "kept the current model" in capsys.readouterr().out
+    assert model.read_bytes() == before
+
+
+def test_backtest_report_and_predictions_file(recorded: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    predictions = tmp_path / "predictions.csv"
+    assert cli.main(["backtest", "--retrain-every", "30", "--format", "json", "--predictions", str(predictions)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for who in ("model", "parrot", "parrot_ordered", "demo"):
+        assert set(report[who]) >= {"precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90"}
+    lines = predictions.read_text().splitlines()
+    assert lines[0] == "commit,branch,started_at,label,score,decision,baseline_score,demo_score"
+    assert len(lines) == report["predicted"] + 1

@@ -1,0 +1,269 @@
+"""The history store on a real SQLite file and on the real PostgreSQL server.
+
+PostgreSQL tests run when CI_RISK_TEST_POSTGRES_URL is set (`.ci/run` sets
+it to this machine's server) and are skipped, with that reason shown,
+otherwise. Each test gets its own PostgreSQL schema, dropped afterwards.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ci_risk_hook.outcomes.records import BuildRecord
+from ci_risk_hook.outcomes.store import SCHEMA_VERSION, StoreError, open_store
+
+PG_URL = os.environ.get("CI_RISK_TEST_POSTGRES_URL")
+SHA = [f"{i:040x}" for i in range(1, 100)]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "history.sqlite")
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need CI_RISK_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    import psycopg
+
+    schema = f"ci_risk_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def build(i: int, status: str = "pass", **kw: object) -> BuildRecord:
+    fields = dict(commit=SHA[i], status=status, source="csv", branch="main", started_at=1_000 + 100 * i,
+                  duration_s=50.0)
+    fields.update(kw)
+    return BuildRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_migrations_are_recorded_and_applied_once(store_url: str) -> None:
+    store = open_store(store_url)
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.migrate() == []  # nothing pending on a second look
+    rows = store.execute("SELECT version, description FROM schema_migrations").fetchall()
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    store.close()
+    again = open_store(store_url)
+    assert again.schema_version() == SCHEMA_VERSION
+    again.close()
+
+
+def test_outcomes_are_idempotent_per_commit_source_job_attempt(store_url: str) -> None:
+    store = open_store(store_url)
+    repo = store.repository_id("a" * 40, "demo")
+    assert store.repository_id("a" * 40, "demo") == repo
+    assert store.add_builds(repo, [build(1), build(2, "fail")]) == 2
+    assert store.add_builds(repo, [build(1), build(2, "fail")]) == 0
+    assert store.add_builds(repo, [build(2, "fail", attempt=2)]) == 1
+    assert len(store.builds(repo)) == 3
+    store.close()
+
+
+def test_a_rerun_that_passes_marks_the_failure_flaky(store_url: str) -> None:
+    store = open_store(store_url)
+    repo = store.repository_id("b" * 40)
+    store.add_builds(repo, [build(3, "fail", job_id="77", attempt=1)])
+    assert not store.builds(repo)[0].flaky
+    store.add_builds(repo, [build(3, "pass", job_id="77", attempt=2)])
+    flaky = {(b.attempt, b.status): b.flaky for b in store.builds(repo)}
+    assert flaky == {(1, "fail"): True, (2, "pass"): False}
+    assert store.counts(repo) == [("csv", "fail", 1, 1), ("csv", "pass", 1, 0)]
+    store.close()
+
+
+def test_prior_builds_are_those_finished_before_oldest_first(store_url: str) -> None:
+    store = open_store(store_url)
+    repo = store.repository_id("c" * 40)
+    store.add_builds(repo, [build(i, "fail" if i % 3 == 0 else "pass", branch="main" if i % 2 else "dev")
+                            for i in range(1, 30)])
+    now = 1_000 + 100 * 20  # build 20 starts now; build 19 finished at 1950
+    prior = store.prior_builds(repo, now, "main", limit=5)
+    assert [p.started_at for p in prior] == sorted(p.started_at for p in prior)
+    assert all(p.finished_at <= now for p in prior)
+    assert max(p.started_at for p in prior) == 1_000 + 100 * 19
+    on_main = [p for p in prior if p.branch == "main"]
+    assert len(on_main) == 10  # the 20 latest on the branch, of which ten exist before now
+    store.close()
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from ci_risk_hook.outcomes.records import BuildRecord
+    from ci_risk_hook.outcomes.store import open_store
+    url, worker = sys.argv[1], int(sys.argv[2])
+    store = open_store(url)
+    repo = store.repository_id("d" * 40, "concurrent")
+    for i in range(250):
+        sha = f"{worker:08x}{i:032x}"
+        store.add_builds(repo, [BuildRecord(commit=sha, status="pass" if i % 4 else "fail", source="record",
+                                            job_id=str(worker), started_at=i)])
+    store.close()
+""")
+
+
+def test_eight_processes_record_concurrently(store_url: str, tmp_path: Path) -> None:
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    procs = [subprocess.Popen([sys.executable, str(script), store_url, str(w)], stderr=subprocess.PIPE)
+             for w in range(8)]
+    errors = [(p.wait(), p.stderr.read().decode() if p.stderr else "") for p in procs]
+    assert all(code == 0 for code, _ in errors), errors
+    store = open_store(store_url)
+    repo = store.repository_id("d" * 40)
+    assert len(store.builds(repo)) == 2000
+    assert len({b.commit for b in store.builds(repo)}) == 2000
+    store.close()
+
+
+def test_a_corrupt_database_file_is_reported_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    garbage = b"SQLite format 3\x00" + os.urandom(3000)
+    path.write_bytes(garbage)
+    with pytest.raises(StoreError, match="left untouched"):
+        open_store(str(path))
+    assert path.read_bytes() == garbage
+
+
+def test_someone_elses_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices(id INTEGER)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a ci-risk history"):
+        open_store(str(path))
+    assert path.read_bytes() == before
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "history.sqlite"
+    open_store(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', 0)")
+    with pytest.raises(StoreError, match="upgrade ci-risk"):
+        open_store(str(path))
+
+
+def test_unreachable_postgres_is_one_clear_line() -> None:
+    with pytest.raises(StoreError) as info:
+        open_store("postgresql://nobody:secret@127.0.0.1:1/none")
+    message = str(info.value)
+    assert "cannot connect" in message and "secret" not in message and "\n" not in message
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _hostile_urls() -> list[str]:
+    """Passwords in every place libpq takes one; PASSWORD-n marks what must never be shown."""
+    port = _unused_port()
+    return [
+        f"postgresql://dev:PASSWORD-1@127.0.0.1:{port}/x",
+        f"postgresql://dev@127.0.0.1:{port}/x?sslmode=disable&password=PASSWORD-2&application_name=ci",
+        f"postgres://127.0.0.1:{port}/x?sslpassword=PASSWORD-3&%70assword=PASSWORD-4",
+        f"postgresql://dev:PASS@WORD-5@127.0.0.1:{port}/x",  # a raw "@": libpq's host becomes "WORD-5@127..."
+        f"postgresql://dev:PASS/WORD-6@127.0.0.1:{port}/x",  # a raw "/": libpq's port becomes "PASS"
+        f"postgresql://dev:PASSWORD-7%zz@127.0.0.1:{port}/x",  # libpq quotes the bad token
+        "postgresql://dev:PASSWORD-8@[::1/x",  # libpq quotes the whole URL
+        f"postgresql://dev:PASS WORD-9@127.0.0.1:{port}/x",  # libpq quotes a value with a raw space
+        f"postgresql://dev@127.0.0.1:{port}/x?password=PASS WORD-10",
+    ]
+
+
+@pytest.mark.parametrize("url", _hostile_urls())
+def test_an_unreachable_postgres_never_shows_a_password(url: str) -> None:
+    with pytest.raises(StoreError) as info:
+        open_store(url)
+    message = str(info.value)
+    assert "PASS" not in message and "WORD-" not in message and "\n" not in message, message
+    assert "cannot connect" in message, message
+
+
+def test_a_real_server_refusing_the_login_never_shows_a_password() -> None:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need CI_RISK_TEST_POSTGRES_URL")
+    from urllib.parse import urlsplit
+
+    server = urlsplit(PG_URL)
+    url = f"postgresql://no_such_role_ci_risk:PASSWORD-1@{server.hostname}:{server.port or 5432}/x?password=PASSWORD-2"
+    with pytest.raises(StoreError) as info:
+        open_store(url)
+    message = str(info.value)
+    assert "no_such_role_ci_risk" in message and "PASSWORD" not in message, message
+
+
+def test_commands_and_the_hook_print_store_urls_without_passwords(tmp_path: Path) -> None:
+    from testing.repos import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    repo.commit({"a.py": "a\n"})
+    repo.commit({"b.py": "b\n"}, "second")
+    ci_risk = str(Path(sys.executable).parent / "ci-risk")
+    env = {**os.environ, "CI_RISK_DB": _hostile_urls()[1]}
+    for args in (["history"], ["record", "--status", "pass"], ["history", "--db", "host=127.0.0.1 password=PASSWORD-9"]):
+        proc = subprocess.run([ci_risk, *args], cwd=repo.path, capture_output=True, text=True, env=env)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert "PASSWORD" not in proc.stdout + proc.stderr, (args, proc.stdout + proc.stderr)
+    assert not list(repo.path.glob("host=*")), "a libpq key=value string must not become a SQLite file"
+    check = subprocess.run([ci_risk, "check", "--from", "HEAD~1"], cwd=repo.path, capture_output=True, text=True,
+                           env=env)
+    assert check.returncode == 0 and "PASSWORD" not in check.stdout + check.stderr, check.stdout + check.stderr
+    assert "build history unavailable (postgresql://dev@127.0.0.1:" in check.stdout, check.stdout
+    assert "/x?sslmode=disable&application_name=ci: cannot connect" in check.stdout, check.stdout
+
+
+def test_the_remembered_store_holds_no_password(tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need CI_RISK_TEST_POSTGRES_URL")
+    from ci_risk_hook.outcomes.store import remember, remembered
+
+    separator = "&" if "?" in PG_URL else "?"
+    remember(str(tmp_path), f"{PG_URL}{separator}password=PASSWORD-1&sslpassword=PASSWORD-2&connect_timeout=5")
+    kept = remembered(str(tmp_path))
+    assert kept == f"{PG_URL}{separator}connect_timeout=5"
+    import psycopg
+
+    psycopg.connect(kept, autocommit=True).close()  # still reaches the same server
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:pw@h:5432/db", "postgresql://u@h:5432/db"),
+    ("postgresql://u:p w@h/db", "postgresql://u@h/db"),
+    ("postgresql://h/db?sslmode=require&password=pw&application_name=x", "postgresql://h/db?sslmode=require&application_name=x"),
+    ("postgresql://h/db?password=pw", "postgresql://h/db"),
+    ("postgres://:pw@h/", "postgres://h/"),
+    ("host=h password=pw port=1", "host=h password=*** port=1"),
+    ("host=h password = 'p w\\' x' port=1", "host=h password=*** port=1"),
+    ("host=h sslpassword=pw", "host=h sslpassword=***"),
+    ("/home/me/history.sqlite", "/home/me/history.sqlite"),
+    ("postgresql://h:5432/db?application_name=a@b", "postgresql://h:5432/db?application_name=a@b"),
+])
+def test_redact_removes_passwords_from_urls_and_key_value_strings(url: str, shown: str) -> None:
+    from ci_risk_hook.outcomes.store import redact
+
+    assert redact(url) == shown
+
+
+def test_redact_message_finds_every_quoted_url() -> None:
+    from ci_risk_hook.outcomes.store import redact_message
+
+    text = "a postgresql://u:pw@h/db b 'postgres://x:y@z?password=q' c host=h password='a b' d user@example.com"
+    assert redact_message(text) == "a postgresql://u@h/db b 'postgres://x@z' c host=h password=*** d user@example.com"
+    assert str(StoreError("postgresql://u:pw@h/db: cannot connect")) == "postgresql://u@h/db: cannot connect"

@@ -1,0 +1,56 @@
+"""`ci-risk report`: real PNG images of the expected size, and one HTML page holding them and the metrics."""
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci_risk_hook.views import demo
+from ci_risk_hook.views.report import CHARTS
+
+CI_RISK = str(Path(sys.executable).parent / "ci-risk")
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG file"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "demo"
+    demo.build(str(path), seed=5, commits=150)
+    return path
+
+
+def test_report_writes_each_chart_and_a_self_contained_page(demo_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env_db = str(demo_repo / ".git" / "ci-risk" / "history.sqlite")
+    scored = subprocess.run([CI_RISK, "check", "--from", "main", "--to", "new-ci", "--db", env_db], cwd=demo_repo,
+                            capture_output=True, text=True)
+    assert scored.returncode == 0 and scored.stdout.startswith("ci-risk: risk"), scored.stderr
+    proc = subprocess.run([CI_RISK, "report", "--out", str(out), "--html", "--db", env_db], cwd=demo_repo,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in CHARTS:
+        assert png_size(out / f"{name}.png") == (800, 500), name
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(CHARTS)
+    assert '<table id="metrics">' in page and "<th>roc_auc</th>" in page and "<th>deferrable_at_90</th>" in page
+    assert "Reasons for the latest builds" in page
+    pushes = page.split('<ul id="scored">')[1].split("</ul></li></ul>")[0]
+    assert "main..new-ci: risk 0." in pushes and "lines changed in 2 files" in pushes
+    assert 'src="http' not in page and 'href="http' not in page  # readable offline: nothing fetched
+
+
+def test_report_without_recorded_history_is_a_one_line_error(tmp_path: Path, history_repo: object) -> None:
+    db = tmp_path / "h.sqlite"
+    proc = subprocess.run([CI_RISK, "report", "--db", str(db)], cwd=history_repo.path,  # type: ignore[attr-defined]
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("Error: nothing to backtest") and proc.stderr.count("\n") == 1
