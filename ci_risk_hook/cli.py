@@ -64,7 +64,7 @@ def hook(raw: bool, remote: str | None, url: str | None, **options: Any) -> None
     """Entry point of the pre-push hook (pre-commit or raw git)."""
     from .hookrun import hook_source, run_gate
 
-    sys.exit(run_gate(hook_source(raw, remote), options))
+    sys.exit(run_gate(hook_source(raw, remote), options, in_hook=True))
 
 
 @cli.command()
@@ -569,9 +569,12 @@ def model_show(fmt: str) -> None:
 
     info = git.repo_info()
     try:
-        choice = choose_model(config.resolve({}, toplevel=info.toplevel), info)
+        settings = config.resolve({}, toplevel=info.toplevel)
+        choice = choose_model(settings, info)
     except (ModelError, config.ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    for warning in settings.warnings:
+        click.echo(f"ci-risk: warning: {warning}", err=True)
     if choice is None:
         click.echo("ci-risk: no model available yet: `ci-risk train` (after recording outcomes) creates one")
         return

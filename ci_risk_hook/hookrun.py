@@ -64,8 +64,13 @@ def _log_internal_error(exc: BaseException) -> str | None:
         return None
 
 
-def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int:
-    """Shared by `check` and `hook`: resolve settings and ranges, score, print, exit."""
+def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hook: bool = False) -> int:
+    """Shared by `check` and `hook`: resolve settings and ranges, score, print, exit.
+
+    In the hook a bad setting from the environment or a file is a warning and
+    the push goes on (a typo committed to .ci-risk.ini must not stop every
+    push); `check`, run by hand, treats it as a usage error.
+    """
     from . import config, git, ranges
     from .history_index import IndexError_
     from .scoring import ModelError
@@ -76,12 +81,18 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
         strict_hint = os.environ.get("CI_RISK_STRICT", "").lower() in ("1", "true", "yes", "on")
     try:
         info = git.repo_info()
-        settings = config.resolve(options, toplevel=info.toplevel)
+        settings = config.resolve(options, toplevel=info.toplevel, tolerant=in_hook)
     except config.ConfigError as exc:
         _err(f"ci-risk: error: {exc}")
         return EXIT_USAGE
     except git.GitError as exc:
-        return fail(exc, strict_hint, known=True)
+        return fail(exc, strict_hint, known=True, output_format=output_format)
+    if settings.errors and settings.strict:
+        for line in settings.refused + settings.errors:
+            _err(f"ci-risk: error: {line}")
+        return _json_error(EXIT_INTERNAL, settings.errors[0], output_format)
+    for line in settings.warnings:
+        _err(f"ci-risk: warning: {line}")
     if settings.mode == "off":
         if output_format == "json":
             _out('{"decision": "off", "exit_code": 0}')
@@ -105,16 +116,16 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
         _err(f"ci-risk: {exc}")
         return EXIT_USAGE
     except (git.GitError, ModelError, IndexError_, OSError) as exc:
-        return fail(exc, settings.strict, known=True)
+        return fail(exc, settings.strict, known=True, output_format=output_format)
     except Exception as exc:  # noqa: BLE001 - a bug in ci-risk must not stop a push
-        return fail(exc, settings.strict, known=False)
+        return fail(exc, settings.strict, known=False, output_format=output_format)
     finally:
         progress.finish()
     _out(text)
     return report.exit_code
 
 
-def fail(exc: BaseException, strict: bool, known: bool) -> int:
+def fail(exc: BaseException, strict: bool, known: bool, output_format: str = "text") -> int:
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     where = ""
     if not known:
@@ -123,9 +134,18 @@ def fail(exc: BaseException, strict: bool, known: bool) -> int:
         where = f"; details in {log}" if log else ""
     if strict:
         _err(f"ci-risk: error: {message}{where}")
-        return EXIT_INTERNAL
+        return _json_error(EXIT_INTERNAL, message, output_format)
     _err(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)")
-    return EXIT_OK
+    return _json_error(EXIT_OK, message, output_format)
+
+
+def _json_error(code: int, message: str, output_format: str) -> int:
+    """With --format json, stdout stays one JSON document even when nothing was scored."""
+    if output_format == "json":
+        import json
+
+        _out(json.dumps({"decision": "error", "exit_code": code, "error": message}))
+    return code
 
 
 def check_source(from_rev: str | None, to_rev: str | None, branch: str | None) -> Callable[[Any], Any]:
