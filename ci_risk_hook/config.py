@@ -352,8 +352,8 @@ def resolve(
                 try:
                     value = layer.locate(value)
                 except Refused as exc:
-                    problems.refused(f"{where}: {exc}; ignored (a repository's model must be a regular file "
-                                     "inside its work tree)")
+                    problems.refused(f"{where}: {exc}; ignored (a repository's file may name only a regular "
+                                     "file inside its work tree)")
                     continue
             setattr(settings, setting.key, value)
             settings.sources[setting.key] = f"${setting.env}" if layer.source == "env" else layer.source
