@@ -552,6 +552,11 @@ def retrain(labels: str, all_repos: bool, target_recall: float, target_precision
                f"written to {trained.path}")
 
 
+def _settings_warnings(settings: Any) -> None:
+    for warning in settings.warnings:
+        click.echo(f"ci-risk: warning: {warning}", err=True)
+
+
 @cli.group()
 def model() -> None:
     """The model in use."""
@@ -569,12 +574,11 @@ def model_show(fmt: str) -> None:
 
     info = git.repo_info()
     try:
-        settings = config.resolve({}, toplevel=info.toplevel)
+        settings = config.resolve({}, toplevel=info.toplevel, tolerant=True)  # the model the hook would use
         choice = choose_model(settings, info)
     except (ModelError, config.ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
-    for warning in settings.warnings:
-        click.echo(f"ci-risk: warning: {warning}", err=True)
+    _settings_warnings(settings)
     if choice is None:
         click.echo("ci-risk: no model available yet: `ci-risk train` (after recording outcomes) creates one")
         return
@@ -628,7 +632,9 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
     finally:
         target.store.close()
     files = {commits[i]: f for i, (_, f, _) in features.items() if i in commits}
-    choice = choose_model(config.resolve({}, toplevel=target.info.toplevel), target.info)
+    settings = config.resolve({}, toplevel=target.info.toplevel, tolerant=True)
+    _settings_warnings(settings)
+    choice = choose_model(settings, target.info)
     if choice is None:
         raise click.ClickException("no model to report on: `ci-risk train` first")
     try:

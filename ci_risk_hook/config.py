@@ -336,6 +336,10 @@ def resolve(
     )
     for setting in SETTINGS:
         if options.get(setting.key) is not None:
+            try:  # the same check as every other layer (click's FloatRange lets NaN through)
+                setting.parse(str(options[setting.key]))
+            except ConfigError as exc:
+                raise ConfigError(f"--{setting.key.replace('_', '-')}: {exc}") from None
             setattr(settings, setting.key, options[setting.key])
             settings.sources[setting.key] = "option"
             continue

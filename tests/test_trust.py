@@ -30,6 +30,7 @@ from ci_risk_hook.scoring import (
     ScoreError,
     canonical_json,
     load_model,
+    read_artifact,
 )
 
 from conftest import Repo, lines, make_repo, run_cli
@@ -408,6 +409,25 @@ def test_a_device_named_by_the_user_is_read_only_up_to_the_cap(project: Repo, ca
     assert code == 0 and TOO_BIG in err and "push not checked" in err
 
 
+def _bytes_read_by_this_process() -> int:
+    with open("/proc/self/io") as fh:
+        return int(next(line for line in fh if line.startswith("rchar:")).split()[1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux's per-process I/O counters")
+def test_the_cap_is_checked_before_reading_and_bounds_what_is_read(tmp_path: Path) -> None:
+    big = sparse_file(tmp_path / "model.json", size=1024**4)  # 1 TB, no blocks
+    before = _bytes_read_by_this_process()
+    with pytest.raises(ModelError, match=TOO_BIG):
+        read_artifact(big)
+    assert _bytes_read_by_this_process() - before < 1024 * 1024  # refused on its size alone
+
+    before = _bytes_read_by_this_process()
+    with pytest.raises(ModelError, match=TOO_BIG):
+        read_artifact("/dev/zero")  # no size to check first: read up to the cap, no further
+    assert MAX_MODEL_BYTES < _bytes_read_by_this_process() - before < MAX_MODEL_BYTES + 1024 * 1024
+
+
 def test_training_and_retrain_read_models_through_the_cap(tmp_path: Path) -> None:
     from ci_risk_hook.modeling import current_backtest
     from ci_risk_hook.training import PortableEstimator, TrainError
@@ -515,6 +535,14 @@ def test_the_same_hand_made_models_in_range_score_normally(artifact: Callable[[]
     assert 0.0 <= strict_json(out)["ranges"][0]["probability"] <= 1.0
 
 
+@pytest.mark.parametrize("option", ["--warn-at", "--block-at"])
+def test_a_nan_threshold_is_a_usage_error(option: str, project: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    project.commit({"src/feature.py": lines(12)})
+    code, out, err = check(capsys, option, "nan")  # click's FloatRange(0, 1) lets NaN through; the settings do not
+    assert code == 2 and not out
+    assert err.strip() == f"ci-risk: error: {option}: expected a probability between 0 and 1, got 'nan'"
+
+
 def test_scoring_checks_every_probability_it_returns() -> None:
     model = PortableModel.from_dict(nan_logistic())
     row = [1.0] * len(FEATURE_NAMES)
@@ -602,3 +630,11 @@ def test_an_oversize_settings_file_is_not_read(project: Repo, capsys: pytest.Cap
     code, out, err = hook(capsys, monkeypatch, project)
     assert code == 0 and out.startswith("ci-risk: risk ") and "larger than 65,536 bytes" in err
     assert check(capsys)[0] == 2
+
+
+def test_model_show_names_the_model_the_hook_would_use_despite_a_bad_setting(
+        project: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    commit_settings(project, "[ci-risk]\nmode = blok\n")
+    code, out, err = run_cli(["model", "show"], capsys)
+    assert code == 0 and "(bundled)" in out
+    assert err.splitlines() == [f"ci-risk: warning: {BAD_SETTINGS['mode = blok']}"]
