@@ -312,9 +312,9 @@ class PortableModel:
         """`raw`: the file's bytes, to check the checksum on them directly when they are canonical."""
         self = object.__new__(cls)
         try:
-            verified = raw is not None and _raw_checksum_matches(raw, data)
-            self._parse(_dict(data, "artifact"), verified)
-            _validate_ranges(self, data)  # type: ignore[arg-type]
+            artifact = _dict(data, "artifact")
+            self._parse(artifact, raw is not None and _raw_checksum_matches(raw, artifact))
+            _validate_ranges(self, artifact)
         except ModelError as exc:
             if source == "<dict>":
                 raise
