@@ -87,8 +87,10 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hoo
         return EXIT_USAGE
     except git.GitError as exc:
         return fail(exc, strict_hint, known=True, output_format=output_format)
-    if settings.errors and settings.strict:
-        for line in settings.refused + settings.errors:
+    if settings.strict and settings.errors:
+        for line in settings.refused:
+            _err(f"ci-risk: warning: {line}")
+        for line in settings.errors:
             _err(f"ci-risk: error: {line}")
         return _json_error(EXIT_INTERNAL, settings.errors[0], output_format)
     for line in settings.warnings:
