@@ -257,7 +257,7 @@ class _Layer(NamedTuple):
     source: str  # recorded in Settings.sources
     shown: Callable[[Setting], str]  # how a message names the place of one setting
     values: Mapping[str, str]
-    locate: Callable[[str], str]  # the path a path setting's value means (raises ConfigError to refuse it)
+    locate: Callable[[str], str]  # the path a path setting's value means (raises Refused to refuse it)
 
 
 class _Problems:
@@ -304,8 +304,8 @@ def _repository_layer(toplevel: str | None, env: Mapping[str, str], problems: _P
         if setting.key in values and not setting.from_repository:
             del values[setting.key]
             problems.refused(
-                f"{CONFIG_FILE} {setting.key}: a repository's file may not set this, it reaches beyond the work "
-                f"tree; ignored (set it with --{setting.key.replace('_', '-')}, {setting.env} or in "
+                f"{CONFIG_FILE} {setting.key}: a repository's file may not set this (it reaches a server or files "
+                f"outside the work tree); ignored (set it with --{setting.key.replace('_', '-')}, {setting.env} or in "
                 f"{user_config_path(env)})"
             )
     return _Layer(CONFIG_FILE, lambda s: f"{CONFIG_FILE} {s.key}", values,
