@@ -1,19 +1,34 @@
-"""Settings, by precedence: command-line option > CI_RISK_* environment > repository file > model > default.
+"""Settings, by precedence: option > CI_RISK_* environment > user config > repository file > model > default.
 
-The repository file is `.ci-risk.ini` at the top of the work tree, section
-`[ci-risk]` (INI because Python 3.9 has no TOML reader in the standard
-library and a hook should not need one more dependency).
+Trust: the repository file (`.ci-risk.ini` at the top of the work tree) is
+written by whoever controls the repository, and arrives with a clone, so it
+may only choose what stays on this machine and inside the work tree (mode,
+thresholds, strictness, a model file inside the tree). Settings that reach a
+server or a path elsewhere (`db`) come only from the user: an option, the
+environment, or the user's own config file (`config.ini` in the user config
+directory, `CI_RISK_CONFIG` overrides), which sits outside every repository.
+The user's layers sit above the repository's, so a user can always overrule
+what a repository asks for.
+
+Both files are INI, section `[ci-risk]` (Python 3.9 has no TOML reader in
+the standard library and a hook should not need one more dependency).
 """
 from __future__ import annotations
 
 import configparser
 import os
+import stat
+import sys
 from typing import Any, Callable, Mapping, NamedTuple
 
 CONFIG_FILE = ".ci-risk.ini"
+USER_CONFIG_FILE = "config.ini"
+USER_CONFIG_ENV = "CI_RISK_CONFIG"
+USER_CONFIG_SOURCE = "user config"
 SECTION = "ci-risk"
 MODES = ("warn", "block", "off")
 FORMATS = ("text", "json")
+MAX_CONFIG_BYTES = 64 * 1024  # a settings file is a few lines; a bigger one is not read
 
 DEFAULT_WARN_AT = 0.5
 DEFAULT_BLOCK_AT = 0.8
@@ -23,11 +38,16 @@ class ConfigError(Exception):
     """A setting has a value that cannot be used (a usage error: exit 2)."""
 
 
+class Refused(ConfigError):
+    """The trust model refuses where a value comes from (always a warning, never an error)."""
+
+
 class Setting(NamedTuple):
     key: str
     env: str
     parse: Callable[[str], Any]
     doc: str
+    from_repository: bool  # may a committed .ci-risk.ini set it? Never for what reaches the network.
 
 
 def _probability(text: str) -> float:
@@ -66,16 +86,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _path(text: str) -> str:
+    if not text.strip():
+        raise ConfigError("expected a path, got nothing")
+    return text
+
+
 SETTINGS: tuple[Setting, ...] = (
-    Setting("mode", "CI_RISK_MODE", _mode, "warn (default): report; block: stop risky pushes; off: do nothing"),
-    Setting("warn_at", "CI_RISK_WARN_AT", _probability, "probability from which to warn (default: model's, else 0.5)"),
-    Setting("block_at", "CI_RISK_BLOCK_AT", _probability, "probability from which to block in block mode (default: model's, else 0.8)"),
-    Setting("strict", "CI_RISK_STRICT", _bool, "fail closed (exit 3) on ci-risk's own errors"),
-    Setting("model", "CI_RISK_MODEL", str, "path to a model artifact (.json) to use instead of the repository's or the bundled one"),
-    Setting("max_commits", "CI_RISK_MAX_COMMITS", _positive_int, "most commits of one push to read (default 1000)"),
-    Setting("db", "CI_RISK_DB", str, "history store: a file path or postgresql:// URL (default: the user data dir)"),
+    Setting("mode", "CI_RISK_MODE", _mode, "warn (default): report; block: stop risky pushes; off: do nothing", True),
+    Setting("warn_at", "CI_RISK_WARN_AT", _probability, "probability from which to warn (default: model's, else 0.5)", True),
+    Setting("block_at", "CI_RISK_BLOCK_AT", _probability, "probability from which to block in block mode (default: model's, else 0.8)", True),
+    Setting("strict", "CI_RISK_STRICT", _bool, "fail closed (exit 3) on ci-risk's own errors", True),
+    Setting("model", "CI_RISK_MODEL", _path, "path to a model artifact (.json) to use instead of the repository's or the bundled one", True),
+    Setting("max_commits", "CI_RISK_MAX_COMMITS", _positive_int, "most commits of one push to read (default 1000)", True),
+    Setting("db", "CI_RISK_DB", _path, "history store: a file path or postgresql:// URL (default: the user data dir)", False),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
+PATH_SETTINGS = ("model", "db")  # a relative value is relative to the file that gives it
 
 
 class Settings:
@@ -88,6 +115,13 @@ class Settings:
         self.max_commits = 1000
         self.db: str | None = None
         self.sources: dict[str, str] = {}  # setting -> where its value came from
+        self.refused: list[str] = []  # settings the trust model does not take from where they came (warnings)
+        self.errors: list[str] = []  # unusable values ignored by a tolerant resolve (the hook's --strict fails on them)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line each, for the caller to print."""
+        return self.refused + [f"{error}; ignored" for error in self.errors]
 
     def thresholds(self, model_thresholds: Mapping[str, float] | None = None) -> tuple[float, float]:
         model_thresholds = model_thresholds or {}
@@ -98,55 +132,236 @@ class Settings:
         return float(warn), float(block)
 
 
-def read_repo_file(toplevel: str | None) -> dict[str, str]:
-    if not toplevel:
-        return {}
-    path = os.path.join(toplevel, CONFIG_FILE)
-    if not os.path.isfile(path):
-        return {}
-    parser = configparser.ConfigParser()
+# -- the files ---------------------------------------------------------------
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> str:
+    """The user's own config file: `CI_RISK_CONFIG`, else `config.ini` in the user config directory."""
+    env = os.environ if env is None else env
+    override = env.get(USER_CONFIG_ENV)
+    if override:
+        return os.path.expanduser(override)
+    return os.path.join(_user_config_dir(env), USER_CONFIG_FILE)
+
+
+def _user_config_dir(env: Mapping[str, str]) -> str:
+    """platformdirs' user config directory; on Linux computed here, as it does (importing it costs ~12 ms a push)."""
+    if sys.platform.startswith("linux"):
+        xdg = env.get("XDG_CONFIG_HOME", "")
+        base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".config")
+        return os.path.join(base, "ci-risk")
+    import platformdirs
+
+    return str(platformdirs.user_config_dir("ci-risk", appauthor=False))
+
+
+def _read_ini(path: str, shown: str) -> dict[str, str]:
+    """The [ci-risk] section of a settings file; {} when there is none. Raises ConfigError naming `shown`."""
     try:
-        parser.read(path, encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{shown}: larger than {MAX_CONFIG_BYTES:,} bytes, not a settings file")
+    parser = configparser.ConfigParser(interpolation=None)  # a '%' in a path is just a '%'
+    try:
+        parser.read_string(raw.decode("utf-8"), source=shown)
     except (configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{shown}: {str(exc).splitlines()[0]}") from None
     if not parser.has_section(SECTION):
         return {}
-    values = dict(parser.items(SECTION))
+    return dict(parser.items(SECTION))
+
+
+def _is_regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _inside(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # another drive (Windows)
+        return False
+
+
+def _repo_file(toplevel: str | None) -> str | None:
+    """The repository file, if it is a regular file inside the work tree (a committed symlink may point anywhere)."""
+    if not toplevel:
+        return None
+    path = os.path.join(toplevel, CONFIG_FILE)
+    if not os.path.lexists(path):
+        return None
+    real = os.path.realpath(path)
+    if not _inside(real, os.path.realpath(toplevel)) or not _is_regular_file(real):
+        raise Refused(f"{CONFIG_FILE}: not a regular file inside the work tree; not read")
+    return real
+
+
+def read_repo_file(toplevel: str | None) -> dict[str, str]:
+    path = _repo_file(toplevel)
+    return {} if path is None else _read_ini(path, CONFIG_FILE)
+
+
+def read_user_file(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    path = user_config_path(env)
+    if not _is_regular_file(path):
+        return {}
+    return _read_ini(path, path)
+
+
+def user_setting(key: str, env: Mapping[str, str] | None = None) -> Any:
+    """One setting from the user's config file alone (for commands that take no other layers), parsed."""
+    setting = _BY_KEY[key]
+    values = read_user_file(env)
+    if key not in values:
+        return None
+    path = user_config_path(env)
+    try:
+        value = setting.parse(values[key])
+    except ConfigError as exc:
+        raise ConfigError(f"{path} {key}: {exc}") from None
+    return _user_path(value, path) if key in PATH_SETTINGS else value
+
+
+def _user_path(value: str, config_path: str) -> str:
+    """A path in the user's file is relative to that file."""
+    if "://" in value:
+        return value
+    return os.path.join(os.path.dirname(os.path.abspath(config_path)), os.path.expanduser(value))
+
+
+def repository_model(value: str, toplevel: str) -> str:
+    """The real path of the repository file's model: only a regular file inside the work tree.
+
+    A missing file passes (loading it says so); a symlink out of the tree, a
+    device or a URL does not, so a committed file cannot make the hook read
+    /dev/zero, someone's home directory or the network.
+    """
+    root = os.path.realpath(toplevel)
+    real = os.path.realpath(os.path.join(toplevel, value))
+    if "://" in value or not _inside(real, root):
+        raise Refused(f"{value!r} is not inside the work tree")
+    if os.path.lexists(real) and not _is_regular_file(real):
+        raise Refused(f"{value!r} is not a regular file")
+    return real
+
+
+# -- merging the layers ------------------------------------------------------
+
+
+class _Layer(NamedTuple):
+    source: str  # recorded in Settings.sources
+    shown: Callable[[Setting], str]  # how a message names the place of one setting
+    values: Mapping[str, str]
+    locate: Callable[[str], str]  # the path a path setting's value means (raises Refused to refuse it)
+
+
+class _Problems:
+    """Unusable settings raise (check by hand: exit 2) or become warnings (the hook: the push goes on)."""
+
+    def __init__(self, settings: Settings, tolerant: bool) -> None:
+        self.settings = settings
+        self.tolerant = tolerant
+
+    def bad(self, message: str) -> None:
+        if not self.tolerant:
+            raise ConfigError(message)
+        self.settings.errors.append(message)
+
+    def refused(self, message: str) -> None:
+        """Not an error anywhere: the trust model says no, and the user is told in one line."""
+        self.settings.refused.append(message)
+
+
+def _file_values(shown: str, read: Callable[[], dict[str, str]], problems: _Problems) -> dict[str, str]:
+    try:
+        values = read()
+    except Refused as exc:
+        problems.refused(str(exc))
+        return {}
+    except ConfigError as exc:
+        problems.bad(str(exc))
+        return {}
     unknown = sorted(set(values) - set(_BY_KEY))
     if unknown:
-        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
-    return values
+        problems.bad(f"{shown}: unknown setting(s): {', '.join(unknown)}")
+    return {k: v for k, v in values.items() if k in _BY_KEY}
+
+
+def _user_layer(env: Mapping[str, str], problems: _Problems) -> _Layer:
+    path = user_config_path(env)
+    values = _file_values(path, lambda: read_user_file(env), problems)
+    return _Layer(USER_CONFIG_SOURCE, lambda s: f"{path} {s.key}", values, lambda v: _user_path(v, path))
+
+
+def _repository_layer(toplevel: str | None, env: Mapping[str, str], problems: _Problems) -> _Layer:
+    values = _file_values(CONFIG_FILE, lambda: read_repo_file(toplevel), problems)
+    for setting in SETTINGS:
+        if setting.key in values and not setting.from_repository:
+            del values[setting.key]
+            problems.refused(
+                f"{CONFIG_FILE} {setting.key}: a repository's file may not set this (it reaches a server or files "
+                f"outside the work tree); ignored (set it with --{setting.key.replace('_', '-')}, {setting.env} or in "
+                f"{user_config_path(env)})"
+            )
+    return _Layer(CONFIG_FILE, lambda s: f"{CONFIG_FILE} {s.key}", values,
+                  lambda v: repository_model(v, toplevel or ""))
 
 
 def resolve(
     options: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
     toplevel: str | None = None,
+    *,
+    tolerant: bool = False,
 ) -> Settings:
-    """Merge the layers; `options` holds command-line values, None where not given."""
+    """Merge the layers; `options` holds command-line values, None where not given.
+
+    `tolerant` (the hook): an unusable value from the environment or a file is
+    kept in `Settings.errors` and the next layer (or the default) decides;
+    otherwise it raises ConfigError. Settings the trust model refuses
+    are warnings either way.
+    """
     env = os.environ if env is None else env
-    file_values = read_repo_file(toplevel)
     settings = Settings()
+    problems = _Problems(settings, tolerant)
+    layers = (
+        _Layer("env", lambda s: s.env, {s.key: env[s.env] for s in SETTINGS if env.get(s.env)}, lambda v: v),
+        _user_layer(env, problems),
+        _repository_layer(toplevel, env, problems),
+    )
     for setting in SETTINGS:
-        value: Any = None
-        source = "default"
         if options.get(setting.key) is not None:
-            value, source = options[setting.key], "option"
-        elif env.get(setting.env):
-            try:
-                value, source = setting.parse(env[setting.env]), f"${setting.env}"
+            try:  # the same check as every other layer (click's FloatRange lets NaN through)
+                setting.parse(str(options[setting.key]))
             except ConfigError as exc:
-                raise ConfigError(f"{setting.env}: {exc}") from None
-        elif setting.key in file_values:
+                raise ConfigError(f"--{setting.key.replace('_', '-')}: {exc}") from None
+            setattr(settings, setting.key, options[setting.key])
+            settings.sources[setting.key] = "option"
+            continue
+        for layer in layers:
+            if setting.key not in layer.values:
+                continue
+            where = layer.shown(setting)
             try:
-                value, source = setting.parse(file_values[setting.key]), CONFIG_FILE
+                value = setting.parse(layer.values[setting.key])
             except ConfigError as exc:
-                raise ConfigError(f"{CONFIG_FILE} {setting.key}: {exc}") from None
-        if value is not None:
-            if setting.key in ("model", "db") and source == CONFIG_FILE and "://" not in value and toplevel and not os.path.isabs(value):
-                value = os.path.join(toplevel, value)
+                problems.bad(f"{where}: {exc}")
+                continue
+            if setting.key in PATH_SETTINGS:
+                try:
+                    value = layer.locate(value)
+                except Refused as exc:
+                    problems.refused(f"{where}: {exc}; ignored (a repository's file may name only a regular "
+                                     "file inside its work tree)")
+                    continue
             setattr(settings, setting.key, value)
-            settings.sources[setting.key] = source
+            settings.sources[setting.key] = f"${setting.env}" if layer.source == "env" else layer.source
+            break
     return settings
 
 

@@ -88,7 +88,7 @@ def hook(raw: bool, remote: str | None, url: str | None, **options: Any) -> None
     """Entry point of the pre-push hook (pre-commit or raw git)."""
     from ci_risk_hook.gate.run import hook_source, run_gate
 
-    sys.exit(run_gate(hook_source(raw, remote), options))
+    sys.exit(run_gate(hook_source(raw, remote), options, in_hook=True))
 
 
 @cli.command()
@@ -580,6 +580,11 @@ def retrain(labels: str, all_repos: bool, target_recall: float, target_precision
                f"written to {clean(trained.path)}")
 
 
+def _settings_warnings(settings: Any) -> None:
+    for warning in settings.warnings:
+        click.echo(f"ci-risk: warning: {warning}", err=True)
+
+
 @cli.group()
 def model() -> None:
     """The model in use."""
@@ -598,9 +603,11 @@ def model_show(fmt: str) -> None:
 
     info = git.repo_info()
     try:
-        choice = choose_model(config.resolve({}, toplevel=info.toplevel), info)
+        settings = config.resolve({}, toplevel=info.toplevel, tolerant=True)  # the model the hook would use
+        choice = choose_model(settings, info)
     except (ModelError, config.ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    _settings_warnings(settings)
     if choice is None:
         click.echo("ci-risk: no model available yet: `ci-risk train` (after recording outcomes) creates one")
         return
@@ -655,7 +662,9 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
     finally:
         target.store.close()
     files = {commits[i]: f for i, (_, f, _) in features.items() if i in commits}
-    choice = choose_model(config.resolve({}, toplevel=target.info.toplevel), target.info)
+    settings = config.resolve({}, toplevel=target.info.toplevel, tolerant=True)
+    _settings_warnings(settings)
+    choice = choose_model(settings, target.info)
     if choice is None:
         raise click.ClickException("no model to report on: `ci-risk train` first")
     try:

@@ -129,4 +129,4 @@ def main(argv: list[str] | None = None) -> int:
         source = check_source(options.pop("from_rev"), options.pop("to_rev"), options.pop("branch"))
     else:
         source = hook_source(options.pop("raw"), positionals[0] if positionals else None)
-    return run_gate(source, options)
+    return run_gate(source, options, in_hook=command == "hook")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.config import Settings
 from ci_risk_hook.features.analysis import analyze
-from ci_risk_hook.features.extract import FeatureResult, Limits, store_features
+from ci_risk_hook.features.extract import FEATURE_NAMES, FeatureResult, Limits, store_features
 from ci_risk_hook.features.history_index import default_path
 from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.features.reasons import Reason, top_reasons
@@ -76,16 +76,25 @@ def bundled_model_path() -> str | None:
 
 
 def choose_model(settings: Settings, info: git.RepoInfo) -> ModelChoice | None:
-    """The configured model, else this repository's trained one, else the bundled one."""
+    """The configured model, else this repository's trained one, else the bundled one.
+
+    A repository file's `model` reaches here only as a regular file inside the
+    work tree (config.repository_model); every source is size-capped and
+    range-checked by load_model.
+    """
     if settings.model:
-        return ModelChoice(load_model(settings.model), settings.model, settings.sources.get("model", "option"))
+        return ModelChoice(_load(settings.model), settings.model, settings.sources.get("model", "option"))
     repo_path = repo_model_path(info)
     if os.path.isfile(repo_path):
-        return ModelChoice(load_model(repo_path), repo_path, "repository")
+        return ModelChoice(_load(repo_path), repo_path, "repository")
     bundled = bundled_model_path()
     if bundled is not None:
-        return ModelChoice(load_model(bundled), bundled, "bundled")
+        return ModelChoice(_load(bundled), bundled, "bundled")
     return None
+
+
+def _load(path: str) -> PortableModel:
+    return load_model(path, known_features=FEATURE_NAMES)
 
 
 def decide(probability: float, mode: str, warn_at: float, block_at: float) -> str:
@@ -206,13 +215,13 @@ def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(e) + "\n" for e in entries))
+            fh.write("".join(json.dumps(e, allow_nan=False) + "\n" for e in entries))
         if os.path.getsize(path) > 256 * 1024:
             with open(path, encoding="utf-8") as fh:
                 keep = fh.readlines()[-_SCORED_KEEP:]
             with open(path, "w", encoding="utf-8") as fh:
                 fh.writelines(keep)
-    except OSError:
+    except (OSError, ValueError):
         pass
 
 

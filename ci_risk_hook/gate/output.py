@@ -126,4 +126,4 @@ def report_dict(report: GateReport) -> dict[str, Any]:
 
 
 def render_json(report: GateReport) -> str:
-    return json.dumps(report_dict(report), indent=2, sort_keys=False)
+    return json.dumps(report_dict(report), indent=2, sort_keys=False, allow_nan=False)  # NaN is not JSON

@@ -65,12 +65,17 @@ def _log_internal_error(exc: BaseException) -> str | None:
         return None
 
 
-def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int:
-    """Shared by `check` and `hook`: resolve settings and ranges, score, print, exit."""
+def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hook: bool = False) -> int:
+    """Shared by `check` and `hook`: resolve settings and ranges, score, print, exit.
+
+    In the hook a bad setting from the environment or a file is a warning and
+    the push goes on (a typo committed to .ci-risk.ini must not stop every
+    push); `check`, run by hand, treats it as a usage error.
+    """
     from ci_risk_hook import config
-    from ci_risk_hook.git import repo as git
-    from ci_risk_hook.git import ranges
     from ci_risk_hook.features.history_index import IndexError_
+    from ci_risk_hook.git import ranges
+    from ci_risk_hook.git import repo as git
     from ci_risk_hook.model.scoring import ModelError
 
     output_format = options.pop("output_format")
@@ -79,12 +84,20 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
         strict_hint = os.environ.get("CI_RISK_STRICT", "").lower() in ("1", "true", "yes", "on")
     try:
         info = git.repo_info()
-        settings = config.resolve(options, toplevel=info.toplevel)
+        settings = config.resolve(options, toplevel=info.toplevel, tolerant=in_hook)
     except config.ConfigError as exc:
         _err(f"ci-risk: error: {clean(str(exc))}")
         return EXIT_USAGE
     except git.GitError as exc:
-        return fail(exc, strict_hint, known=True)
+        return fail(exc, strict_hint, known=True, output_format=output_format)
+    if settings.strict and settings.errors:
+        for line in settings.refused:
+            _err(f"ci-risk: warning: {clean(line)}")
+        for line in settings.errors:
+            _err(f"ci-risk: error: {clean(line)}")
+        return _json_error(EXIT_INTERNAL, settings.errors[0], output_format)
+    for line in settings.warnings:
+        _err(f"ci-risk: warning: {clean(line)}")
     if settings.mode == "off":
         if output_format == "json":
             _out('{"decision": "off", "exit_code": 0}')
@@ -109,16 +122,16 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
         _err(f"ci-risk: {clean(str(exc))}")
         return EXIT_USAGE
     except (git.GitError, ModelError, IndexError_, OSError) as exc:
-        return fail(exc, settings.strict, known=True)
+        return fail(exc, settings.strict, known=True, output_format=output_format)
     except Exception as exc:  # noqa: BLE001 - a bug in ci-risk must not stop a push
-        return fail(exc, settings.strict, known=False)
+        return fail(exc, settings.strict, known=False, output_format=output_format)
     finally:
         progress.finish()
     _out(text)
     return report.exit_code
 
 
-def fail(exc: BaseException, strict: bool, known: bool) -> int:
+def fail(exc: BaseException, strict: bool, known: bool, output_format: str = "text") -> int:
     message = one_line(exc)
     where = ""
     if not known:
@@ -127,9 +140,18 @@ def fail(exc: BaseException, strict: bool, known: bool) -> int:
         where = f"; details in {clean(log)}" if log else ""
     if strict:
         _err(f"ci-risk: error: {message}{where}")
-        return EXIT_INTERNAL
+        return _json_error(EXIT_INTERNAL, message, output_format)
     _err(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)")
-    return EXIT_OK
+    return _json_error(EXIT_OK, message, output_format)
+
+
+def _json_error(code: int, message: str, output_format: str) -> int:
+    """With --format json, stdout stays one JSON document even when nothing was scored."""
+    if output_format == "json":
+        import json
+
+        _out(json.dumps({"decision": "error", "exit_code": code, "error": message}))
+    return code
 
 
 def check_source(from_rev: str | None, to_rev: str | None, branch: str | None) -> Callable[[Any], Any]:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import sys
 from bisect import bisect_left
 from typing import NamedTuple
@@ -39,10 +40,18 @@ _MAX = sys.float_info.max
 _NUMBER_TYPES = frozenset((float, int))
 _INT_TYPES = frozenset((int,))
 _SHA_MEMBER = b',"sha256":"'
+# No model needs more (the bundled forest is under 1 MB); a bigger file, a
+# device or a pipe that never ends is refused before it costs time or memory.
+MAX_MODEL_BYTES = 50 * 1024 * 1024
+_READ_CHUNK = 1024 * 1024
 
 
 class ModelError(Exception):
     """The model artifact cannot be used (missing, corrupt, tampered, wrong format)."""
+
+
+class ScoreError(ModelError):
+    """The model returned a score that is not a probability (NaN, infinite, out of [0, 1])."""
 
 
 class Explanation(NamedTuple):
@@ -90,22 +99,59 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def load_model(path: str | os.PathLike[str]) -> PortableModel:
-    """Read, verify and parse an artifact written by ``export.write_artifact``."""
+def load_model(
+    path: str | os.PathLike[str], known_features: Sequence[str] | None = None
+) -> PortableModel:
+    """Read, verify and parse an artifact written by ``export.write_artifact``.
+
+    With ``known_features``, a model that reads any other feature is refused:
+    it would score every push with that feature missing.
+    """
     shown = os.fspath(path)
+    raw = read_artifact(path)
+    model = PortableModel._build(_parse_json(raw, shown), shown, raw)
+    if known_features is not None:
+        _require_known_features(model, known_features)
+    return model
+
+
+def read_artifact(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a model file, refused beyond MAX_MODEL_BYTES without reading more than that."""
+    shown = os.fspath(path)
+    too_big = f"model file {shown} is larger than {MAX_MODEL_BYTES // (1024 * 1024)} MB; not read"
+    chunks: list[bytes] = []
+    total = 0
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        with open(path, "rb", buffering=0) as fh:
+            info = os.fstat(fh.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_MODEL_BYTES:
+                raise ModelError(too_big)
+            while total <= MAX_MODEL_BYTES:  # devices and pipes have no size to check first
+                chunk = fh.read(min(_READ_CHUNK, MAX_MODEL_BYTES + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
     except FileNotFoundError:
         raise ModelError(f"model file not found: {shown}") from None
     except OSError as exc:
         raise ModelError(f"cannot read model file {shown}: {exc.strerror or exc}") from None
+    if total > MAX_MODEL_BYTES:
+        raise ModelError(too_big)
+    return b"".join(chunks)
+
+
+def read_artifact_json(path: str | os.PathLike[str]) -> Any:
+    """The parsed JSON of a model file (size-capped, strict JSON), for code that edits artifacts."""
+    return _parse_json(read_artifact(path), os.fspath(path))
+
+
+def _parse_json(raw: bytes, shown: str) -> Any:
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"model file {shown} is not valid JSON: {msg}") from None
-    return PortableModel._build(data, shown, _raw_checksum_matches(raw, data))
 
 
 def _raw_checksum_matches(raw: bytes, data: object) -> bool:
@@ -259,13 +305,16 @@ class PortableModel:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PortableModel:
         """Validate an in-memory artifact (checksum included) and build a model."""
-        return cls._build(d if type(d) is dict else dict(d), "<dict>", False)
+        return cls._build(d if type(d) is dict else dict(d), "<dict>")
 
     @classmethod
-    def _build(cls, data: object, source: str, checksum_verified: bool) -> PortableModel:
+    def _build(cls, data: object, source: str, raw: bytes | None = None) -> PortableModel:
+        """`raw`: the file's bytes, to check the checksum on them directly when they are canonical."""
         self = object.__new__(cls)
         try:
-            self._parse(_dict(data, "artifact"), checksum_verified)
+            artifact = _dict(data, "artifact")
+            self._parse(artifact, raw is not None and _raw_checksum_matches(raw, artifact))
+            _validate_ranges(self, artifact)
         except ModelError as exc:
             if source == "<dict>":
                 raise
@@ -539,7 +588,9 @@ class PortableModel:
         idx = 0 if calibrated else 1
         for row in rows:
             fixed = self._ruled(row)
-            out.append(fixed if fixed is not None else self._finish(self._raw(self._prepare(row)))[idx])
+            out.append(_checked_probability(
+                fixed if fixed is not None else self._finish(self._raw(self._prepare(row)))[idx]
+            ))
         return out
 
     def explain(self, features: Mapping[str, float | None]) -> Explanation:
@@ -593,13 +644,70 @@ class PortableModel:
             # The rule decided: credit its feature with the whole move from the model's own answer.
             ruled = [0.0] * self._n
             ruled[self._rule[0]] = fixed - probability
-            return Explanation(probability=fixed, raw_probability=fixed, base_value=probability,
-                               contributions=dict(zip(names, ruled)), space="probability", model_output=fixed)
-        return Explanation(
+            return _checked_explanation(Explanation(
+                probability=fixed, raw_probability=fixed, base_value=probability,
+                contributions=dict(zip(names, ruled)), space="probability", model_output=fixed,
+            ))
+        return _checked_explanation(Explanation(
             probability=probability,
             raw_probability=raw_probability,
             base_value=base,
             contributions=dict(zip(names, contrib)),
             space=space,
             model_output=raw,
-        )
+        ))
+
+
+# -- sanity beyond the checksum ------------------------------------------------
+# A checksum proves that a file is what somebody sealed, not that it is sane:
+# anyone who edits a model can recompute it. These checks keep such a model
+# from scoring 50, -7, inf or NaN. Kept apart from parsing, which checks types
+# and shapes; see also the score check that guards every prediction.
+
+
+def _validate_ranges(model: PortableModel, data: dict[str, Any]) -> None:
+    """Probabilities are probabilities, and the parts shown to people are finite JSON."""
+    if model.kind == "forest":  # a forest's node and leaf values are class fractions
+        for i, tree in enumerate(model._trees):
+            _within_unit(tree[5], f"model.trees[{i}].value")
+            _within_unit(tree[6], f"model.trees[{i}].leaf_value")
+    if model._cal_kind == "isotonic":
+        _within_unit(model._cal_y, "calibration.y")
+        if model._cal_on_prob:
+            _within_unit(model._cal_x, "calibration.x")
+    if model.kind == "logistic" and not (
+        math.isfinite(model._lr_base) and all(map(math.isfinite, model._mean_z))
+    ):
+        raise _fail("model", "coefficients, means and scales overflow a float")
+    for key in ("provenance", "calibration", "rule"):
+        try:
+            canonical_json(data.get(key))
+        except (TypeError, ValueError, RecursionError):
+            raise _fail(key, "expected plain JSON with finite numbers") from None
+
+
+def _within_unit(values: Sequence[float], where: str) -> None:
+    if values and (min(values) < 0.0 or max(values) > 1.0):
+        raise _fail(where, "values must be probabilities in [0, 1]")
+
+
+def _require_known_features(model: PortableModel, known: Sequence[str]) -> None:
+    unknown = sorted(set(model.feature_names) - set(known))
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise ModelError(f"{model.source}: the model reads features this ci-risk does not compute: {shown}")
+
+
+def _checked_probability(probability: float) -> float:
+    """Every score leaves the model through here: NaN or a number outside [0, 1] is the model's bug."""
+    if 0.0 <= probability <= 1.0:  # False for NaN
+        return probability
+    raise ScoreError(f"the model returned {probability!r}, not a probability: its artifact is broken")
+
+
+def _checked_explanation(explanation: Explanation) -> Explanation:
+    _checked_probability(explanation.probability)
+    parts = (explanation.base_value, explanation.model_output, *explanation.contributions.values())
+    if not all(map(math.isfinite, parts)):
+        raise ScoreError("the model returned non-finite contributions: its artifact is broken")
+    return explanation

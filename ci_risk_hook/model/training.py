@@ -67,17 +67,14 @@ class PortableEstimator:
     """
 
     def __init__(self, path: str) -> None:
-        import json
-
         from ci_risk_hook.model.export import seal_artifact
-        from ci_risk_hook.model.scoring import PortableModel
+        from ci_risk_hook.model.scoring import ModelError, PortableModel, read_artifact_json
 
         self.path = path
         try:
-            with open(path, encoding="utf-8") as fh:
-                shipped = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise TrainError(f"{path}: {exc}") from None
+            shipped = read_artifact_json(path)
+        except ModelError as exc:
+            raise TrainError(str(exc)) from None
         # Its own rule, if any, would bypass the recalibration: the candidate is the model alone.
         self.model = PortableModel.from_dict(seal_artifact({k: v for k, v in shipped.items() if k != "rule"}))
         self.columns = [FEATURE_NAMES.index(n) for n in self.model.feature_names if n in FEATURE_NAMES]
@@ -310,10 +307,9 @@ def export(result: TrainResult, provenance: dict[str, Any]) -> dict[str, Any]:
     thresholds = {k: min(max(v, 0.0), 1.0) for k, v in result.thresholds.items()}
     if isinstance(model.estimator, PortableEstimator):
         # The shipped model with this repository's calibration and thresholds.
-        import json
+        from ci_risk_hook.model.scoring import read_artifact_json
 
-        with open(model.estimator.path, encoding="utf-8") as fh:
-            shipped = json.load(fh)
+        shipped = read_artifact_json(model.estimator.path)
         provenance = {**provenance, "base_model": {"path": "bundled", "sha256": shipped["sha256"],
                                                    "provenance": shipped.get("provenance", {})}}
         shipped = {k: v for k, v in shipped.items() if k != "rule"}

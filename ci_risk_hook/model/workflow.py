@@ -5,7 +5,6 @@ without click.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any, Callable, NamedTuple, Sequence
@@ -95,8 +94,9 @@ def run_backtest(table: Table, *, retrain_every: int = 25, target_recall: float 
 
 
 def current_backtest(path: str) -> dict[str, Any] | None:
+    from ci_risk_hook.model.scoring import ModelError, read_artifact_json
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            return dict(json.load(fh).get("provenance", {}).get("backtest") or {}) or None
-    except (OSError, ValueError):
+        return dict(read_artifact_json(path).get("provenance", {}).get("backtest") or {}) or None
+    except (ModelError, AttributeError):
         return None

@@ -141,12 +141,17 @@ def remembered(common_dir: str) -> str | None:
 
 
 def default_url() -> str:
+    """CI_RISK_DB, else `db` in the user's config file, else the user data directory (never a repository's file)."""
     env = os.environ.get("CI_RISK_DB")
     if env:
         return env
-    from ci_risk_hook.config import user_data_dir
+    from ci_risk_hook.config import ConfigError, user_data_dir, user_setting
 
-    return os.path.join(user_data_dir(), DEFAULT_FILE)
+    try:
+        configured = user_setting("db")
+    except ConfigError as exc:
+        raise StoreError(str(exc)) from None
+    return str(configured) if configured else os.path.join(user_data_dir(), DEFAULT_FILE)
 
 
 def is_postgres(url: str) -> bool:
