@@ -17,6 +17,8 @@ FORMATS = ("text", "json")
 
 DEFAULT_WARN_AT = 0.5
 DEFAULT_BLOCK_AT = 0.8
+DEFAULT_INDEX_BUDGET = 1.0  # seconds a push may spend building the history index
+DEFAULT_STORE_BUDGET = 1.0  # seconds a push waits for the outcomes store
 
 
 class ConfigError(Exception):
@@ -66,6 +68,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"expected a number of seconds, got {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise ConfigError(f"expected a number of seconds (0 or more), got {text!r}")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("mode", "CI_RISK_MODE", _mode, "warn (default): report; block: stop risky pushes; off: do nothing"),
     Setting("warn_at", "CI_RISK_WARN_AT", _probability, "probability from which to warn (default: model's, else 0.5)"),
@@ -74,6 +86,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model", "CI_RISK_MODEL", str, "path to a model artifact (.json) to use instead of the repository's or the bundled one"),
     Setting("max_commits", "CI_RISK_MAX_COMMITS", _positive_int, "most commits of one push to read (default 1000)"),
     Setting("db", "CI_RISK_DB", str, "history store: a file path or postgresql:// URL (default: the user data dir)"),
+    Setting("index_budget", "CI_RISK_INDEX_BUDGET", _seconds,
+            "seconds a push may spend building the history index before finishing it in the background (default 1)"),
+    Setting("store_budget", "CI_RISK_STORE_BUDGET", _seconds,
+            "seconds a push waits for the outcomes store before going on without build history (default 1)"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -87,6 +103,8 @@ class Settings:
         self.model: str | None = None
         self.max_commits = 1000
         self.db: str | None = None
+        self.index_budget = DEFAULT_INDEX_BUDGET
+        self.store_budget = DEFAULT_STORE_BUDGET
         self.sources: dict[str, str] = {}  # setting -> where its value came from
 
     def thresholds(self, model_thresholds: Mapping[str, float] | None = None) -> tuple[float, float]:
