@@ -70,7 +70,7 @@ def _cover(index: HistoryIndex, boundary: list[str], progress: Callable[[int], N
     except IndexBusy as exc:
         return f"history features unknown: {exc}; the next push will use it"
     except OSError as exc:
-        return f"history features unknown: history index lock: {exc.strerror or exc}"
+        return f"history features unknown: cannot lock the history index ({exc})"
     except git.GitError as exc:
         return f"history features unknown: the history index could not be updated ({exc})"
     return None

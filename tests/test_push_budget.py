@@ -307,6 +307,9 @@ def test_a_locked_sqlite_store_is_given_up_after_the_budget(history_repo: Repo, 
 
     path = tmp_path / "history.sqlite"
     open_store(str(path)).close()
+    store = open_store(str(path), create=False, timeout=0.2)
+    assert store.execute("PRAGMA busy_timeout").fetchone()[0] == 200  # the push's budget, not the commands' minute
+    store.close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("PRAGMA locking_mode=EXCLUSIVE")
     holder.execute("BEGIN EXCLUSIVE")
