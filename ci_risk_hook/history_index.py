@@ -209,13 +209,15 @@ class HistoryIndex:
         that has not completed (stopped by a budget, or killed) lack older
         ancestors: history features from them would be wrong, not just partial.
         """
-        from_id = self._meta(_WALK_FROM_ID)
-        unfinished = "" if from_id is None else " AND id < ?"
+        # One statement per chunk, so it sees the walk marker and the commits
+        # at one moment: a walk commits its marker before any of its commits.
         found: set[str] = set()
         for chunk in _chunks(list(shas)):
             marks = ",".join("?" * len(chunk))
-            params = [*chunk] if from_id is None else [*chunk, int(from_id)]
-            found.update(r[0] for r in self.db.execute(f"SELECT sha FROM commits WHERE sha IN ({marks}){unfinished}", params))
+            found.update(r[0] for r in self.db.execute(
+                f"""SELECT sha FROM commits WHERE sha IN ({marks}) AND id < COALESCE(
+                        (SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 9223372036854775807)""",
+                [*chunk, _WALK_FROM_ID]))
         return found
 
     def commit_count(self) -> int:
@@ -454,7 +456,8 @@ class BuildLock:
     An flock on a file next to the index: the kernel frees it when its holder
     exits or is killed, so a lock file left behind is never stale, it just
     names its last holder. A push hands its lock to the background builder
-    by passing the descriptor on. Without fcntl (not POSIX) nothing is locked.
+    by passing the descriptor on. Where flock is missing (not POSIX, some
+    network file systems) nothing is locked and nothing is built in the background.
     """
 
     def __init__(self, path: str, fd: int | None = None) -> None:
@@ -472,6 +475,9 @@ class BuildLock:
         except BlockingIOError:
             os.close(fd)
             return False
+        except OSError:  # a file system without flock (some network mounts): build unlocked, in the foreground
+            os.close(fd)
+            return True
         except BaseException:
             os.close(fd)
             raise
