@@ -115,6 +115,18 @@ def features(repo: Repo, base: str, budget: float | None = None) -> tuple[dict[s
 HISTORY = ("file_age_days", "nuc", "ndev", "lt", "author_exp", "author_sexp", "author_tenure_days")
 
 
+def test_both_budgets_default_to_a_second_and_take_seconds() -> None:
+    from ci_risk_hook import config
+
+    settings = config.resolve({}, env={})
+    assert (settings.index_budget, settings.store_budget) == (1.0, 1.0)
+    settings = config.resolve({}, env={"CI_RISK_INDEX_BUDGET": "0", "CI_RISK_STORE_BUDGET": "2.5"})
+    assert (settings.index_budget, settings.store_budget) == (0.0, 2.5)
+    for bad in ("-1", "soon", "inf", "nan"):
+        with pytest.raises(config.ConfigError, match="CI_RISK_INDEX_BUDGET"):
+            config.resolve({}, env={"CI_RISK_INDEX_BUDGET": bad})
+
+
 # -- item 10: the history index on the push path --------------------------------
 
 def test_a_cold_index_past_the_budget_is_finished_in_the_background_and_the_next_push_is_warm(big: Repo) -> None:
@@ -259,7 +271,7 @@ def test_a_store_that_never_answers_is_skipped_and_the_push_goes_on(history_repo
     subprocess.run([CI_RISK, "install"], cwd=history_repo.path, check=True, capture_output=True)
     history_repo.commit({"src/app.py": lines(70)}, "next change")
     url = f"postgresql://ci@127.0.0.1:{silent_server}/x"
-    proc = push(history_repo, CI_RISK_DB=url)
+    proc = push(history_repo, CI_RISK_DB=url, CI_RISK_STORE_BUDGET="1")
     out = proc.stdout + proc.stderr
     assert f"build history skipped: the outcomes store {url} did not answer within 1 s" in out, out
     assert "ci-risk: risk" in out  # scored with everything else
@@ -280,6 +292,7 @@ def test_the_push_asks_the_driver_for_its_budget_and_commands_keep_their_wait(
     monkeypatch.setattr(psycopg, "connect", connect)
     monkeypatch.chdir(history_repo.path)
     monkeypatch.setenv("CI_RISK_DB", f"postgresql://ci@127.0.0.1:{silent_server}/x")
+    monkeypatch.setenv("CI_RISK_STORE_BUDGET", "1")
     history_repo.commit({"src/app.py": lines(70)}, "next change")
     code, out, _ = run_cli(["check", "--from", "HEAD~1", "--format", "json"], capsys)
     assert code == 0
@@ -296,6 +309,35 @@ def test_the_push_asks_the_driver_for_its_budget_and_commands_keep_their_wait(
     with pytest.raises(StoreError):
         open_store(f"postgresql://ci@127.0.0.1:{silent_server}/x")
     assert asked[-1] == 10
+
+
+def test_a_store_that_answers_is_read_within_the_budget_on_postgresql(history_repo: Repo,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The store is read in a worker thread: a real server's answer still reaches the features."""
+    pg_url = os.environ.get("CI_RISK_TEST_POSTGRES_URL")
+    if not pg_url:
+        pytest.skip("needs CI_RISK_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    import uuid
+
+    import psycopg
+
+    schema = f"ci_risk_budget_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        monkeypatch.chdir(history_repo.path)
+        monkeypatch.setenv("CI_RISK_DB", f"{pg_url}{'&' if '?' in pg_url else '?'}options=-csearch_path%3D{schema}")
+        code, _, err = run_cli(["record", "--status", "fail"], capsys)
+        assert code == 0, err
+        history_repo.commit({"src/app.py": lines(70)}, "next change")
+        code, out, _ = run_cli(["check", "--from", "HEAD~1", "--format", "json"], capsys)
+        assert code == 0
+        values = json.loads(out)["ranges"][0]["features"]
+        assert values["prev_build_failed"] == 1.0 and values["fail_rate_last5"] == 1.0
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def test_a_locked_sqlite_store_is_given_up_after_the_budget(history_repo: Repo, tmp_path: Path,
@@ -319,6 +361,7 @@ def test_a_locked_sqlite_store_is_given_up_after_the_budget(history_repo: Repo, 
             open_store(str(path), create=False, timeout=0.2)
         monkeypatch.chdir(history_repo.path)
         monkeypatch.setenv("CI_RISK_DB", str(path))
+        monkeypatch.setenv("CI_RISK_STORE_BUDGET", "0.5")
         history_repo.commit({"src/app.py": lines(70)}, "next change")
         code, out, _ = run_cli(["check", "--from", "HEAD~1", "--format", "json"], capsys)
         assert code == 0
