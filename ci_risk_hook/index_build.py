@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m ci_risk_hook.index_build --lock-fd N SHA...", file=sys.stderr)
         return 2
     started = time.monotonic()
+    if hasattr(os, "nice"):
+        os.nice(10)  # background work: the developer's next command comes first
     info = git.repo_info()
     path = default_path(info.common_dir)
     lock = BuildLock(lock_path(path), fd=int(args[1]))
