@@ -32,6 +32,7 @@ from conftest import Repo, lines, make_repo, run_cli
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
 AUTHORS = ("Ada <ada@example.com>", "Bo <bo@example.com>", "Cy <cy@example.com>", "Di <di@example.com>")
 BIG = 3000  # commits: a build that takes a few seconds, long enough to race and to kill
+PG_URL = os.environ.get("CI_RISK_TEST_POSTGRES_URL")  # read before the fixtures clear CI_RISK_*
 
 
 def grow(repo: Repo, n: int) -> None:
@@ -315,7 +316,7 @@ def test_a_store_that_answers_is_read_within_the_budget_on_postgresql(history_re
                                                                       monkeypatch: pytest.MonkeyPatch,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """The store is read in a worker thread: a real server's answer still reaches the features."""
-    pg_url = os.environ.get("CI_RISK_TEST_POSTGRES_URL")
+    pg_url = PG_URL
     if not pg_url:
         pytest.skip("needs CI_RISK_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
     import uuid
