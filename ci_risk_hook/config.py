@@ -32,6 +32,8 @@ MAX_CONFIG_BYTES = 64 * 1024  # a settings file is a few lines; a bigger one is 
 
 DEFAULT_WARN_AT = 0.5
 DEFAULT_BLOCK_AT = 0.8
+DEFAULT_INDEX_BUDGET = 1.0  # seconds a push may spend building the history index
+DEFAULT_STORE_BUDGET = 1.0  # seconds a push waits for the outcomes store
 
 
 class ConfigError(Exception):
@@ -92,6 +94,16 @@ def _path(text: str) -> str:
     return text
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"expected a number of seconds, got {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise ConfigError(f"expected a number of seconds (0 or more), got {text!r}")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("mode", "CI_RISK_MODE", _mode, "warn (default): report; block: stop risky pushes; off: do nothing", True),
     Setting("warn_at", "CI_RISK_WARN_AT", _probability, "probability from which to warn (default: model's, else 0.5)", True),
@@ -100,6 +112,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model", "CI_RISK_MODEL", _path, "path to a model artifact (.json) to use instead of the repository's or the bundled one", True),
     Setting("max_commits", "CI_RISK_MAX_COMMITS", _positive_int, "most commits of one push to read (default 1000)", True),
     Setting("db", "CI_RISK_DB", _path, "history store: a file path or postgresql:// URL (default: the user data dir)", False),
+    Setting("index_budget", "CI_RISK_INDEX_BUDGET", _seconds,
+            "seconds a push may spend building the history index before finishing it in the background (default 1)", True),
+    Setting("store_budget", "CI_RISK_STORE_BUDGET", _seconds,
+            "seconds a push waits for the outcomes store before going on without build history (default 1)", True),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 PATH_SETTINGS = ("model", "db")  # a relative value is relative to the file that gives it
@@ -114,6 +130,8 @@ class Settings:
         self.model: str | None = None
         self.max_commits = 1000
         self.db: str | None = None
+        self.index_budget = DEFAULT_INDEX_BUDGET
+        self.store_budget = DEFAULT_STORE_BUDGET
         self.sources: dict[str, str] = {}  # setting -> where its value came from
         self.refused: list[str] = []  # settings the trust model does not take from where they came (warnings)
         self.errors: list[str] = []  # unusable values ignored by a tolerant resolve (the hook's --strict fails on them)

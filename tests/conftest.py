@@ -28,6 +28,11 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         if name.startswith(("PRE_COMMIT_", "CI_RISK_")) and name not in ("CI_RISK_HOME",):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CI_RISK_CONFIG", str(home / "ci-risk-config.ini"))  # the user's own config file (absent)
+    # The push's time budgets guard latency, not results: on a busy test machine a
+    # one-second budget would make history features unknown at random. Tests of
+    # the budgets themselves (test_push_budget.py) set them explicitly.
+    monkeypatch.setenv("CI_RISK_INDEX_BUDGET", "300")
+    monkeypatch.setenv("CI_RISK_STORE_BUDGET", "300")
     (home / ".gitconfig").write_text(
         "[user]\n\tname = Test Person\n\temail = test@example.com\n"
         "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n[protocol \"file\"]\n\tallow = always\n"

@@ -121,14 +121,10 @@ def uninstall() -> None:
 def index(rebuild: bool) -> None:
     """Build or update the history index that makes history features fast."""
     from ci_risk_hook.git import repo as git
-    from ci_risk_hook.features.history_index import HistoryIndex, IndexError_, default_path
+    from ci_risk_hook.features.history_index import IndexError_, build, default_path
 
     info = git.repo_info()
     path = default_path(info.common_dir)
-    if rebuild:
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
     if info.is_shallow:
         click.echo("ci-risk: note: shallow clone; the hook ignores history features until `git fetch --unshallow`", err=True)
     tips = git.run(["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes"]).decode().split()
@@ -141,13 +137,14 @@ def index(rebuild: bool) -> None:
     from ci_risk_hook.gate.run import Progress
 
     progress = Progress()
+
+    def waiting(holder: str) -> None:
+        click.echo(f"ci-risk: waiting for the history index build already running ({holder})", err=True)
+
     try:
-        idx = HistoryIndex(path)
-        added = idx.ensure_covers(list(dict.fromkeys(tips)), progress)
-        total = idx.commit_count()
-        idx.close()
+        added, total = build(path, list(dict.fromkeys(tips)), progress, rebuild=rebuild, on_wait=waiting)
     except IndexError_ as exc:
-        raise click.ClickException(f"{exc} (use --rebuild)") from None
+        raise click.ClickException(str(exc)) from None
     finally:
         progress.finish()
     click.echo(f"ci-risk: {clean(path)}: {total:,} commits ({added:,} new, {time.monotonic() - started:.1f} s)")

@@ -10,6 +10,12 @@ push (t = its first commit) and backfill (t = each historical commit).
 Paths, subsystems and e-mails are stored as git's name keys (`git.decode_name`):
 plain text that maps one-to-one to the bytes git printed, so a file whose
 name is not UTF-8 has one row and is found again by the next push.
+
+A push gives building a time budget: past it, the walk stops, the push is
+scored without history features, and a detached builder finishes the walk
+(`index_build`), holding the build lock so that only one process builds.
+A stopped or killed walk never makes history features wrong: its commits
+count as indexed only once a walk over the same targets completes.
 """
 from __future__ import annotations
 
@@ -27,6 +33,10 @@ _OLDER_VERSIONS = ("1",)
 MAX_TIPS = 50
 _BATCH = 2000
 _SQL_CHUNK = 500
+# An unfinished walk: its targets, and the first commit id it may have
+# written. Commits from that id on lack some ancestors until it completes.
+_WALK_TARGETS = "walk_targets"
+_WALK_FROM_ID = "walk_from_id"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +58,19 @@ CREATE TABLE IF NOT EXISTS tips(sha TEXT PRIMARY KEY, added_at REAL NOT NULL);
 
 
 class IndexError_(Exception):
-    """The index file is unreadable; it is a cache, so callers may rebuild it."""
+    """The index cannot be used; the message says why (a damaged cache can be rebuilt)."""
+
+
+class IndexBusy(Exception):
+    """Another process is building the index, and this caller does not wait for it."""
+
+
+class BudgetExceeded(Exception):
+    """The caller's time for indexing ran out; the message says whether the build goes on in the background."""
+
+
+class _OutOfTime(Exception):
+    pass
 
 
 def subsystem_of(path: str) -> str:
@@ -78,12 +100,67 @@ def default_path(common_dir: str) -> str:
     return os.path.join(base, "history-index.sqlite")
 
 
+def lock_path(index_path: str) -> str:
+    return os.path.splitext(index_path)[0] + ".lock"
+
+
+def build(
+    path: str,
+    tips: Sequence[str],
+    progress: Callable[[int], None] | None = None,
+    *,
+    rebuild: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+) -> tuple[int, int]:
+    """`ci-risk index`: cover these commits fully, in the foreground; (commits added, commits indexed).
+
+    A background builder is waited for rather than raced (`on_wait` is told
+    who it is), and `rebuild` deletes the index only while holding the lock.
+    """
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        lock = BuildLock(lock_path(path))
+        if not lock.acquire(wait=False):
+            if on_wait is not None:
+                on_wait(lock.holder())
+            lock.acquire(wait=True)
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
+    try:
+        if rebuild:
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    os.remove(path + suffix)
+        index = HistoryIndex(path)
+        try:
+            return index.ensure_covers(tips, progress, lock=lock), index.commit_count()
+        finally:
+            index.close()
+    finally:
+        lock.release()
+
+
+def _unusable(path: str, exc: BaseException) -> IndexError_:
+    """The real reason the index cannot be opened: a permission or a misplaced file says so, not "corrupt"."""
+    directory = os.path.dirname(path) or "."
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        return IndexError_(f"history index unavailable: {directory} is not a directory (move it away)")
+    if os.path.isdir(path):
+        return IndexError_(f"history index unavailable: {path} is a directory, not the index file (move it away)")
+    for where, mode in ((directory, os.R_OK | os.W_OK | os.X_OK), (path, os.R_OK | os.W_OK)):
+        if os.path.exists(where) and not os.access(where, mode):
+            return IndexError_(f"history index unavailable: permission denied on {where} (check its owner and permissions)")
+    if isinstance(exc, OSError):
+        return IndexError_(f"history index unavailable: {directory}: {exc.strerror or exc}")
+    return IndexError_(f"history index {path} is unreadable: {exc} (delete the file or run `ci-risk index --rebuild`)")
+
+
 class HistoryIndex:
     def __init__(self, path: str, cwd: str | None = None) -> None:
         self.path = path
         self.cwd = cwd
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -95,8 +172,10 @@ class HistoryIndex:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (SCHEMA_VERSION,))
             elif version != SCHEMA_VERSION:
                 raise IndexError_(f"history index {path} has schema {version}, expected {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            raise IndexError_(f"history index {path} is unreadable: {exc}") from exc
+            else:
+                self._distrust_unfinished_first_build()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise _unusable(path, exc) from exc
 
     def close(self) -> None:
         self.db.close()
@@ -122,43 +201,147 @@ class HistoryIndex:
             return None
         return None if row is None else str(row[0])
 
+    def _distrust_unfinished_first_build(self) -> None:
+        """Commits without any recorded tip come from a first build killed before it finished.
+
+        The first release could leave one (a push interrupted while indexing);
+        its commits then lacked their older history. Mark it as an unfinished
+        walk of its first (newest) commit, so the next walk completes it.
+        """
+        if self._meta(_WALK_FROM_ID) is not None or self.db.execute("SELECT 1 FROM tips LIMIT 1").fetchone():
+            return
+        first = self.db.execute("SELECT sha FROM commits ORDER BY id LIMIT 1").fetchone()
+        if first is not None:
+            with self._transaction():
+                self._set_walk([str(first[0])], from_id=1)
+
     # -- filling -----------------------------------------------------------
 
     def known(self, shas: Iterable[str]) -> set[str]:
+        """Commits present in the index (their history may still be incomplete: see `covered`)."""
         found: set[str] = set()
         for chunk in _chunks(list(shas)):
             marks = ",".join("?" * len(chunk))
             found.update(r[0] for r in self.db.execute(f"SELECT sha FROM commits WHERE sha IN ({marks})", chunk))
         return found
 
+    def covered(self, shas: Iterable[str]) -> set[str]:
+        """Commits whose whole history is indexed.
+
+        A walk writes the newest commits first, so those written by a walk
+        that has not completed (stopped by a budget, or killed) lack older
+        ancestors: history features from them would be wrong, not just partial.
+        """
+        # One statement per chunk, so it sees the walk marker and the commits
+        # at one moment: a walk commits its marker before any of its commits.
+        found: set[str] = set()
+        for chunk in _chunks(list(shas)):
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.execute(
+                f"""SELECT sha FROM commits WHERE sha IN ({marks}) AND id < COALESCE(
+                        (SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 9223372036854775807)""",
+                [*chunk, _WALK_FROM_ID]))
+        return found
+
     def commit_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM commits").fetchone()[0])
 
-    def ensure_covers(self, shas: Sequence[str], progress: Callable[[int], None] | None = None) -> int:
-        """Index every ancestor of these commits that is not indexed yet; return how many were added."""
-        missing = [sha for sha in dict.fromkeys(shas) if sha and sha not in self.known([sha])]
-        if not missing:
+    def _uncovered(self, shas: Sequence[str]) -> list[str]:
+        wanted = [sha for sha in dict.fromkeys(shas) if sha]
+        done = self.covered(wanted) if wanted else set()
+        return [sha for sha in wanted if sha not in done]
+
+    def ensure_covers(
+        self,
+        shas: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+        *,
+        deadline: float | None = None,
+        lock: BuildLock | None = None,
+    ) -> int:
+        """Index every ancestor of these commits that is not indexed yet; return how many were added.
+
+        Without a `deadline` this waits for any other builder, then builds
+        fully. With one (a `time.monotonic()` value: the push path) it never
+        waits: IndexBusy when another process is building, BudgetExceeded
+        when time runs out, after handing the rest to a background builder.
+        `lock` is a build lock the caller already holds (that builder's).
+        """
+        if not self._uncovered(shas):
             return 0
+        own = lock is None
+        held = lock if lock is not None else BuildLock(lock_path(self.path))
+        if own and not held.acquire(wait=deadline is None):
+            raise IndexBusy(f"the history index is being built by another process ({held.holder()})")
+        try:
+            missing = self._uncovered(shas)  # another builder may have covered them while we waited
+            if not missing:
+                return 0
+            if deadline is not None:
+                progress = None  # within about a second, or in the background: nothing to show
+            try:
+                return self._walk(missing, progress, deadline)
+            except _OutOfTime:
+                pass
+            from ci_risk_hook.features.index_build import continue_in_background
+
+            detail = continue_in_background(held, self.cwd, missing)
+            raise BudgetExceeded(detail)
+        finally:
+            if own:
+                held.release()
+
+    def _walk(self, missing: list[str], progress: Callable[[int], None] | None, deadline: float | None) -> int:
+        """One `git log` over the missing commits, minus what recorded tips already cover; resumes an unfinished one."""
+        unfinished = self._meta(_WALK_TARGETS)
+        targets = list(dict.fromkeys([*missing, *(unfinished.split() if unfinished else [])]))
         if progress is not None and self.db.execute("SELECT 1 FROM commits LIMIT 1").fetchone() is not None:
             progress = None  # an update of a built index is quick: no need to announce it
+        with self._transaction():
+            self._set_walk(targets, from_id=None)
+        if deadline is not None and _time.monotonic() >= deadline:
+            raise _OutOfTime()
         tips = [r[0] for r in self.db.execute("SELECT sha FROM tips ORDER BY added_at DESC LIMIT ?", (MAX_TIPS,))]
-        rev_args = [*missing]
+        # --ignore-missing: a target of a killed walk may have been garbage-collected since.
+        rev_args = ["--ignore-missing", *targets]
         if tips:
-            rev_args += ["--ignore-missing", "--not", *tips]
-        added = self.add_commits(git.iter_commits(rev_args, self.cwd), progress)
+            rev_args += ["--not", *tips]
+        commits = git.iter_commits(rev_args, self.cwd)
+        try:
+            added = self.add_commits(commits, progress, deadline)
+        finally:
+            close = getattr(commits, "close", None)
+            if close is not None:
+                close()  # stops git at once when the budget ran out
         now = _time.time()
         with self._transaction():
-            self.db.executemany("INSERT OR REPLACE INTO tips VALUES(?, ?)", [(sha, now) for sha in missing])
+            self.db.executemany("INSERT OR REPLACE INTO tips VALUES(?, ?)", [(sha, now) for sha in targets])
             self.db.execute(
                 "DELETE FROM tips WHERE sha NOT IN (SELECT sha FROM tips ORDER BY added_at DESC LIMIT ?)", (MAX_TIPS,)
             )
+            self.db.execute("DELETE FROM meta WHERE key IN (?, ?)", (_WALK_TARGETS, _WALK_FROM_ID))
         return added
 
-    def add_commits(self, commits: Iterable[git.Commit], progress: Callable[[int], None] | None = None) -> int:
-        """Insert commits in batches, each batch one transaction, skipping known ones."""
+    def _set_walk(self, targets: list[str], from_id: int | None) -> None:
+        """Record an unfinished walk (inside a transaction); an earlier unfinished one keeps its start."""
+        if self._meta(_WALK_FROM_ID) is None:
+            start = from_id if from_id is not None else int(
+                self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM commits").fetchone()[0])
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_WALK_FROM_ID, str(start)))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_WALK_TARGETS, " ".join(targets)))
+
+    def add_commits(
+        self,
+        commits: Iterable[git.Commit],
+        progress: Callable[[int], None] | None = None,
+        deadline: float | None = None,
+    ) -> int:
+        """Insert commits in batches, each batch one transaction, skipping known ones; stop at `deadline`."""
         added = 0
         batch: list[git.Commit] = []
         for commit in commits:
+            if deadline is not None and _time.monotonic() >= deadline:
+                raise _OutOfTime()
             batch.append(commit)
             if len(batch) >= _BATCH:
                 added += self._insert_batch(batch)
@@ -288,6 +471,65 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+class BuildLock:
+    """The right to write the index: one builder at a time, so two pushes never build twice.
+
+    An flock on a file next to the index: the kernel frees it when its holder
+    exits or is killed, so a lock file left behind is never stale, it just
+    names its last holder. A push hands its lock to the background builder
+    by passing the descriptor on. Where flock is missing (not POSIX, some
+    network file systems) nothing is locked and nothing is built in the background.
+    """
+
+    def __init__(self, path: str, fd: int | None = None) -> None:
+        self.path = path
+        self.fd = fd
+
+    def acquire(self, wait: bool) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except OSError:  # a file system without flock (some network mounts): build unlocked, in the foreground
+            os.close(fd)
+            return True
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        self.name_holder()
+        return True
+
+    def name_holder(self) -> None:
+        """Write who holds the lock into the file, for messages (the lock itself is the flock)."""
+        if self.fd is None:
+            return
+        text = f"pid {os.getpid()} since {_time.strftime('%H:%M:%S')}\n".encode()
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, text, 0)
+        except OSError:
+            pass
+
+    def holder(self) -> str:
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                return fh.read().strip() or "unknown process"
+        except OSError:
+            return "unknown process"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

@@ -5,6 +5,7 @@ No click, no scikit-learn, no pandas: this is the hot path of every push.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
@@ -20,7 +21,7 @@ from ci_risk_hook.model.scoring import PortableModel, load_model
 MODEL_FILE = "model.json"
 
 if TYPE_CHECKING:
-    from ci_risk_hook.outcomes.store import Store
+    from ci_risk_hook.outcomes.store import PriorBuild
 
 
 class ModelChoice(NamedTuple):
@@ -118,9 +119,9 @@ def evaluate(
     warn_at, block_at = settings.thresholds(choice.model.thresholds if choice else None)
     report = GateReport(settings, warn_at, block_at, choice)
     limits = Limits(max_commits=settings.max_commits)
-    history = _BuildHistory(settings, info, cwd, int(time.time()) if now is None else now)
+    history = _BuildHistory(settings, info, cwd, int(time.time()) if now is None else now, [r.branch for r in ranges])
     for push_range in ranges:
-        features = analyze(push_range, info, limits, progress, cwd)
+        features = analyze(push_range, info, limits, progress, cwd, index_budget=settings.index_budget)
         history.fill(push_range, features)
         entry = RangeReport(push_range, features)
         report.ranges.append(entry)
@@ -134,7 +135,6 @@ def evaluate(
         entry.space = explanation.space
         entry.reasons = top_reasons(explanation.contributions, features)
         entry.decision = decide(explanation.probability, settings.mode, warn_at, block_at)
-    history.close()
     if choice is None:
         report.notes.append("no model available yet (none configured, trained for this repository, or bundled): push not scored")
     return report
@@ -145,51 +145,80 @@ class _BuildHistory:
 
     The store is only opened if one was configured or has been written for
     this repository, so a push never creates it; any trouble with it leaves
-    these features unknown and says so, it never stops the push.
+    these features unknown and says so, it never stops the push. It is read
+    in a thread started before the push's commits are analysed, and the push
+    waits for it at most `store_budget` seconds from then: a server that
+    accepts connections and never answers costs the push that budget, not the
+    driver's connect timeout (libpq's minimum is 2 s). A store file on a hung
+    network mount can still hold up the process's exit: nothing bounds that.
     """
 
-    def __init__(self, settings: Settings, info: git.RepoInfo, cwd: str | None, now: int) -> None:
+    def __init__(self, settings: Settings, info: git.RepoInfo, cwd: str | None, now: int,
+                 branches: Sequence[str | None]) -> None:
+        from ci_risk_hook.outcomes.store import remembered  # not on the path of a repository without a store
+
         self.now = now
-        self.info = info
-        self.cwd = cwd
-        self.url = settings.db
-        self.opened = False
-        self.store: Store | None = None
-        self.repo_id: int | None = None
-        self.failed = False
+        self.budget = settings.store_budget
+        self.deadline = time.monotonic() + self.budget
+        self.url = settings.db or remembered(info.common_dir)
+        self.prior: dict[str | None, list[PriorBuild]] = {}
+        self.problem: str | None = None
+        self.error: BaseException | None = None
+        self.reported = False
+        self.worker: threading.Thread | None = None
+        if self.url is not None:
+            self.worker = threading.Thread(target=self._read, args=(info, cwd, list(dict.fromkeys(branches))),
+                                           name="ci-risk-store", daemon=True)
+            self.worker.start()
 
-    def _open(self) -> None:
-        from ci_risk_hook.outcomes.store import open_store, remembered  # not on the path of a repository without a store
+    def _read(self, info: git.RepoInfo, cwd: str | None, branches: list[str | None]) -> None:
+        """In the worker: every branch's earlier builds, read in one visit to the store."""
+        from ci_risk_hook.outcomes.store import StoreError, open_store
 
-        self.opened = True
-        url = self.url or remembered(self.info.common_dir)
-        root = git.root_commit(self.info, self.cwd) if url else None
-        if url is None or root is None:
-            return
-        self.store = open_store(url, create=False)
-        self.repo_id = self.store.find_repository(root)
+        assert self.url is not None
+        try:
+            root = git.root_commit(info, cwd)
+            if root is None:
+                return
+            store = open_store(self.url, create=False, timeout=self.budget)
+            try:
+                repo_id = store.find_repository(root)
+                if repo_id is not None:
+                    self.prior = {branch: store.prior_builds(repo_id, self.now, branch) for branch in branches}
+            finally:
+                store.close()
+        except (StoreError, git.GitError) as exc:
+            self.problem = f"build history unavailable ({exc}); its features are unknown"
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread, which fails open
+            self.error = exc
 
     def fill(self, push_range: PushRange, features: FeatureResult) -> None:
-        if not features.commits or self.failed:
+        if not features.commits or self.worker is None:
             return
-        from ci_risk_hook.outcomes.store import StoreError
+        self.worker.join(max(0.0, self.deadline - time.monotonic()))
+        if self.worker.is_alive():
+            from ci_risk_hook.outcomes.store import redact
 
-        try:
-            if not self.opened:
-                self._open()
-            if self.store is None or self.repo_id is None:
-                return
-            prior = self.store.prior_builds(self.repo_id, self.now, push_range.branch)
-        except (StoreError, git.GitError) as exc:
-            self.failed = True
-            features.notes.append(f"build history unavailable ({exc}); its features are unknown")
+            self._note(features, f"build history skipped: the outcomes store {redact(self.url or '')} did not answer "
+                                 f"within {self.budget:g} s; its features are unknown for this push")
+            return
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        if self.problem is not None:
+            self._note(features, self.problem)
+            return
+        prior = self.prior.get(push_range.branch)
+        if prior is None:
             return
         files = [p for paths in features.facts.paths_by_category.values() for p in paths]
         features.values.update(store_features(prior, push_range.branch, files, features.facts.author_email, self.now))
 
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
+    def _note(self, features: FeatureResult, text: str) -> None:
+        """Once per push, on the first range that needed the store."""
+        if not self.reported:
+            self.reported = True
+            features.notes.append(text)
 
 
 SCORED_LOG = "scored.jsonl"

@@ -243,8 +243,11 @@ def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
     """Parse `git log -z --numstat --format=_LOG_FORMAT` incrementally."""
     current: Commit | None = None
     pending = b""
+    # read1: whatever git has written so far, so each commit is handed on as
+    # soon as it is complete (a caller's deadline is checked between commits).
+    read = getattr(stream, "read1", stream.read)
     while True:
-        chunk = stream.read(1 << 16)
+        chunk = read(1 << 16)
         if not chunk:
             break
         pending += chunk

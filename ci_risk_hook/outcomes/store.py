@@ -13,6 +13,7 @@ lists are JSON with non-ASCII escaped, so a key reads back identical.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
@@ -553,27 +554,34 @@ class _Transaction:
             pass  # the failure already ended the transaction; the original error is what matters
 
 
-def open_store(url: str | None = None, *, create: bool = True) -> Store:
-    """Open (and migrate) the store at `url`: a PostgreSQL URL, `sqlite:///path`, or a file path."""
+_WAIT_S = {"sqlite": 60.0, "postgresql": 10.0}  # for commands; the push passes its own, shorter budget
+
+
+def open_store(url: str | None = None, *, create: bool = True, timeout: float | None = None) -> Store:
+    """Open (and migrate) the store at `url`: a PostgreSQL URL, `sqlite:///path`, or a file path.
+
+    `timeout` (seconds) bounds waiting for a locked SQLite file or a
+    PostgreSQL server to connect; commands wait longer by default.
+    """
     url = url or default_url()
     if _LIBPQ_KEY_VALUE.match(url) and not os.path.exists(url):
         # Not a file name: opening it as one would create a SQLite file named after the password.
         raise StoreError("a libpq key=value connection string is not supported here: use a postgresql:// URL")
     if is_postgres(url):
-        return _open_postgres(url)
+        return _open_postgres(url, _WAIT_S["postgresql"] if timeout is None else timeout)
     path = url[len("sqlite:///") - 1:] if url.startswith("sqlite:///") else url
-    return _open_sqlite(os.path.abspath(os.path.expanduser(path)), create)
+    return _open_sqlite(os.path.abspath(os.path.expanduser(path)), create, _WAIT_S["sqlite"] if timeout is None else timeout)
 
 
-def _open_sqlite(path: str, create: bool) -> Store:
+def _open_sqlite(path: str, create: bool, timeout: float) -> Store:
     exists = os.path.exists(path)
     if not exists and not create:
         raise StoreError(f"{path}: no history recorded yet")
     if not exists:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     try:
-        conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 60000")
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a usable SQLite database ({exc}); it was left untouched") from None
@@ -594,13 +602,14 @@ def _open_sqlite(path: str, create: bool) -> Store:
     return store
 
 
-def _open_postgres(url: str) -> Store:
+def _open_postgres(url: str, timeout: float) -> Store:
     try:
         import psycopg
     except ImportError:
         raise StoreError("PostgreSQL needs the psycopg package: pip install 'ci-risk[postgres]'") from None
     try:
-        conn = psycopg.connect(url, connect_timeout=10, autocommit=True)
+        # Whole seconds, and libpq waits at least 2: the push bounds its own wait below that.
+        conn = psycopg.connect(url, connect_timeout=max(1, math.ceil(timeout)), autocommit=True)
     except Exception as exc:  # noqa: BLE001 - psycopg raises several kinds; all mean "cannot connect"
         raise StoreError(f"{redact(url)}: cannot connect ({_driver_message(exc, url)})") from None
     store = Store(conn, "postgresql", redact(url))

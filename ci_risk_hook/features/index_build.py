@@ -1,0 +1,81 @@
+"""Finishing the history index in the background, after a push ran out of its indexing budget.
+
+The push hands its build lock to a detached `python -m ci_risk_hook.features.index_build`
+(its own session, no terminal, output to a log in the index directory), so
+the push returns at once, no second builder starts meanwhile, and the next
+push finds the index warm. Killing the builder frees the lock; its
+unfinished walk is completed by whoever builds next.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Sequence
+
+from ci_risk_hook.features.history_index import BuildLock, lock_path
+
+LOG_FILE = "index-build.log"
+_LOG_KEEP_BYTES = 64 * 1024
+
+
+def continue_in_background(lock: BuildLock, cwd: str | None, targets: Sequence[str]) -> str:
+    """Start the builder with this (held) lock; return what to tell the user.
+
+    The caller still releases its copy of the descriptor: the builder's copy
+    keeps the lock until it exits.
+    """
+    if lock.fd is None:  # no flock on this platform: nothing would keep a second builder out
+        return "run `ci-risk index` to finish it"
+    log = os.path.join(os.path.dirname(lock.path), LOG_FILE)
+    try:
+        if os.path.exists(log) and os.path.getsize(log) > _LOG_KEEP_BYTES:
+            os.remove(log)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ci_risk_hook.features.index_build", "--lock-fd", str(lock.fd), *targets],
+                cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                pass_fds=(lock.fd,), start_new_session=True,
+            )
+    except OSError as exc:
+        return f"could not start a background build ({exc.strerror or exc}): run `ci-risk index`"
+    return f"finishing it in the background (pid {proc.pid}; log: {log})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m ci_risk_hook.features.index_build --lock-fd N SHA...`: build until these commits are covered."""
+    from ci_risk_hook.git import repo as git
+    from ci_risk_hook.features.history_index import HistoryIndex, IndexError_, default_path
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2 or args[0] != "--lock-fd":
+        print("usage: python -m ci_risk_hook.features.index_build --lock-fd N SHA...", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    if hasattr(os, "nice"):
+        os.nice(10)  # background work: the developer's next command comes first
+    info = git.repo_info()
+    path = default_path(info.common_dir)
+    lock = BuildLock(lock_path(path), fd=int(args[1]))
+    lock.name_holder()
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: building the history index", flush=True)
+    try:
+        index = HistoryIndex(path)
+        try:
+            added = index.ensure_covers(args[2:], lock=lock)
+            total = index.commit_count()
+        finally:
+            index.close()
+    except (IndexError_, git.GitError, OSError) as exc:
+        print(f"pid {os.getpid()}: failed: {exc}", flush=True)
+        return 1
+    finally:
+        lock.release()
+    print(f"pid {os.getpid()}: done, {added:,} commits added, {total:,} indexed, "
+          f"{time.monotonic() - started:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
