@@ -9,10 +9,10 @@ that clone (read only: the history index and the store go to a temporary
 directory). The CSV has --rows outcomes that cycle through those commits on
 four branches, one job id per row (so every row is a build of its own),
 about one failure in five, a minute apart. `ci-risk import` runs in a child
-process; the figures are its wall time and peak resident memory (the
-kernel's high-water mark, sampled every half second for the timeline),
-for the parse-and-store phase and the feature phase separately when the
-run prints its progress lines. --timeout stops a run that is still going
+process; the figures are its wall time, CPU time and peak resident memory
+(the kernel's high-water mark; sampled every half second for the timeline
+and for the parse-and-store and feature phases apart, told by the progress
+lines the run prints). --timeout stops a run that is still going
 and reports what it reached.
 
 To measure another checkout of ci-risk (e.g. main, for a before/after
@@ -149,10 +149,12 @@ def main() -> int:
                 finished = False
             seconds = time.perf_counter() - started
             sampler.stop = True
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the generating git runs count too, a second or so
+        peak_kb, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         stderr_text = stderr_path.read_text(encoding="utf-8", errors="replace")
         print(f"ci-risk import: {'exit ' + str(child.returncode) if finished else f'stopped after {args.timeout:.0f} s'}, "
-              f"{seconds:,.1f} s wall, peak RSS {peak_kb / 1024:,.0f} MB")
+              f"{seconds:,.1f} s wall, {cpu:,.1f} s CPU (on a busy machine wall time stretches, CPU time less), "
+              f"peak RSS {peak_kb / 1024:,.0f} MB")
         for phase in ("parse+store", "features"):
             values = [(t, kb) for t, kb, p in sampler.samples if p == phase]
             if values:

@@ -74,6 +74,7 @@ def store_records(
     """
     store, repo_id = target.store, target.repo_id
     batch = batch or BATCH_ROWS
+    store.for_bulk_work()
     recorded = unknown = 0
     examples: list[str] = []
     commits: set[str] = set()
@@ -140,6 +141,7 @@ def compute_build_features(
     total = store.count_builds_without_features(repo_id)
     if not total:
         return 0
+    store.for_bulk_work()
     limits = Limits()
     cache: OrderedDict[tuple[str, str | None], _Computed] = OrderedDict()
     rows: list[tuple[int, str, str | None, Sequence[str], dict[str, float | None]]] = []

@@ -68,6 +68,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+SQLITE_BULK_CACHE_KB = 64 * 1024
 READABLE_FROM = 1  # the oldest schema a reader can query as it is (later migrations only add indexes)
 
 
@@ -194,6 +195,16 @@ class Store:
         if self.read_only and "readonly" in first:
             first = "cannot write: the file or its directory is read-only"
         return StoreError(f"{self.where}: {first}")
+
+    def for_bulk_work(self) -> None:
+        """A larger page cache (SQLITE_BULK_CACHE_KB) for an import of millions of rows.
+
+        With SQLite's default 2 MB, every insert into the six indexes of a large
+        builds table goes back to the operating system for its pages: a 600,000-row
+        import took 89 s instead of 62 s, most of the difference system time.
+        """
+        if self.dialect == "sqlite":
+            self.execute(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KB}")
 
     def transaction(self) -> "_Transaction":
         return _Transaction(self)
@@ -337,7 +348,9 @@ class Store:
             params.append(limit)
         return [_build(r) for r in self.execute(sql, params).fetchall()]
 
-    _WITHOUT_FEATURES = """FROM builds b WHERE b.repo_id = ? AND b.known_commit = 1
+    # `+b.repo_id`: not an index term, so SQLite walks the builds in id order instead of
+    # taking an index on repo_id and sorting millions of rows for every page.
+    _WITHOUT_FEATURES = """FROM builds b WHERE +b.repo_id = ? AND b.known_commit = 1
                            AND NOT EXISTS (SELECT 1 FROM build_features f WHERE f.build_id = b.id)"""
 
     def count_builds_without_features(self, repo_id: int) -> int:
