@@ -115,7 +115,9 @@ def main() -> int:
                                capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
     source = env_probe.stdout.strip()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True, text=True)
-    print(f"ci_risk_hook under test: {source} ({head.stdout.strip() or 'not a git checkout'})")
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=source, capture_output=True, text=True)
+    version = head.stdout.strip() + (" with local changes" if dirty.stdout.strip() else "")
+    print(f"ci_risk_hook under test: {source} ({version or 'not a git checkout'})")
     with tempfile.TemporaryDirectory(prefix="ci-risk-import-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if args.repo is None:

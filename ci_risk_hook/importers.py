@@ -408,6 +408,9 @@ def _read_json(
                                 f"invalid JSON: {error.msg} (column {error.colno})") from None
     except RecursionError:
         raise ImportFormatError(name, 1, "json", "invalid JSON: nested too deeply") from None
+    except ValueError as error:  # a number of more than 4,300 digits: Python refuses to convert it
+        line = text.count("\n", 0, _first_long_number(text)) + 1
+        raise ImportFormatError(name, line, "json", f"invalid JSON: {str(error).split(':')[0]}") from None
     if not isinstance(items, list):
         line = text.count("\n", 0, len(text) - len(text.lstrip())) + 1
         raise ImportFormatError(name, line, "json", f"expected an array of objects ({expected}), got {_kind(items)}")
@@ -517,6 +520,14 @@ def _gitlab_item(item: dict[str, Any]) -> Outcome:
 
 
 # ---- file-level problems ----
+
+def _first_long_number(text: str) -> int:
+    """Where the first run of more than 4,300 digits starts (the line json.loads does not say)."""
+    import re
+
+    found = re.search(r"[0-9]{4301}", text)
+    return found.start() if found else 0
+
 
 def _unreadable(name: str, error: OSError) -> ImportFormatError:
     return ImportFormatError(name, 0, "file", f"cannot read: {error.strerror or error}")

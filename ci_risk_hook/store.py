@@ -589,7 +589,7 @@ def _open_sqlite_read_only(path: str, cause: Exception | None) -> Store:
     """
     from urllib.parse import quote
 
-    uri = "file:" + quote(path)
+    uri = "file:" + quote(path, errors="surrogateescape")  # a non-UTF-8 path keeps its bytes
     attempts = [uri + "?mode=ro"]
     wal = path + "-wal"
     if not os.path.exists(wal) or os.path.getsize(wal) == 0:
