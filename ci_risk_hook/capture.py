@@ -6,7 +6,6 @@ picked up by the next run).
 """
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from itertools import islice
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
@@ -41,7 +40,7 @@ def open_for_repo(db: str | None, cwd: str | None = None) -> Target:
         )
     store = open_store(db)
     try:
-        repo_id = store.repository_id(root, os.path.basename(info.toplevel.rstrip("/")))
+        repo_id = store.repository_id(root, git.repo_name(info))
     except StoreError:
         store.close()
         raise

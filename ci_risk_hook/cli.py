@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from . import __version__
+from .safetext import clean, csv_cell
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -37,7 +38,30 @@ def _gate_options(func: F) -> F:
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _escape(exc: click.ClickException) -> None:
+    # Rewritten in place (click types `message` Final) so click still adds the usage line and hint.
+    setattr(exc, "message", clean(exc.message))
+
+
+class _SafeGroup(click.Group):
+    """Error messages quote file names, revisions, branches and option values: shown escaped, never raw."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.ClickException as exc:
+            _escape(exc)
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            _escape(exc)
+            raise
+
+
+@click.group(cls=_SafeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ci-risk")
 def cli() -> None:
     """Predict whether a push will fail CI, before the test suite runs."""
@@ -77,7 +101,7 @@ def install(force: bool) -> None:
         path = do_install(force=force)
     except InstallError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"ci-risk: pre-push hook installed at {path}")
+    click.echo(f"ci-risk: pre-push hook installed at {clean(path)}")
 
 
 @cli.command()
@@ -89,7 +113,7 @@ def uninstall() -> None:
         path = do_uninstall()
     except InstallError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"ci-risk: removed {path}" if path else "ci-risk: no pre-push hook to remove")
+    click.echo(f"ci-risk: removed {clean(path)}" if path else "ci-risk: no pre-push hook to remove")
 
 
 @cli.command()
@@ -126,7 +150,7 @@ def index(rebuild: bool) -> None:
         raise click.ClickException(f"{exc} (use --rebuild)") from None
     finally:
         progress.finish()
-    click.echo(f"ci-risk: {path}: {total:,} commits ({added:,} new, {time.monotonic() - started:.1f} s)")
+    click.echo(f"ci-risk: {clean(path)}: {total:,} commits ({added:,} new, {time.monotonic() - started:.1f} s)")
 
 
 def _db_option(func: F) -> F:
@@ -171,7 +195,7 @@ def _record(db: str | None, status: str, commit: str, base: str | None, branch: 
             raise click.ClickException(f"not a commit: {commit}")
         record = BuildRecord(
             commit=sha, status=status, source=source, raw_status=status,
-            branch=branch or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
+            branch=git.short_branch(branch) or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
             duration_s=duration, base=base, job_id=job_id if job_id is not None else ci_job_id,
             attempt=attempt if attempt is not None else ci_attempt,
         )
@@ -187,7 +211,7 @@ def _record(db: str | None, status: str, commit: str, base: str | None, branch: 
     finally:
         target.store.close()
     state = "new" if summary.new else "already recorded: updated"
-    return f"ci-risk: recorded {status} for {sha[:10]} on {record.branch or '(no branch)'} ({state})"
+    return f"ci-risk: recorded {status} for {sha[:10]} on {clean(record.branch or '(no branch)')} ({state})"
 
 
 @cli.command()
@@ -222,7 +246,7 @@ def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | N
     try:
         code = subprocess.call(list(command))
     except OSError as exc:
-        click.echo(f"ci-risk: cannot run {command[0]}: {exc.strerror}", err=True)
+        click.echo(f"ci-risk: cannot run {clean(command[0])}: {exc.strerror}", err=True)
         sys.exit(127)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -234,7 +258,7 @@ def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | N
                           int(started + duration))
         click.echo(message, err=True)
     except click.ClickException as exc:
-        click.echo(f"ci-risk: warning: outcome not recorded: {exc.message}", err=True)
+        click.echo(f"ci-risk: warning: outcome not recorded: {clean(exc.message)}", err=True)
     sys.exit(exit_code)
 
 
@@ -255,24 +279,25 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
     from .importers import ImportFormatError, ImportStream
 
     stream = ImportStream(file, fmt, skip_bad=skip_bad, travis_repo=travis_repo,
-                          on_bad=lambda bad: click.echo(f"ci-risk: skipped bad row: {bad}", err=True))
+                          on_bad=lambda bad: click.echo(f"ci-risk: skipped bad row: {clean(str(bad))}", err=True))
     records = iter(stream)
     try:
         first = list(islice(records, BATCH_ROWS))  # a bad small file is refused before the store is touched
     except ImportFormatError as exc:
-        click.echo(f"ci-risk: error: {exc}; nothing imported", err=True)
+        click.echo(f"ci-risk: error: {clean(str(exc))}; nothing imported", err=True)
         sys.exit(EXIT_USAGE)
     if not first and stream.skipped.get("other repository"):
-        click.echo(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo", err=True)
+        click.echo(clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"),
+                   err=True)
         sys.exit(EXIT_USAGE)
     target = _open_target(db)
     try:
         summary = _store_import(target, chain(first, records), stream)
-        skipped = ", ".join(f"{n:,} {why}" for why, n in sorted(stream.skipped.items())) or "none"
+        skipped = clean(", ".join(f"{n:,} {why}" for why, n in sorted(stream.skipped.items())) or "none")
         click.echo(f"ci-risk: {stream.rows:,} rows read, {summary.recorded:,} outcomes recorded "
                    f"({summary.new:,} new), skipped: {skipped}, bad rows: {stream.bad_rows:,}")
         if summary.unknown_commits:
-            examples = ", ".join(c[:10] for c in summary.unknown_examples)
+            examples = ", ".join(clean(c[:10]) for c in summary.unknown_examples)
             click.echo(f"ci-risk: {summary.unknown_commits:,} outcomes name commits not in this clone "
                        f"(e.g. {examples}): kept, but without features")
         if not no_features:
@@ -292,7 +317,7 @@ def _store_import(target: Any, records: Any, stream: Any) -> Any:
     try:
         return store_records(target, records, progress=lambda _: reading(stream.rows))
     except ImportFormatError as exc:
-        click.echo(f"ci-risk: error: {exc}; nothing imported", err=True)
+        click.echo(f"ci-risk: error: {clean(str(exc))}; nothing imported", err=True)
         sys.exit(EXIT_USAGE)
     except StoreError as exc:
         raise click.ClickException(f"{exc}; nothing imported") from None
@@ -424,26 +449,26 @@ def history(fmt: str, limit: int, db: str | None) -> None:
             "builds": rows,
         }, indent=2))
         return
-    if fmt == "csv":
+    if fmt == "csv":  # for spreadsheets: formula-like cells neutralised; JSON is the lossless export
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         return
     click.echo(f"{'source':<10}{'status':<8}{'builds':>8}{'flaky':>7}")
     for source, status, n, flaky in counts:
-        click.echo(f"{source:<10}{status:<8}{n:>8,}{flaky:>7,}")
+        click.echo(f"{clean(source):<10}{status:<8}{n:>8,}{flaky:>7,}")
     click.echo(f"{'total':<18}{sum(c[2] for c in counts):>8,}")
     by_source: dict[str, int] = {}
     for _, src, _, _ in labelled:
         by_source[src] = by_source.get(src, 0) + 1
     if by_source:
-        click.echo("labels from git: " + ", ".join(f"{n:,} {src}" for src, n in sorted(by_source.items())))
+        click.echo("labels from git: " + ", ".join(f"{n:,} {clean(src)}" for src, n in sorted(by_source.items())))
     if builds:
         click.echo(f"\nlatest {min(limit, len(builds))} builds:")
         for b in builds[-limit:]:
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(b.started_at)) if b.started_at else "?"
-            click.echo(f"  {when}  {b.commit[:10]}  {b.status:<4}{' (flaky)' if b.flaky else '':<9} "
-                       f"{(b.branch or '-'):<20} {b.source}")
+            click.echo(f"  {when}  {clean(b.commit[:10])}  {b.status:<4}{' (flaky)' if b.flaky else '':<9} "
+                       f"{clean(b.branch or '-'):<20} {clean(b.source)}")
 
 
 def _training_options(func: F) -> F:
@@ -463,6 +488,7 @@ def _training_options(func: F) -> F:
 
 
 def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
+    from . import git
     from .dataset import DatasetError
     from .modeling import table_for
 
@@ -470,7 +496,7 @@ def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
         repos = target.store.repositories()
         ids, names = [r[0] for r in repos], [r[2] or r[1][:12] for r in repos]
     else:
-        ids, names = [target.repo_id], [os.path.basename(target.info.toplevel.rstrip("/"))]
+        ids, names = [target.repo_id], [git.repo_name(target.info)]
     try:
         return table_for(target.store, ids, labels), names
     except DatasetError as exc:
@@ -509,7 +535,8 @@ def train(labels: str, all_repos: bool, target_recall: float, target_precision: 
         path = out or default_model_path()
         try:
             trained = run_train(table, labels, names, path, target_recall=target_recall,
-                                target_precision=target_precision, log=lambda m: click.echo(f"ci-risk: {m}", err=True))
+                                target_precision=target_precision,
+                                log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True))
         except TrainError as exc:
             raise click.ClickException(str(exc)) from None
     finally:
@@ -521,7 +548,8 @@ def train(labels: str, all_repos: bool, target_recall: float, target_precision: 
     t = result.thresholds
     click.echo(f"ci-risk: thresholds: warn {t['warn']:.3f} (catches {target_recall:.0%} of validation failures), "
                f"block {t['block']:.3f} (precision {target_precision:.0%}), best-F1 {t['f1']:.3f}")
-    click.echo(f"ci-risk: model written to {trained.path}" + (f" (previous kept as {trained.previous})" if trained.previous else ""))
+    click.echo(clean(f"ci-risk: model written to {trained.path}"
+                     + (f" (previous kept as {trained.previous})" if trained.previous else "")))
 
 
 @cli.command()
@@ -594,7 +622,7 @@ def retrain(labels: str, all_repos: bool, target_recall: float, target_precision
         target.store.close()
     was = "none" if old is None else f"{old:.3f}"
     click.echo(f"ci-risk: installed {trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
-               f"written to {trained.path}")
+               f"written to {clean(trained.path)}")
 
 
 @cli.group()
@@ -625,9 +653,9 @@ def model_show(fmt: str) -> None:
         click.echo(json.dumps({"path": choice.path, "source": choice.source, "kind": m.kind, "sha256": m.sha256,
                                "thresholds": m.thresholds, "provenance": m.provenance}, indent=2))
         return
-    prov = m.provenance
-    click.echo(f"model: {choice.path} ({choice.source}), {m.kind}"
-               + (f", chosen candidate {prov['chosen']}" if "chosen" in prov else "") + f", sha256 {m.sha256[:12]}")
+    prov = m.provenance  # written by whoever made the model file: every line of it is cleaned
+    chosen = f", chosen candidate {prov['chosen']}" if "chosen" in prov else ""
+    click.echo(clean(f"model: {choice.path} ({choice.source}), {m.kind}{chosen}, sha256 {m.sha256[:12]}"))
     if "rows" in prov:
         parts = [f"trained: {prov.get('trained_at', '?')} on {prov['rows']:,} builds ({prov.get('failures', 0):,} failed)"]
         if "data_from" in prov:
@@ -636,10 +664,10 @@ def model_show(fmt: str) -> None:
             parts.append(f"labels {prov['labels']}")
         if prov.get("repositories"):
             parts.append(f"{len(prov['repositories'])} repositories: {', '.join(prov['repositories'])}")
-        click.echo(", ".join(parts))
+        click.echo(clean(", ".join(parts)))
         if prov.get("data"):
-            click.echo(f"data: {prov['data']}")
-    click.echo("thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(m.thresholds.items())))
+            click.echo(clean(f"data: {prov['data']}"))
+    click.echo(clean("thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(m.thresholds.items()))))
     if prov.get("backtest"):
         click.echo(_metrics_table(prov["backtest"]))
     elif prov.get("evaluation"):
@@ -689,9 +717,9 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
     made = report_lib.build(out, choice.model, table, result, files, html_page=html_page, card=card,
                             scored=scored_pushes(target.info))
     for name, path in made.charts.items():
-        click.echo(f"ci-risk: {name}: {path}")
+        click.echo(f"ci-risk: {name}: {clean(path)}")
     if made.html:
-        click.echo(f"ci-risk: report: {made.html}")
+        click.echo(f"ci-risk: report: {clean(made.html)}")
 
 
 @cli.command()
@@ -711,7 +739,7 @@ def dashboard(port: int, host: str, db: str | None) -> None:
         server = dash.make_server(state, host, port)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    click.echo(dash.started_message(server))
+    click.echo(clean(dash.started_message(server)))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -743,12 +771,12 @@ def demo(directory: str | None, seed: int, commits: int) -> None:
     click.echo(render_text(result.low) + "\n")
     click.echo("A large CI-configuration change by a newcomer:")
     click.echo(render_text(result.high) + "\n")
-    click.echo(f"Try next, in {directory}:\n"
+    click.echo(f"Try next, in {clean(directory)}:\n"
                "  ci-risk check --from main --to new-ci     # score a range by hand\n"
                "  ci-risk backtest                          # would it have helped on this history?\n"
                "  ci-risk model show                        # what was trained, how it scored\n"
                "  ci-risk history                           # the recorded outcomes\n"
-               f"  (these read the demo's own store: export CI_RISK_DB={directory}/.git/ci-risk/history.sqlite)")
+               f"  (these read the demo's own store: export CI_RISK_DB={clean(directory)}/.git/ci-risk/history.sqlite)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,18 +4,31 @@ Standard library only (http.server): one page with inline CSS and script,
 nothing fetched from anywhere else, bound to 127.0.0.1 unless told
 otherwise. The what-if panel scores edited features with the same model and
 reason wording the hook uses.
+
+The page shows author e-mails, branches and paths, so the server treats every
+request as possibly hostile: it answers only Host names that mean this machine
+(a DNS-rebinding page cannot read it), takes what-if requests only as JSON
+from its own origin, bounds bodies and connections, and answers every bad
+request with a one-line JSON error. Data from the repository and the model
+reaches the page as text, never as markup or script.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
+import re
+import socket
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable, Mapping, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
+from .dashboard_page import CONTENT_SECURITY_POLICY, DATA_PLACEHOLDER, PAGE
 from .features import FEATURE_NAMES, Facts, FeatureResult
 from .gate import GateReport
-from .reasons import top_reasons
+from .reasons import Reason, describe, top_reasons
 from .scoring import PortableModel
 from .store import Build
 
@@ -31,20 +44,261 @@ WHAT_IF = (
     ("files_docs", "touches docs", "checkbox"),
     ("prev_build_failed", "previous build on the branch", "select"),
 )
+_WHAT_IF_KIND = {name: kind for name, _, kind in WHAT_IF}
+
+MAX_BODY = 64 * 1024  # a what-if request is a few hundred bytes
+MAX_INPUT = 1e9  # a what-if count beyond this is a typing error, not a push
+REQUEST_QUEUE = 512  # connections the kernel holds while threads start: a burst of 200 is answered, not reset
+SOCKET_TIMEOUT = 15.0  # seconds a connection may stay silent (or trickle its body) before it is dropped
+_LOOPBACK_NAMES = ("localhost",)
+_WILDCARDS = ("", "0.0.0.0", "::")
+
+# Column titles of a backtest, as `ci-risk backtest` prints them.
+_BACKTEST_COLUMNS = {"model": "ci-risk", "parrot": "Parrot", "parrot_ordered": "Parrot*", "demo": "demo model"}
+_METRIC_ROWS = (("precision", "precision (failing)"), ("recall", "recall (failing)"), ("f1", "F1 (failing)"),
+                ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("brier", "Brier score"),
+                ("deferrable_at_90", "deferrable at 90% recall"))
+
+
+class RequestError(Exception):
+    """A request the dashboard refuses: the HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# ---- what arrives: Host, Origin, Content-Length, body -------------------------------------------------------------
+
+def split_host(value: str) -> tuple[str, int] | None:
+    """`name:port`, `[v6]:port` or `name` (port 80) as (lower-case host, port); None when malformed."""
+    match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?", value.strip())
+    if match is None:
+        return None
+    host = match.group(1).lower().strip("[]")
+    port = int(match.group(2)) if match.group(2) else 80
+    return (host, port) if 0 < port < 65536 else None
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+class HostPolicy(NamedTuple):
+    """Which `Host` values name this server: loopback, the configured --host, on its own port.
+
+    A DNS-rebinding page reaches the server under the attacker's own name, so
+    refusing unknown names keeps it from reading the page. IP literals are
+    safe to accept when bound to every interface: rebinding needs a name.
+    """
+
+    configured: str
+    port: int
+
+    def allows(self, value: str | None) -> bool:
+        parsed = split_host(value) if value else None
+        if parsed is None or parsed[1] != self.port:
+            return False
+        host = parsed[0]
+        configured = self.configured.lower().strip("[]")
+        if host in _LOOPBACK_NAMES or host == configured:
+            return True
+        address = _ip(host)
+        return address is not None and (address.is_loopback or configured in _WILDCARDS)
+
+
+def check_origin(origin: str | None, host: str) -> None:
+    """A browser's POST carries its page's origin; only this server's own page may score what-ifs."""
+    if origin is None:
+        return  # not a browser (curl, a script): the Host check already applies
+    if not origin.lower().startswith("http://") or split_host(origin[len("http://"):]) != split_host(host):
+        raise RequestError(403, f"cross-origin request refused (Origin {origin[:80]!r})")
+
+
+def body_length(values: list[str], chunked: bool) -> int:
+    """The declared body size, refused unless it is one plain number within MAX_BODY."""
+    if chunked:
+        raise RequestError(400, "chunked request bodies are not supported: send Content-Length")
+    if not values:
+        raise RequestError(400, "Content-Length is required")
+    if len(set(values)) > 1:
+        raise RequestError(400, "conflicting Content-Length headers")
+    raw = values[0].strip()
+    if not re.fullmatch(r"[0-9]+", raw):
+        raise RequestError(400, f"Content-Length is not a byte count: {raw[:40]!r}")
+    if len(raw) > len(str(MAX_BODY)) or int(raw) > MAX_BODY:
+        shown = raw if len(raw) <= 20 else raw[:20] + "..."
+        raise RequestError(400, f"body too large: {shown} bytes (at most {MAX_BODY})")
+    return int(raw)
+
+
+def check_content_type(value: str | None) -> None:
+    if (value or "").split(";", 1)[0].strip().lower() != "application/json":
+        raise RequestError(400, f"expected Content-Type application/json, got {(value or 'none')[:60]!r}")
+
+
+def _refuse_constant(name: str) -> float:
+    raise RequestError(400, f"non-finite number in body: {name}")
+
+
+def parse_whatif(body: bytes) -> dict[str, float | None]:
+    """The what-if inputs in a request body: a flat JSON object of known inputs with finite, non-negative numbers."""
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise RequestError(400, "body is not UTF-8") from None
+    except RecursionError:
+        raise RequestError(400, "body is nested too deeply") from None
+    except ValueError as exc:
+        raise RequestError(400, f"body is not JSON: {str(exc).splitlines()[0][:120]}") from None
+    if not isinstance(data, dict):
+        raise RequestError(400, "expected a JSON object of what-if inputs")
+    return {str(name): _whatif_value(str(name), value) for name, value in data.items()}
+
+
+def _whatif_value(name: str, value: Any) -> float | None:
+    kind = _WHAT_IF_KIND.get(name)
+    if kind is None:
+        raise RequestError(400, f"unknown what-if input: {name[:40]!r}")
+    if kind == "select":
+        if value in (None, "", "unknown"):
+            return None
+        if value in (0, 1, "0", "1"):
+            return float(value)
+        raise RequestError(400, f"{name}: expected 0 (passed), 1 (failed) or \"unknown\"")
+    if isinstance(value, bool):
+        value = int(value)
+    if not isinstance(value, (int, float)) or not 0 <= value <= MAX_INPUT:  # NaN fails the comparison too
+        raise RequestError(400, f"{name}: expected a number from 0 to {MAX_INPUT:,.0f}")
+    if kind == "checkbox" and value not in (0, 1):
+        raise RequestError(400, f"{name}: expected 0 or 1")
+    return float(value)
+
+
+# ---- what leaves: JSON without NaN, script data that cannot close its element --------------------------------------
+
+def finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity (browsers refuse them): non-finite numbers become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside an HTML <script> element: no `</script>`, `<!--` or line separators survive as such."""
+    text = json.dumps(finite(value), allow_nan=False)
+    for raw, escaped in _SCRIPT_ESCAPES.items():
+        text = text.replace(raw, escaped)
+    return text
+
+
+def render_page(model_label: str) -> bytes:
+    data = script_json({"what_if": WHAT_IF, "model": model_label})
+    return PAGE.replace(DATA_PLACEHOLDER, data).encode("utf-8")
+
+
+# ---- what the page shows ------------------------------------------------------------------------------------------
+
+def page_reasons(contributions: Mapping[str, float], result: FeatureResult) -> list[dict[str, Any]]:
+    """The hook's reasons, each with its direction; plus the strongest risk-lowering factor when it decides the score.
+
+    A score can be low although every listed reason raises it: one factor
+    lowering it outweighs them all. Listing only the raising ones would make
+    the page contradict itself, so that factor is shown too, marked as such.
+    """
+    reasons = top_reasons(contributions, result)
+    lowest = min(contributions.items(), key=lambda kv: kv[1], default=None)
+    if lowest is not None and lowest[1] < 0 and all(r.feature != lowest[0] for r in reasons):
+        raising = sum(r.contribution for r in reasons if r.contribution > 0)
+        if -lowest[1] > raising:
+            name, contribution = lowest
+            value = result.values.get(name)
+            text = describe(name, value, result)
+            if all(r.text != text for r in reasons):
+                reasons.append(Reason(name, value, contribution, text))
+    return [{"text": r.text, "feature": r.feature, "contribution": r.contribution,
+             "direction": "lowers" if r.contribution < 0 else "raises"} for r in reasons]
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _metric_columns(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    known = [(title, report[key]) for key, title in _BACKTEST_COLUMNS.items() if isinstance(report.get(key), dict)]
+    other = [(str(key), value) for key, value in report.items()
+             if key not in _BACKTEST_COLUMNS and isinstance(value, dict) and "f1" in value]
+    return known + other
+
+
+def _metric_table(report: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    columns = _metric_columns(report)
+    rows = [{"label": title, "values": [_number(column.get(key)) for _, column in columns]}
+            for key, title in _METRIC_ROWS]
+    return [title for title, _ in columns], rows
+
+
+def metrics_panel(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation this model carries, named for what it is: a backtest, a training validation, or neither."""
+    backtest = provenance.get("backtest")
+    if isinstance(backtest, dict) and _metric_columns(backtest):
+        columns, rows = _metric_table(backtest)
+        detail = (f"Each build predicted by a model trained only on the builds finished before it: "
+                  f"{backtest.get('predicted', '?')} of {backtest.get('builds', '?')} builds, "
+                  f"{backtest.get('retrains', '?')} retrains. Parrot: the outcome of the last build that had "
+                  "finished; Parrot*: the previous build in push order (optimistic).")
+        return {"title": "How the model backtested on this repository", "detail": detail, "columns": columns,
+                "rows": rows}
+    evaluation = provenance.get("evaluation")
+    median = evaluation.get("median") if isinstance(evaluation, dict) else None
+    with_history = median.get("with_history") if isinstance(median, dict) else None
+    if isinstance(with_history, dict) and _metric_columns(with_history):
+        projects = evaluation.get("projects") if isinstance(evaluation, dict) else None
+        count = len(projects) if isinstance(projects, list) else "several"
+        columns, rows = _metric_table(with_history)
+        detail = (f"Measured on {count} other projects it was not trained on (median, with their build history), "
+                  "not on this repository: `ci-risk retrain` backtests a model trained here.")
+        return {"title": "How the model was evaluated on other projects", "detail": detail, "columns": columns,
+                "rows": rows}
+    validation = provenance.get("validation_average_precision")
+    if isinstance(validation, dict) and validation:
+        chosen = provenance.get("chosen")
+        rows = [{"label": f"{name} (chosen)" if name == chosen else str(name), "values": [_number(score)]}
+                for name, score in validation.items()]
+        detail = (f"Not a backtest: while training on {provenance.get('rows', '?')} builds, each candidate was fit "
+                  "on the oldest 60 %, calibrated on the next 20 % and ranked by average precision (1.0 = every "
+                  "failure ranked first) on the newest 20 %. `ci-risk retrain` records a rolling backtest.")
+        return {"title": "How the model was validated in training", "detail": detail,
+                "columns": ["average precision"], "rows": rows}
+    return {"title": "How the model was evaluated", "columns": [], "rows": [],
+            "detail": "This model carries no evaluation: `ci-risk retrain` trains and backtests one here."}
 
 
 class State:
     """What the page shows; built once by the CLI (or a test) and read by every request."""
 
     def __init__(self, model: PortableModel, model_label: str, pending: GateReport | None,
-                 builds: list[tuple[Build, str | None]], metrics: dict[str, Any] | None,
+                 builds: list[tuple[Build, str | None]], panel: dict[str, Any] | None = None,
                  typical: dict[str, float | None] | None = None) -> None:
         self.typical = typical  # the latest recorded build's features: where the what-if starts
         self.model = model
         self.model_label = model_label
         self.pending = pending
         self.builds = builds  # (build, author)
-        self.metrics = metrics
+        self.panel = panel if panel is not None else metrics_panel(model.provenance)
 
     def base(self) -> tuple[dict[str, float | None], Facts]:
         if self.typical is not None:
@@ -56,31 +310,32 @@ class State:
         values.update(n_commits=1.0, nf=1.0, la=10.0, author_exp=20.0, prev_build_failed=0.0)
         return values, Facts()
 
-    def score(self, overrides: dict[str, Any]) -> dict[str, Any]:
+    def score(self, overrides: Mapping[str, float | None]) -> dict[str, Any]:
+        """Score the what-if base with `overrides` (checked by `parse_whatif`)."""
         values, facts = self.base()
-        for name, _, kind in WHAT_IF:
-            if name not in overrides:
-                continue
-            raw = overrides[name]
-            if kind == "select" and raw in ("", None, "unknown"):
-                values[name] = None
-            else:
-                values[name] = float(raw)
+        for name, _, _ in WHAT_IF:
+            if name in overrides:
+                values[name] = overrides[name]
         if (values.get("author_exp") or 0) > 0:
             values["author_first_commit"] = 0.0
         elif values.get("author_exp") == 0:
             values["author_first_commit"] = 1.0
         result = FeatureResult(values, facts, ["what-if"])
         explanation = self.model.explain(values)
-        reasons = top_reasons(explanation.contributions, result)
-        return {"probability": explanation.probability, "reasons": [r.text for r in reasons],
+        return {"probability": explanation.probability, "space": explanation.space,
+                "reasons": page_reasons(explanation.contributions, result),
                 "inputs": {name: values.get(name) for name, _, _ in WHAT_IF}}
 
     def pending_json(self) -> dict[str, Any]:
         if self.pending is None or not self.pending.ranges:
             return {"probability": None, "reasons": [], "range": "nothing to push", "decision": "empty"}
         entry = self.pending.ranges[0]
-        return {"probability": entry.probability, "reasons": [r.text for r in entry.reasons],
+        reasons: list[dict[str, Any]] = []
+        space = entry.space
+        if entry.probability is not None:
+            explanation = self.model.explain(entry.features.values)
+            reasons, space = page_reasons(explanation.contributions, entry.features), explanation.space
+        return {"probability": entry.probability, "reasons": reasons, "space": space,
                 "range": entry.push_range.label or entry.push_range.describe(), "decision": entry.decision,
                 "commits": len(entry.features.commits), "warn_at": self.pending.warn_at,
                 "block_at": self.pending.block_at}
@@ -96,163 +351,145 @@ class State:
                 "authors": sorted({a for _, a in self.builds if a})}
 
 
-def make_server(state: State, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-            pass
+# ---- the server ---------------------------------------------------------------------------------------------------
 
-        def _send(self, body: bytes, kind: str, code: int = 200) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+
+
+class DashboardServer(ThreadingHTTPServer):
+    """One thread per connection, a listen queue deep enough for a burst, IPv4 or IPv6 as the address says."""
+
+    request_queue_size = REQUEST_QUEUE
+    daemon_threads = True
+    socket_timeout = SOCKET_TIMEOUT
+
+    def __init__(self, address: tuple[Any, ...], family: int, state: State, configured_host: str) -> None:
+        self.address_family = family
+        self.state = state
+        super().__init__(address, _Handler)
+        self.hosts = HostPolicy(configured_host, int(self.server_address[1]))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-answer is not news; anything else gets one line, never a traceback."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            print(f"ci-risk dashboard: request failed: {type(error).__name__}: {error}", file=sys.stderr)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: DashboardServer
+    error_content_type = "application/json"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.socket_timeout)  # a silent or trickling client is dropped
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def version_string(self) -> str:
+        return "ci-risk-dashboard"  # not the Python version
+
+    def _send(self, body: bytes, kind: str, code: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (*_SECURITY_HEADERS, *headers):
+            self.send_header(name, value)
+        if code >= 400:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
             self.wfile.write(body)
 
-        def _json(self, data: Any, code: int = 200) -> None:
-            self._send(json.dumps(data).encode(), "application/json", code)
+    def _json(self, data: Any, code: int = 200) -> None:
+        body = json.dumps(finite(data), allow_nan=False).encode()
+        self._send(body, "application/json", code, (("Content-Security-Policy", "default-src 'none'"),))
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            url = urlparse(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            if url.path == "/":
-                self._send(PAGE.replace("__WHAT_IF__", json.dumps(WHAT_IF)).replace(
-                    "__MODEL__", json.dumps(state.model_label)).encode(), "text/html; charset=utf-8")
-            elif url.path == "/api/pending":
-                self._json(state.pending_json())
-            elif url.path == "/api/history":
-                self._json(state.history_json(query.get("branch"), query.get("author")))
-            elif url.path == "/api/metrics":
-                self._json(state.metrics or {})
-            else:
-                self._json({"error": "not found"}, 404)
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad request line, unknown method, long headers) as one-line JSON too."""
+        text = message or self.responses.get(code, ("error",))[0]
+        self._json({"error": " ".join(str(text).split())}, code)
 
-        def do_POST(self) -> None:  # noqa: N802
-            if urlparse(self.path).path != "/api/whatif":
-                self._json({"error": "not found"}, 404)
-                return
-            length = min(int(self.headers.get("Content-Length") or 0), 65536)
-            try:
-                overrides = json.loads(self.rfile.read(length) or b"{}")
-                if not isinstance(overrides, dict):
-                    raise ValueError("expected an object")
-                self._json(state.score(overrides))
-            except (ValueError, TypeError) as exc:
-                self._json({"error": str(exc)}, 400)
+    def _guarded(self, handle: Callable[[], None]) -> None:
+        try:
+            if not self.server.hosts.allows(self.headers.get("Host")):
+                raise RequestError(421, f"unknown Host {str(self.headers.get('Host'))[:80]!r}: open the dashboard "
+                                        "by the address it printed")
+            handle()
+        except RequestError as exc:
+            self._json({"error": str(exc)}, exc.status)
+        except Exception as exc:  # noqa: BLE001 - one line to the client, never a traceback
+            self._json({"error": f"internal error: {type(exc).__name__}: {exc}"[:200]}, 500)
 
-    return ThreadingHTTPServer((host, port), Handler)
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._guarded(self._get)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._guarded(self._get)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._guarded(self._post)
+
+    def _get(self) -> None:
+        url = urlparse(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        state = self.server.state
+        if url.path == "/":
+            self._send(render_page(state.model_label), "text/html; charset=utf-8",
+                       headers=(("Content-Security-Policy", CONTENT_SECURITY_POLICY),))
+        elif url.path == "/api/pending":
+            self._json(state.pending_json())
+        elif url.path == "/api/history":
+            self._json(state.history_json(query.get("branch"), query.get("author")))
+        elif url.path == "/api/metrics":
+            self._json(state.panel)
+        else:
+            raise RequestError(404, "not found")
+
+    def _post(self) -> None:
+        if urlparse(self.path).path != "/api/whatif":
+            raise RequestError(404, "not found")
+        check_origin(self.headers.get("Origin"), str(self.headers.get("Host")))
+        check_content_type(self.headers.get("Content-Type"))
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        length = body_length(self.headers.get_all("Content-Length") or [], chunked)
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            raise RequestError(400, "the body did not arrive in time") from None
+        if len(body) < length:
+            raise RequestError(400, f"body shorter than its Content-Length ({len(body)} of {length} bytes)")
+        self._json(self.server.state.score(parse_whatif(body)))
+
+
+def _bind_address(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
+    """The socket family and address for `host`: `::1` and other IPv6 addresses need AF_INET6."""
+    infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    return family, address
+
+
+def make_server(state: State, host: str = "127.0.0.1", port: int = 0) -> DashboardServer:
+    family, address = _bind_address(host, port)
+    return DashboardServer(address, family, state, host)
 
 
 def started_message(server: ThreadingHTTPServer) -> str:
     address = server.server_address
     host, port = str(address[0]), int(address[1])
-    where = "loopback only" if host.startswith("127.") or host in ("::1", "localhost") else "REACHABLE FROM THE NETWORK"
-    return f"ci-risk dashboard on http://{host}:{port}/ ({where}; Ctrl-C stops it) at {time.strftime('%H:%M:%S')}"
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ci-risk dashboard</title>
-<style>
-body{font-family:sans-serif;margin:0;color:#222;background:#fafafa}
-header{background:#234;color:#fff;padding:.8em 1.5em}main{display:grid;grid-template-columns:1fr 1fr;gap:1em;padding:1em}
-section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1em}
-.score{font-size:2.4em;font-weight:bold}.warn{color:#b60}.block{color:#b00}.pass{color:#070}
-label{display:block;margin:.3em 0}input[type=number]{width:7em}table{border-collapse:collapse;width:100%}
-td,th{border-bottom:1px solid #eee;padding:.2em .4em;text-align:left;font-size:.9em}.fail{color:#b00}
-#timeline{width:100%;height:60px}
-</style></head><body>
-<header><b>ci-risk</b> &mdash; model: <span id="model"></span></header>
-<main>
-<section><h2>This push</h2><div id="pending-range"></div><div class="score" id="pending-score">&hellip;</div>
-<ol id="pending-reasons"></ol></section>
-<section><h2>What if&hellip;</h2><form id="whatif"></form><div class="score" id="whatif-score">&hellip;</div>
-<ol id="whatif-reasons"></ol></section>
-<section><h2>History</h2>
-<label>branch <select id="branch"><option value="">all</option></select></label>
-<label>author <select id="author"><option value="">all</option></select></label>
-<svg id="timeline" viewBox="0 0 1000 60" preserveAspectRatio="none"></svg>
-<table><thead><tr><th>when</th><th>commit</th><th>branch</th><th>author</th><th>CI</th></tr></thead>
-<tbody id="history"></tbody></table></section>
-<section><h2>How the model backtested</h2><table id="metrics"></table></section>
-</main>
-<script>
-const WHAT_IF = __WHAT_IF__;
-document.getElementById('model').textContent = __MODEL__;
-const pct = p => p === null || p === undefined ? 'not scored' : (100 * p).toFixed(0) + '%';
-function cls(p, warn, block) { return p >= block ? 'block' : p >= warn ? 'warn' : 'pass'; }
-let thresholds = {warn: 0.5, block: 0.8};
-async function pending() {
-  const r = await (await fetch('/api/pending')).json();
-  document.getElementById('pending-range').textContent = r.range + (r.commits ? ' (' + r.commits + ' commits)' : '');
-  const el = document.getElementById('pending-score');
-  el.textContent = pct(r.probability);
-  if (r.warn_at !== undefined) { thresholds = {warn: r.warn_at, block: r.block_at}; el.className = 'score ' + cls(r.probability, r.warn_at, r.block_at); }
-  document.getElementById('pending-reasons').innerHTML = '';
-  r.reasons.forEach(t => { const li = document.createElement('li'); li.textContent = t; document.getElementById('pending-reasons').appendChild(li); });
-}
-function form(inputs) {
-  const f = document.getElementById('whatif'); f.innerHTML = '';
-  WHAT_IF.forEach(([name, label, kind]) => {
-    const l = document.createElement('label'); const v = inputs[name];
-    let input;
-    if (kind === 'select') {
-      input = document.createElement('select');
-      [['', 'unknown'], ['0', 'passed'], ['1', 'failed']].forEach(([val, text]) => { const o = document.createElement('option'); o.value = val; o.textContent = text; input.appendChild(o); });
-      input.value = v === null ? '' : String(v);
-    } else {
-      input = document.createElement('input'); input.type = kind;
-      if (kind === 'checkbox') input.checked = v > 0; else input.value = v === null ? 0 : v;
-    }
-    input.name = name; input.id = 'whatif-' + name;
-    input.addEventListener('input', whatif); input.addEventListener('change', whatif);
-    l.appendChild(input); l.appendChild(document.createTextNode(' ' + label)); f.appendChild(l);
-  });
-}
-function collect() {
-  const out = {};
-  WHAT_IF.forEach(([name, , kind]) => { const i = document.getElementById('whatif-' + name);
-    out[name] = kind === 'checkbox' ? (i.checked ? 1 : 0) : (kind === 'select' ? i.value : Number(i.value)); });
-  return out;
-}
-async function whatif() {
-  const r = await (await fetch('/api/whatif', {method: 'POST', body: JSON.stringify(collect())})).json();
-  const el = document.getElementById('whatif-score'); el.textContent = pct(r.probability);
-  el.className = 'score ' + cls(r.probability, thresholds.warn, thresholds.block);
-  const ol = document.getElementById('whatif-reasons'); ol.innerHTML = '';
-  r.reasons.forEach(t => { const li = document.createElement('li'); li.textContent = t; ol.appendChild(li); });
-  return r;
-}
-async function history() {
-  const b = document.getElementById('branch').value, a = document.getElementById('author').value;
-  const r = await (await fetch('/api/history?branch=' + encodeURIComponent(b) + '&author=' + encodeURIComponent(a))).json();
-  [['branch', r.branches], ['author', r.authors]].forEach(([id, values]) => { const s = document.getElementById(id);
-    if (s.options.length === 1) values.forEach(v => { const o = document.createElement('option'); o.value = v; o.textContent = v; s.appendChild(o); }); });
-  const body = document.getElementById('history'); body.innerHTML = '';
-  r.builds.slice(-50).reverse().forEach(x => { const tr = document.createElement('tr');
-    [new Date(x.time * 1000).toISOString().slice(0, 16).replace('T', ' '), x.commit, x.branch || '-', x.author || '-', x.status + (x.flaky ? ' (flaky)' : '')]
-      .forEach(t => { const td = document.createElement('td'); td.textContent = t; tr.appendChild(td); });
-    if (x.status === 'fail') tr.className = 'fail'; body.appendChild(tr); });
-  const svg = document.getElementById('timeline'); svg.innerHTML = ''; const n = r.builds.length;
-  r.builds.forEach((x, i) => { const c = document.createElementNS('http://www.w3.org/2000/svg', 'rect');
-    c.setAttribute('x', (1000 * i / Math.max(n, 1)).toFixed(1)); c.setAttribute('y', x.status === 'fail' ? 5 : 35);
-    c.setAttribute('width', Math.max(1000 / Math.max(n, 1) - 1, 1)); c.setAttribute('height', 20);
-    c.setAttribute('fill', x.status === 'fail' ? '#b00' : '#7a7'); svg.appendChild(c); });
-}
-async function metrics() {
-  const m = await (await fetch('/api/metrics')).json(); const t = document.getElementById('metrics');
-  const who = Object.keys(m).filter(k => typeof m[k] === 'object' && m[k] && 'f1' in m[k]);
-  if (!who.length) { t.innerHTML = '<tr><td>no backtest recorded for this model yet: run ci-risk retrain</td></tr>'; return; }
-  let html = '<tr><th></th>' + who.map(w => '<th>' + w + '</th>').join('') + '</tr>';
-  ['precision', 'recall', 'f1', 'roc_auc', 'pr_auc', 'brier', 'deferrable_at_90'].forEach(k => {
-    html += '<tr><th>' + k + '</th>' + who.map(w => '<td>' + (m[w][k] === null ? '-' : Number(m[w][k]).toFixed(3)) + '</td>').join('') + '</tr>'; });
-  t.innerHTML = html;
-}
-document.getElementById('branch').addEventListener('change', history);
-document.getElementById('author').addEventListener('change', history);
-(async () => { await pending(); const first = await (await fetch('/api/whatif', {method: 'POST', body: '{}'})).json();
-  form(first.inputs); await whatif(); await history(); await metrics(); document.body.dataset.ready = '1'; })();
-</script></body></html>
-"""
+    ip = _ip(host)
+    loopback = (ip is not None and ip.is_loopback) or host in _LOOPBACK_NAMES
+    where = "loopback only" if loopback else "REACHABLE FROM THE NETWORK"
+    shown = f"[{host}]" if ":" in host else host
+    return f"ci-risk dashboard on http://{shown}:{port}/ ({where}; Ctrl-C stops it) at {time.strftime('%H:%M:%S')}"
 
 
 def load_state(db: str | None = None, cwd: str | None = None) -> State:
@@ -289,15 +526,12 @@ def load_state(db: str | None = None, cwd: str | None = None) -> State:
         except StoreError:
             builds = []
     prov = choice.model.provenance
-    metrics = prov.get("backtest") or (prov.get("evaluation", {}).get("median", {}).get("with_history"))
     label = f"{choice.source} {choice.model.kind}" + (f" ({prov['chosen']})" if prov.get("chosen") else "")
-    return State(choice.model, label, pending, builds, metrics, typical)
+    return State(choice.model, label, pending, builds, metrics_panel(prov), typical)
 
 
 def _latest_build_features(store: Any, repo_id: int) -> dict[str, float | None] | None:
     """The newest recorded build's features, build history included, as training saw them."""
-    import math
-
     from .dataset import ci_table
 
     table = ci_table(store, repo_id)

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from . import __version__
+from .safetext import clean, one_line
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -78,7 +79,7 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
         info = git.repo_info()
         settings = config.resolve(options, toplevel=info.toplevel)
     except config.ConfigError as exc:
-        _err(f"ci-risk: error: {exc}")
+        _err(f"ci-risk: error: {clean(str(exc))}")
         return EXIT_USAGE
     except git.GitError as exc:
         return fail(exc, strict_hint, known=True)
@@ -99,10 +100,10 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
         else:
             text = output.render_text(report, colour=output.use_colour(sys.stdout))
     except ranges.NothingPending as exc:
-        _err(f"ci-risk: {exc}")
+        _err(f"ci-risk: {clean(str(exc))}")
         return EXIT_OK
     except ranges.RangeError as exc:
-        _err(f"ci-risk: {exc}")
+        _err(f"ci-risk: {clean(str(exc))}")
         return EXIT_USAGE
     except (git.GitError, ModelError, IndexError_, OSError) as exc:
         return fail(exc, settings.strict, known=True)
@@ -115,12 +116,12 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any]) -> int
 
 
 def fail(exc: BaseException, strict: bool, known: bool) -> int:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    message = one_line(exc)
     where = ""
     if not known:
         log = _log_internal_error(exc)
         message = f"internal error ({type(exc).__name__}: {message})"
-        where = f"; details in {log}" if log else ""
+        where = f"; details in {clean(log)}" if log else ""
     if strict:
         _err(f"ci-risk: error: {message}{where}")
         return EXIT_INTERNAL

@@ -1,4 +1,9 @@
-"""Render a gate report as human text (colour only on a terminal) or JSON."""
+"""Render a gate report as human text (colour only on a terminal) or JSON.
+
+Text quotes the repository (paths, commit subjects, branch names, notes):
+each such piece passes through `clean`, so no escape sequence from
+there reaches the terminal. JSON stays lossless (json.dumps escapes).
+"""
 from __future__ import annotations
 
 import json
@@ -6,6 +11,7 @@ import os
 from typing import IO, Any
 
 from .gate import GateReport, RangeReport
+from .safetext import clean
 
 _COLOURS = {"pass": "32", "warn": "33", "block": "31", "empty": "0"}
 _HEADLINES = {
@@ -39,10 +45,10 @@ def render_text(report: GateReport, colour: bool = False) -> str:
     if not report.ranges:
         lines.append("ci-risk: nothing to push")
     for note in report.notes:
-        lines.append(f"ci-risk: {note}")
+        lines.append(clean(f"ci-risk: {note}"))
     if report.decision in ("warn", "block"):
         if report.model is not None:
-            lines.append(f"  model: {report.model.source}{_chosen(report)} ({report.model.model.sha256[:12]})")
+            lines.append(clean(f"  model: {report.model.source}{_chosen(report)} ({report.model.model.sha256[:12]})"))
         if report.decision == "block":
             lines.append("  to push anyway: SKIP=ci-risk git push (pre-commit) or git push --no-verify")
     return "\n".join(lines)
@@ -66,7 +72,7 @@ def _threshold_text(report: GateReport, probability: float) -> str:
 
 
 def _range_lines(report: GateReport, entry: RangeReport, colour: bool) -> list[str]:
-    where = entry.push_range.label or entry.push_range.describe()
+    where = clean(entry.push_range.label or entry.push_range.describe())
     n = len(entry.features.commits)
     lines: list[str] = []
     if entry.decision == "empty":
@@ -78,9 +84,10 @@ def _range_lines(report: GateReport, entry: RangeReport, colour: bool) -> list[s
         lines.append(f"ci-risk: risk {entry.probability:.2f} ({_threshold_text(report, entry.probability)}) - {headline}")
         lines.append(f"  {where}: {n} commit(s)")
         for i, reason in enumerate(entry.reasons, 1):
-            lines.append(f"  {i}. {reason.text} ({_contribution(reason.contribution, entry.space)})")
+            contribution = _contribution(reason.contribution, entry.space)
+            lines.append(f"  {i}. {clean(reason.text)} ({contribution})")
     for note in entry.features.notes:
-        lines.append(f"  note: {note}")
+        lines.append(clean(f"  note: {note}"))
     return lines
 
 

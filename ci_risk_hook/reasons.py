@@ -53,8 +53,15 @@ def _printable(path: str) -> str:
     return path.encode("utf-8", "backslashreplace").decode("utf-8").replace("\n", "\\n").replace("\t", "\\t")
 
 
+def _colon(listing: str) -> str:
+    # What-if inputs come without the files and subjects behind them: the sentence must still end.
+    return f": {listing}" if listing else ""
+
+
 def _quote(subjects: Sequence[str]) -> str:
-    first = subjects[0] if subjects else ""
+    if not subjects:
+        return ""
+    first = subjects[0]
     if len(first) > 60:
         first = first[:57] + "..."
     return f'"{first}"' + (f" and {len(subjects) - 1} more" if len(subjects) > 1 else "")
@@ -88,9 +95,9 @@ _DESCRIBE: dict[str, _Describer] = {
     "la": lambda x, v, f: _size(v, f),
     "ld": lambda x, v, f: _size(v, f),
     "nd": lambda x, v, f: f"changes spread over {_plural(x, 'directory', 'directories')}",
-    "ns": lambda x, v, f: f"touches {_plural(x, 'top-level subsystem')}: {_some(f.subsystems)}",
+    "ns": lambda x, v, f: f"touches {_plural(x, 'top-level subsystem')}{_colon(_some(f.subsystems))}",
     "entropy": lambda x, v, f: f"changes spread over {_plural(v.get('nf') or 0, 'file')} (entropy {x:.1f} bits)",
-    "new_files": lambda x, v, f: f"adds {_plural(x, 'new file')}: {_some(f.new_paths)}" if x else "adds no new files",
+    "new_files": lambda x, v, f: f"adds {_plural(x, 'new file')}{_colon(_some(f.new_paths))}" if x else "adds no new files",
     "file_age_days": lambda x, v, f: f"the changed files are {_days(x)} old on average",
     "days_since_file_change": lambda x, v, f: f"the changed files were last changed {_days(x)} ago on average",
     "nuc": lambda x, v, f: f"the changed files had {_plural(x, 'earlier commit')}",
@@ -98,15 +105,17 @@ _DESCRIBE: dict[str, _Describer] = {
     "lt": lambda x, v, f: f"the changed files held {int(x):,} lines before this push",
     "author_exp": lambda x, v, f: f"the author's {_ordinal(int(x) + 1)} commit in this repository",
     "author_rexp": lambda x, v, f: f"the author made {_plural(x, 'commit')} here in the last 90 days",
-    "author_sexp": lambda x, v, f: f"the author's {_plural(x, 'earlier commit')} in {_some(f.subsystems)}",
+    "author_sexp": lambda x, v, f: (
+        f"the author's {_plural(x, 'earlier commit')} in {_some(f.subsystems) or 'the directories this push touches'}"
+    ),
     "author_first_commit": lambda x, v, f: (
         "the author's first commit in this repository" if x else "the author has committed here before"
     ),
     "author_tenure_days": lambda x, v, f: f"the author's first commit here was {_days(x)} ago",
-    "msg_fix": lambda x, v, f: f"{_plural(x, 'commit')} {'mentions' if x == 1 else 'mention'} a fix: {_quote(f.fix_subjects)}" if x
+    "msg_fix": lambda x, v, f: f"{_plural(x, 'commit')} {'mentions' if x == 1 else 'mention'} a fix{_colon(_quote(f.fix_subjects))}" if x
     else "no commit message mentions a fix",
-    "msg_revert": lambda x, v, f: f"reverts: {_quote(f.revert_subjects)}" if x else "no reverts",
-    "msg_wip": lambda x, v, f: f"work-in-progress commit: {_quote(f.wip_subjects)}" if x
+    "msg_revert": lambda x, v, f: f"reverts{_colon(_quote(f.revert_subjects)) or ' an earlier commit'}" if x else "no reverts",
+    "msg_wip": lambda x, v, f: f"work-in-progress commit{_colon(_quote(f.wip_subjects))}" if x
     else "no work-in-progress commits",
     "prev_build_failed": lambda x, v, f: "the previous build on this branch failed" if x
     else "the previous build on this branch passed",

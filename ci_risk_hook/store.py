@@ -5,11 +5,16 @@ run) and PostgreSQL (a team's shared history). SQL is written once with `?`
 placeholders; the PostgreSQL connection translates them. Migrations are
 numbered, each applied in its own transaction and recorded in
 `schema_migrations`; concurrent first runs serialise on a lock.
+
+File names, authors and branches arrive as git's name keys (`git.decode_name`):
+valid text without NUL or surrogates, which both databases hold as is; file
+lists are JSON with non-ASCII escaped, so a key reads back identical.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
@@ -21,7 +26,14 @@ _PG_LOCK_KEY = 0x63692D7269736B  # "ci-risk": serialises concurrent migrations
 
 
 class StoreError(Exception):
-    """The history store cannot be opened or used; the message says which file or server."""
+    """The history store cannot be opened or used; the message says which file or server.
+
+    The message is redacted here, once for every caller: it is printed, and
+    it may quote a URL or a driver's text that holds a password.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_message(message))
 
 
 _TYPES = {
@@ -146,14 +158,94 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
+# libpq connection parameters that hold a secret (in a URL's query or a key=value string).
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"
+
+
+def _url_patterns(stop: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(userinfo, query) patterns; `stop` lists what ends a URL quoted in a message (nothing for a whole URL).
+
+    The userinfo is read as libpq reads it (up to the last "@" before the
+    path) or, for a password with a raw "/", as the user meant it (a ":",
+    then anything up to the last "@" before the query).
+    """
+    userinfo = re.compile(rf"(?P<scheme>{_SCHEME})(?P<userinfo>[^{stop}/]*|[^{stop}?#@]*:[^{stop}?#]*)@")
+    query = re.compile(rf"(?P<head>{_SCHEME}[^{stop}?]*)\?(?P<query>[^{stop}#]*)")
+    return userinfo, query
+
+
+_WHOLE_URL = _url_patterns("")  # a URL on its own may hold anything, spaces included
+_QUOTED_URL = _url_patterns("\\s'\"")
+_KEY_VALUE_SECRET = re.compile(r"(?P<ssl>ssl)?password\s*=\s*(?:'(?:[^'\\]|\\.)*'?|[^\s'\"]*)", re.IGNORECASE)
+_LIBPQ_KEY_VALUE = re.compile(r"\s*(host|hostaddr|port|dbname|user|password|service|sslmode|passfile)\s*=")
+
+
+def _without_password(match: re.Match[str]) -> str:
+    user = match["userinfo"].split(":", 1)[0]
+    return f"{match['scheme']}{user}@" if user else match["scheme"]
+
+
+def _is_secret_param(param: str) -> bool:
+    from urllib.parse import unquote  # libpq decodes parameter names too: %70assword is password
+
+    return unquote(param.split("=", 1)[0]).lower() in _SECRET_PARAMS
+
+
+def _without_secret_params(match: re.Match[str]) -> str:
+    kept = [p for p in match["query"].split("&") if not _is_secret_param(p)]
+    return match["head"] + ("?" + "&".join(kept) if kept else "")
+
+
+def _redact(text: str, patterns: tuple[re.Pattern[str], re.Pattern[str]]) -> str:
+    userinfo, query = patterns
+    text = userinfo.sub(_without_password, text)
+    text = query.sub(_without_secret_params, text)
+    return _KEY_VALUE_SECRET.sub(lambda m: f"{m['ssl'] or ''}password=***", text)
+
+
 def redact(url: str) -> str:
-    """The URL without a password, for messages."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
+    """A store URL (or libpq key=value string) without its passwords, for messages and `remember`.
+
+    A URL loses the password of its userinfo and its `password`/`sslpassword`
+    parameters, so it still connects with ~/.pgpass or PGPASSWORD; in
+    key=value text the secret becomes `***`.
+    """
+    return _redact(url, _WHOLE_URL)
+
+
+def redact_message(text: str) -> str:
+    """`redact` for every URL and key=value secret quoted anywhere in a message (URLs end at a space)."""
+    return _redact(text, _QUOTED_URL)
+
+
+def _secrets(url: str) -> list[str]:
+    """The passwords in a URL: as written, decoded, and the pieces libpq splits a raw "@" or "/" into."""
+    from urllib.parse import unquote
+
+    found: list[str] = []
+    match = _WHOLE_URL[0].match(url)
+    if match and ":" in match["userinfo"]:
+        password = match["userinfo"].split(":", 1)[1]
+        found.append(password)
+        found += [piece for piece in re.split(r"[@/]", password) if len(piece) >= 3]
+    after = url[match.end():] if match else url
+    query = after.split("?", 1)[1] if "?" in after else ""
+    found += [p.split("=", 1)[1] for p in query.split("&") if "=" in p and _is_secret_param(p)]
+    found += [unquote(s) for s in found]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def _driver_message(exc: BaseException, url: str) -> str:
+    """The first line of a driver's error without the URL's passwords: libpq quotes hosts, ports, bad tokens."""
+    text = str(exc).strip().split("\n", 1)[0] if str(exc).strip() else type(exc).__name__
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    match = _WHOLE_URL[0].match(url)
+    if match and "@" in match["userinfo"]:  # "pass@word@host": libpq's host is "word@host"
+        tail = match["userinfo"].rsplit("@", 1)[1]
+        text = text.replace(f"{tail}@", "***@")
+    return text
 
 
 class Store:
@@ -525,6 +617,9 @@ class _Transaction:
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open (and migrate) the store at `url`: a PostgreSQL URL, `sqlite:///path`, or a file path."""
     url = url or default_url()
+    if _LIBPQ_KEY_VALUE.match(url) and not os.path.exists(url):
+        # Not a file name: opening it as one would create a SQLite file named after the password.
+        raise StoreError("a libpq key=value connection string is not supported here: use a postgresql:// URL")
     if is_postgres(url):
         return _open_postgres(url)
     path = url[len("sqlite:///") - 1:] if url.startswith("sqlite:///") else url
@@ -627,8 +722,7 @@ def _open_postgres(url: str) -> Store:
     try:
         conn = psycopg.connect(url, connect_timeout=10, autocommit=True)
     except Exception as exc:  # noqa: BLE001 - psycopg raises several kinds; all mean "cannot connect"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"{redact(url)}: cannot connect ({first})") from None
+        raise StoreError(f"{redact(url)}: cannot connect ({_driver_message(exc, url)})") from None
     store = Store(conn, "postgresql", redact(url))
     _check_version(store)
     return store

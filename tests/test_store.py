@@ -204,3 +204,109 @@ def test_unreachable_postgres_is_one_clear_line() -> None:
         open_store("postgresql://nobody:secret@127.0.0.1:1/none")
     message = str(info.value)
     assert "cannot connect" in message and "secret" not in message and "\n" not in message
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _hostile_urls() -> list[str]:
+    """Passwords in every place libpq takes one; PASSWORD-n marks what must never be shown."""
+    port = _unused_port()
+    return [
+        f"postgresql://dev:PASSWORD-1@127.0.0.1:{port}/x",
+        f"postgresql://dev@127.0.0.1:{port}/x?sslmode=disable&password=PASSWORD-2&application_name=ci",
+        f"postgres://127.0.0.1:{port}/x?sslpassword=PASSWORD-3&%70assword=PASSWORD-4",
+        f"postgresql://dev:PASS@WORD-5@127.0.0.1:{port}/x",  # a raw "@": libpq's host becomes "WORD-5@127..."
+        f"postgresql://dev:PASS/WORD-6@127.0.0.1:{port}/x",  # a raw "/": libpq's port becomes "PASS"
+        f"postgresql://dev:PASSWORD-7%zz@127.0.0.1:{port}/x",  # libpq quotes the bad token
+        "postgresql://dev:PASSWORD-8@[::1/x",  # libpq quotes the whole URL
+        f"postgresql://dev:PASS WORD-9@127.0.0.1:{port}/x",  # libpq quotes a value with a raw space
+        f"postgresql://dev@127.0.0.1:{port}/x?password=PASS WORD-10",
+    ]
+
+
+@pytest.mark.parametrize("url", _hostile_urls())
+def test_an_unreachable_postgres_never_shows_a_password(url: str) -> None:
+    with pytest.raises(StoreError) as info:
+        open_store(url)
+    message = str(info.value)
+    assert "PASS" not in message and "WORD-" not in message and "\n" not in message, message
+    assert "cannot connect" in message, message
+
+
+def test_a_real_server_refusing_the_login_never_shows_a_password() -> None:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need CI_RISK_TEST_POSTGRES_URL")
+    from urllib.parse import urlsplit
+
+    server = urlsplit(PG_URL)
+    url = f"postgresql://no_such_role_ci_risk:PASSWORD-1@{server.hostname}:{server.port or 5432}/x?password=PASSWORD-2"
+    with pytest.raises(StoreError) as info:
+        open_store(url)
+    message = str(info.value)
+    assert "no_such_role_ci_risk" in message and "PASSWORD" not in message, message
+
+
+def test_commands_and_the_hook_print_store_urls_without_passwords(tmp_path: Path) -> None:
+    from conftest import make_repo
+
+    repo = make_repo(tmp_path / "repo")
+    repo.commit({"a.py": "a\n"})
+    repo.commit({"b.py": "b\n"}, "second")
+    ci_risk = str(Path(sys.executable).parent / "ci-risk")
+    env = {**os.environ, "CI_RISK_DB": _hostile_urls()[1]}
+    for args in (["history"], ["record", "--status", "pass"], ["history", "--db", "host=127.0.0.1 password=PASSWORD-9"]):
+        proc = subprocess.run([ci_risk, *args], cwd=repo.path, capture_output=True, text=True, env=env)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert "PASSWORD" not in proc.stdout + proc.stderr, (args, proc.stdout + proc.stderr)
+    assert not list(repo.path.glob("host=*")), "a libpq key=value string must not become a SQLite file"
+    check = subprocess.run([ci_risk, "check", "--from", "HEAD~1"], cwd=repo.path, capture_output=True, text=True,
+                           env=env)
+    assert check.returncode == 0 and "PASSWORD" not in check.stdout + check.stderr, check.stdout + check.stderr
+    assert "build history unavailable (postgresql://dev@127.0.0.1:" in check.stdout, check.stdout
+    assert "/x?sslmode=disable&application_name=ci: cannot connect" in check.stdout, check.stdout
+
+
+def test_the_remembered_store_holds_no_password(tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need CI_RISK_TEST_POSTGRES_URL")
+    from ci_risk_hook.store import remember, remembered
+
+    separator = "&" if "?" in PG_URL else "?"
+    remember(str(tmp_path), f"{PG_URL}{separator}password=PASSWORD-1&sslpassword=PASSWORD-2&connect_timeout=5")
+    kept = remembered(str(tmp_path))
+    assert kept == f"{PG_URL}{separator}connect_timeout=5"
+    import psycopg
+
+    psycopg.connect(kept, autocommit=True).close()  # still reaches the same server
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:pw@h:5432/db", "postgresql://u@h:5432/db"),
+    ("postgresql://u:p w@h/db", "postgresql://u@h/db"),
+    ("postgresql://h/db?sslmode=require&password=pw&application_name=x", "postgresql://h/db?sslmode=require&application_name=x"),
+    ("postgresql://h/db?password=pw", "postgresql://h/db"),
+    ("postgres://:pw@h/", "postgres://h/"),
+    ("host=h password=pw port=1", "host=h password=*** port=1"),
+    ("host=h password = 'p w\\' x' port=1", "host=h password=*** port=1"),
+    ("host=h sslpassword=pw", "host=h sslpassword=***"),
+    ("/home/me/history.sqlite", "/home/me/history.sqlite"),
+    ("postgresql://h:5432/db?application_name=a@b", "postgresql://h:5432/db?application_name=a@b"),
+])
+def test_redact_removes_passwords_from_urls_and_key_value_strings(url: str, shown: str) -> None:
+    from ci_risk_hook.store import redact
+
+    assert redact(url) == shown
+
+
+def test_redact_message_finds_every_quoted_url() -> None:
+    from ci_risk_hook.store import redact_message
+
+    text = "a postgresql://u:pw@h/db b 'postgres://x:y@z?password=q' c host=h password='a b' d user@example.com"
+    assert redact_message(text) == "a postgresql://u@h/db b 'postgres://x@z' c host=h password=*** d user@example.com"
+    assert str(StoreError("postgresql://u:pw@h/db: cannot connect")) == "postgresql://u@h/db: cannot connect"

@@ -1,0 +1,65 @@
+"""Untrusted text made safe to print: file names, commit subjects, branch names, error messages.
+
+A repository, an imported CSV or a model file can put anything into these
+strings, including terminal escape sequences that clear the screen or move
+the cursor to overwrite the verdict with a fake "low risk" line. Every such
+string is passed through `clean` where it is printed for a person; JSON
+output is left to json.dumps, which escapes control characters losslessly.
+
+Stdlib only and import-free: this is on the path of every push.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+# Not control characters, but they reorder or break what a terminal shows:
+# line and paragraph separators, and the bidirectional overrides, embeddings,
+# isolates and marks of "Trojan Source" (CVE-2021-42574).
+_LAYOUT = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+# Cells a spreadsheet would run as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _unsafe(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or char in _LAYOUT
+
+
+def _escape(char: str) -> str:
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape: show the byte
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}"
+
+
+def clean(text: str) -> str:
+    """`text` with control and layout characters shown as escapes (`\\x1b`, `\\n`, `\\u202e`): one inert line.
+
+    Everything else, backslashes and non-ASCII letters included, is kept as it is.
+    """
+    if text.isprintable():  # the common case; everything _unsafe flags is non-printable
+        return text
+    return "".join(_escape(c) if _unsafe(c) else c for c in text)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one safe line: its first line (drivers append hints and details), else its type."""
+    text = str(exc).strip()
+    return clean(text.split("\n", 1)[0].rstrip("\r")) if text else type(exc).__name__
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: formula-like strings get a leading `'`; escapes as in `clean`."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_FORMULA_START):
+        value = "'" + value
+    return clean(value)
