@@ -446,3 +446,10 @@ def test_a_json_number_too_long_for_python_is_a_file_error(tmp_path: Path) -> No
     path = write(tmp_path, "pipelines.json", '[\n {"id": 1,\n  "duration": ' + "9" * 5000 + "}\n]")
     assert error_of(path, "gitlab") == (f"{path}:3: json: invalid JSON: "
                                         "Exceeds the limit (4300 digits) for integer string conversion")
+
+
+def test_skip_reasons_named_by_the_file_stay_a_short_summary(tmp_path: Path) -> None:
+    rows = [travis_row("o/r", i, SHA1, "passed", event=f"event-{i}") for i in range(100)]
+    result = parse_file(travis_file(tmp_path, *rows, travis_row("o/r", 100, SHA2, "passed")), "travis")
+    assert len(result.records) == 1 and sum(result.skipped.values()) == 100
+    assert len(result.skipped) == 31 and result.skipped["other reasons"] == 70

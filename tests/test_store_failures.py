@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -112,7 +113,7 @@ def test_a_read_only_store_directory_still_allows_reads(project: Repo, db: Path,
         assert code == 0, err
         report = json.loads(out)["ranges"][0]
         assert report["features"]["prev_build_failed"] == 1.0
-        assert not any("build history unavailable" in note for note in report.get("notes", [])), report
+        assert "notes" in report and not any("build history unavailable" in note for note in report["notes"]), report
         code, _, err = run(["record", "--status", "pass"], capsys)
         assert code == 1 and "read-only" in one_line_error(err)
     assert [row[1] for row in build_rows(db)] == ["fail"]
@@ -212,3 +213,20 @@ def test_an_unwritable_home_is_one_line(history_repo: Repo, tmp_path: Path, monk
     code, out, err = run(["check", "--from", "HEAD~1"], capsys)  # the push path needs no home
     assert code == 0 and out.startswith("ci-risk: risk"), err
     assert blocker.read_text() == "a file\n"
+
+
+def test_a_real_push_reads_build_history_from_a_read_only_store_directory(
+        project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ci_risk = str(Path(sys.executable).parent / "ci-risk")
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    project.git("remote", "add", "origin", str(remote))
+    project.git("push", "-q", "--no-verify", "-u", "origin", "main")
+    assert subprocess.run([ci_risk, "install"], cwd=project.path, capture_output=True).returncode == 0
+    assert run(["record", "--status", "fail"], capsys)[0] == 0
+    project.commit({"src/app.py": lines(95)}, "the change being pushed")
+    with read_only(db.parent):
+        pushed = subprocess.run(["git", "push", "origin", "main"], cwd=project.path, capture_output=True, text=True)
+    output = pushed.stdout + pushed.stderr
+    assert pushed.returncode == 0, output
+    assert "ci-risk: risk" in output and "build history unavailable" not in output and "warning" not in output
