@@ -687,7 +687,8 @@ def _open_sqlite_read_only(path: str, cause: Exception | None) -> Store:
     uri = "file:" + quote(path, errors="surrogateescape")  # a non-UTF-8 path keeps its bytes
     attempts = [uri + "?mode=ro"]
     wal = path + "-wal"
-    if not os.path.exists(wal) or os.path.getsize(wal) == 0:
+    directory_read_only = not os.access(os.path.dirname(path) or ".", os.W_OK)
+    if directory_read_only and (not os.path.exists(wal) or os.path.getsize(wal) == 0):
         attempts.append(uri + "?mode=ro&immutable=1")
     error: Exception | None = cause
     for attempt in attempts:

@@ -230,3 +230,24 @@ def test_a_real_push_reads_build_history_from_a_read_only_store_directory(
     output = pushed.stdout + pushed.stderr
     assert pushed.returncode == 0, output
     assert "ci-risk: risk" in output and "build history unavailable" not in output and "warning" not in output
+
+
+def test_a_read_only_directory_with_a_writer_still_at_work_shows_its_latest_outcomes(tmp_path: Path) -> None:
+    """Outcomes still in the -wal file (not yet copied into the store) are read, not skipped."""
+    from ci_risk_hook.outcomes import BuildRecord
+
+    path = tmp_path / "store" / "history.sqlite"
+    writer = open_store(str(path))
+    try:
+        repo_id = writer.repository_id("a" * 40)
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.add_builds(repo_id, [BuildRecord("b" * 40, "fail", "csv", started_at=5)])
+        assert (tmp_path / "store" / "history.sqlite-wal").stat().st_size > 0
+        with read_only(path.parent):
+            reader = open_store(str(path), create=False)
+            try:
+                assert reader.read_only and [b.status for b in reader.builds(repo_id)] == ["fail"]
+            finally:
+                reader.close()
+    finally:
+        writer.close()
