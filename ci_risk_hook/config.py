@@ -387,7 +387,7 @@ def user_data_dir() -> str:
     """Where ci-risk keeps its own files; CI_RISK_HOME overrides (tests point it at a tmp dir)."""
     override = os.environ.get("CI_RISK_HOME")
     if override:
-        return override
+        return os.path.abspath(os.path.expanduser(override))  # messages then name the real place
     import platformdirs  # imported here: only commands that store data need it
 
     return str(platformdirs.user_data_dir("ci-risk", appauthor=False))

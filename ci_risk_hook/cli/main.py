@@ -167,15 +167,10 @@ def _open_target(db: str | None) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-def _ci_job() -> tuple[str, int]:
-    """Job id and attempt from the CI system's own variables, so reruns are told apart."""
-    env = os.environ
-    for job_var, attempt_var in (("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"), ("CI_JOB_ID", None),
-                                 ("TRAVIS_JOB_ID", None), ("BUILD_ID", None)):
-        if env.get(job_var):
-            attempt = env.get(attempt_var or "", "1")
-            return env[job_var], int(attempt) if attempt.isdigit() else 1
-    return "", 1
+class _UsageError(click.ClickException):
+    """A bad value from the environment or a file: one line, exit 2 (click's UsageError adds the usage text)."""
+
+    exit_code = EXIT_USAGE
 
 
 def _record(db: str | None, status: str, commit: str, base: str | None, branch: str | None, source: str,
@@ -183,22 +178,33 @@ def _record(db: str | None, status: str, commit: str, base: str | None, branch: 
             finished_at: int | None = None) -> str:
     from ci_risk_hook.git import repo as git
     from ci_risk_hook.outcomes.record import compute_build_features, store_records
-    from ci_risk_hook.outcomes.records import BuildRecord
+    from ci_risk_hook.outcomes.records import BuildRecord, ci_job
+    from ci_risk_hook.outcomes.store import StoreError
 
+    try:
+        ci_job_id, ci_attempt = ci_job(os.environ, want_attempt=attempt is None)
+    except ValueError as exc:
+        raise _UsageError(f"{exc}; nothing recorded") from None
     target = _open_target(db)
     try:
         sha = git.resolve_commits([commit]).get(commit)
         if sha is None:
             raise click.ClickException(f"not a commit: {commit}")
-        ci_job, ci_attempt = _ci_job()
         record = BuildRecord(
             commit=sha, status=status, source=source, raw_status=status,
             branch=git.short_branch(branch) or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
-            duration_s=duration, base=base, job_id=job_id if job_id is not None else ci_job,
+            duration_s=duration, base=base, job_id=job_id if job_id is not None else ci_job_id,
             attempt=attempt if attempt is not None else ci_attempt,
         )
-        summary = store_records(target, [record])
-        compute_build_features(target)
+        try:
+            summary = store_records(target, [record])
+        except StoreError as exc:
+            raise click.ClickException(f"{exc}; nothing recorded") from None
+        try:
+            compute_build_features(target)
+        except StoreError as exc:
+            raise click.ClickException(f"{exc}; the outcome was recorded, its features were not "
+                                       "(`ci-risk backfill` computes them)") from None
     finally:
         target.store.close()
     state = "new" if summary.new else "already recorded: updated"
@@ -264,35 +270,72 @@ def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | N
 @_db_option
 def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_features: bool, db: str | None) -> None:
     """Import CI outcomes from a file (all rows in one transaction)."""
-    from ci_risk_hook.outcomes.record import compute_build_features, store_records
-    from ci_risk_hook.outcomes.importers import ImportFormatError, parse_file
+    from itertools import chain, islice
 
+    from ci_risk_hook.outcomes.record import BATCH_ROWS
+    from ci_risk_hook.outcomes.importers import ImportFormatError, ImportStream
+
+    stream = ImportStream(file, fmt, skip_bad=skip_bad, travis_repo=travis_repo,
+                          on_bad=lambda bad: click.echo(f"ci-risk: skipped bad row: {clean(str(bad))}", err=True))
+    records = iter(stream)
     try:
-        parsed = parse_file(file, fmt, skip_bad=skip_bad, travis_repo=travis_repo)
+        first = list(islice(records, BATCH_ROWS))  # a bad small file is refused before the store is touched
     except ImportFormatError as exc:
         click.echo(f"ci-risk: error: {clean(str(exc))}; nothing imported", err=True)
         sys.exit(EXIT_USAGE)
-    for bad in parsed.bad:
-        click.echo(f"ci-risk: skipped bad row: {clean(str(bad))}", err=True)
-    if not parsed.records and parsed.skipped.get("other repository"):
+    if not first and stream.skipped.get("other repository"):
         click.echo(clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"),
                    err=True)
         sys.exit(EXIT_USAGE)
     target = _open_target(db)
     try:
-        summary = store_records(target, parsed.records)
-        computed = 0 if no_features else compute_build_features(target, progress=_bar("computing features"))
+        summary = _store_import(target, chain(first, records), stream)
+        skipped = clean(", ".join(f"{n:,} {why}" for why, n in sorted(stream.skipped.items())) or "none")
+        click.echo(f"ci-risk: {stream.rows:,} rows read, {summary.recorded:,} outcomes recorded "
+                   f"({summary.new:,} new), skipped: {skipped}, bad rows: {stream.bad_rows:,}")
+        if summary.unknown_commits:
+            examples = ", ".join(clean(c[:10]) for c in summary.unknown_examples)
+            click.echo(f"ci-risk: {summary.unknown_commits:,} outcomes name commits not in this clone "
+                       f"(e.g. {examples}): kept, but without features")
+        if not no_features:
+            click.echo(f"ci-risk: features computed for {_build_features(target):,} builds")
     finally:
         target.store.close()
-    skipped = clean(", ".join(f"{n:,} {why}" for why, n in sorted(parsed.skipped.items())) or "none")
-    click.echo(f"ci-risk: {parsed.rows_read:,} rows read, {summary.recorded:,} outcomes recorded "
-               f"({summary.new:,} new), skipped: {skipped}, bad rows: {len(parsed.bad):,}")
-    if summary.unknown_commits:
-        examples = ", ".join(clean(c[:10]) for c in summary.unknown_examples)
-        click.echo(f"ci-risk: {summary.unknown_commits:,} outcomes name commits not in this clone (e.g. {examples}): "
-                   "kept, but without features")
-    if not no_features:
-        click.echo(f"ci-risk: features computed for {computed:,} builds")
+
+
+def _store_import(target: Any, records: Any, stream: Any) -> Any:
+    """The rows, in one transaction: a bad row (exit 2) or a store error (exit 1) leaves nothing imported."""
+    from ci_risk_hook.outcomes.record import store_records
+    from ci_risk_hook.outcomes.importers import ImportFormatError
+    from ci_risk_hook.progress import Progress
+    from ci_risk_hook.outcomes.store import StoreError
+
+    reading = Progress("reading outcomes", "rows")
+    try:
+        return store_records(target, records, progress=lambda _: reading(stream.rows))
+    except ImportFormatError as exc:
+        click.echo(f"ci-risk: error: {clean(str(exc))}; nothing imported", err=True)
+        sys.exit(EXIT_USAGE)
+    except StoreError as exc:
+        raise click.ClickException(f"{exc}; nothing imported") from None
+    finally:
+        reading.finish()
+
+
+def _build_features(target: Any) -> int:
+    """The feature phase of import and backfill, with progress; a store error keeps what was written."""
+    from ci_risk_hook.outcomes.record import compute_build_features
+    from ci_risk_hook.progress import Progress
+    from ci_risk_hook.outcomes.store import StoreError
+
+    progress = Progress("computing features", "builds")
+    try:
+        return compute_build_features(target, progress=progress)
+    except StoreError as exc:
+        raise click.ClickException(f"{exc}; the outcomes are recorded, features of some builds are not "
+                                   "(`ci-risk backfill` computes the rest)") from None
+    finally:
+        progress.finish()
 
 
 def _bar(label: str) -> Any:
@@ -322,8 +365,8 @@ def _bar(label: str) -> Any:
 def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: int | None, db: str | None) -> None:
     """Mine the history: features of every commit, of every recorded build, and labels from git."""
     from ci_risk_hook.mining.backfill import backfill_commits
-    from ci_risk_hook.outcomes.record import compute_build_features
     from ci_risk_hook.outcomes.records import parse_time
+    from ci_risk_hook.outcomes.store import StoreError
 
     since_ts = None
     if since is not None:
@@ -337,10 +380,12 @@ def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: i
                                  progress=_counter("commits read"))
         click.echo(f"ci-risk: {stats.commits_seen:,} commits read, features stored for {stats.commits_added:,} new "
                    f"({stats.commits_seen / max(stats.seconds, 1e-9):,.0f} commits/s)")
-        builds = compute_build_features(target, progress=_bar("build features"))
+        builds = _build_features(target)
         click.echo(f"ci-risk: features computed for {builds:,} recorded builds")
         for line in _label(target, szz, max_fixes, since_ts):
             click.echo(line)
+    except StoreError as exc:  # e.g. a full disk: what was stored is kept, and the next run resumes from it
+        raise click.ClickException(f"{exc}; what was stored so far is kept: run backfill again to resume") from None
     finally:
         target.store.close()
 

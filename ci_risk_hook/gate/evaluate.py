@@ -223,12 +223,18 @@ class _BuildHistory:
 
 SCORED_LOG = "scored.jsonl"
 _SCORED_KEEP = 50
+_SCORED_MAX_BYTES = 256 * 1024  # past this the log is trimmed to the newest _SCORED_KEEP; readers read no more
+
+
+def _scored_path(info: git.RepoInfo) -> str:
+    return os.path.join(os.path.dirname(default_path(info.common_dir)), SCORED_LOG)
 
 
 def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
     """Append this push's scores and reasons to .git/ci-risk/scored.jsonl (the report shows the latest).
 
-    Best effort: a full disk or a read-only git dir must not cost the push anything.
+    Best effort: a full disk or a read-only git dir must not cost the push anything,
+    and neither must a damaged log (its bad lines are dropped when it is trimmed).
     """
     import json
 
@@ -240,33 +246,70 @@ def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
     ]
     if not entries:
         return
-    path = os.path.join(os.path.dirname(default_path(info.common_dir)), SCORED_LOG)
+    path = _scored_path(info)
+    text = "".join(json.dumps(e) + "\n" for e in entries)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(e, allow_nan=False) + "\n" for e in entries))
-        if os.path.getsize(path) > 256 * 1024:
-            with open(path, encoding="utf-8") as fh:
-                keep = fh.readlines()[-_SCORED_KEEP:]
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.writelines(keep)
+        with open(path, "ab") as fh:
+            if fh.tell() and not _ends_with_newline(path):
+                text = "\n" + text  # a torn last line must not swallow this entry
+            fh.write(text.encode("utf-8"))
+        if os.path.getsize(path) > _SCORED_MAX_BYTES:
+            keep = _read_scored(path)[-_SCORED_KEEP:]
+            temporary = path + ".tmp"
+            with open(temporary, "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(e, allow_nan=False) + "\n" for e in keep)
+            os.replace(temporary, path)
     except (OSError, ValueError):
         pass
 
 
-def scored_pushes(info: git.RepoInfo, limit: int = 10) -> list[dict[str, object]]:
-    import json
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
-    path = os.path.join(os.path.dirname(default_path(info.common_dir)), SCORED_LOG)
+
+def scored_pushes(info: git.RepoInfo, limit: int = 10) -> list[dict[str, object]]:
+    """The newest scored pushes, oldest first; lines that are not a valid entry are skipped."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.readlines()[-limit:]
+        return _read_scored(_scored_path(info))[-limit:]
     except OSError:
         return []
-    out = []
+
+
+def _read_scored(path: str) -> list[dict[str, object]]:
+    """Valid entries of the log's last _SCORED_MAX_BYTES (a first partial line is dropped)."""
+    import json
+
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - _SCORED_MAX_BYTES))
+        data = fh.read()
+    lines = data.split(b"\n")
+    if size > _SCORED_MAX_BYTES:
+        lines = lines[1:]
+    entries = []
     for line in lines:
         try:
-            out.append(json.loads(line))
-        except ValueError:
+            entry = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
             continue
-    return out
+        if _valid_scored(entry):
+            entries.append(entry)
+    return entries
+
+
+def _valid_scored(entry: object) -> bool:
+    """What the report reads of an entry is there and of the right type (a probability is a finite 0..1)."""
+    if not isinstance(entry, dict):
+        return False
+    reasons = entry.get("reasons")
+    return (_is_number(entry.get("probability")) and 0.0 <= entry["probability"] <= 1.0
+            and _is_number(entry.get("time", 0))
+            and isinstance(entry.get("range"), str) and isinstance(entry.get("decision"), str)
+            and isinstance(reasons, list) and all(isinstance(r, str) for r in reasons))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN

@@ -2,21 +2,26 @@
 
 Only parses: nothing is written. Rows that are not outcomes of a push (pull-request
 builds, cancelled or unfinished runs, other repositories) are counted by reason in
-`ImportResult.skipped`, never silently dropped. A skipped row is only checked as far
-as needed to decide to skip it.
+`skipped`, never silently dropped. A skipped row is only checked as far as needed
+to decide to skip it.
 
 Why pushes only: pull-request builds (GitHub `pull_request` runs, GitLab
 `merge_request_event` pipelines, Travis PR builds) ran on temporary merge commits
 that are not in the project's history, and the model scores pushes.
+
+`ImportStream` yields records as it reads, so a file of millions of rows is never
+held in memory (CSV is read row by row; a JSON export is one document, parsed whole).
 """
 from __future__ import annotations
 
 import math
 import os
 from collections import Counter
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, Iterator, NamedTuple, Union
 
-from ci_risk_hook.outcomes.records import BuildRecord, normalize_status, parse_time
+from ci_risk_hook.outcomes.records import (
+    BuildRecord, OutOfRange, check_duration, normalize_status, parse_attempt, parse_time,
+)
 
 FORMATS = ("csv", "github", "gitlab", "travis")
 
@@ -27,6 +32,7 @@ TRAVIS_COLUMNS = (
 GITHUB_FIELDS = "headSha,headBranch,conclusion,createdAt,updatedAt,event,databaseId"
 
 _HEX = "0123456789abcdefABCDEF"
+MAX_SKIP_REASONS = 30  # distinct reasons counted by name in `skipped`; the rest are "other reasons"
 
 Outcome = Union[BuildRecord, str]  # a record, or the reason the row was skipped
 RowParser = Callable[[list[str], int], Outcome]
@@ -66,53 +72,64 @@ class _Bad(Exception):
         self.message = message
 
 
-class _Collector:
-    def __init__(self, name: str, skip_bad: bool) -> None:
-        self.name = name
+class ImportStream:
+    """The records of one export, yielded as they are read; the counts grow as it goes.
+
+    Iterating raises ImportFormatError at the first bad row, or, with skip_bad,
+    hands each bad row to `on_bad` (default: keeps it in `bad`) and goes on.
+    File-level problems (unreadable, not UTF-8, invalid JSON, bad CSV header, a Travis
+    file with several repositories and no `travis_repo`) raise even with skip_bad.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fmt: str, *, skip_bad: bool = False,
+                 travis_repo: str | None = None, on_bad: Callable[[ImportFormatError], None] | None = None) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown import format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+        self.path = path
+        self.name = os.fsdecode(path)
+        self.fmt = fmt
         self.skip_bad = skip_bad
-        self.records: list[BuildRecord] = []
+        self.travis_repo = travis_repo
         self.skipped: Counter[str] = Counter()
         self.bad: list[ImportFormatError] = []
+        self.on_bad = on_bad if on_bad is not None else self.bad.append
+        self.bad_rows = 0
         self.rows = 0
 
-    def add(self, outcome: Outcome) -> None:
-        if isinstance(outcome, str):
-            self.skipped[outcome] += 1
+    def __iter__(self) -> Iterator[BuildRecord]:
+        name = self.name
+        if self.fmt == "csv":
+            outcomes = _read_csv(self.path, self, _generic_header)
+        elif self.fmt == "travis":
+            want = self.travis_repo.strip().lower() if self.travis_repo is not None else None
+            outcomes = _read_csv(self.path, self, lambda header: _travis_header(header, want, name))
+        elif self.fmt == "github":
+            outcomes = _read_json(self.path, self, _github_item, f"the output of gh run list --json {GITHUB_FIELDS}")
         else:
-            self.records.append(outcome)
+            outcomes = _read_json(self.path, self, _gitlab_item, "GitLab's GET /projects/:id/pipelines")
+        for outcome in outcomes:
+            if isinstance(outcome, str):
+                if outcome not in self.skipped and len(self.skipped) >= MAX_SKIP_REASONS:
+                    outcome = "other reasons"  # event names come from the file: a bounded summary all the same
+                self.skipped[outcome] += 1
+            else:
+                yield outcome
 
     def fail(self, line: int | str, bad: _Bad) -> None:
         error = ImportFormatError(self.name, line, bad.field, bad.message)
         if not self.skip_bad:
             raise error
-        self.bad.append(error)
-
-    def result(self) -> ImportResult:
-        return ImportResult(self.records, self.skipped, self.bad, self.rows)
+        self.bad_rows += 1
+        self.on_bad(error)
 
 
 def parse_file(
     path: str | os.PathLike[str], fmt: str, *, skip_bad: bool = False, travis_repo: str | None = None
 ) -> ImportResult:
-    """Parse one export. Raises ImportFormatError for the first bad row, or collects them all with skip_bad.
-
-    File-level problems (unreadable, not UTF-8, invalid JSON, bad CSV header, a Travis
-    file with several repositories and no `travis_repo`) raise even with skip_bad.
-    """
-    name = os.fsdecode(path)
-    collector = _Collector(name, skip_bad)
-    if fmt == "csv":
-        _read_csv(path, collector, _generic_header)
-    elif fmt == "travis":
-        want = travis_repo.strip().lower() if travis_repo is not None else None
-        _read_csv(path, collector, lambda header: _travis_header(header, want, name))
-    elif fmt == "github":
-        _read_json(path, collector, _github_item, f"the output of gh run list --json {GITHUB_FIELDS}")
-    elif fmt == "gitlab":
-        _read_json(path, collector, _gitlab_item, "GitLab's GET /projects/:id/pipelines")
-    else:
-        raise ValueError(f"unknown import format {fmt!r} (expected one of: {', '.join(FORMATS)})")
-    return collector.result()
+    """Parse one export whole. Raises ImportFormatError for the first bad row, or collects them all with skip_bad."""
+    stream = ImportStream(path, fmt, skip_bad=skip_bad, travis_repo=travis_repo)
+    records = list(stream)
+    return ImportResult(records, stream.skipped, stream.bad, stream.rows)
 
 
 # ---- values shared by every format ----
@@ -140,6 +157,8 @@ def _time(field: str, value: str) -> int | None:
         return None
     try:
         return parse_time(value)
+    except OutOfRange as error:
+        raise _Bad(field, str(error)) from None
     except (ValueError, OverflowError):
         raise _Bad(field, f"not a time: {_show(value)} (expected e.g. 2024-05-01T12:00:00Z)") from None
 
@@ -155,6 +174,16 @@ def _number(field: str, value: str) -> float | None:
     if not math.isfinite(number):
         raise _Bad(field, f"not a number: {_show(value)}")
     return number
+
+
+def _duration(field: str, value: float | int | None) -> float | None:
+    """A duration within what a build can take (see outcomes.MAX_DURATION_S); None stays unknown."""
+    if value is None:
+        return None
+    try:
+        return check_duration(value)
+    except OutOfRange as error:
+        raise _Bad(field, str(error)) from None
 
 
 def _times(
@@ -182,8 +211,8 @@ def _skip_status(raw: str) -> str:
 # ---- CSV formats ----
 
 def _read_csv(
-    path: str | os.PathLike[str], collector: _Collector, header_parser: Callable[[list[str]], RowParser]
-) -> None:
+    path: str | os.PathLike[str], collector: ImportStream, header_parser: Callable[[list[str]], RowParser]
+) -> Iterator[Outcome]:
     import csv
 
     name = collector.name
@@ -207,7 +236,7 @@ def _read_csv(
                 parse_row = header_parser([column.strip().lower() for column in header])
             except _Bad as bad:
                 raise ImportFormatError(name, reader.line_num, bad.field, bad.message) from None
-            _read_rows(reader, len(header), parse_row, collector)
+            yield from _read_rows(reader, len(header), parse_row, collector)
     except UnicodeDecodeError:
         line, detail = _first_non_utf8(path)
         raise ImportFormatError(name, line, "encoding", f"not UTF-8 ({detail}); re-save the file as UTF-8") from None
@@ -215,7 +244,7 @@ def _read_csv(
         raise _unreadable(name, error) from None
 
 
-def _read_rows(reader: Any, width: int, parse_row: RowParser, collector: _Collector) -> None:
+def _read_rows(reader: Any, width: int, parse_row: RowParser, collector: ImportStream) -> Iterator[Outcome]:
     import csv
 
     previous = reader.line_num
@@ -231,9 +260,11 @@ def _read_rows(reader: Any, width: int, parse_row: RowParser, collector: _Collec
                     collector.fail(line, _Bad("row", f"{len(row)} fields, the header has {width}"))
                     continue
                 try:
-                    collector.add(parse_row(row, line))
+                    outcome = parse_row(row, line)
                 except _Bad as bad:
                     collector.fail(line, bad)
+                    continue
+                yield outcome
             return
         except csv.Error as error:
             collector.rows += 1
@@ -275,13 +306,15 @@ def _generic_header(header: list[str]) -> RowParser:
         duration = _number("duration_s", duration_s)
         if duration is not None and duration < 0:
             raise _Bad("duration_s", f"negative: {_show(duration_s)}")
+        duration = _duration("duration_s", duration)
         finished, duration = _times(started, _time("finished_at", finished_s), duration, "finished_at")
         base = _commit("base", base_s) if base_s.strip() else None
         attempt = 1
         if attempt_s.strip():
-            if not attempt_s.strip().isdecimal() or int(attempt_s) < 1:
-                raise _Bad("attempt", f"not a whole number >= 1: {_show(attempt_s)}")
-            attempt = int(attempt_s)
+            try:
+                attempt = parse_attempt(attempt_s)
+            except ValueError as error:
+                raise _Bad("attempt", str(error)) from None
         return BuildRecord(commit, status, "csv", raw, branch.strip() or None, started, finished, duration, base,
                            job_id.strip(), attempt)
 
@@ -336,6 +369,7 @@ def _travis_header(header: list[str], want: str | None, name: str) -> RowParser:
         duration = _number("duration_s", row[i_duration])
         if duration is not None and duration < 0:
             duration = None  # Travis reports negative durations for some restarted builds: unknown, not wrong
+        duration = _duration("duration_s", duration)
         if duration is not None and i_jobs is not None:
             # Travis's duration is the sum of its jobs' run times; they ran side by side, at most
             # TRAVIS_CONCURRENCY at once, so wall time is about the sum over that. Taking the sum as
@@ -353,9 +387,9 @@ def _travis_header(header: list[str], want: str | None, name: str) -> RowParser:
 # ---- JSON formats ----
 
 def _read_json(
-    path: str | os.PathLike[str], collector: _Collector, parse_item: Callable[[dict[str, Any]], Outcome],
+    path: str | os.PathLike[str], collector: ImportStream, parse_item: Callable[[dict[str, Any]], Outcome],
     expected: str,
-) -> None:
+) -> Iterator[Outcome]:
     import json
 
     name = collector.name
@@ -377,6 +411,9 @@ def _read_json(
                                 f"invalid JSON: {error.msg} (column {error.colno})") from None
     except RecursionError:
         raise ImportFormatError(name, 1, "json", "invalid JSON: nested too deeply") from None
+    except ValueError as error:  # a number of more than 4,300 digits: Python refuses to convert it
+        line = text.count("\n", 0, _first_long_number(text)) + 1
+        raise ImportFormatError(name, line, "json", f"invalid JSON: {str(error).split(':')[0]}") from None
     if not isinstance(items, list):
         line = text.count("\n", 0, len(text) - len(text.lstrip())) + 1
         raise ImportFormatError(name, line, "json", f"expected an array of objects ({expected}), got {_kind(items)}")
@@ -387,9 +424,11 @@ def _read_json(
             collector.fail(where, _Bad("item", f"expected an object, got {_kind(item)}"))
             continue
         try:
-            collector.add(parse_item(item))
+            outcome = parse_item(item)
         except _Bad as bad:
             collector.fail(where, bad)
+            continue
+        yield outcome
 
 
 _JSON_KINDS: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}
@@ -432,9 +471,10 @@ def _seconds(item: dict[str, Any], key: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Bad(key, f"expected a number of seconds, got {_kind(value)}")
-    if not math.isfinite(value) or value < 0:
-        raise _Bad(key, f"expected a number of seconds >= 0, got {value}")
-    return float(value)
+    if value != value or value < 0:  # NaN or negative
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
+        raise _Bad(key, f"expected a number of seconds >= 0, got {shown}")
+    return _duration(key, value)  # an int, not float(): float() of a 400-digit integer raises OverflowError
 
 
 def _github_item(item: dict[str, Any]) -> Outcome:
@@ -454,8 +494,11 @@ def _github_item(item: dict[str, Any]) -> Outcome:
     finished, duration = _times(started, _time("updatedAt", _text(item, "updatedAt")), None, "updatedAt")
     run_id = _integer(item, "databaseId")
     attempt = _integer(item, "attempt")  # not in the documented command, but gh can export it
-    if attempt is not None and attempt < 1:
-        raise _Bad("attempt", f"expected a number >= 1, got {attempt}")
+    if attempt is not None:
+        try:
+            attempt = parse_attempt(str(attempt))
+        except ValueError as error:
+            raise _Bad("attempt", str(error)) from None
     return BuildRecord(commit, status, "github", raw, _text(item, "headBranch").strip() or None, started, finished,
                        duration, None, "" if run_id is None else str(run_id), attempt or 1)
 
@@ -480,6 +523,14 @@ def _gitlab_item(item: dict[str, Any]) -> Outcome:
 
 
 # ---- file-level problems ----
+
+def _first_long_number(text: str) -> int:
+    """Where the first run of more than 4,300 digits starts (the line json.loads does not say)."""
+    import re
+
+    found = re.search(r"[0-9]{4301}", text)
+    return found.start() if found else 0
+
 
 def _unreadable(name: str, error: OSError) -> ImportFormatError:
     return ImportFormatError(name, 0, "file", f"cannot read: {error.strerror or error}")

@@ -6,7 +6,9 @@ picked up by the next run).
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections import OrderedDict
+from itertools import islice
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.analysis import analyze
@@ -14,7 +16,8 @@ from ci_risk_hook.mining.backfill import SCHEMA_VERSION
 from ci_risk_hook.features.extract import Limits
 from ci_risk_hook.outcomes.records import BuildRecord
 from ci_risk_hook.git.ranges import PushRange
-from ci_risk_hook.outcomes.store import Build, Store, StoreError, default_url, open_store, remember
+from ci_risk_hook.outcomes.store import Store, StoreError, default_url, open_store, remember
+
 
 class CaptureError(Exception):
     """The outcome cannot be recorded as asked (unknown commit, unidentifiable repository)."""
@@ -52,24 +55,68 @@ class ImportSummary(NamedTuple):
     unknown_examples: list[str]
 
 
-def store_records(target: Target, records: Sequence[BuildRecord], cwd: str | None = None) -> ImportSummary:
-    """Store outcomes in one transaction; commits unknown here are kept, counted and reported."""
-    resolved = git.resolve_commits([r.commit for r in records], cwd)
-    normalised: list[BuildRecord] = []
-    known: list[bool] = []
-    unknown: list[str] = []
-    for r in records:
-        sha = resolved.get(r.commit)
-        if sha is None:
-            unknown.append(r.commit)
-            normalised.append(r)
-            known.append(False)
-        else:
-            base = resolved.get(r.base) if r.base else None
-            normalised.append(r._replace(commit=sha, base=base or r.base))
-            known.append(True)
-    new = target.store.add_builds(target.repo_id, normalised, known)
-    return ImportSummary(len(records), new, len(unknown), unknown[:5])
+BATCH_ROWS = 5000  # outcomes resolved and written at a time: memory stays flat, whatever the file's size
+
+
+def store_records(
+    target: Target,
+    records: Iterable[BuildRecord],
+    cwd: str | None = None,
+    *,
+    batch: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Store outcomes in ONE transaction, a batch at a time; commits unknown here are kept, counted and reported.
+
+    `records` may be a stream: an error raised while reading it (a malformed row)
+    rolls back everything stored before it. `progress` gets the outcomes stored so far.
+    """
+    store, repo_id = target.store, target.repo_id
+    batch = batch or BATCH_ROWS
+    store.for_bulk_work()
+    recorded = unknown = 0
+    examples: list[str] = []
+    commits: set[str] = set()
+    with store.transaction():
+        before = store.build_count(repo_id)
+        for chunk in _batches(records, batch):
+            resolved = git.resolve_commits([r.commit for r in chunk] + [r.base for r in chunk if r.base], cwd)
+            normalised: list[BuildRecord] = []
+            known: list[bool] = []
+            for r in chunk:
+                sha = resolved.get(r.commit)
+                if sha is None:
+                    unknown += 1
+                    if len(examples) < 5:
+                        examples.append(r.commit)
+                    normalised.append(r)
+                else:
+                    base = resolved.get(r.base) if r.base else None
+                    normalised.append(r._replace(commit=sha, base=base or r.base))
+                known.append(sha is not None)
+            store.upsert_builds(repo_id, normalised, known)
+            recorded += len(chunk)
+            if recorded <= batch:
+                commits.update(r.commit for r in normalised)
+            if progress is not None:
+                progress(recorded)
+        # One batch: look at its commits; more: one pass over the repository beats every batch's commits again.
+        store.mark_flaky(repo_id, commits if recorded <= batch else None)
+        new = store.build_count(repo_id) - before
+    return ImportSummary(recorded, new, unknown, examples)
+
+
+def _batches(items: Iterable[BuildRecord], size: int) -> Iterator[list[BuildRecord]]:
+    iterator = iter(items)
+    while True:
+        chunk = list(islice(iterator, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+FEATURE_BATCH = 500  # builds whose features are written in one transaction: a kill loses at most these
+RANGE_CACHE = 4096  # features of the most recent ranges: reruns and jobs of one push share their range
 
 
 def compute_build_features(
@@ -77,40 +124,69 @@ def compute_build_features(
     cwd: str | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
-    batch: int = 200,
+    batch: int | None = None,
 ) -> int:
     """Features for every build that has none yet; returns how many were computed.
 
     A build's range runs from its recorded base, else from the previous
     build's commit on the same branch (the push before it), else from its
-    commit's first parent.
+    commit's first parent. Builds are read a page at a time and their features
+    written a batch at a time, so memory does not grow with the history, and a
+    run that is stopped resumes where it was: a build without features is
+    picked up by the next run.
     """
-    pending = target.store.builds_without_features(target.repo_id)
-    if not pending:
+    store, repo_id = target.store, target.repo_id
+    batch = batch or FEATURE_BATCH
+    total = store.count_builds_without_features(repo_id)
+    if not total:
         return 0
-    previous = _previous_on_branch(target.store.builds(target.repo_id))
+    store.for_bulk_work()
     limits = Limits()
+    cache: OrderedDict[tuple[str, str | None], _Computed] = OrderedDict()
     rows: list[tuple[int, str, str | None, Sequence[str], dict[str, float | None]]] = []
-    done = 0
-    for build in pending:
-        base = build.base or previous.get(build.id)
-        push_range = PushRange(tip=build.commit, exclude=(base,) if base and base != build.commit else ())
-        try:
-            if not push_range.exclude:
-                push_range = _first_parent_range(build.commit, cwd)
-            result = analyze(push_range, target.info, limits, cwd=cwd)
-        except git.GitError:
-            continue  # the commit or its base vanished since it was recorded; try again next time
-        files = sorted({p for paths in result.facts.paths_by_category.values() for p in paths})
-        rows.append((build.id, SCHEMA_VERSION, result.facts.author_email or None, files, result.values))
-        done += 1
-        if len(rows) >= batch:
-            target.store.set_build_features(rows)
-            rows = []
+    done = seen = 0
+    last_id = 0
+    while True:
+        page = store.builds_without_features(repo_id, after_id=last_id, limit=batch)
+        if not page:
+            break
+        last_id = page[-1].id
+        for build in page:
+            seen += 1
+            base = build.base or store.previous_commit_on_branch(repo_id, build)
+            key = (build.commit, base if base != build.commit else None)
+            computed = cache.get(key)
+            if computed is None:
+                try:
+                    computed = _compute(target, key, limits, cwd)
+                except git.GitError:
+                    continue  # the commit or its base vanished since it was recorded; try again next time
+                cache[key] = computed
+                if len(cache) > RANGE_CACHE:
+                    cache.popitem(last=False)
+            else:
+                cache.move_to_end(key)
+            rows.append((build.id, SCHEMA_VERSION, computed.author, computed.files, computed.values))
+            done += 1
+        store.set_build_features(rows)
+        rows = []
         if progress is not None:
-            progress(done, len(pending))
-    target.store.set_build_features(rows)
+            progress(seen, total)
     return done
+
+
+class _Computed(NamedTuple):
+    author: str | None
+    files: list[str]
+    values: dict[str, float | None]
+
+
+def _compute(target: Target, key: tuple[str, str | None], limits: Limits, cwd: str | None) -> _Computed:
+    commit, base = key
+    push_range = PushRange(tip=commit, exclude=(base,)) if base else _first_parent_range(commit, cwd)
+    result = analyze(push_range, target.info, limits, cwd=cwd)
+    files = sorted({p for paths in result.facts.paths_by_category.values() for p in paths})
+    return _Computed(result.facts.author_email or None, files, result.values)
 
 
 def _first_parent_range(commit: str, cwd: str | None) -> PushRange:
@@ -119,15 +195,3 @@ def _first_parent_range(commit: str, cwd: str | None) -> PushRange:
     except git.GitError:
         return PushRange(tip=commit)  # a root commit: the range is the commit itself
     return PushRange(tip=commit, exclude=(parent,))
-
-
-def _previous_on_branch(builds: Sequence[Build]) -> dict[int, str]:
-    """For each build, the commit of the known build before it on the same branch."""
-    last: dict[str | None, str] = {}
-    previous: dict[int, str] = {}
-    for b in builds:
-        if b.branch in last and last[b.branch] != b.commit:
-            previous[b.id] = last[b.branch]
-        if b.known_commit:
-            last[b.branch] = b.commit
-    return previous

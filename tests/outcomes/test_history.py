@@ -284,3 +284,164 @@ def test_import_travis_with_a_misspelled_repository_is_a_usage_error(project: Re
     assert code == 2 and "no rows for repository 'owner/typo'" in err
     code, out, _ = run(["import", str(f), "--format", "travis", "--travis-repo", "owner/real"], capsys)
     assert code == 0 and "1 outcomes recorded" in out
+
+
+# -- bad values from CI's environment and from import files --------------------
+
+@pytest.mark.parametrize("attempt", ["abc", "1.5", "\u00b2", "0", "99999999999999999999999"])
+def test_a_ci_attempt_that_is_not_a_number_is_one_line_and_records_nothing(
+        project: Repo, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        attempt: str) -> None:
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    monkeypatch.setenv("GITHUB_RUN_ATTEMPT", attempt)
+    code, _, err = run(["record", "--status", "pass"], capsys)
+    assert code == 2 and "Traceback" not in err and err.strip().count("\n") == 0
+    assert "GITHUB_RUN_ATTEMPT" in err and "nothing recorded" in err
+    assert not db.exists() or builds(db) == []
+    code, out, _ = run(["record", "--status", "pass", "--attempt", "2"], capsys)  # the option wins over the variable
+    assert code == 0 and [(b.job_id, b.attempt) for b in builds(db)] == [("4242", 2)]
+
+
+def test_a_ci_job_id_is_any_text_and_run_keeps_the_commands_exit_code(project: Repo, db: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**os.environ, "BUILD_ID": " 2024-05-01_10-00-00 "}  # Jenkins' old ids are dates
+    ok = subprocess.run([CI_RISK, "record", "--status", "pass"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert [b.job_id for b in builds(db)] == ["2024-05-01_10-00-00"]
+    env = {**os.environ, "GITHUB_RUN_ID": "7", "GITHUB_RUN_ATTEMPT": "second"}
+    failing = subprocess.run([CI_RISK, "run", "--", sys.executable, "-c", "raise SystemExit(4)"],
+                             capture_output=True, text=True, env=env)
+    assert failing.returncode == 4
+    assert "outcome not recorded: GITHUB_RUN_ATTEMPT: not a whole number" in failing.stderr
+    assert "Traceback" not in failing.stderr and len(builds(db)) == 1
+
+
+def _json_export(fmt: str, sha: str, **change: object) -> str:
+    if fmt == "github":
+        item: dict[str, object] = {"headSha": sha, "headBranch": "main", "conclusion": "success", "event": "push",
+                                   "createdAt": "2024-03-01T10:00:00Z", "updatedAt": "2024-03-01T10:05:00Z",
+                                   "databaseId": 1}
+    else:
+        item = {"id": 1, "sha": sha, "ref": "main", "status": "success", "source": "push",
+                "started_at": "2024-03-01T10:00:00Z", "finished_at": "2024-03-01T10:05:00Z", "duration": 300}
+    item.update(change)
+    return json.dumps([item], allow_nan=True)
+
+
+HUGE = 10**400  # json.dumps writes every digit
+
+
+@pytest.mark.parametrize("fmt, make, where", [
+    ("csv", lambda sha: f"commit,status,attempt\n{sha},passed,100000000000000000000000\n", ":2: attempt: out of range"),
+    ("csv", lambda sha: f"commit,status,started_at\n{sha},passed,10000000000000000000\n", ":2: started_at: out of range"),
+    ("csv", lambda sha: f"commit,status,started_at\n{sha},passed,1714560000000\n", ":2: started_at: out of range"),
+    ("csv", lambda sha: f"commit,status,started_at,duration_s\n{sha},passed,1000,1e300\n", ":2: duration_s: out of range"),
+    ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,inf\n", ":2: duration_s: not a number"),
+    ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,NaN\n", ":2: duration_s: not a number"),
+    ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,-60\n", ":2: duration_s: negative"),
+    ("github", lambda sha: _json_export("github", sha, createdAt="10000000000000000000"), ":item 1: createdAt: out of range"),
+    ("github", lambda sha: _json_export("github", sha, attempt=10**23), ":item 1: attempt: out of range"),
+    ("gitlab", lambda sha: _json_export("gitlab", sha, duration=1e300), ":item 1: duration: out of range"),
+    ("gitlab", lambda sha: _json_export("gitlab", sha, duration=HUGE), ":item 1: duration: out of range"),
+    ("gitlab", lambda sha: _json_export("gitlab", sha, duration=float("nan")), ":item 1: duration: expected a number"),
+    ("gitlab", lambda sha: _json_export("gitlab", sha, duration=-1), ":item 1: duration: expected a number of seconds >= 0"),
+    ("gitlab", lambda sha: _json_export("gitlab", sha, started_at="0001-01-01T00:00:00+01:00"),
+     ":item 1: started_at: out of range"),
+    ("travis", lambda sha: "repo,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type\n"
+                           f"o/r,1,{sha},,main,passed,1e300,2024-01-01 00:00:00 UTC,push\n", ":2: duration_s: out of range"),
+    ("travis", lambda sha: "repo,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type\n"
+                           f"o/r,1,{sha},,main,passed,60,10000000000000000000,push\n", ":2: started_at: out of range"),
+])
+def test_out_of_range_numbers_in_an_import_are_one_line_and_write_nothing(
+        project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        fmt: str, make: object, where: str) -> None:
+    f = tmp_path / f"export.{'json' if fmt in ('github', 'gitlab') else 'csv'}"
+    f.write_text(make(project.head()))  # type: ignore[operator]
+    code, _, err = run(["import", str(f), "--format", fmt], capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+    assert f"{f}{where}" in err and "nothing imported" in err
+    assert not db.exists(), "a bad file is refused before the store is touched"
+
+
+# -- large imports: batches, one transaction, bounded memory, progress -------------
+
+def test_an_import_in_many_batches_is_still_one_transaction(project: Repo, db: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ci_risk_hook.outcomes import record as capture
+
+    monkeypatch.setattr(capture, "BATCH_ROWS", 7)
+    shas = project.git("rev-list", "HEAD").split()
+    good = [f"{shas[i % len(shas)]},{'failed' if i % 4 == 0 else 'passed'},main,{1_700_000_000 + i},{i}" for i in range(60)]
+    f = tmp_path / "outcomes.csv"
+    f.write_text("commit,status,branch,started_at,job_id\n" + "\n".join(good + [f"{shas[0]},passed,main,soon,60"]) + "\n")
+    code, _, err = run(["import", str(f), "--format", "csv"], capsys)
+    assert code == 2 and f"{f}:62: started_at: not a time" in err
+    assert builds(db) == [], "the batches stored before the bad row were rolled back"
+    f.write_text("commit,status,branch,started_at,job_id\n" + "\n".join(good) + "\n")
+    code, out, err = run(["import", str(f), "--format", "csv"], capsys)
+    assert code == 0, err
+    assert "60 outcomes recorded (60 new)" in out and "features computed for 60 builds" in out
+    stored = builds(db)
+    assert len(stored) == 60
+    # every commit failed in one batch and passed in another: each failure is flaky
+    assert all(b.flaky for b in stored if b.status == "fail") and not any(b.flaky for b in stored if b.status == "pass")
+
+
+def test_build_features_page_through_the_builds_and_follow_the_branch(history_repo: Repo, tmp_path: Path) -> None:
+    """A build's range starts at the previous known build's commit on its branch, else at its first parent."""
+    from ci_risk_hook.outcomes.record import Target, compute_build_features
+    from ci_risk_hook.outcomes.records import BuildRecord
+
+    r = history_repo
+    c = r.git("rev-list", "--reverse", "HEAD").split()  # c[0] .. c[5]
+    store = open_store(str(tmp_path / "h.sqlite"))
+    target = Target(store, store.repository_id(c[0]), git.repo_info(str(r.path)))
+
+    def record(sha: str, t: int, branch: str | None = "main") -> BuildRecord:
+        return BuildRecord(sha, "pass", "csv", branch=branch, started_at=t, job_id=str(t))
+
+    plan = [record(c[1], 10), record(c[1], 20), record(c[4], 30), record(c[3], 40, branch="dev"),
+            record("f" * 40, 50), record(c[5], 60), record(c[2], 70, branch=None), record(c[3], 80, branch=None)]
+    store.add_builds(target.repo_id, plan, [rec.commit != "f" * 40 for rec in plan])
+    seen: list[tuple[int, int]] = []
+    assert compute_build_features(target, str(r.path), batch=3, progress=lambda done, total: seen.append((done, total))) == 7
+    features = store.build_features(target.repo_id)
+    commits_in_range = {b.started_at: features[b.id][2]["n_commits"] if b.id in features else None
+                        for b in store.builds(target.repo_id)}
+    assert commits_in_range == {
+        10: 1,     # first build: c0..c1
+        20: 1,     # the same commit again: its first parent, not an empty range
+        30: 3,     # c1..c4
+        40: 1,     # first on dev
+        50: None,  # a commit this clone lacks: no features, and not anyone's previous build
+        60: 1,     # c4..c5, past the unknown commit
+        70: 1,     # no branch: first of its kind
+        80: 1,     # c2..c3 on the same (missing) branch
+    }
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+    store.close()
+
+
+def test_import_prints_progress_lines_off_a_terminal(project: Repo, db: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ci_risk_hook.outcomes import record as capture
+    from ci_risk_hook import progress
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)  # a line at every step instead of every few seconds
+    monkeypatch.setattr(capture, "BATCH_ROWS", 10)
+    monkeypatch.setattr(capture, "FEATURE_BATCH", 10)
+    sha = project.head()
+    f = tmp_path / "outcomes.csv"
+    f.write_text("commit,status,job_id\n" + "".join(f"{sha},passed,{i}\n" for i in range(25)))
+    code, out, err = run(["import", str(f), "--format", "csv"], capsys)
+    assert code == 0, err
+    lines_ = err.splitlines()
+    assert "\r" not in err and "\x1b" not in err, "plain lines off a terminal"
+    assert [line.split(",")[0] for line in lines_ if "reading outcomes" in line] == [
+        "ci-risk: reading outcomes: 10 rows", "ci-risk: reading outcomes: 20 rows", "ci-risk: reading outcomes: 25 rows"]
+    assert [line.split(" (")[0] for line in lines_ if "computing features" in line] == [
+        "ci-risk: computing features: 10 of 25 builds", "ci-risk: computing features: 20 of 25 builds",
+        "ci-risk: computing features: 25 of 25 builds"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -440,3 +441,17 @@ def test_travis_duration_of_several_jobs_is_spread_over_five_at_a_time(tmp_path:
     first, second = parse_file(f, "travis").records
     assert first.duration_s == 200.0 and first.finished_at == first.started_at + 200  # 1000 s over 5 at a time
     assert second.duration_s == 300.0  # 900 s over its 3 jobs
+
+
+@pytest.mark.skipif(not hasattr(sys, "get_int_max_str_digits"), reason="this Python converts numbers of any length")
+def test_a_json_number_too_long_for_python_is_a_file_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "pipelines.json", '[\n {"id": 1,\n  "duration": ' + "9" * 5000 + "}\n]")
+    assert error_of(path, "gitlab") == (f"{path}:3: json: invalid JSON: "
+                                        "Exceeds the limit (4300 digits) for integer string conversion")
+
+
+def test_skip_reasons_named_by_the_file_stay_a_short_summary(tmp_path: Path) -> None:
+    rows = [travis_row("o/r", i, SHA1, "passed", event=f"event-{i}") for i in range(100)]
+    result = parse_file(travis_file(tmp_path, *rows, travis_row("o/r", 100, SHA2, "passed")), "travis")
+    assert len(result.records) == 1 and sum(result.skipped.values()) == 100
+    assert len(result.skipped) == 31 and result.skipped["other reasons"] == 70

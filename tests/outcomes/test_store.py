@@ -99,6 +99,49 @@ def test_prior_builds_are_those_finished_before_oldest_first(store_url: str) -> 
     store.close()
 
 
+def test_the_build_before_another_on_its_branch_and_pages_of_builds_without_features(store_url: str) -> None:
+    """What the feature phase of a large import reads instead of every build at once."""
+    store = open_store(store_url)
+    repo = store.repository_id("e" * 40)
+    plan = [build(1), build(2, started_at=1_300), build(3, branch="dev"), build(4),
+            build(5, started_at=None), build(6, branch=None), build(7, branch=None), build(2, job_id="rerun")]
+    store.add_builds(repo, plan, [record.commit != SHA[4] for record in plan])
+    rows = {(b.commit, b.job_id): b for b in store.builds(repo)}
+    previous = {f"{SHA.index(commit)}{job}": store.previous_commit_on_branch(repo, b) for (commit, job), b in rows.items()}
+    assert previous == {
+        "1": None,               # the first on main
+        "2": None,               # started at 1,300, after its own rerun (1,200): no range of its own
+        "3": None,               # the first on dev
+        "4": SHA[2],             # a commit this clone lacks still has a build before it...
+        "5": SHA[2],             # ...but is nobody's previous build; 5 has no start: recorded later than all
+        "6": None, "7": SHA[6],  # no branch is a branch of its own
+        "2rerun": SHA[1],        # started at 1,200: after build 1 (1,100)
+    }
+    pending = store.count_builds_without_features(repo)
+    assert pending == 7  # the unknown commit never gets features
+    seen, after = [], 0
+    while page := store.builds_without_features(repo, after_id=after, limit=3):
+        seen += [b.id for b in page]
+        after = page[-1].id
+        store.set_build_features([(page[0].id, "v", None, [], {})])
+    assert len(seen) == 7 and seen == sorted(seen)
+    assert store.count_builds_without_features(repo) == 7 - 3  # one written per page
+    store.close()
+
+
+def test_flaky_failures_marked_over_the_whole_repository_in_one_statement(store_url: str) -> None:
+    store = open_store(store_url)
+    repo = store.repository_id("f" * 40)
+    other = store.repository_id("9" * 40)
+    with store.transaction():
+        store.upsert_builds(repo, [build(1, "fail"), build(2, "fail"), build(1, "pass", job_id="2")])
+        store.upsert_builds(other, [build(2, "pass")])
+    store.mark_flaky(repo)
+    assert {(b.commit, b.status): b.flaky for b in store.builds(repo)} == {
+        (SHA[1], "fail"): True, (SHA[2], "fail"): False, (SHA[1], "pass"): False}
+    store.close()
+
+
 WRITER = textwrap.dedent("""
     import sys
     from ci_risk_hook.outcomes.records import BuildRecord

@@ -54,3 +54,30 @@ def test_report_without_recorded_history_is_a_one_line_error(tmp_path: Path, his
                           capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("Error: nothing to backtest") and proc.stderr.count("\n") == 1
+
+
+def test_report_skips_damaged_lines_of_the_scored_log(demo_repo: Path, tmp_path: Path) -> None:
+    """A torn write, a stray editor or another tool's garbage in scored.jsonl costs those lines, not the report."""
+    log = demo_repo / ".git" / "ci-risk" / "scored.jsonl"
+    kept = log.read_bytes() if log.exists() else None
+    good = b'{"time": 1, "range": "main..good", "probability": 0.5, "decision": "warn", "reasons": ["a reason"]}\n'
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(good + b'[1, 2]\n"text"\n42\n{"range": "main..no-probability"}\n'
+                        b'{"range": "main..typed", "probability": "0.5", "decision": "warn", "reasons": []}\n'
+                        b'{"range": "main..reasons", "probability": 0.5, "decision": "warn", "reasons": "x"}\n'
+                        b'{"range": "main..nan", "probability": NaN, "decision": "warn", "reasons": []}\n'
+                        b'\xff\xfe\x00 binary garbage \x80\n' + b"[" * 100_000 + b"\n" + b'{"unterminated": ')
+        env_db = str(demo_repo / ".git" / "ci-risk" / "history.sqlite")
+        proc = subprocess.run([CI_RISK, "report", "--out", str(tmp_path / "out"), "--html", "--db", env_db],
+                              cwd=demo_repo, capture_output=True, text=True)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        pushes = (tmp_path / "out" / "report.html").read_text().split('<ul id="scored">')[1].split("</ul>\n")[0]
+        assert "main..good: risk 0.50 (warn)" in pushes and "a reason" in pushes
+        for damaged in ("no-probability", "typed", "reasons", "nan", "unterminated"):
+            assert damaged not in pushes
+    finally:
+        if kept is None:
+            log.unlink()
+        else:
+            log.write_bytes(kept)
