@@ -121,10 +121,11 @@ def uninstall() -> None:
 def index(rebuild: bool) -> None:
     """Build or update the history index that makes history features fast."""
     from ci_risk_hook.git import repo as git
-    from ci_risk_hook.features.history_index import IndexError_, build, default_path
+    from ci_risk_hook import paths
+    from ci_risk_hook.features.history_index import IndexError_, build
 
     info = git.repo_info()
-    path = default_path(info.common_dir)
+    path = paths.index_file(info.common_dir)
     if info.is_shallow:
         click.echo("ci-risk: note: shallow clone; the hook ignores history features until `git fetch --unshallow`", err=True)
     tips = git.run(["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes"]).decode().split()

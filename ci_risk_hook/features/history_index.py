@@ -24,6 +24,7 @@ import sqlite3
 import time as _time
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
+from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 
 # 2: names stored as name keys (version 1 held other spellings of non-UTF-8
@@ -94,16 +95,6 @@ class AuthorHistory(NamedTuple):
     subsystem_commits: int
 
 
-def default_path(common_dir: str) -> str:
-    override = os.environ.get("CI_RISK_INDEX_DIR")
-    base = override if override else os.path.join(common_dir, "ci-risk")
-    return os.path.join(base, "history-index.sqlite")
-
-
-def lock_path(index_path: str) -> str:
-    return os.path.splitext(index_path)[0] + ".lock"
-
-
 def build(
     path: str,
     tips: Sequence[str],
@@ -119,7 +110,7 @@ def build(
     """
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        lock = BuildLock(lock_path(path))
+        lock = BuildLock(paths.index_lock(path))
         if not lock.acquire(wait=False):
             if on_wait is not None:
                 on_wait(lock.holder())
@@ -270,7 +261,7 @@ class HistoryIndex:
         if not self._uncovered(shas):
             return 0
         own = lock is None
-        held = lock if lock is not None else BuildLock(lock_path(self.path))
+        held = lock if lock is not None else BuildLock(paths.index_lock(self.path))
         if own and not held.acquire(wait=deadline is None):
             raise IndexBusy(f"the history index is being built by another process ({held.holder()})")
         try:

@@ -14,9 +14,9 @@ import sys
 import time
 from typing import Sequence
 
-from ci_risk_hook.features.history_index import BuildLock, lock_path
+from ci_risk_hook import paths
+from ci_risk_hook.features.history_index import BuildLock
 
-LOG_FILE = "index-build.log"
 _LOG_KEEP_BYTES = 64 * 1024
 
 
@@ -28,7 +28,7 @@ def continue_in_background(lock: BuildLock, cwd: str | None, targets: Sequence[s
     """
     if lock.fd is None:  # no flock on this platform: nothing would keep a second builder out
         return "run `ci-risk index` to finish it"
-    log = os.path.join(os.path.dirname(lock.path), LOG_FILE)
+    log = paths.index_build_log(lock.path)
     try:
         if os.path.exists(log) and os.path.getsize(log) > _LOG_KEEP_BYTES:
             os.remove(log)
@@ -46,7 +46,7 @@ def continue_in_background(lock: BuildLock, cwd: str | None, targets: Sequence[s
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m ci_risk_hook.features.index_build --lock-fd N SHA...`: build until these commits are covered."""
     from ci_risk_hook.git import repo as git
-    from ci_risk_hook.features.history_index import HistoryIndex, IndexError_, default_path
+    from ci_risk_hook.features.history_index import HistoryIndex, IndexError_
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or args[0] != "--lock-fd":
@@ -56,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(os, "nice"):
         os.nice(10)  # background work: the developer's next command comes first
     info = git.repo_info()
-    path = default_path(info.common_dir)
-    lock = BuildLock(lock_path(path), fd=int(args[1]))
+    path = paths.index_file(info.common_dir)
+    lock = BuildLock(paths.index_lock(path), fd=int(args[1]))
     lock.name_holder()
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: building the history index", flush=True)
     try:

@@ -52,11 +52,10 @@ def _log_internal_error(exc: BaseException) -> str | None:
     import traceback  # only on this rare path: importing it costs ~5 ms on every push
 
     try:
-        from ci_risk_hook.config import user_data_dir
+        from ci_risk_hook import paths
 
-        directory = user_data_dir()
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, "error.log")
+        path = paths.error_log()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ci-risk {__version__}\n")
             fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))

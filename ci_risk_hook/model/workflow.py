@@ -9,10 +9,10 @@ import os
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
+from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.model.backtest import BacktestResult, backtest
 from ci_risk_hook.model.dataset import DatasetError, Table, ci_table, concat, szz_table
-from ci_risk_hook.gate.evaluate import repo_model_path
 from ci_risk_hook.outcomes.store import Store
 from ci_risk_hook.model.training import CANDIDATES, TrainResult, export, library_versions, train
 
@@ -67,14 +67,14 @@ def install(artifact: dict[str, Any], path: str) -> str | None:
 
     previous = None
     if os.path.exists(path):
-        previous = path[:-len(".json")] + ".prev.json" if path.endswith(".json") else path + ".prev"
+        previous = paths.previous_model(path)
         os.replace(path, previous)
     write_artifact(artifact, path)
     return previous
 
 
 def default_model_path(cwd: str | None = None) -> str:
-    return repo_model_path(git.repo_info(cwd))
+    return paths.repo_model(git.repo_info(cwd).common_dir)
 
 
 def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, target_recall: float = 0.9,

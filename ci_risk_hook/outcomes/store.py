@@ -20,9 +20,9 @@ import sqlite3
 import time
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from ci_risk_hook import paths
 from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord
 
-DEFAULT_FILE = "history.sqlite"
 _PG_LOCK_KEY = 0x63692D7269736B  # "ci-risk": serialises concurrent migrations
 
 
@@ -118,13 +118,10 @@ class PriorBuild(NamedTuple):
     files: frozenset[str]
 
 
-POINTER = os.path.join("ci-risk", "store")
-
-
 def remember(common_dir: str, url: str) -> None:
     """Note in the git dir which store this repository records into, for the hook (never a password)."""
     text = redact(url) if "://" in url else os.path.abspath(url)
-    path = os.path.join(common_dir, POINTER)
+    path = paths.store_pointer(common_dir)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as fh:
@@ -135,7 +132,7 @@ def remember(common_dir: str, url: str) -> None:
 
 def remembered(common_dir: str) -> str | None:
     try:
-        with open(os.path.join(common_dir, POINTER), encoding="utf-8") as fh:
+        with open(paths.store_pointer(common_dir), encoding="utf-8") as fh:
             return fh.read().strip() or None
     except OSError:
         return None
@@ -146,13 +143,13 @@ def default_url() -> str:
     env = os.environ.get("CI_RISK_DB")
     if env:
         return env
-    from ci_risk_hook.config import ConfigError, user_data_dir, user_setting
+    from ci_risk_hook.config import ConfigError, user_setting
 
     try:
         configured = user_setting("db")
     except ConfigError as exc:
         raise StoreError(str(exc)) from None
-    return str(configured) if configured else os.path.join(user_data_dir(), DEFAULT_FILE)
+    return str(configured) if configured else paths.default_store_file()
 
 
 def is_postgres(url: str) -> bool:
