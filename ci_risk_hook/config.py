@@ -21,13 +21,13 @@ import stat
 import sys
 from typing import Any, Callable, Mapping, NamedTuple
 
+from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
 from ci_risk_hook import paths
 
 CONFIG_FILE = ".ci-risk.ini"
 USER_CONFIG_SOURCE = "user config"
 SECTION = "ci-risk"
 MODES = ("warn", "block", "off")
-FORMATS = ("text", "json")
 MAX_CONFIG_BYTES = 64 * 1024  # a settings file is a few lines; a bigger one is not read
 
 DEFAULT_WARN_AT = 0.5
@@ -36,8 +36,10 @@ DEFAULT_INDEX_BUDGET = 1.0  # seconds a push may spend building the history inde
 DEFAULT_STORE_BUDGET = 1.0  # seconds a push waits for the outcomes store
 
 
-class ConfigError(Exception):
+class ConfigError(CiRiskError):
     """A setting has a value that cannot be used (a usage error: exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 class Refused(ConfigError):

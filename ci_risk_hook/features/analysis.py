@@ -11,7 +11,7 @@ from typing import Callable
 from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.extract import FeatureResult, Limits, extract
-from ci_risk_hook.features.history_index import BudgetExceeded, HistoryIndex, IndexBusy, IndexError_
+from ci_risk_hook.features.history_index import BudgetExceeded, HistoryIndex, IndexBusy, HistoryIndexError
 from ci_risk_hook.git.ranges import PushRange
 
 
@@ -40,7 +40,7 @@ def analyze(
         deadline = None if index_budget is None else time.monotonic() + index_budget
         try:
             index = HistoryIndex(paths.index_file(info.common_dir), cwd)
-        except IndexError_ as exc:
+        except HistoryIndexError as exc:
             # history_known stays True: the history exists, only the index is unusable (not a shallow clone).
             extra_notes.append(f"{exc}; history features unknown")
         if index is not None:

@@ -27,6 +27,7 @@ import os
 import subprocess
 from typing import IO, Iterable, Iterator, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook import paths
 
 ZERO_SHA = "0" * 40
@@ -47,8 +48,10 @@ _MISSING_OBJECT_MARKERS = (
 )
 
 
-class GitError(Exception):
+class GitError(CiRiskError):
     """A git command failed; the message is git's own first line of complaint."""
+
+    exit_code = EXIT_BLOCKED
 
 
 class MissingObjectError(GitError):

@@ -6,8 +6,10 @@ picked up by the next run).
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+import os
+from typing import Callable, Mapping, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.mining.backfill import SCHEMA_VERSION
@@ -16,8 +18,11 @@ from ci_risk_hook.outcomes.records import BuildRecord
 from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.outcomes.store import Build, Store, StoreError, default_url, open_store, remember
 
-class CaptureError(Exception):
+
+class CaptureError(CiRiskError):
     """The outcome cannot be recorded as asked (unknown commit, unidentifiable repository)."""
+
+    exit_code = EXIT_BLOCKED
 
 
 class Target(NamedTuple):
@@ -131,3 +136,50 @@ def _previous_on_branch(builds: Sequence[Build]) -> dict[int, str]:
         if b.known_commit:
             last[b.branch] = b.commit
     return previous
+
+
+# -- one outcome, from `ci-risk record` and `ci-risk run` ---------------------
+
+# (job id variable, attempt variable) of each CI system, so reruns of one job are told apart
+CI_JOB_VARIABLES = (("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"), ("CI_JOB_ID", None), ("TRAVIS_JOB_ID", None),
+                    ("BUILD_ID", None))
+
+
+def ci_job(env: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """Job id and attempt from the CI system's own variables ("" and 1 outside CI)."""
+    env = os.environ if env is None else env
+    for job_var, attempt_var in CI_JOB_VARIABLES:
+        if env.get(job_var):
+            attempt = env.get(attempt_var or "", "1")
+            return env[job_var], int(attempt) if attempt.isdigit() else 1
+    return "", 1
+
+
+class Recorded(NamedTuple):
+    record: BuildRecord
+    new: bool
+
+
+def record_outcome(db: str | None, status: str, commit: str, *, base: str | None = None, branch: str | None = None,
+                   source: str = "record", job_id: str | None = None, attempt: int | None = None,
+                   started_at: int | None = None, duration: float | None = None,
+                   finished_at: int | None = None) -> Recorded:
+    """Store one CI outcome for `commit` (job and attempt default to the CI system's) and compute its features."""
+    target = open_for_repo(db)
+    try:
+        sha = git.resolve_commits([commit]).get(commit)
+        if sha is None:
+            raise CaptureError(f"not a commit: {commit}")
+        ci_job_id, ci_attempt = ci_job()
+        record = BuildRecord(
+            commit=sha, status=status, source=source, raw_status=status,
+            branch=git.short_branch(branch) or git.current_branch(target.info), started_at=started_at,
+            finished_at=finished_at, duration_s=duration, base=base,
+            job_id=job_id if job_id is not None else ci_job_id,
+            attempt=attempt if attempt is not None else ci_attempt,
+        )
+        summary = store_records(target, [record])
+        compute_build_features(target)
+    finally:
+        target.store.close()
+    return Recorded(record, bool(summary.new))

@@ -20,18 +20,22 @@ import sqlite3
 import time
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook import paths
+from ci_risk_hook.features.extract import BRANCH_WINDOW, TOUCHED_WINDOW
 from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord
 
 _PG_LOCK_KEY = 0x63692D7269736B  # "ci-risk": serialises concurrent migrations
 
 
-class StoreError(Exception):
+class StoreError(CiRiskError):
     """The history store cannot be opened or used; the message says which file or server.
 
     The message is redacted here, once for every caller: it is printed, and
     it may quote a URL or a driver's text that holds a password.
     """
+
+    exit_code = EXIT_BLOCKED
 
     def __init__(self, message: str) -> None:
         super().__init__(redact_message(message))
@@ -436,8 +440,8 @@ class Store:
         ).fetchall()
         return {int(r[0]): (r[1], json.loads(r[2]), json.loads(r[3])) for r in rows}
 
-    def prior_builds(self, repo_id: int, before: int, branch: str | None, limit: int = 200) -> list[PriorBuild]:
-        """Builds finished by `before` (same second included): the latest `limit` plus the latest 20 on `branch`.
+    def prior_builds(self, repo_id: int, before: int, branch: str | None, limit: int = TOUCHED_WINDOW) -> list[PriorBuild]:
+        """Builds finished by `before` (same second included): the latest `limit` plus the latest BRANCH_WINDOW on `branch`.
 
         Oldest first. A build stored without a finish time finished, for
         this purpose, when it started (or, lacking both, when recorded).
@@ -449,7 +453,7 @@ class Store:
         order = " ORDER BY b.finished_at DESC, b.id DESC LIMIT ?"
         rows = {r[0]: r for r in self.execute(base + order, (repo_id, before, limit)).fetchall()}
         if branch is not None:
-            for r in self.execute(base + " AND b.branch = ?" + order, (repo_id, before, branch, 20)).fetchall():
+            for r in self.execute(base + " AND b.branch = ?" + order, (repo_id, before, branch, BRANCH_WINDOW)).fetchall():
                 rows.setdefault(r[0], r)
         result = [
             PriorBuild(r[1], r[2], r[3] == FAIL, int(r[4]), int(r[5]), r[6], frozenset(json.loads(r[7]) if r[7] else ()))
