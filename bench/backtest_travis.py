@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ci_risk_hook.model import metrics
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "travis-builds" / "builds.csv"
 
@@ -36,7 +38,6 @@ EVALUATION_PROJECTS = (
     "aio-libs/aiomysql", "jaraco/keyring", "hynek/structlog", "kislyuk/argcomplete", "sloria/TextBlob",
     "Kozea/WeasyPrint", "pypiserver/pypiserver", "ronf/asyncssh", "svinota/pyroute2", "niklasf/python-chess",
 )
-METRICS = ("f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90")
 
 
 RECALL_FLOOR = 0.88  # a deferrable share counts only if the failures it lets through stay this rare
@@ -122,9 +123,9 @@ def main() -> int:
     if not ok:
         return 1
     print(f"\nmedians over {len(ok)} projects:")
-    for key in METRICS:
+    for key in metrics.SUMMARY:
         values = {who: [r[who][key] for r in ok if r[who].get(key) is not None]
-                  for who in ("model", "parrot", "parrot_ordered", "demo")}
+                  for who, _ in metrics.COLUMNS}
         print(f"  {key:<18}" + "".join(f"{who} {statistics.median(v):.3f}   " for who, v in values.items() if v))
     counted = [counted_deferrable(r["model"]) for r in ok]
     missed = [r["project"] for r in ok if counted_deferrable(r["model"]) == 0.0]

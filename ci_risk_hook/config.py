@@ -18,16 +18,15 @@ from __future__ import annotations
 import configparser
 import os
 import stat
-import sys
 from typing import Any, Callable, Mapping, NamedTuple
 
+from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
+from ci_risk_hook import paths
+
 CONFIG_FILE = ".ci-risk.ini"
-USER_CONFIG_FILE = "config.ini"
-USER_CONFIG_ENV = "CI_RISK_CONFIG"
 USER_CONFIG_SOURCE = "user config"
 SECTION = "ci-risk"
 MODES = ("warn", "block", "off")
-FORMATS = ("text", "json")
 MAX_CONFIG_BYTES = 64 * 1024  # a settings file is a few lines; a bigger one is not read
 
 DEFAULT_WARN_AT = 0.5
@@ -36,8 +35,10 @@ DEFAULT_INDEX_BUDGET = 1.0  # seconds a push may spend building the history inde
 DEFAULT_STORE_BUDGET = 1.0  # seconds a push waits for the outcomes store
 
 
-class ConfigError(Exception):
+class ConfigError(CiRiskError):
     """A setting has a value that cannot be used (a usage error: exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 class Refused(ConfigError):
@@ -153,26 +154,6 @@ class Settings:
 # -- the files ---------------------------------------------------------------
 
 
-def user_config_path(env: Mapping[str, str] | None = None) -> str:
-    """The user's own config file: `CI_RISK_CONFIG`, else `config.ini` in the user config directory."""
-    env = os.environ if env is None else env
-    override = env.get(USER_CONFIG_ENV)
-    if override:
-        return os.path.expanduser(override)
-    return os.path.join(_user_config_dir(env), USER_CONFIG_FILE)
-
-
-def _user_config_dir(env: Mapping[str, str]) -> str:
-    """platformdirs' user config directory; on Linux computed here, as it does (importing it costs ~12 ms a push)."""
-    if sys.platform.startswith("linux"):
-        xdg = env.get("XDG_CONFIG_HOME", "")
-        base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".config")
-        return os.path.join(base, "ci-risk")
-    import platformdirs
-
-    return str(platformdirs.user_config_dir("ci-risk", appauthor=False))
-
-
 def _read_ini(path: str, shown: str) -> dict[str, str]:
     """The [ci-risk] section of a settings file; {} when there is none. Raises ConfigError naming `shown`."""
     try:
@@ -225,7 +206,7 @@ def read_repo_file(toplevel: str | None) -> dict[str, str]:
 
 
 def read_user_file(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    path = user_config_path(env)
+    path = paths.user_config_file(env)
     if not _is_regular_file(path):
         return {}
     return _read_ini(path, path)
@@ -237,7 +218,7 @@ def user_setting(key: str, env: Mapping[str, str] | None = None) -> Any:
     values = read_user_file(env)
     if key not in values:
         return None
-    path = user_config_path(env)
+    path = paths.user_config_file(env)
     try:
         value = setting.parse(values[key])
     except ConfigError as exc:
@@ -311,7 +292,7 @@ def _file_values(shown: str, read: Callable[[], dict[str, str]], problems: _Prob
 
 
 def _user_layer(env: Mapping[str, str], problems: _Problems) -> _Layer:
-    path = user_config_path(env)
+    path = paths.user_config_file(env)
     values = _file_values(path, lambda: read_user_file(env), problems)
     return _Layer(USER_CONFIG_SOURCE, lambda s: f"{path} {s.key}", values, lambda v: _user_path(v, path))
 
@@ -324,7 +305,7 @@ def _repository_layer(toplevel: str | None, env: Mapping[str, str], problems: _P
             problems.refused(
                 f"{CONFIG_FILE} {setting.key}: a repository's file may not set this (it reaches a server or files "
                 f"outside the work tree); ignored (set it with --{setting.key.replace('_', '-')}, {setting.env} or in "
-                f"{user_config_path(env)})"
+                f"{paths.user_config_file(env)})"
             )
     return _Layer(CONFIG_FILE, lambda s: f"{CONFIG_FILE} {s.key}", values,
                   lambda v: repository_model(v, toplevel or ""))
@@ -381,13 +362,3 @@ def resolve(
             settings.sources[setting.key] = f"${setting.env}" if layer.source == "env" else layer.source
             break
     return settings
-
-
-def user_data_dir() -> str:
-    """Where ci-risk keeps its own files; CI_RISK_HOME overrides (tests point it at a tmp dir)."""
-    override = os.environ.get("CI_RISK_HOME")
-    if override:
-        return os.path.abspath(os.path.expanduser(override))  # messages then name the real place
-    import platformdirs  # imported here: only commands that store data need it
-
-    return str(platformdirs.user_data_dir("ci-risk", appauthor=False))

@@ -127,9 +127,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "fail-closed", "a bug in ci-risk stops every push",
         "ci_risk_hook/gate/run.py",
-        (('    _err(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)")\n    return EXIT_OK',
-          '    _err(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)")\n'
-          '    return EXIT_INTERNAL'),),
+        (('    return _json_error(EXIT_OK, handled.message, output_format)',
+          '    return _json_error(EXIT_INTERNAL, handled.message, output_format)'),),
         ("tests/cli/test_cli.py::test_outside_a_repository_fails_open",),
     ),
 )

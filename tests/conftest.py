@@ -6,10 +6,8 @@ temporary places, so no test reads or writes a real user's files.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Iterator, Mapping, Union
+from typing import Iterator
 
 import pytest
 

@@ -1,8 +1,8 @@
 """The `ci-risk` command line: a thin click layer over the library.
 
-Exit codes: 0 pass or warn, 1 blocked, 2 usage error, 3 ci-risk's own error
-in strict mode (without --strict such an error prints one warning line and
-exits 0, so a bug in ci-risk never stops a push).
+Exit codes are defined in `ci_risk_hook.errors`: 0 pass or warn, 1 blocked,
+2 usage error, 3 ci-risk's own error in strict mode (without --strict such an
+error prints one warning line and exits 0, so a bug in ci-risk never stops a push).
 """
 from __future__ import annotations
 
@@ -13,29 +13,34 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from ci_risk_hook import __version__
+from ci_risk_hook import __version__, errors
+from ci_risk_hook.gate import options as gate_options
+from ci_risk_hook.gate.options import GateOption
+from ci_risk_hook.model import metrics
 from ci_risk_hook.safetext import clean, csv_cell
-
-EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _gate_options(func: F) -> F:
-    options = [
-        click.option("--mode", type=click.Choice(["warn", "block", "off"]), default=None,
-                     help="warn (default): report only; block: exit 1 at --block-at; off: do nothing."),
-        click.option("--warn-at", type=click.FloatRange(0, 1), default=None, help="Warn from this probability."),
-        click.option("--block-at", type=click.FloatRange(0, 1), default=None, help="Block (in block mode) from this probability."),
-        click.option("--strict/--no-strict", default=None, help="Fail closed (exit 3) on ci-risk's own errors."),
-        click.option("--model", "model", type=str, default=None, help="Model artifact (.json) to score with."),
-        click.option("--max-commits", type=click.IntRange(1), default=None, help="Most commits of one push to read."),
-        click.option("--db", default=None, help="History store (file or postgresql:// URL) for build-history features."),
-        click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", help="Output format."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+_CLICK_TYPES: dict[str, Any] = {"probability": click.FloatRange(0, 1), "positive": click.IntRange(1), "text": str}
+
+
+def _gate_options(declared: tuple[GateOption, ...]) -> Callable[[F], F]:
+    """click options generated from the declarations in `gate.options` (which the push's own parser reads too)."""
+    def decorate(func: F) -> F:
+        for option in reversed(declared):
+            if option.kind == "switch":
+                decorator = click.option(f"{option.flag}/--no-{option.flag[2:]}", option.name, default=None,
+                                         help=option.help)
+            elif option.kind == "flag":
+                decorator = click.option(option.flag, option.name, is_flag=True, help=option.help)
+            else:
+                kind = click.Choice(option.choices) if option.kind == "choice" else _CLICK_TYPES[option.kind]
+                decorator = click.option(option.flag, option.name, type=kind, default=option.default, help=option.help)
+            func = decorator(func)
+        return func
+
+    return decorate
 
 
 def _escape(exc: click.ClickException) -> None:
@@ -43,8 +48,19 @@ def _escape(exc: click.ClickException) -> None:
     setattr(exc, "message", clean(exc.message))
 
 
+def _refusal(exc: errors.CiRiskError) -> click.ClickException:
+    """A library error as click shows it: `Error: <one line>`, exiting with the error's own code."""
+    handled = errors.handle(exc)
+    refusal = click.ClickException(handled.message)
+    setattr(refusal, "exit_code", handled.exit_code)  # click types it ClassVar: set on this instance only
+    return refusal
+
+
 class _SafeGroup(click.Group):
-    """Error messages quote file names, revisions, branches and option values: shown escaped, never raw."""
+    """Error messages quote file names, revisions, branches and option values: shown escaped, never raw.
+
+    Library errors (`CiRiskError`) become click errors here, once for every command.
+    """
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
@@ -59,6 +75,8 @@ class _SafeGroup(click.Group):
         except click.ClickException as exc:
             _escape(exc)
             raise
+        except errors.CiRiskError as exc:
+            raise _refusal(exc) from None
 
 
 @click.group(cls=_SafeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,10 +86,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--from", "from_rev", default=None, help="Base revision (default: @{upstream}, else what no remote has).")
-@click.option("--to", "to_rev", default=None, help="Tip revision (default: HEAD).")
-@click.option("--branch", default=None, help="Branch CI will build (default: the checked-out branch).")
-@_gate_options
+@_gate_options(gate_options.CHECK)
+@_gate_options(gate_options.COMMON)
 def check(from_rev: str | None, to_rev: str | None, branch: str | None, **options: Any) -> None:
     """Score the commits a push would publish, with the top reasons."""
     from ci_risk_hook.gate.run import check_source, run_gate
@@ -80,10 +96,10 @@ def check(from_rev: str | None, to_rev: str | None, branch: str | None, **option
 
 
 @cli.command()
-@click.option("--raw", is_flag=True, help="Read git's pre-push stdin (set by `ci-risk install`).")
+@_gate_options(gate_options.HOOK)
 @click.argument("remote", required=False)
 @click.argument("url", required=False)
-@_gate_options
+@_gate_options(gate_options.COMMON)
 def hook(raw: bool, remote: str | None, url: str | None, **options: Any) -> None:
     """Entry point of the pre-push hook (pre-commit or raw git)."""
     from ci_risk_hook.gate.run import hook_source, run_gate
@@ -95,24 +111,18 @@ def hook(raw: bool, remote: str | None, url: str | None, **options: Any) -> None
 @click.option("--force", is_flag=True, help="Replace a pre-push hook ci-risk did not write (kept as a backup).")
 def install(force: bool) -> None:
     """Install a raw git pre-push hook (for repositories without pre-commit)."""
-    from ci_risk_hook.gate.install import InstallError, install as do_install
+    from ci_risk_hook.gate.install import install as do_install
 
-    try:
-        path = do_install(force=force)
-    except InstallError as exc:
-        raise click.ClickException(str(exc)) from None
+    path = do_install(force=force)
     click.echo(f"ci-risk: pre-push hook installed at {clean(path)}")
 
 
 @cli.command()
 def uninstall() -> None:
     """Remove the pre-push hook written by `ci-risk install` (and only that)."""
-    from ci_risk_hook.gate.install import InstallError, uninstall as do_uninstall
+    from ci_risk_hook.gate.install import uninstall as do_uninstall
 
-    try:
-        path = do_uninstall()
-    except InstallError as exc:
-        raise click.ClickException(str(exc)) from None
+    path = do_uninstall()
     click.echo(f"ci-risk: removed {clean(path)}" if path else "ci-risk: no pre-push hook to remove")
 
 
@@ -120,34 +130,23 @@ def uninstall() -> None:
 @click.option("--rebuild", is_flag=True, help="Delete the index and build it again.")
 def index(rebuild: bool) -> None:
     """Build or update the history index that makes history features fast."""
+    from ci_risk_hook.features.index_build import index_repository
+    from ci_risk_hook.gate.run import Progress
     from ci_risk_hook.git import repo as git
-    from ci_risk_hook.features.history_index import IndexError_, build, default_path
 
     info = git.repo_info()
-    path = default_path(info.common_dir)
     if info.is_shallow:
         click.echo("ci-risk: note: shallow clone; the hook ignores history features until `git fetch --unshallow`", err=True)
-    tips = git.run(["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes"]).decode().split()
-    try:
-        head = git.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).decode().strip()
-        tips.append(head)
-    except git.GitError:
-        pass
-    started = time.monotonic()
-    from ci_risk_hook.gate.run import Progress
-
-    progress = Progress()
 
     def waiting(holder: str) -> None:
         click.echo(f"ci-risk: waiting for the history index build already running ({holder})", err=True)
 
+    progress = Progress()
     try:
-        added, total = build(path, list(dict.fromkeys(tips)), progress, rebuild=rebuild, on_wait=waiting)
-    except IndexError_ as exc:
-        raise click.ClickException(str(exc)) from None
+        built = index_repository(info, progress, rebuild=rebuild, on_wait=waiting)
     finally:
         progress.finish()
-    click.echo(f"ci-risk: {clean(path)}: {total:,} commits ({added:,} new, {time.monotonic() - started:.1f} s)")
+    click.echo(f"ci-risk: {clean(built.path)}: {built.total:,} commits ({built.added:,} new, {built.seconds:.1f} s)")
 
 
 def _db_option(func: F) -> F:
@@ -156,59 +155,19 @@ def _db_option(func: F) -> F:
 
 
 def _open_target(db: str | None) -> Any:
-    """Open the store for this repository, turning library errors into one-line CLI errors."""
-    from ci_risk_hook.git import repo as git
-    from ci_risk_hook.outcomes.record import CaptureError, open_for_repo
-    from ci_risk_hook.outcomes.store import StoreError
+    """The store and this repository's row in it (library errors become one-line CLI errors)."""
+    from ci_risk_hook.outcomes.record import open_for_repo
 
-    try:
-        return open_for_repo(db)
-    except (CaptureError, StoreError, git.GitError) as exc:
-        raise click.ClickException(str(exc)) from None
+    return open_for_repo(db)
 
 
-class _UsageError(click.ClickException):
-    """A bad value from the environment or a file: one line, exit 2 (click's UsageError adds the usage text)."""
+def _record(db: str | None, status: str, commit: str, **details: Any) -> str:
+    from ci_risk_hook.outcomes.record import record_outcome
 
-    exit_code = EXIT_USAGE
-
-
-def _record(db: str | None, status: str, commit: str, base: str | None, branch: str | None, source: str,
-            job_id: str | None, attempt: int | None, started_at: int | None, duration: float | None,
-            finished_at: int | None = None) -> str:
-    from ci_risk_hook.git import repo as git
-    from ci_risk_hook.outcomes.record import compute_build_features, store_records
-    from ci_risk_hook.outcomes.records import BuildRecord, ci_job
-    from ci_risk_hook.outcomes.store import StoreError
-
-    try:
-        ci_job_id, ci_attempt = ci_job(os.environ, want_attempt=attempt is None)
-    except ValueError as exc:
-        raise _UsageError(f"{exc}; nothing recorded") from None
-    target = _open_target(db)
-    try:
-        sha = git.resolve_commits([commit]).get(commit)
-        if sha is None:
-            raise click.ClickException(f"not a commit: {commit}")
-        record = BuildRecord(
-            commit=sha, status=status, source=source, raw_status=status,
-            branch=git.short_branch(branch) or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
-            duration_s=duration, base=base, job_id=job_id if job_id is not None else ci_job_id,
-            attempt=attempt if attempt is not None else ci_attempt,
-        )
-        try:
-            summary = store_records(target, [record])
-        except StoreError as exc:
-            raise click.ClickException(f"{exc}; nothing recorded") from None
-        try:
-            compute_build_features(target)
-        except StoreError as exc:
-            raise click.ClickException(f"{exc}; the outcome was recorded, its features were not "
-                                       "(`ci-risk backfill` computes them)") from None
-    finally:
-        target.store.close()
-    state = "new" if summary.new else "already recorded: updated"
-    return f"ci-risk: recorded {status} for {sha[:10]} on {clean(record.branch or '(no branch)')} ({state})"
+    recorded = record_outcome(db, status, commit, **details)
+    record = recorded.record
+    state = "new" if recorded.new else "already recorded: updated"
+    return f"ci-risk: recorded {status} for {record.commit[:10]} on {clean(record.branch or '(no branch)')} ({state})"
 
 
 @cli.command()
@@ -226,7 +185,8 @@ def record(status: str, commit: str, base: str | None, branch: str | None, sourc
     """Record one CI outcome (idempotent per commit, source, job and attempt)."""
     now = int(time.time())  # recorded when the build has finished
     started = int(now - duration) if duration is not None else now
-    click.echo(_record(db, status, commit, base, branch, source, job_id, attempt, started, duration, now))
+    click.echo(_record(db, status, commit, base=base, branch=branch, source=source, job_id=job_id, attempt=attempt,
+                       started_at=started, duration=duration, finished_at=now))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -246,16 +206,16 @@ def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | N
         click.echo(f"ci-risk: cannot run {clean(command[0])}: {exc.strerror}", err=True)
         sys.exit(127)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(errors.EXIT_INTERRUPTED)
     duration = time.time() - started
     exit_code = code if code >= 0 else 128 - code
     status = "pass" if code == 0 else "fail"
     try:
-        message = _record(db, status, "HEAD", None, branch, "run", job_id, attempt, int(started), duration,
-                          int(started + duration))
+        message = _record(db, status, "HEAD", branch=branch, source="run", job_id=job_id, attempt=attempt,
+                          started_at=int(started), duration=duration, finished_at=int(started + duration))
         click.echo(message, err=True)
-    except click.ClickException as exc:
-        click.echo(f"ci-risk: warning: outcome not recorded: {clean(exc.message)}", err=True)
+    except errors.CiRiskError as exc:
+        click.echo(f"ci-risk: warning: outcome not recorded: {errors.handle(exc).message}", err=True)
     sys.exit(exit_code)
 
 
@@ -282,11 +242,11 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
         first = list(islice(records, BATCH_ROWS))  # a bad small file is refused before the store is touched
     except ImportFormatError as exc:
         click.echo(f"ci-risk: error: {clean(str(exc))}; nothing imported", err=True)
-        sys.exit(EXIT_USAGE)
+        sys.exit(errors.EXIT_USAGE)
     if not first and stream.skipped.get("other repository"):
         click.echo(clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"),
                    err=True)
-        sys.exit(EXIT_USAGE)
+        sys.exit(errors.EXIT_USAGE)
     target = _open_target(db)
     try:
         summary = _store_import(target, chain(first, records), stream)
@@ -315,7 +275,7 @@ def _store_import(target: Any, records: Any, stream: Any) -> Any:
         return store_records(target, records, progress=lambda _: reading(stream.rows))
     except ImportFormatError as exc:
         click.echo(f"ci-risk: error: {clean(str(exc))}; nothing imported", err=True)
-        sys.exit(EXIT_USAGE)
+        sys.exit(errors.EXIT_USAGE)
     except StoreError as exc:
         raise click.ClickException(f"{exc}; nothing imported") from None
     finally:
@@ -365,6 +325,7 @@ def _bar(label: str) -> Any:
 def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: int | None, db: str | None) -> None:
     """Mine the history: features of every commit, of every recorded build, and labels from git."""
     from ci_risk_hook.mining.backfill import backfill_commits
+    from ci_risk_hook.mining.labels import label_history
     from ci_risk_hook.outcomes.records import parse_time
     from ci_risk_hook.outcomes.store import StoreError
 
@@ -382,10 +343,10 @@ def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: i
                    f"({stats.commits_seen / max(stats.seconds, 1e-9):,.0f} commits/s)")
         builds = _build_features(target)
         click.echo(f"ci-risk: features computed for {builds:,} recorded builds")
-        for line in _label(target, szz, max_fixes, since_ts):
-            click.echo(line)
+        _print_labels(label_history(target.store, target.repo_id, szz_too=szz, max_fixes=max_fixes, since=since_ts,
+                                    progress=_bar("SZZ")))
     except StoreError as exc:  # e.g. a full disk: what was stored is kept, and the next run resumes from it
-        raise click.ClickException(f"{exc}; what was stored so far is kept: run backfill again to resume") from None
+        raise StoreError(f"{exc}; what was stored so far is kept: run backfill again to resume") from None
     finally:
         target.store.close()
 
@@ -400,21 +361,12 @@ def _counter(label: str) -> Any:
     return update
 
 
-def _label(target: Any, szz: bool, max_fixes: int | None, since: int | None) -> list[str]:
-    from ci_risk_hook.mining import labels
-
-    lines = []
-    started = time.monotonic()
-    reverts = labels.find_reverts()
-    target.store.set_labels(target.repo_id, "revert", [(l.commit, l.evidence, l.lines) for l in reverts])
-    lines.append(f"ci-risk: {len(reverts):,} reverted commits labelled ({time.monotonic() - started:.1f} s)")
-    if szz:
-        started = time.monotonic()
-        found, stats = labels.szz(max_fixes=max_fixes, since=since, progress=_bar("SZZ"))
-        target.store.set_labels(target.repo_id, "szz", [(l.commit, l.evidence, l.lines) for l in found])
-        lines.append(f"ci-risk: SZZ: {len(found):,} fix-inducing commits from {stats.fixes_seen:,} fixes "
-                     f"({time.monotonic() - started:.1f} s; {stats.files_skipped_missing:,} files skipped: objects missing)")
-    return lines
+def _print_labels(labelled: Any) -> None:
+    click.echo(f"ci-risk: {labelled.reverts:,} reverted commits labelled ({labelled.reverts_seconds:.1f} s)")
+    if labelled.szz is not None:
+        found, stats = labelled.szz
+        click.echo(f"ci-risk: SZZ: {len(found):,} fix-inducing commits from {stats.fixes_seen:,} fixes "
+                   f"({labelled.szz_seconds:.1f} s; {stats.files_skipped_missing:,} files skipped: objects missing)")
 
 
 @cli.command()
@@ -486,7 +438,6 @@ def _training_options(func: F) -> F:
 
 def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
     from ci_risk_hook.git import repo as git
-    from ci_risk_hook.model.dataset import DatasetError
     from ci_risk_hook.model.workflow import table_for
 
     if all_repos:
@@ -494,27 +445,7 @@ def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
         ids, names = [r[0] for r in repos], [r[2] or r[1][:12] for r in repos]
     else:
         ids, names = [target.repo_id], [git.repo_name(target.info)]
-    try:
-        return table_for(target.store, ids, labels), names
-    except DatasetError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _metrics_table(report: dict[str, Any]) -> str:
-    columns = [("model", "ci-risk"), ("parrot", "Parrot"), ("parrot_ordered", "Parrot*"), ("demo", "demo model")]
-    names = [("precision", "precision (failing)"), ("recall", "recall (failing)"), ("f1", "F1 (failing)"),
-             ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("brier", "Brier score"),
-             ("deferrable_at_90", "deferrable at 90% recall"), ("recall_at_defer_threshold", "  recall reached")]
-    lines = [f"{'':<26}" + "".join(f"{title:>12}" for _, title in columns)]
-    for key, title in names:
-        cells = []
-        for column, _ in columns:
-            value = report[column].get(key)
-            cells.append(f"{'-' if value is None else format(value, '.3f'):>12}")
-        lines.append(f"{title:<26}" + "".join(cells))
-    lines.append("Parrot: outcome of the last build on the branch that had finished when this one started; "
-                 "Parrot*: previous build in push order, finished or not (optimistic, as usually published).")
-    return "\n".join(lines)
+    return table_for(target.store, ids, labels), names
 
 
 @cli.command()
@@ -524,18 +455,14 @@ def train(labels: str, all_repos: bool, target_recall: float, target_precision: 
           out: str | None) -> None:
     """Train this repository's model on its recorded history (time-ordered validation)."""
     from ci_risk_hook.model.workflow import default_model_path, run_train
-    from ci_risk_hook.model.training import TrainError
 
     target = _open_target(db)
     try:
         table, names = _table(target, labels, all_repos)
         path = out or default_model_path()
-        try:
-            trained = run_train(table, labels, names, path, target_recall=target_recall,
-                                target_precision=target_precision,
-                                log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True))
-        except TrainError as exc:
-            raise click.ClickException(str(exc)) from None
+        trained = run_train(table, labels, names, path, target_recall=target_recall,
+                            target_precision=target_precision,
+                            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True))
     finally:
         target.store.close()
     result = trained.result
@@ -562,18 +489,13 @@ def backtest(labels: str, all_repos: bool, target_recall: float, target_precisio
 
     from ci_risk_hook.model.backtest import write_predictions
     from ci_risk_hook.model.workflow import run_backtest
-    from ci_risk_hook.model.training import TrainError
 
     target = _open_target(db)
     try:
         table, _ = _table(target, labels, all_repos)
     finally:
         target.store.close()
-    try:
-        result = run_backtest(table, retrain_every=retrain_every, target_recall=target_recall,
-                              progress=_bar("backtest"))
-    except TrainError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = run_backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=_bar("backtest"))
     if predictions:
         write_predictions(result, predictions)
     report = result.as_dict()
@@ -583,43 +505,34 @@ def backtest(labels: str, all_repos: bool, target_recall: float, target_precisio
     chosen = ", ".join(f"{k} x{v}" for k, v in sorted(result.chosen.items(), key=lambda kv: -kv[1]))
     click.echo(f"ci-risk: {result.predicted:,} of {result.builds:,} builds predicted, {result.retrains} retrains "
                f"(every {retrain_every}; chosen: {chosen}), {result.seconds:.1f} s")
-    click.echo(_metrics_table(report))
+    click.echo(metrics.text_table(report))
 
 
 @cli.command()
 @_training_options
-@click.option("--metric", type=click.Choice(["f1", "roc_auc", "pr_auc", "deferrable_at_90"]), default="f1",
+@click.option("--metric", type=click.Choice(metrics.RETRAIN_METRICS), default="f1",
               show_default=True, help="What the new model must not be worse at.")
 @click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True)
 def retrain(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None, metric: str,
             retrain_every: int) -> None:
     """Train and backtest; replace the current model only if the new one is not worse."""
-    from ci_risk_hook.model.workflow import current_backtest, default_model_path, run_backtest, run_train
-    from ci_risk_hook.model.training import TrainError
+    from ci_risk_hook.model.workflow import default_model_path, run_retrain
 
     target = _open_target(db)
     try:
         table, names = _table(target, labels, all_repos)
-        path = default_model_path()
-        try:
-            result = run_backtest(table, retrain_every=retrain_every, target_recall=target_recall,
-                                  progress=_bar("backtest"))
-            new = result.as_dict()["model"].get(metric)
-            old_report = current_backtest(path)
-            old = (old_report or {}).get("model", {}).get(metric)
-            if old is not None and (new is None or new < old):
-                click.echo(f"ci-risk: kept the current model: its backtest {metric} {old:.3f} beats the new "
-                           f"one's {0.0 if new is None else new:.3f}")
-                return
-            trained = run_train(table, labels, names, path, target_recall=target_recall,
-                                target_precision=target_precision, backtest_result=result)
-        except TrainError as exc:
-            raise click.ClickException(str(exc)) from None
+        done = run_retrain(table, labels, names, default_model_path(), metric=metric, retrain_every=retrain_every,
+                           target_recall=target_recall, target_precision=target_precision, progress=_bar("backtest"))
     finally:
         target.store.close()
+    old, new = done.old, done.new
+    if done.trained is None:
+        click.echo(f"ci-risk: kept the current model: its backtest {metric} {old:.3f} beats the new "
+                   f"one's {0.0 if new is None else new:.3f}")
+        return
     was = "none" if old is None else f"{old:.3f}"
-    click.echo(f"ci-risk: installed {trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
-               f"written to {clean(trained.path)}")
+    click.echo(f"ci-risk: installed {done.trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
+               f"written to {clean(done.trained.path)}")
 
 
 def _settings_warnings(settings: Any) -> None:
@@ -641,14 +554,10 @@ def model_show(fmt: str) -> None:
     from ci_risk_hook import config
     from ci_risk_hook.git import repo as git
     from ci_risk_hook.gate.evaluate import choose_model
-    from ci_risk_hook.model.scoring import ModelError
 
     info = git.repo_info()
-    try:
-        settings = config.resolve({}, toplevel=info.toplevel, tolerant=True)  # the model the hook would use
-        choice = choose_model(settings, info)
-    except (ModelError, config.ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = config.resolve({}, toplevel=info.toplevel, tolerant=True)  # the model the hook would use
+    choice = choose_model(settings, info)
     _settings_warnings(settings)
     if choice is None:
         click.echo("ci-risk: no model available yet: `ci-risk train` (after recording outcomes) creates one")
@@ -674,7 +583,7 @@ def model_show(fmt: str) -> None:
             click.echo(clean(f"data: {prov['data']}"))
     click.echo(clean("thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(m.thresholds.items()))))
     if prov.get("backtest"):
-        click.echo(_metrics_table(prov["backtest"]))
+        click.echo(metrics.text_table(prov["backtest"]))
     elif prov.get("evaluation"):
         click.echo(json.dumps(prov["evaluation"], indent=2))
 
@@ -687,43 +596,23 @@ def model_show(fmt: str) -> None:
 @_db_option
 def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> None:
     """Charts of what the model learnt and how it backtested here (PNG; --html for one page)."""
-    import json
-
     from ci_risk_hook import config
-    from ci_risk_hook.views import report as report_lib
-    from ci_risk_hook.model.dataset import DatasetError, ci_table
     from ci_risk_hook.gate.evaluate import choose_model
-    from ci_risk_hook.model.workflow import run_backtest
-    from ci_risk_hook.model.training import TrainError
+    from ci_risk_hook.views import report as report_lib
 
     target = _open_target(db)
     try:
-        table = ci_table(target.store, target.repo_id)
-        features = target.store.build_features(target.repo_id)
-        commits = {b.id: b.commit for b in target.store.builds(target.repo_id)}
-    finally:
+        settings = config.resolve({}, toplevel=target.info.toplevel, tolerant=True)
+        _settings_warnings(settings)
+        choice = choose_model(settings, target.info)
+    except BaseException:
         target.store.close()
-    files = {commits[i]: f for i, (_, f, _) in features.items() if i in commits}
-    settings = config.resolve({}, toplevel=target.info.toplevel, tolerant=True)
-    _settings_warnings(settings)
-    choice = choose_model(settings, target.info)
+        raise
     if choice is None:
+        target.store.close()
         raise click.ClickException("no model to report on: `ci-risk train` first")
-    try:
-        result = run_backtest(table, retrain_every=retrain_every, progress=_bar("backtest"))
-    except (TrainError, DatasetError) as exc:
-        raise click.ClickException(str(exc)) from None
-    card = f"{choice.path} ({choice.source}), {choice.model.kind}\n" + json.dumps(
-        {"thresholds": choice.model.thresholds, "provenance": choice.model.provenance}, indent=2)
-    from ci_risk_hook.gate.evaluate import scored_pushes
-
-    if choice.source == "bundled":
-        card_path = os.path.join(os.path.dirname(choice.path), "MODEL_CARD.md")
-        if os.path.exists(card_path):
-            with open(card_path, encoding="utf-8") as fh:
-                card = fh.read() + "\n" + card
-    made = report_lib.build(out, choice.model, table, result, files, html_page=html_page, card=card,
-                            scored=scored_pushes(target.info))
+    made = report_lib.build_for_repo(out, target.store, target.repo_id, target.info, choice, html_page=html_page,
+                                     retrain_every=retrain_every, progress=_bar("backtest"))
     for name, path in made.charts.items():
         click.echo(f"ci-risk: {name}: {clean(path)}")
     if made.html:
@@ -793,4 +682,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except Exception as exc:  # noqa: BLE001 - a bug in ci-risk: one line here, the traceback in the error log
+        handled = errors.handle(exc)
+        click.echo(f"ci-risk: error: {handled.line}", err=True)
+        return handled.exit_code
     return 0

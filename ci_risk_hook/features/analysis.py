@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.extract import FeatureResult, Limits, extract
-from ci_risk_hook.features.history_index import BudgetExceeded, HistoryIndex, IndexBusy, IndexError_, default_path
+from ci_risk_hook.features.history_index import BudgetExceeded, HistoryIndex, IndexBusy, HistoryIndexError
 from ci_risk_hook.git.ranges import PushRange
 
 
@@ -38,8 +39,8 @@ def analyze(
         # The budget is for indexing; the push's own commits above are read whatever it is.
         deadline = None if index_budget is None else time.monotonic() + index_budget
         try:
-            index = HistoryIndex(default_path(info.common_dir), cwd)
-        except IndexError_ as exc:
+            index = HistoryIndex(paths.index_file(info.common_dir), cwd)
+        except HistoryIndexError as exc:
             # history_known stays True: the history exists, only the index is unusable (not a shallow clone).
             extra_notes.append(f"{exc}; history features unknown")
         if index is not None:

@@ -273,8 +273,10 @@ def _history_features(
 
 
 STORE_FEATURES = tuple(f.name for f in SCHEMA if f.group == "history_store")
-TOUCHED_WINDOW = 200  # earlier builds searched for the same files
-AUTHOR_WINDOW = 20
+# How far back the build-history features look; the store fetches, and training replays, exactly these windows.
+TOUCHED_WINDOW = 200  # the repository's latest builds, searched for the same files
+BRANCH_WINDOW = 20  # the branch's latest builds (fail_rate_last20), fetched even when older than TOUCHED_WINDOW
+AUTHOR_WINDOW = 20  # the author's latest builds
 
 
 def store_features(
@@ -295,7 +297,7 @@ def store_features(
     if on_branch:
         last = on_branch[-1]
         values["prev_build_failed"] = 1.0 if last.failed else 0.0
-        last5, last20 = on_branch[-5:], on_branch[-20:]
+        last5, last20 = on_branch[-5:], on_branch[-BRANCH_WINDOW:]
         values["fail_rate_last5"] = sum(b.failed for b in last5) / len(last5)
         values["fail_rate_last20"] = sum(b.failed for b in last20) / len(last20)
         since = 0

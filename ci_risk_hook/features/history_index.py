@@ -24,6 +24,8 @@ import sqlite3
 import time as _time
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_BLOCKED, EXIT_INTERNAL, CiRiskError
+from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 
 # 2: names stored as name keys (version 1 held other spellings of non-UTF-8
@@ -57,16 +59,22 @@ CREATE TABLE IF NOT EXISTS tips(sha TEXT PRIMARY KEY, added_at REAL NOT NULL);
 """
 
 
-class IndexError_(Exception):
+class HistoryIndexError(CiRiskError):
     """The index cannot be used; the message says why (a damaged cache can be rebuilt)."""
 
+    exit_code = EXIT_BLOCKED
 
-class IndexBusy(Exception):
+
+class IndexBusy(CiRiskError):
     """Another process is building the index, and this caller does not wait for it."""
 
+    exit_code = EXIT_INTERNAL
 
-class BudgetExceeded(Exception):
+
+class BudgetExceeded(CiRiskError):
     """The caller's time for indexing ran out; the message says whether the build goes on in the background."""
+
+    exit_code = EXIT_INTERNAL
 
 
 class _OutOfTime(Exception):
@@ -94,16 +102,6 @@ class AuthorHistory(NamedTuple):
     subsystem_commits: int
 
 
-def default_path(common_dir: str) -> str:
-    override = os.environ.get("CI_RISK_INDEX_DIR")
-    base = override if override else os.path.join(common_dir, "ci-risk")
-    return os.path.join(base, "history-index.sqlite")
-
-
-def lock_path(index_path: str) -> str:
-    return os.path.splitext(index_path)[0] + ".lock"
-
-
 def build(
     path: str,
     tips: Sequence[str],
@@ -119,7 +117,7 @@ def build(
     """
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        lock = BuildLock(lock_path(path))
+        lock = BuildLock(paths.index_lock(path))
         if not lock.acquire(wait=False):
             if on_wait is not None:
                 on_wait(lock.holder())
@@ -140,19 +138,19 @@ def build(
         lock.release()
 
 
-def _unusable(path: str, exc: BaseException) -> IndexError_:
+def _unusable(path: str, exc: BaseException) -> HistoryIndexError:
     """The real reason the index cannot be opened: a permission or a misplaced file says so, not "corrupt"."""
     directory = os.path.dirname(path) or "."
     if os.path.lexists(directory) and not os.path.isdir(directory):
-        return IndexError_(f"history index unavailable: {directory} is not a directory (move it away)")
+        return HistoryIndexError(f"history index unavailable: {directory} is not a directory (move it away)")
     if os.path.isdir(path):
-        return IndexError_(f"history index unavailable: {path} is a directory, not the index file (move it away)")
+        return HistoryIndexError(f"history index unavailable: {path} is a directory, not the index file (move it away)")
     for where, mode in ((directory, os.R_OK | os.W_OK | os.X_OK), (path, os.R_OK | os.W_OK)):
         if os.path.exists(where) and not os.access(where, mode):
-            return IndexError_(f"history index unavailable: permission denied on {where} (check its owner and permissions)")
+            return HistoryIndexError(f"history index unavailable: permission denied on {where} (check its owner and permissions)")
     if isinstance(exc, OSError):
-        return IndexError_(f"history index unavailable: {directory}: {exc.strerror or exc}")
-    return IndexError_(f"history index {path} is unreadable: {exc} (delete the file or run `ci-risk index --rebuild`)")
+        return HistoryIndexError(f"history index unavailable: {directory}: {exc.strerror or exc}")
+    return HistoryIndexError(f"history index {path} is unreadable: {exc} (delete the file or run `ci-risk index --rebuild`)")
 
 
 class HistoryIndex:
@@ -171,7 +169,7 @@ class HistoryIndex:
                 self.db.executescript(_SCHEMA)
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (SCHEMA_VERSION,))
             elif version != SCHEMA_VERSION:
-                raise IndexError_(f"history index {path} has schema {version}, expected {SCHEMA_VERSION}")
+                raise HistoryIndexError(f"history index {path} has schema {version}, expected {SCHEMA_VERSION}")
             else:
                 self._distrust_unfinished_first_build()
         except (sqlite3.DatabaseError, OSError) as exc:
@@ -270,7 +268,7 @@ class HistoryIndex:
         if not self._uncovered(shas):
             return 0
         own = lock is None
-        held = lock if lock is not None else BuildLock(lock_path(self.path))
+        held = lock if lock is not None else BuildLock(paths.index_lock(self.path))
         if own and not held.acquire(wait=deadline is None):
             raise IndexBusy(f"the history index is being built by another process ({held.holder()})")
         try:

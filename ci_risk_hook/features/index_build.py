@@ -12,11 +12,11 @@ import os
 import subprocess
 import sys
 import time
-from typing import Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
-from ci_risk_hook.features.history_index import BuildLock, lock_path
+from ci_risk_hook import paths
+from ci_risk_hook.features.history_index import BuildLock
 
-LOG_FILE = "index-build.log"
 _LOG_KEEP_BYTES = 64 * 1024
 
 
@@ -28,7 +28,7 @@ def continue_in_background(lock: BuildLock, cwd: str | None, targets: Sequence[s
     """
     if lock.fd is None:  # no flock on this platform: nothing would keep a second builder out
         return "run `ci-risk index` to finish it"
-    log = os.path.join(os.path.dirname(lock.path), LOG_FILE)
+    log = paths.index_build_log(lock.path)
     try:
         if os.path.exists(log) and os.path.getsize(log) > _LOG_KEEP_BYTES:
             os.remove(log)
@@ -43,10 +43,34 @@ def continue_in_background(lock: BuildLock, cwd: str | None, targets: Sequence[s
     return f"finishing it in the background (pid {proc.pid}; log: {log})"
 
 
+class Built(NamedTuple):
+    path: str
+    added: int
+    total: int
+    seconds: float
+
+
+def index_repository(info: Any, progress: Callable[[int], None] | None = None, *, rebuild: bool = False,
+                     on_wait: Callable[[str], None] | None = None) -> Built:
+    """`ci-risk index`: cover every branch, remote branch and HEAD, in the foreground."""
+    from ci_risk_hook.features.history_index import build
+    from ci_risk_hook.git import repo as git
+
+    path = paths.index_file(info.common_dir)
+    tips = git.run(["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes"]).decode().split()
+    try:
+        tips.append(git.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).decode().strip())
+    except git.GitError:
+        pass  # no commit yet
+    started = time.monotonic()
+    added, total = build(path, list(dict.fromkeys(tips)), progress, rebuild=rebuild, on_wait=on_wait)
+    return Built(path, added, total, time.monotonic() - started)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m ci_risk_hook.features.index_build --lock-fd N SHA...`: build until these commits are covered."""
     from ci_risk_hook.git import repo as git
-    from ci_risk_hook.features.history_index import HistoryIndex, IndexError_, default_path
+    from ci_risk_hook.features.history_index import HistoryIndex, HistoryIndexError
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or args[0] != "--lock-fd":
@@ -56,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(os, "nice"):
         os.nice(10)  # background work: the developer's next command comes first
     info = git.repo_info()
-    path = default_path(info.common_dir)
-    lock = BuildLock(lock_path(path), fd=int(args[1]))
+    path = paths.index_file(info.common_dir)
+    lock = BuildLock(paths.index_lock(path), fd=int(args[1]))
     lock.name_holder()
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: building the history index", flush=True)
     try:
@@ -67,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             total = index.commit_count()
         finally:
             index.close()
-    except (IndexError_, git.GitError, OSError) as exc:
+    except (HistoryIndexError, git.GitError, OSError) as exc:
         print(f"pid {os.getpid()}: failed: {exc}", flush=True)
         return 1
     finally:

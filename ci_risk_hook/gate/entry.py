@@ -1,57 +1,21 @@
 """The console entry point: `check` and `hook` parsed by hand, everything else by click.
 
 A push runs `ci-risk hook ...` with a handful of options; parsing them here
-keeps click's import (~15 ms) off the push. The options mirror the click
-definitions in cli.py (a test holds the two to the same names); anything
+keeps click's import (~15 ms) off the push. The options and click's
+definitions in cli/main.py are both generated from `gate.options`; anything
 this parser does not recognise, including --help and every malformed value,
 is handed to click, which prints the proper message and exit code.
 """
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any
 
-_MODES = ("warn", "block", "off")
-_FORMATS = ("text", "json")
+from ci_risk_hook.gate import options
 
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(text)
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in options:
-            raise ValueError(text)
-        return text
-
-    return parse
-
-
-# option -> (parameter name, parser); a None parser marks a flag and its value.
-GATE_OPTIONS: dict[str, tuple[str, Callable[[str], Any] | None, Any]] = {
-    "--mode": ("mode", _choice(_MODES), None),
-    "--warn-at": ("warn_at", _probability, None),
-    "--block-at": ("block_at", _probability, None),
-    "--strict": ("strict", None, True),
-    "--no-strict": ("strict", None, False),
-    "--model": ("model", str, None),
-    "--max-commits": ("max_commits", _positive, None),
-    "--db": ("db", str, None),
-    "--format": ("output_format", _choice(_FORMATS), None),
-}
-CHECK_OPTIONS = {"--from": ("from_rev", str, None), "--to": ("to_rev", str, None), "--branch": ("branch", str, None)}
-HOOK_OPTIONS: dict[str, tuple[str, Callable[[str], Any] | None, Any]] = {"--raw": ("raw", None, True)}
+GATE_OPTIONS = options.fast_table(options.COMMON)
+CHECK_OPTIONS = options.fast_table(options.CHECK)
+HOOK_OPTIONS = options.fast_table(options.HOOK)
 
 
 def parse(argv: list[str]) -> tuple[str, dict[str, Any], list[str]] | None:
@@ -59,11 +23,9 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], list[str]] | None:
     if not argv or argv[0] not in ("check", "hook"):
         return None
     command = argv[0]
+    own = options.CHECK if command == "check" else options.HOOK
     table = {**GATE_OPTIONS, **(CHECK_OPTIONS if command == "check" else HOOK_OPTIONS)}
-    options: dict[str, Any] = {name: None for name, _, _ in table.values()}
-    options["output_format"] = "text"
-    if command == "hook":
-        options["raw"] = False
+    values: dict[str, Any] = {**options.defaults(options.COMMON), **options.defaults(own)}
     positionals: list[str] = []
     i = 1
     while i < len(argv):
@@ -76,7 +38,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], list[str]] | None:
             if parser is None:
                 if eq:
                     return None
-                options[name] = flag_value
+                values[name] = flag_value
             else:
                 if eq:
                     text = inline
@@ -86,7 +48,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], list[str]] | None:
                 else:
                     return None
                 try:
-                    options[name] = parser(text)
+                    values[name] = parser(text)
                 except ValueError:
                     return None
         elif arg.startswith("-") and arg != "-":
@@ -96,7 +58,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], list[str]] | None:
         i += 1
     if command == "check" and positionals or len(positionals) > 2:
         return None
-    return command, options, positionals
+    return command, values, positionals
 
 
 def _never_fail_on_encoding() -> None:

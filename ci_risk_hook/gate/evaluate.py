@@ -9,16 +9,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
+from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.config import Settings
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import FEATURE_NAMES, FeatureResult, Limits, store_features
-from ci_risk_hook.features.history_index import default_path
 from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.features.reasons import Reason, top_reasons
 from ci_risk_hook.model.scoring import PortableModel, load_model
-
-MODEL_FILE = "model.json"
 
 if TYPE_CHECKING:
     from ci_risk_hook.outcomes.store import PriorBuild
@@ -62,14 +60,14 @@ class GateReport:
 
 
 def repo_model_path(info: git.RepoInfo) -> str:
-    return os.path.join(os.path.dirname(default_path(info.common_dir)), MODEL_FILE)
+    return paths.repo_model(info.common_dir)
 
 
 def bundled_model_path() -> str | None:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the ci_risk_hook package
     for candidate in (
-        os.path.join(here, "bundled_model", MODEL_FILE),  # installed: model/ is mapped into the package
-        os.path.join(os.path.dirname(here), "model", MODEL_FILE),  # running from a source checkout
+        os.path.join(here, "bundled_model", paths.MODEL_FILE),  # installed: model/ is mapped into the package
+        os.path.join(os.path.dirname(here), "model", paths.MODEL_FILE),  # running from a source checkout
     ):
         if os.path.isfile(candidate):
             return candidate
@@ -221,13 +219,9 @@ class _BuildHistory:
             features.notes.append(text)
 
 
-SCORED_LOG = "scored.jsonl"
 _SCORED_KEEP = 50
 _SCORED_MAX_BYTES = 256 * 1024  # past this the log is trimmed to the newest _SCORED_KEEP; readers read no more
 
-
-def _scored_path(info: git.RepoInfo) -> str:
-    return os.path.join(os.path.dirname(default_path(info.common_dir)), SCORED_LOG)
 
 
 def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
@@ -246,8 +240,8 @@ def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
     ]
     if not entries:
         return
-    path = _scored_path(info)
-    text = "".join(json.dumps(e) + "\n" for e in entries)
+    path = paths.scored_log(info.common_dir)
+    text = "".join(json.dumps(e, allow_nan=False) + "\n" for e in entries)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "ab") as fh:
@@ -273,7 +267,7 @@ def _ends_with_newline(path: str) -> bool:
 def scored_pushes(info: git.RepoInfo, limit: int = 10) -> list[dict[str, object]]:
     """The newest scored pushes, oldest first; lines that are not a valid entry are skipped."""
     try:
-        return _read_scored(_scored_path(info))[-limit:]
+        return _read_scored(paths.scored_log(info.common_dir))[-limit:]
     except OSError:
         return []
 

@@ -11,14 +11,17 @@ import shlex
 import stat
 import sys
 
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook.git import repo as git
 
 MARKER = "# ci-risk pre-push hook: written by `ci-risk install`, removed by `ci-risk uninstall`"
 BACKUP_SUFFIX = ".pre-ci-risk"
 
 
-class InstallError(Exception):
+class InstallError(CiRiskError):
     """The hook cannot be written or removed as asked."""
+
+    exit_code = EXIT_BLOCKED
 
 
 def hook_path(cwd: str | None = None) -> str:
@@ -35,7 +38,7 @@ if [ ! -x "$PYTHON" ]; then
     echo "ci-risk: $PYTHON is gone; push not checked (run 'ci-risk install --force' again)" >&2
     exit 0
 fi
-CI_RISK_RAW_HOOK=1 exec "$PYTHON" -m ci_risk_hook hook --raw "$@"
+exec "$PYTHON" -m ci_risk_hook hook --raw "$@"
 """
 
 

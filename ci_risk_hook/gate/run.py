@@ -12,10 +12,9 @@ import sys
 import time
 from typing import Any, Callable
 
-from ci_risk_hook import __version__
-from ci_risk_hook.safetext import clean, one_line
-
-EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from ci_risk_hook import errors
+from ci_risk_hook.errors import EXIT_INTERNAL, EXIT_OK
+from ci_risk_hook.safetext import clean
 
 
 def _out(text: str) -> None:
@@ -48,23 +47,6 @@ class Progress:
             _err(f"{prefix}ci-risk: history index ready ({time.monotonic() - self.started:.1f} s)")
 
 
-def _log_internal_error(exc: BaseException) -> str | None:
-    import traceback  # only on this rare path: importing it costs ~5 ms on every push
-
-    try:
-        from ci_risk_hook.config import user_data_dir
-
-        directory = user_data_dir()
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, "error.log")
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} ci-risk {__version__}\n")
-            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        return path
-    except OSError:
-        return None
-
-
 def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hook: bool = False) -> int:
     """Shared by `check` and `hook`: resolve settings and ranges, score, print, exit.
 
@@ -73,10 +55,8 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hoo
     push); `check`, run by hand, treats it as a usage error.
     """
     from ci_risk_hook import config
-    from ci_risk_hook.features.history_index import IndexError_
     from ci_risk_hook.git import ranges
     from ci_risk_hook.git import repo as git
-    from ci_risk_hook.model.scoring import ModelError
 
     output_format = options.pop("output_format")
     strict_hint = options.get("strict")
@@ -87,9 +67,9 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hoo
         settings = config.resolve(options, toplevel=info.toplevel, tolerant=in_hook)
     except config.ConfigError as exc:
         _err(f"ci-risk: error: {clean(str(exc))}")
-        return EXIT_USAGE
+        return exc.exit_code
     except git.GitError as exc:
-        return fail(exc, strict_hint, known=True, output_format=output_format)
+        return fail(exc, strict_hint, output_format=output_format)
     if settings.strict and settings.errors:
         for line in settings.refused:
             _err(f"ci-risk: warning: {clean(line)}")
@@ -115,34 +95,25 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hoo
             text = output.render_json(report)
         else:
             text = output.render_text(report, colour=output.use_colour(sys.stdout))
-    except ranges.NothingPending as exc:
+    except ranges.RangeError as exc:  # a bad revision (exit 2), or nothing to check yet (exit 0)
         _err(f"ci-risk: {clean(str(exc))}")
-        return EXIT_OK
-    except ranges.RangeError as exc:
-        _err(f"ci-risk: {clean(str(exc))}")
-        return EXIT_USAGE
-    except (git.GitError, ModelError, IndexError_, OSError) as exc:
-        return fail(exc, settings.strict, known=True, output_format=output_format)
+        return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - a bug in ci-risk must not stop a push
-        return fail(exc, settings.strict, known=False, output_format=output_format)
+        return fail(exc, settings.strict, output_format=output_format)
     finally:
         progress.finish()
     _out(text)
     return report.exit_code
 
 
-def fail(exc: BaseException, strict: bool, known: bool, output_format: str = "text") -> int:
-    message = one_line(exc)
-    where = ""
-    if not known:
-        log = _log_internal_error(exc)
-        message = f"internal error ({type(exc).__name__}: {message})"
-        where = f"; details in {clean(log)}" if log else ""
+def fail(exc: BaseException, strict: bool, output_format: str = "text") -> int:
+    """ci-risk could not check the push: exit 3 with --strict, else a warning and the push goes on."""
+    handled = errors.handle(exc)
     if strict:
-        _err(f"ci-risk: error: {message}{where}")
-        return _json_error(EXIT_INTERNAL, message, output_format)
-    _err(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)")
-    return _json_error(EXIT_OK, message, output_format)
+        _err(f"ci-risk: error: {handled.line}")
+        return _json_error(EXIT_INTERNAL, handled.message, output_format)
+    _err(f"ci-risk: warning: {handled.line}; push not checked (--strict fails instead)")
+    return _json_error(EXIT_OK, handled.message, output_format)
 
 
 def _json_error(code: int, message: str, output_format: str) -> int:

@@ -5,18 +5,22 @@ hook's stdin, and explicit `--from/--to` (default: upstream..HEAD).
 """
 from __future__ import annotations
 
-import os
 from typing import Mapping, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_OK, EXIT_USAGE, CiRiskError
 from ci_risk_hook.git import repo as git
 
 
-class RangeError(Exception):
+class RangeError(CiRiskError):
     """The requested range cannot be resolved (a bad revision: a usage error)."""
+
+    exit_code = EXIT_USAGE
 
 
 class NothingPending(RangeError):
     """There is nothing to check yet (a branch without commits): not an error."""
+
+    exit_code = EXIT_OK
 
 
 class PushRange(NamedTuple):
@@ -129,7 +133,3 @@ def explicit(from_rev: str | None, to_rev: str | None, cwd: str | None = None) -
             pass
     return PushRange(tip=tip, exclude_remotes="", label=f"{tip_rev} (not on any remote)")
 
-
-def hook_stdin_from_env() -> bool:
-    """True when running as a raw pre-push hook installed by `ci-risk install`."""
-    return os.environ.get("CI_RISK_RAW_HOOK") == "1"

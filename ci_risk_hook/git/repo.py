@@ -27,6 +27,9 @@ import os
 import subprocess
 from typing import IO, Iterable, Iterator, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
+from ci_risk_hook import paths
+
 ZERO_SHA = "0" * 40
 
 # One record per commit: RS, then fields split by US, then NUL; numstat
@@ -45,8 +48,10 @@ _MISSING_OBJECT_MARKERS = (
 )
 
 
-class GitError(Exception):
+class GitError(CiRiskError):
     """A git command failed; the message is git's own first line of complaint."""
+
+    exit_code = EXIT_BLOCKED
 
 
 class MissingObjectError(GitError):
@@ -418,7 +423,7 @@ def root_commit(info: RepoInfo, cwd: str | os.PathLike[str] | None = None) -> st
         return override.strip()
     if info.is_shallow:
         return None
-    cache = os.path.join(info.common_dir, "ci-risk", "root-commit")
+    cache = paths.root_commit_cache(info.common_dir)
     try:
         with open(cache, encoding="ascii") as fh:
             cached = fh.read().strip()

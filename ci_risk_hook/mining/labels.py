@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from ci_risk_hook.features import categories
 from ci_risk_hook.git import repo as git
@@ -495,3 +495,25 @@ def szz(
             pool.shutdown(wait=True, cancel_futures=True)
     st.seconds = time.monotonic() - started
     return SzzResult([CommitLabel(sha, "szz", tuple(ev), n[0]) for sha, (ev, n) in found.items()], st)
+
+
+class Labelled(NamedTuple):
+    reverts: int
+    reverts_seconds: float
+    szz: SzzResult | None  # None when SZZ was not asked for
+    szz_seconds: float
+
+
+def label_history(store: Any, repo_id: int, *, szz_too: bool = True, max_fixes: int | None = None,
+                  since: int | None = None, progress: Callable[[int, int], None] | None = None) -> Labelled:
+    """`ci-risk backfill`'s labels from git: reverted commits always, fix-inducing commits (SZZ) when asked."""
+    started = time.monotonic()
+    reverts = find_reverts()
+    store.set_labels(repo_id, "revert", [(label.commit, label.evidence, label.lines) for label in reverts])
+    reverts_seconds = time.monotonic() - started
+    if not szz_too:
+        return Labelled(len(reverts), reverts_seconds, None, 0.0)
+    started = time.monotonic()
+    found = szz(max_fixes=max_fixes, since=since, progress=progress)
+    store.set_labels(repo_id, "szz", [(label.commit, label.evidence, label.lines) for label in found.labels])
+    return Labelled(len(reverts), reverts_seconds, found, time.monotonic() - started)

@@ -14,13 +14,16 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from ci_risk_hook.errors import EXIT_INTERNAL, CiRiskError
 from ci_risk_hook.model.dataset import Table
 from ci_risk_hook.safetext import csv_cell
 from ci_risk_hook.model.training import CANDIDATES, TrainError, train
 
 
-class LeakError(Exception):
+class LeakError(CiRiskError):
     """A training row finished after the build it would help predict: the backtest would see the future."""
+
+    exit_code = EXIT_INTERNAL
 
 
 def training_rows(table: Table, cutoff: int) -> np.ndarray:

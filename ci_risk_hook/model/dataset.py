@@ -13,11 +13,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ci_risk_hook.features.extract import FEATURE_NAMES, TOUCHED_WINDOW, store_features
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
+from ci_risk_hook.features.extract import BRANCH_WINDOW, FEATURE_NAMES, TOUCHED_WINDOW, store_features
 from ci_risk_hook.outcomes.store import PriorBuild, Store
 
 DEMO_FEATURES = ("demo_author", "demo_extension", "demo_changes")
-BRANCH_WINDOW = 20
 
 
 class Table:
@@ -50,8 +50,10 @@ class Table:
                      self.demo[idx], [self.commits[i] for i in idx], [self.branches[i] for i in idx], self.source)
 
 
-class DatasetError(Exception):
+class DatasetError(CiRiskError):
     """Not enough labelled history to learn from."""
+
+    exit_code = EXIT_BLOCKED
 
 
 def _vector(values: dict[str, Any]) -> list[float]:
@@ -74,7 +76,7 @@ class _DemoEncoder:
         return [float(author_id), float(ext_id), churn]
 
 
-def ci_table(store: Store, repo_id: int, *, drop_flaky: bool = False) -> Table:
+def ci_table(store: Store, repo_id: int) -> Table:
     """Real CI outcomes with the features of their ranges and of the builds before them."""
     builds = store.builds(repo_id)
     features = store.build_features(repo_id)
@@ -104,8 +106,6 @@ def ci_table(store: Store, repo_id: int, *, drop_flaky: bool = False) -> Table:
             recent.append(prior)
             on_branch.setdefault(done.branch, deque(maxlen=BRANCH_WINDOW)).append(prior)
             j += 1
-        if drop_flaky and b.flaky:
-            continue
         author, files, values = features[b.id]
         window = {id(p): p for p in recent}
         for p in on_branch.get(b.branch, ()):

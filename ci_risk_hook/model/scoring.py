@@ -17,6 +17,8 @@ import sys
 from bisect import bisect_left
 from typing import NamedTuple
 
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
+
 # Avoid importing ``typing`` at runtime (a few ms of hook start-up); mypy
 # treats this name as true.
 TYPE_CHECKING = False
@@ -46,8 +48,10 @@ MAX_MODEL_BYTES = 50 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 
 
-class ModelError(Exception):
+class ModelError(CiRiskError):
     """The model artifact cannot be used (missing, corrupt, tampered, wrong format)."""
+
+    exit_code = EXIT_BLOCKED
 
 
 class ScoreError(ModelError):
@@ -93,6 +97,23 @@ def _sigmoid(z: float) -> float:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
+
+
+def platt(a: float, b: float, s: float) -> float:
+    """Platt scaling, in sklearn's _SigmoidCalibration convention (training's numpy twin is held to it by a test)."""
+    return _sigmoid(-(a * s + b))
+
+
+def isotonic(xs: list[float], ys: list[float], s: float) -> float:
+    """Isotonic calibration: piecewise-linear through (xs, ys), clipped at both ends, as np.interp."""
+    if len(xs) == 1:
+        return ys[0]
+    s = min(max(s, xs[0]), xs[-1])
+    # Mirrors scipy interp1d (used by IsotonicRegression): left search,
+    # index clipped to [1, n-1], slope form.
+    j = min(max(bisect_left(xs, s), 1), len(xs) - 1)
+    x0, y0 = xs[j - 1], ys[j - 1]
+    return (ys[j] - y0) / (xs[j] - x0) * (s - x0) + y0
 
 
 def _reject_constant(name: str) -> float:
@@ -542,17 +563,8 @@ class PortableModel:
             return p, p
         s = p if self._cal_on_prob else raw
         if kind == "platt":
-            # Same convention as sklearn's _SigmoidCalibration.predict.
-            return _sigmoid(-(self._cal_a * s + self._cal_b)), p
-        xs, ys = self._cal_x, self._cal_y
-        if len(xs) == 1:
-            return ys[0], p
-        s = min(max(s, xs[0]), xs[-1])
-        # Mirrors scipy interp1d (used by IsotonicRegression): left search,
-        # index clipped to [1, n-1], slope form.
-        j = min(max(bisect_left(xs, s), 1), len(xs) - 1)
-        x0, y0 = xs[j - 1], ys[j - 1]
-        return (ys[j] - y0) / (xs[j] - x0) * (s - x0) + y0, p
+            return platt(self._cal_a, self._cal_b, s), p
+        return isotonic(self._cal_x, self._cal_y, s), p
 
     @staticmethod
     def _parse_rule(rule: object, names: list[str]) -> tuple[int, float, float] | None:

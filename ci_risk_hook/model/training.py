@@ -14,20 +14,19 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook.model.dataset import DEMO_FEATURES, DatasetError, Table
 from ci_risk_hook.features.extract import FEATURE_NAMES
 
 CANDIDATES = ("forest", "gbdt", "logistic", "parrot", "rule+gbdt", "bundled")
 MIN_ROWS, MIN_FAILURES = 40, 5
 RULE_FEATURE = "prev_build_failed"
-HISTORY_FEATURES = ("prev_build_failed", "fail_rate_last5", "fail_rate_last20", "builds_since_failure",
-                    "hours_since_prev_build", "prev_any_failed", "fail_rate_any_last5", "touched_files_fail_rate",
-                    "author_fail_rate")
-HISTORY_COLUMNS = [FEATURE_NAMES.index(n) for n in HISTORY_FEATURES]
 
 
-class TrainError(Exception):
+class TrainError(CiRiskError):
     """Training is impossible with this data (too few rows or failures, one class only)."""
+
+    exit_code = EXIT_BLOCKED
 
 
 class Fitted(NamedTuple):
@@ -122,10 +121,6 @@ def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
     if base == "logistic":
         return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
                              LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000)), every
-    if base == "history":
-        # Few rows per repository: the build-history features alone, in a model that cannot overfit much.
-        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                             LogisticRegression(C=0.3, class_weight="balanced", max_iter=2000)), HISTORY_COLUMNS
     if base == "parrot":
         return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
                              LogisticRegression(C=1e6, max_iter=1000)), [FEATURE_NAMES.index(RULE_FEATURE)]

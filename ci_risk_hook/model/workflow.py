@@ -9,15 +9,12 @@ import os
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
+from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.model.backtest import BacktestResult, backtest
 from ci_risk_hook.model.dataset import DatasetError, Table, ci_table, concat, szz_table
-from ci_risk_hook.gate.evaluate import repo_model_path
 from ci_risk_hook.outcomes.store import Store
 from ci_risk_hook.model.training import CANDIDATES, TrainResult, export, library_versions, train
-
-LABELS = ("ci", "szz", "both")
-METRICS = ("f1", "roc_auc", "pr_auc", "deferrable_at_90")
 
 
 def table_for(store: Store, repo_ids: Sequence[int], labels: str) -> Table:
@@ -67,14 +64,14 @@ def install(artifact: dict[str, Any], path: str) -> str | None:
 
     previous = None
     if os.path.exists(path):
-        previous = path[:-len(".json")] + ".prev.json" if path.endswith(".json") else path + ".prev"
+        previous = paths.previous_model(path)
         os.replace(path, previous)
     write_artifact(artifact, path)
     return previous
 
 
 def default_model_path(cwd: str | None = None) -> str:
-    return repo_model_path(git.repo_info(cwd))
+    return paths.repo_model(git.repo_info(cwd).common_dir)
 
 
 def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, target_recall: float = 0.9,
@@ -100,3 +97,30 @@ def current_backtest(path: str) -> dict[str, Any] | None:
         return dict(read_artifact_json(path).get("provenance", {}).get("backtest") or {}) or None
     except (ModelError, AttributeError):
         return None
+
+
+class Retrained(NamedTuple):
+    metric: str
+    new: float | None  # the new model's backtest score
+    old: float | None  # the current model's, when it has one
+    trained: Trained | None  # None: the current model was kept
+
+
+def keeps_current(new: float | None, old: float | None) -> bool:
+    """The rule of `retrain`: the current model stays unless the new one backtests at least as well."""
+    return old is not None and (new is None or new < old)
+
+
+def run_retrain(table: Table, labels: str, repos: Sequence[str], path: str, *, metric: str = "f1",
+                retrain_every: int = 25, target_recall: float = 0.9, target_precision: float = 0.8,
+                progress: Callable[[int, int], None] | None = None) -> Retrained:
+    """Backtest a new model and install it only if it is not worse at `metric` than the current one."""
+    result = run_backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress)
+    new = result.as_dict()["model"].get(metric)
+    old = (current_backtest(path) or {}).get("model", {}).get(metric)
+    if keeps_current(new, old):
+        return Retrained(metric, new, old, None)
+    trained = run_train(table, labels, repos, path, target_recall=target_recall, target_precision=target_precision,
+                        backtest_result=result)
+    return Retrained(metric, new, old, trained)
+

@@ -19,6 +19,7 @@ import os
 from collections import Counter
 from typing import Any, Callable, Iterator, NamedTuple, Union
 
+from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
 from ci_risk_hook.outcomes.records import (
     BuildRecord, OutOfRange, check_duration, normalize_status, parse_attempt, parse_time,
 )
@@ -38,12 +39,14 @@ Outcome = Union[BuildRecord, str]  # a record, or the reason the row was skipped
 RowParser = Callable[[list[str], int], Outcome]
 
 
-class ImportFormatError(Exception):
+class ImportFormatError(CiRiskError):
     """A file or row that cannot be read; str() is one line: `path:line: field: message`.
 
     `line` is the 1-based physical line for CSV (header = 1) and for invalid JSON,
     `"item N"` for the N-th element of a JSON array, 0 for the file as a whole.
     """
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, path: str, line: int | str, field: str, message: str) -> None:
         super().__init__(path, line, field, message)

@@ -6,21 +6,26 @@ picked up by the next run).
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from itertools import islice
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_BLOCKED, EXIT_USAGE, CiRiskError
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.mining.backfill import SCHEMA_VERSION
 from ci_risk_hook.features.extract import Limits
-from ci_risk_hook.outcomes.records import BuildRecord
+from ci_risk_hook.outcomes.records import BuildRecord, ci_job
 from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.outcomes.store import Store, StoreError, default_url, open_store, remember
 
 
-class CaptureError(Exception):
+
+class CaptureError(CiRiskError):
     """The outcome cannot be recorded as asked (unknown commit, unidentifiable repository)."""
+
+    exit_code = EXIT_BLOCKED
 
 
 class Target(NamedTuple):
@@ -195,3 +200,55 @@ def _first_parent_range(commit: str, cwd: str | None) -> PushRange:
     except git.GitError:
         return PushRange(tip=commit)  # a root commit: the range is the commit itself
     return PushRange(tip=commit, exclude=(parent,))
+
+
+# -- one outcome, from `ci-risk record` and `ci-risk run` ---------------------
+
+class CiVariableError(CiRiskError):
+    """A CI system's variable holds what cannot be recorded (an attempt that is not a number): a usage error."""
+
+    exit_code = EXIT_USAGE
+
+
+class Recorded(NamedTuple):
+    record: BuildRecord
+    new: bool
+
+
+def record_outcome(db: str | None, status: str, commit: str, *, base: str | None = None, branch: str | None = None,
+                   source: str = "record", job_id: str | None = None, attempt: int | None = None,
+                   started_at: int | None = None, duration: float | None = None,
+                   finished_at: int | None = None) -> Recorded:
+    """Store one CI outcome for `commit` (job and attempt default to the CI system's) and compute its features.
+
+    The outcome is one transaction; its features come after it, so a store that
+    fails between the two keeps the outcome and says `ci-risk backfill` finishes it.
+    """
+    try:
+        ci_job_id, ci_attempt = ci_job(os.environ, want_attempt=attempt is None)
+    except ValueError as exc:
+        raise CiVariableError(f"{exc}; nothing recorded") from None
+    target = open_for_repo(db)
+    try:
+        sha = git.resolve_commits([commit]).get(commit)
+        if sha is None:
+            raise CaptureError(f"not a commit: {commit}")
+        record = BuildRecord(
+            commit=sha, status=status, source=source, raw_status=status,
+            branch=git.short_branch(branch) or git.current_branch(target.info), started_at=started_at,
+            finished_at=finished_at, duration_s=duration, base=base,
+            job_id=job_id if job_id is not None else ci_job_id,
+            attempt=attempt if attempt is not None else ci_attempt,
+        )
+        try:
+            summary = store_records(target, [record])
+        except StoreError as exc:
+            raise StoreError(f"{exc}; nothing recorded") from None
+        try:
+            compute_build_features(target)
+        except StoreError as exc:
+            raise StoreError(f"{exc}; the outcome was recorded, its features were not "
+                             "(`ci-risk backfill` computes them)") from None
+    finally:
+        target.store.close()
+    return Recorded(record, bool(summary.new))

@@ -20,18 +20,22 @@ import sqlite3
 import time
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
+from ci_risk_hook import paths
+from ci_risk_hook.features.extract import BRANCH_WINDOW, TOUCHED_WINDOW
 from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord
 
-DEFAULT_FILE = "history.sqlite"
 _PG_LOCK_KEY = 0x63692D7269736B  # "ci-risk": serialises concurrent migrations
 
 
-class StoreError(Exception):
+class StoreError(CiRiskError):
     """The history store cannot be opened or used; the message says which file or server.
 
     The message is redacted here, once for every caller: it is printed, and
     it may quote a URL or a driver's text that holds a password.
     """
+
+    exit_code = EXIT_BLOCKED
 
     def __init__(self, message: str) -> None:
         super().__init__(redact_message(message))
@@ -123,13 +127,10 @@ class PriorBuild(NamedTuple):
     files: frozenset[str]
 
 
-POINTER = os.path.join("ci-risk", "store")
-
-
 def remember(common_dir: str, url: str) -> None:
     """Note in the git dir which store this repository records into, for the hook (never a password)."""
     text = redact(url) if "://" in url else os.path.abspath(url)
-    path = os.path.join(common_dir, POINTER)
+    path = paths.store_pointer(common_dir)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as fh:
@@ -140,7 +141,7 @@ def remember(common_dir: str, url: str) -> None:
 
 def remembered(common_dir: str) -> str | None:
     try:
-        with open(os.path.join(common_dir, POINTER), encoding="utf-8") as fh:
+        with open(paths.store_pointer(common_dir), encoding="utf-8") as fh:
             return fh.read().strip() or None
     except OSError:
         return None
@@ -151,13 +152,13 @@ def default_url() -> str:
     env = os.environ.get("CI_RISK_DB")
     if env:
         return env
-    from ci_risk_hook.config import ConfigError, user_data_dir, user_setting
+    from ci_risk_hook.config import ConfigError, user_setting
 
     try:
         configured = user_setting("db")
     except ConfigError as exc:
         raise StoreError(str(exc)) from None
-    return str(configured) if configured else os.path.join(user_data_dir(), DEFAULT_FILE)
+    return str(configured) if configured else paths.default_store_file()
 
 
 def is_postgres(url: str) -> bool:
@@ -505,8 +506,8 @@ class Store:
         ).fetchall()
         return {int(r[0]): (r[1], json.loads(r[2]), json.loads(r[3])) for r in rows}
 
-    def prior_builds(self, repo_id: int, before: int, branch: str | None, limit: int = 200) -> list[PriorBuild]:
-        """Builds finished by `before` (same second included): the latest `limit` plus the latest 20 on `branch`.
+    def prior_builds(self, repo_id: int, before: int, branch: str | None, limit: int = TOUCHED_WINDOW) -> list[PriorBuild]:
+        """Builds finished by `before` (same second included): the latest `limit` plus the latest BRANCH_WINDOW on `branch`.
 
         Oldest first. A build stored without a finish time finished, for
         this purpose, when it started (or, lacking both, when recorded).
@@ -518,7 +519,7 @@ class Store:
         order = " ORDER BY b.finished_at DESC, b.id DESC LIMIT ?"
         rows = {r[0]: r for r in self.execute(base + order, (repo_id, before, limit)).fetchall()}
         if branch is not None:
-            for r in self.execute(base + " AND b.branch = ?" + order, (repo_id, before, branch, 20)).fetchall():
+            for r in self.execute(base + " AND b.branch = ?" + order, (repo_id, before, branch, BRANCH_WINDOW)).fetchall():
                 rows.setdefault(r[0], r)
         result = [
             PriorBuild(r[1], r[2], r[3] == FAIL, int(r[4]), int(r[5]), r[6], frozenset(json.loads(r[7]) if r[7] else ()))

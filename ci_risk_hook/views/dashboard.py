@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
+from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
+from ci_risk_hook.model import metrics
 from ci_risk_hook.views.dashboard_page import CONTENT_SECURITY_POLICY, DATA_PLACEHOLDER, PAGE
 from ci_risk_hook.features.extract import FEATURE_NAMES, Facts, FeatureResult
 from ci_risk_hook.gate.evaluate import GateReport
@@ -54,14 +56,13 @@ _LOOPBACK_NAMES = ("localhost",)
 _WILDCARDS = ("", "0.0.0.0", "::")
 
 # Column titles of a backtest, as `ci-risk backtest` prints them.
-_BACKTEST_COLUMNS = {"model": "ci-risk", "parrot": "Parrot", "parrot_ordered": "Parrot*", "demo": "demo model"}
-_METRIC_ROWS = (("precision", "precision (failing)"), ("recall", "recall (failing)"), ("f1", "F1 (failing)"),
-                ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("brier", "Brier score"),
-                ("deferrable_at_90", "deferrable at 90% recall"))
+_BACKTEST_COLUMNS = dict(metrics.COLUMNS)
 
 
-class RequestError(Exception):
+class RequestError(CiRiskError):
     """A request the dashboard refuses: the HTTP status and a one-line reason."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -247,7 +248,7 @@ def _metric_columns(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, A
 def _metric_table(report: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     columns = _metric_columns(report)
     rows = [{"label": title, "values": [_number(column.get(key)) for _, column in columns]}
-            for key, title in _METRIC_ROWS]
+            for key, title in metrics.METRICS]
     return [title for title, _ in columns], rows
 
 

@@ -14,6 +14,7 @@ import random
 import subprocess
 from typing import Callable, NamedTuple
 
+from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.outcomes.record import compute_build_features, open_for_repo
 from ci_risk_hook.config import Settings
@@ -116,7 +117,7 @@ def build(directory: str, *, seed: int = 7, commits: int = 300,
         outcomes.append(BuildRecord(commit=sha, status="fail" if failing else "pass", source="demo", branch="main",
                                     started_at=repo.clock + 60, finished_at=repo.clock + 60 + rng.randint(300, 900)))
     say(f"recording {len(outcomes)} simulated CI outcomes and computing their features")
-    target = open_for_repo(os.path.join(directory, ".git", "ci-risk", "history.sqlite"), directory)
+    target = open_for_repo(paths.repo_store_file(os.path.join(directory, ".git")), directory)
     try:
         target.store.add_builds(target.repo_id, outcomes)
         compute_build_features(target, directory)
@@ -125,7 +126,7 @@ def build(directory: str, *, seed: int = 7, commits: int = 300,
         target.store.close()
     say("training a model on them (time-ordered validation)")
     info = git.repo_info(directory)
-    model_path = os.path.join(info.common_dir, "ci-risk", "model.json")
+    model_path = paths.repo_model(info.common_dir)
     trained = run_train(table, "ci", ["demo"], model_path,
                         candidates=("forest", "gbdt", "logistic", "parrot", "rule+gbdt"))
     base = git.run(["rev-parse", "HEAD"], directory).decode().strip()
@@ -145,7 +146,7 @@ def _pending(repo: _Repo, info: git.RepoInfo, base: str, branch: str, files: dic
     tip = repo.commit(files, message, author)
     subprocess.run(["git", "checkout", "-q", "main"], cwd=repo.path, check=True)
     settings = Settings()
-    settings.db = os.path.join(info.common_dir, "ci-risk", "history.sqlite")
+    settings.db = paths.repo_store_file(info.common_dir)
     # Pushed a minute after it was committed: the demo's history is fixed in time, so is its "now".
     return evaluate([PushRange(tip=tip, exclude=(base,), label=f"{branch} ({message})", branch="main")],
                     settings, info, cwd=repo.path, now=repo.clock + 60)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from ci_risk_hook.features import categories
+from ci_risk_hook.model import metrics
 from ci_risk_hook.model.backtest import BacktestResult
 from ci_risk_hook.model.dataset import Table
 from ci_risk_hook.features.extract import FEATURE_NAMES
@@ -185,12 +186,11 @@ def _html(charts: dict[str, str], result: BacktestResult, model: PortableModel, 
             data = base64.b64encode(fh.read()).decode("ascii")
         images.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>')
     report = result.as_dict()
-    metric_names = ("precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90")
     rows = "".join(
         f"<tr><th>{m}</th>" + "".join(
             f"<td>{'-' if report[w].get(m) is None else format(report[w][m], '.3f')}</td>"
-            for w in ("model", "parrot", "parrot_ordered", "demo")) + "</tr>"
-        for m in metric_names)
+            for w, _ in metrics.COLUMNS) + "</tr>"
+        for m in metrics.KEYS)
     reasons_html = []
     for k in range(max(0, len(table) - 5), len(table)):
         values = {name: (None if np.isnan(v) else float(v)) for name, v in zip(FEATURE_NAMES, table.X[k])}
@@ -227,3 +227,31 @@ before it started; {result.retrains} retrains.</p>
 <pre>{html.escape(card)}</pre>
 </body></html>
 """
+
+
+def build_for_repo(out: str, store: Any, repo_id: int, info: Any, choice: Any, *, html_page: bool = False,
+                   retrain_every: int = 25, progress: Any = None) -> Report:
+    """`ci-risk report`: backtest this repository's recorded history, chart it with the model in use."""
+    import json
+
+    from ci_risk_hook.gate.evaluate import scored_pushes
+    from ci_risk_hook.model.dataset import ci_table
+    from ci_risk_hook.model.workflow import run_backtest
+
+    try:
+        table = ci_table(store, repo_id)
+        features = store.build_features(repo_id)
+        commits = {b.id: b.commit for b in store.builds(repo_id)}
+    finally:
+        store.close()
+    files = {commits[i]: f for i, (_, f, _) in features.items() if i in commits}
+    result = run_backtest(table, retrain_every=retrain_every, progress=progress)
+    card = f"{choice.path} ({choice.source}), {choice.model.kind}\n" + json.dumps(
+        {"thresholds": choice.model.thresholds, "provenance": choice.model.provenance}, indent=2)
+    if choice.source == "bundled":
+        card_path = os.path.join(os.path.dirname(choice.path), "MODEL_CARD.md")
+        if os.path.exists(card_path):
+            with open(card_path, encoding="utf-8") as fh:
+                card = fh.read() + "\n" + card
+    return build(out, choice.model, table, result, files, html_page=html_page, card=card, scored=scored_pushes(info))
+

@@ -23,8 +23,8 @@ import pytest
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import Limits
-from ci_risk_hook.features.history_index import BuildLock, HistoryIndex, default_path, lock_path
-from ci_risk_hook.features.index_build import LOG_FILE
+from ci_risk_hook import paths
+from ci_risk_hook.features.history_index import BuildLock, HistoryIndex
 from ci_risk_hook.git.ranges import PushRange
 
 from testing.repos import Repo, lines, make_repo, run_cli
@@ -74,11 +74,11 @@ def push(repo: Repo, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def index_path(repo: Repo) -> str:
-    return default_path(str(repo.path / ".git"))
+    return paths.index_file(str(repo.path / ".git"))
 
 
 def builder_idle(repo: Repo) -> bool:
-    lock = BuildLock(lock_path(index_path(repo)))
+    lock = BuildLock(paths.index_lock(index_path(repo)))
     if not lock.acquire(wait=False):
         return False
     lock.release()
@@ -103,7 +103,7 @@ def covered(repo: Repo, sha: str) -> bool:
 
 
 def builders_started(repo: Repo) -> int:
-    log = Path(index_path(repo)).parent / LOG_FILE
+    log = Path(index_path(repo)).parent / paths.INDEX_BUILD_LOG
     return log.read_text().count("building the history index") if log.exists() else 0
 
 
@@ -141,7 +141,7 @@ def test_a_cold_index_past_the_budget_is_finished_in_the_background_and_the_next
     wait_for_builder(big)
     assert covered(big, base)
     assert builders_started(big) == 1
-    assert "done, 3,000 commits added" in (Path(index_path(big)).parent / LOG_FILE).read_text()
+    assert "done, 3,000 commits added" in (Path(index_path(big)).parent / paths.INDEX_BUILD_LOG).read_text()
 
     indexed = HistoryIndex(index_path(big))
     before = indexed.commit_count()
@@ -189,7 +189,7 @@ def test_a_killed_builder_frees_the_lock_and_its_walk_is_completed_correctly(
     pid = int(proc.stdout.split("background (pid ")[1].split(";")[0])
     os.killpg(pid, signal.SIGKILL)  # the builder leads its own session: its git goes too
     wait_for_builder(big, timeout=60)  # the kernel frees an flock with its holder
-    assert Path(lock_path(index_path(big))).exists()  # a stale lock file, which locks nothing
+    assert Path(paths.index_lock(index_path(big))).exists()  # a stale lock file, which locks nothing
     assert not covered(big, base)
 
     warm, notes = features(big, base, budget=600)  # the next build completes the killed one

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from ci_risk_hook import config
+from ci_risk_hook import config, paths
 from ci_risk_hook.gate import evaluate as gate
 from ci_risk_hook.model.export import seal_artifact
 from ci_risk_hook.features.extract import FEATURE_NAMES
@@ -303,7 +303,7 @@ def test_user_config_directory_is_platformdirs_without_importing_it(xdg: str | N
     else:
         monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
     expected = os.path.join(platformdirs.user_config_dir("ci-risk", appauthor=False), "config.ini")
-    assert config.user_config_path() == expected
+    assert paths.user_config_file() == expected
 
 
 # -- 2. a repository's model: a regular file inside the work tree; every model capped --

@@ -24,7 +24,8 @@ from ci_risk_hook.git import repo as git
 from ci_risk_hook.mining import labels
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import Limits
-from ci_risk_hook.features.history_index import HistoryIndex, default_path
+from ci_risk_hook import paths
+from ci_risk_hook.features.history_index import HistoryIndex
 from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.outcomes.store import open_store
 
@@ -138,7 +139,7 @@ def test_index_and_check_find_the_history_of_a_non_utf8_file(latin1_repo: Repo,
     assert values["nuc"] == 1 and values["file_age_days"] is not None and values["file_age_days"] > 0
 
     info = git.repo_info(str(latin1_repo.path))
-    db = sqlite3.connect(default_path(info.common_dir))
+    db = sqlite3.connect(paths.index_file(info.common_dir))
     try:
         rows = db.execute("SELECT path, subsystem FROM paths WHERE path LIKE 'src/caf%'").fetchall()
     finally:
@@ -148,7 +149,7 @@ def test_index_and_check_find_the_history_of_a_non_utf8_file(latin1_repo: Repo,
 
 def test_an_index_of_the_old_schema_is_rebuilt_not_refused(latin1_repo: Repo) -> None:
     info = git.repo_info(str(latin1_repo.path))
-    path = default_path(info.common_dir)
+    path = paths.index_file(info.common_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     old = sqlite3.connect(path)
     old.executescript("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -306,7 +307,7 @@ def test_hostile_names_are_indexed_apart_blamed_and_found_again(repo: Repo, monk
     assert result.values["nf"] == len(HOSTILE) + 1
     assert sorted(p for paths in result.facts.paths_by_category.values() for p in paths) == sorted([*keys, "src/a_test.py"])
 
-    index = HistoryIndex(default_path(info.common_dir), str(repo.path))
+    index = HistoryIndex(paths.index_file(info.common_dir), str(repo.path))
     try:
         histories = index.file_histories(keys, before=2**40)
     finally:

@@ -577,3 +577,37 @@ def test_scoring_never_imports_numpy_sklearn_or_pandas(tmp_path: Path) -> None:
     result = json.loads(proc.stdout)
     assert result["heavy"] == [], f"importing/scoring pulled in heavy modules: {result['heavy']}"
     assert result["p"] == PortableModel.from_dict(artifact).predict_proba([[0.5] * N_FEATURES, [None] * N_FEATURES])
+
+
+# -- calibration: training's numpy and the hook's standard library agree --------------------------
+
+CALIBRATION_GRID = [i / 400 for i in range(-40, 441)] + [-5.0, -1e-9, 1e-9, 1.0 - 1e-9, 7.5]
+
+
+@pytest.mark.parametrize("a, b", [(-4.2, 1.3), (-1.0, 0.0), (0.7, -2.5), (-30.0, 12.0)])
+def test_platt_calibration_is_the_same_in_training_and_scoring(a: float, b: float) -> None:
+    import numpy as np
+
+    from ci_risk_hook.model import scoring
+    from ci_risk_hook.model.training import _apply_calibration
+
+    trained = _apply_calibration({"kind": "platt", "a": a, "b": b}, np.array(CALIBRATION_GRID))
+    scored = [scoring.platt(a, b, s) for s in CALIBRATION_GRID]
+    assert np.allclose(trained, scored, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("xs, ys", [
+    ([0.5], [0.3]),
+    ([0.0, 1.0], [0.1, 0.9]),
+    ([0.05, 0.2, 0.21, 0.5, 0.8, 0.97], [0.0, 0.1, 0.1, 0.35, 0.6, 1.0]),
+    ([0.1, 0.3, 0.6], [0.2, 0.2, 0.2]),
+])
+def test_isotonic_calibration_is_the_same_in_training_and_scoring(xs: list[float], ys: list[float]) -> None:
+    import numpy as np
+
+    from ci_risk_hook.model import scoring
+    from ci_risk_hook.model.training import _apply_calibration
+
+    trained = _apply_calibration({"kind": "isotonic", "x": xs, "y": ys}, np.array(CALIBRATION_GRID))
+    scored = [scoring.isotonic(xs, ys, s) for s in CALIBRATION_GRID]
+    assert np.allclose(trained, scored, rtol=1e-12, atol=1e-15)
