@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ci_risk_hook.git import repo as git
-from ci_risk_hook.gate.evaluate import SCORED_LOG, scored_pushes
+from ci_risk_hook.gate.evaluate import scored_pushes
+from ci_risk_hook.paths import SCORED_LOG
 
 from testing.repos import Repo, lines, run_cli as run
 
