@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from ci_risk_hook import __version__
+from ci_risk_hook.cli.extras import require
 from ci_risk_hook.safetext import clean, csv_cell
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -478,6 +479,7 @@ def _metrics_table(report: dict[str, Any]) -> str:
 def train(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None,
           out: str | None) -> None:
     """Train this repository's model on its recorded history (time-ordered validation)."""
+    require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_train
     from ci_risk_hook.model.training import TrainError
 
@@ -513,6 +515,7 @@ def train(labels: str, all_repos: bool, target_recall: float, target_precision: 
 def backtest(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None,
              retrain_every: int, predictions: str | None, fmt: str) -> None:
     """Would it have helped here? Predict each past build from the builds finished before it."""
+    require("train")
     import json
 
     from ci_risk_hook.model.backtest import write_predictions
@@ -549,6 +552,7 @@ def backtest(labels: str, all_repos: bool, target_recall: float, target_precisio
 def retrain(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None, metric: str,
             retrain_every: int) -> None:
     """Train and backtest; replace the current model only if the new one is not worse."""
+    require("train")
     from ci_risk_hook.model.workflow import current_backtest, default_model_path, run_backtest, run_train
     from ci_risk_hook.model.training import TrainError
 
@@ -642,6 +646,7 @@ def model_show(fmt: str) -> None:
 @_db_option
 def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> None:
     """Charts of what the model learnt and how it backtested here (PNG; --html for one page)."""
+    require("train")
     import json
 
     from ci_risk_hook import config
@@ -692,6 +697,7 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
 @_db_option
 def dashboard(port: int, host: str, db: str | None) -> None:
     """A local web page: this push's score and reasons, what-if, history, backtest metrics."""
+    require("train")
     from ci_risk_hook.views import dashboard as dash
 
     try:
@@ -717,6 +723,7 @@ def dashboard(port: int, host: str, db: str | None) -> None:
 @click.option("--commits", type=click.IntRange(60, 2000), default=300, show_default=True)
 def demo(directory: str | None, seed: int, commits: int) -> None:
     """Build a throw-away repository with a realistic history, train on it, and score two pushes."""
+    require("train")
     import tempfile
 
     from ci_risk_hook.views import demo as demo_lib
