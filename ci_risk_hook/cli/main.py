@@ -17,6 +17,7 @@ from ci_risk_hook import __version__, errors
 from ci_risk_hook.gate import options as gate_options
 from ci_risk_hook.gate.options import GateOption
 from ci_risk_hook.model import metrics
+from ci_risk_hook.cli.extras import require
 from ci_risk_hook.safetext import clean, csv_cell
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -454,6 +455,7 @@ def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
 def train(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None,
           out: str | None) -> None:
     """Train this repository's model on its recorded history (time-ordered validation)."""
+    require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_train
 
     target = _open_target(db)
@@ -485,6 +487,7 @@ def train(labels: str, all_repos: bool, target_recall: float, target_precision: 
 def backtest(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None,
              retrain_every: int, predictions: str | None, fmt: str) -> None:
     """Would it have helped here? Predict each past build from the builds finished before it."""
+    require("train")
     import json
 
     from ci_risk_hook.model.backtest import write_predictions
@@ -516,6 +519,7 @@ def backtest(labels: str, all_repos: bool, target_recall: float, target_precisio
 def retrain(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None, metric: str,
             retrain_every: int) -> None:
     """Train and backtest; replace the current model only if the new one is not worse."""
+    require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_retrain
 
     target = _open_target(db)
@@ -596,6 +600,7 @@ def model_show(fmt: str) -> None:
 @_db_option
 def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> None:
     """Charts of what the model learnt and how it backtested here (PNG; --html for one page)."""
+    require("train")
     from ci_risk_hook import config
     from ci_risk_hook.gate.evaluate import choose_model
     from ci_risk_hook.views import report as report_lib
@@ -626,6 +631,7 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
 @_db_option
 def dashboard(port: int, host: str, db: str | None) -> None:
     """A local web page: this push's score and reasons, what-if, history, backtest metrics."""
+    require("train")
     from ci_risk_hook.views import dashboard as dash
 
     try:
@@ -651,6 +657,7 @@ def dashboard(port: int, host: str, db: str | None) -> None:
 @click.option("--commits", type=click.IntRange(60, 2000), default=300, show_default=True)
 def demo(directory: str | None, seed: int, commits: int) -> None:
     """Build a throw-away repository with a realistic history, train on it, and score two pushes."""
+    require("train")
     import tempfile
 
     from ci_risk_hook.views import demo as demo_lib

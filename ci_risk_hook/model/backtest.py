@@ -150,11 +150,13 @@ def backtest(
     select_every: int = 4,
     progress: Callable[[int, int], None] | None = None,
     on_retrain: Callable[[Table, Table], None] | None = None,
+    n_jobs: int = 1,
 ) -> BacktestResult:
     """Rolling origin; the candidate is re-chosen every `select_every` retrains (choosing is the costly part).
 
     `on_retrain(history, block)` sees exactly what each retrain learns from and
     what it then predicts, so a test can prove no row came from the future.
+    `n_jobs` fits the candidates side by side (threads); the result is the same for any value.
     """
     started = time.monotonic()
     n = len(table)
@@ -179,7 +181,7 @@ def backtest(
             continue
         try:
             pick = candidates if current is None or retrains % select_every == 0 else (current,)
-            result = train(history, candidates=pick, target_recall=target_recall)
+            result = train(history, candidates=pick, target_recall=target_recall, n_jobs=n_jobs)
             current = result.model.name
             demo = train(history, candidates=("demo",), target_recall=target_recall, demo=True)
         except TrainError:

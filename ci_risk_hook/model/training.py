@@ -13,6 +13,8 @@ import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook.model.dataset import DEMO_FEATURES, DatasetError, Table
@@ -113,7 +115,7 @@ def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
     if base == "forest":
         # Bounded depth and leaves keep the artifact small: the hook loads it on every push.
         return RandomForestClassifier(n_estimators=80, max_depth=8, min_samples_leaf=5, max_features="sqrt",
-                                      class_weight="balanced_subsample", random_state=random_state, n_jobs=2), every
+                                      class_weight="balanced_subsample", random_state=random_state, n_jobs=1), every
     if base == "gbdt":
         return HistGradientBoostingClassifier(max_iter=120, learning_rate=0.05, max_leaf_nodes=15,
                                               min_samples_leaf=10, l2_regularization=1.0, class_weight="balanced",
@@ -125,7 +127,7 @@ def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
         return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
                              LogisticRegression(C=1e6, max_iter=1000)), [FEATURE_NAMES.index(RULE_FEATURE)]
     if base == "demo":
-        return RandomForestClassifier(n_estimators=80, min_samples_leaf=3, random_state=random_state, n_jobs=2), []
+        return RandomForestClassifier(n_estimators=80, min_samples_leaf=3, random_state=random_state, n_jobs=1), []
     raise ValueError(f"unknown candidate {name!r}")
 
 
@@ -219,6 +221,29 @@ def threshold_for_f1(p: np.ndarray, y: np.ndarray) -> float:
     return best_t
 
 
+def single_threaded(user_api: str | None = None) -> Any:
+    """OpenMP and BLAS pinned to one thread while fitting.
+
+    On a few hundred rows, HistGradientBoosting's OpenMP threads cost more than
+    they save (three times the whole backtest on a loaded 2-core machine), and
+    a thread count that varied would vary its floating-point sums: parallelism
+    comes from fitting candidates side by side instead (OpenMP's limit is per
+    thread, so each worker thread sets its own).
+    """
+    return threadpool_limits(limits=1, user_api=user_api)
+
+
+def _validate(name: str, table: Table, a: int, b: int, random_state: int, demo: bool) -> float | str:
+    """Validation average precision of one candidate, or why it was skipped (runs in a joblib worker thread)."""
+    with single_threaded("openmp"):
+        try:
+            fitted = fit(name, table.subset(range(a)), table.subset(range(a, b)), random_state, demo=demo)
+        except (TrainError, ValueError) as exc:
+            return str(exc)
+        val = table.subset(range(b, len(table)))
+        return _score(fitted.predict(val.demo if demo else val.X), val.y)
+
+
 def _score(p: np.ndarray, y: np.ndarray) -> float:
     """Average precision: how well failures are ranked first, the quantity thresholds build on."""
     from sklearn.metrics import average_precision_score
@@ -246,8 +271,14 @@ def train(
     random_state: int = 0,
     demo: bool = False,
     log: Callable[[str], None] | None = None,
+    n_jobs: int = 1,
 ) -> TrainResult:
-    """Choose, refit, calibrate and set thresholds, all in time order."""
+    """Choose, refit, calibrate and set thresholds, all in time order.
+
+    The candidates are fitted in `n_jobs` threads (joblib's -1: one per
+    core; scikit-learn's fits release the GIL); each fit is single-threaded
+    inside, so the result is the same for any `n_jobs`.
+    """
     started = time.monotonic()
     n, failures = len(table), int(table.y.sum())
     if n < MIN_ROWS or failures < MIN_FAILURES or failures == n:
@@ -256,17 +287,16 @@ def train(
     a, b = int(n * 0.6), int(n * 0.8)
     scores: dict[str, float] = {}
     if len(candidates) > 1:
-        for name in candidates:
-            if name == "bundled" and _bundled() is None:
-                continue
-            try:
-                fitted = fit(name, table.subset(range(a)), table.subset(range(a, b)), random_state, demo=demo)
-            except (TrainError, ValueError) as exc:
+        names = [name for name in candidates if name != "bundled" or _bundled() is not None]
+        with single_threaded():  # BLAS's limit is process-wide: set once, around the worker threads
+            validated = Parallel(n_jobs=n_jobs, prefer="threads")(
+                delayed(_validate)(name, table, a, b, random_state, demo) for name in names)
+        for name, outcome in zip(names, validated):
+            if isinstance(outcome, str):
                 if log:
-                    log(f"candidate {name} skipped: {exc}")
+                    log(f"candidate {name} skipped: {outcome}")
                 continue
-            val = table.subset(range(b, n))
-            scores[name] = _score(fitted.predict(val.demo if demo else val.X), val.y)
+            scores[name] = outcome
         val_failures = int(table.y[b:].sum())
         ranked = sorted((s, name) for name, s in scores.items() if not math.isnan(s))
         if not ranked:
@@ -278,7 +308,8 @@ def train(
             chosen = "bundled"
     else:
         chosen = candidates[0]
-    final = fit(chosen, table.subset(range(b)), table.subset(range(b, n)), random_state, demo=demo)
+    with single_threaded():
+        final = fit(chosen, table.subset(range(b)), table.subset(range(b, n)), random_state, demo=demo)
     tail = table.subset(range(b, n))
     p = final.predict(tail.demo if demo else tail.X)
     thresholds = {

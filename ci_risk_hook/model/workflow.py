@@ -16,6 +16,8 @@ from ci_risk_hook.model.dataset import DatasetError, Table, ci_table, concat, sz
 from ci_risk_hook.outcomes.store import Store
 from ci_risk_hook.model.training import CANDIDATES, TrainResult, export, library_versions, train
 
+N_JOBS = -1  # candidates are fitted one per core (joblib's -1); the results do not depend on it
+
 
 def table_for(store: Store, repo_ids: Sequence[int], labels: str) -> Table:
     tables: list[Table] = []
@@ -76,9 +78,10 @@ def default_model_path(cwd: str | None = None) -> str:
 
 def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, target_recall: float = 0.9,
               target_precision: float = 0.8, backtest_result: BacktestResult | None = None,
-              log: Callable[[str], None] | None = None, candidates: Sequence[str] = CANDIDATES) -> Trained:
+              log: Callable[[str], None] | None = None, candidates: Sequence[str] = CANDIDATES,
+              n_jobs: int = N_JOBS) -> Trained:
     result = train(table, target_recall=target_recall, target_precision=target_precision, log=log,
-                   candidates=candidates)
+                   candidates=candidates, n_jobs=n_jobs)
     artifact = export(result, provenance(table, result, labels, repos, target_recall, target_precision,
                                          backtest_result))
     previous = install(artifact, path)
@@ -86,8 +89,9 @@ def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, tar
 
 
 def run_backtest(table: Table, *, retrain_every: int = 25, target_recall: float = 0.9,
-                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
-    return backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress)
+                 progress: Callable[[int, int], None] | None = None, n_jobs: int = N_JOBS) -> BacktestResult:
+    return backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress,
+                    n_jobs=n_jobs)
 
 
 def current_backtest(path: str) -> dict[str, Any] | None:

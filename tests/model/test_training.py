@@ -165,3 +165,16 @@ def test_backtest_report_and_predictions_file(recorded: Repo, tmp_path: Path, ca
     lines = predictions.read_text().splitlines()
     assert lines[0] == "commit,branch,started_at,label,score,decision,baseline_score,demo_score"
     assert len(lines) == report["predicted"] + 1
+
+
+def test_fitting_candidates_in_parallel_changes_nothing() -> None:
+    """n_jobs only changes who fits the candidates: every score, threshold and choice is the same."""
+    table = synthetic(500)
+    one, two = train(table, n_jobs=1), train(table, n_jobs=2)
+    assert one.model.name == two.model.name
+    assert one.validation == two.validation and one.thresholds == two.thresholds
+    assert np.array_equal(one.model.predict(table.X), two.model.predict(table.X))
+    serial, parallel = backtest(table, retrain_every=60, n_jobs=1), backtest(table, retrain_every=60, n_jobs=2)
+    same = {**serial.as_dict(), "seconds": None} == {**parallel.as_dict(), "seconds": None}  # NaN as None
+    assert same, (serial.as_dict(), parallel.as_dict())
+    assert serial.predictions == parallel.predictions
