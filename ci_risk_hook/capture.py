@@ -15,7 +15,7 @@ from .backfill import SCHEMA_VERSION
 from .features import Limits
 from .outcomes import BuildRecord
 from .ranges import PushRange
-from .store import Build, Store, StoreError, default_url, open_store, remember
+from .store import Build, Store, StoreError, open_store, remember, store_for
 
 class CaptureError(Exception):
     """The outcome cannot be recorded as asked (unknown commit, unidentifiable repository)."""
@@ -27,8 +27,12 @@ class Target(NamedTuple):
     info: git.RepoInfo
 
 
-def open_for_repo(db: str | None, cwd: str | None = None) -> Target:
-    """Open the store and this repository's row in it, identified by its root commit."""
+def open_for_repo(db: str | None, cwd: str | None = None, *, records: bool = False) -> Target:
+    """Open the store and this repository's row in it, identified by its root commit.
+
+    Without `db` it is the store this repository records into (see `store_for`). A command that
+    `records` outcomes notes its store in the git dir for the hook; one that only reads never does.
+    """
     info = git.repo_info(cwd)
     root = git.root_commit(info, cwd)
     if root is None:
@@ -36,13 +40,15 @@ def open_for_repo(db: str | None, cwd: str | None = None) -> Target:
             "cannot identify this repository: shallow clone or no commits yet "
             "(fetch full history with `git fetch --unshallow`, or set CI_RISK_REPO to its root commit)"
         )
-    store = open_store(db)
+    url = store_for(info.common_dir, db)
+    store = open_store(url)
     try:
         repo_id = store.repository_id(root, os.path.basename(info.toplevel.rstrip("/")))
     except StoreError:
         store.close()
         raise
-    remember(info.common_dir, db or default_url())
+    if records:
+        remember(info.common_dir, url)
     return Target(store, repo_id, info)
 
 

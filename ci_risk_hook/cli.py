@@ -134,14 +134,18 @@ def _db_option(func: F) -> F:
                         help="History store: a file path or postgresql:// URL (default: user data dir).")(func)
 
 
-def _open_target(db: str | None) -> Any:
-    """Open the store for this repository, turning library errors into one-line CLI errors."""
+def _open_target(db: str | None, *, records: bool = False) -> Any:
+    """Open the store for this repository, turning library errors into one-line CLI errors.
+
+    Without --db/CI_RISK_DB: the store this repository records into. Only commands that
+    `records` outcomes may repoint it (reading must not move the hook's build history).
+    """
     from . import git
     from .capture import CaptureError, open_for_repo
     from .store import StoreError
 
     try:
-        return open_for_repo(db)
+        return open_for_repo(db, records=records)
     except (CaptureError, StoreError, git.GitError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -164,7 +168,7 @@ def _record(db: str | None, status: str, commit: str, base: str | None, branch: 
     from .capture import compute_build_features, store_records
     from .outcomes import BuildRecord
 
-    target = _open_target(db)
+    target = _open_target(db, records=True)
     try:
         sha = git.resolve_commits([commit]).get(commit)
         if sha is None:
@@ -256,7 +260,7 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
     if not parsed.records and parsed.skipped.get("other repository"):
         click.echo(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo", err=True)
         sys.exit(EXIT_USAGE)
-    target = _open_target(db)
+    target = _open_target(db, records=True)
     try:
         summary = store_records(target, parsed.records)
         computed = 0 if no_features else compute_build_features(target, progress=_bar("computing features"))
@@ -309,7 +313,7 @@ def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: i
             since_ts = parse_time(since)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
-    target = _open_target(db)
+    target = _open_target(db, records=True)
     try:
         stats = backfill_commits(target.store, target.repo_id, since=since_ts, max_commits=max_commits,
                                  progress=_counter("commits read"))

@@ -5,30 +5,34 @@ making small source changes, newcomers, large CI-configuration and
 dependency changes, tests and docs. CI outcomes are simulated from those
 traits plus noise (and failures that linger until fixed), recorded in the
 store, learnt by `train`, and two pending pushes are scored by the same gate
-the hook runs.
+the hook runs. The history ends just before the demo runs, so `ci-risk
+check` afterwards sees it as recent, as a real repository's would be.
 """
 from __future__ import annotations
 
 import os
 import random
 import subprocess
-from typing import Callable, NamedTuple
+import time
+from typing import Any, Callable, NamedTuple
 
 from . import git
 from .capture import compute_build_features, open_for_repo
 from .config import Settings
 from .dataset import ci_table
 from .gate import GateReport, evaluate
-from .modeling import run_train
+from .modeling import run_backtest, run_train
 from .outcomes import BuildRecord
 from .ranges import PushRange
 
 MAINTAINERS = ("Ada Lovelace <ada@demo.example>", "Grace Hopper <grace@demo.example>", "Alan Kay <alan@demo.example>")
 NEWCOMERS = tuple(f"Newcomer {n} <{n.lower()}@demo.example>" for n in
                   ("Ana", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea"))
-START = 1_700_000_000
+GAP = (1800, 6 * 3600)  # seconds between two commits
 CI_FILES = (".github/workflows/ci.yml", ".github/workflows/release.yml")
 BUILD_FILES = ("pyproject.toml", "requirements.txt", "requirements-dev.txt")
+# Learnt from the demo's own history only: the bundled model knows nothing of these simulated traits.
+CANDIDATES = ("forest", "gbdt", "logistic", "parrot", "rule+gbdt")
 
 
 class DemoResult(NamedTuple):
@@ -39,6 +43,8 @@ class DemoResult(NamedTuple):
     chosen: str
     low: GateReport
     high: GateReport
+    store: str  # the demo's own outcomes store, which `.git/ci-risk/store` points to
+    backtest: dict[str, Any]  # the replayed history, also kept in the model's provenance
 
 
 def _lines(n: int, tag: str) -> str:
@@ -46,10 +52,12 @@ def _lines(n: int, tag: str) -> str:
 
 
 class _Repo:
-    def __init__(self, path: str, rng: random.Random) -> None:
+    def __init__(self, path: str, rng: random.Random, gaps: list[int], end: int) -> None:
         self.path = path
         self.rng = rng
-        self.clock = START
+        self.gaps = gaps
+        # The gaps are drawn first, so the history can end at `end` (a minute before the demo scores).
+        self.clock = end - sum(gaps)
         subprocess.run(["git", "init", "-q", "-b", "main", path], check=True)
 
     def write(self, name: str, text: str) -> None:
@@ -61,7 +69,7 @@ class _Repo:
     def commit(self, files: dict[str, str], message: str, author: str) -> str:
         for name, text in files.items():
             self.write(name, text)
-        self.clock += self.rng.randint(1800, 6 * 3600)
+        self.clock += self.gaps.pop(0)
         name, _, email = author.partition(" <")
         env = {**os.environ, "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email.rstrip(">"),
                "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email.rstrip(">"),
@@ -93,11 +101,20 @@ def _change(repo: _Repo, i: int) -> tuple[dict[str, str], str, str, bool]:
     return files, rng.choice(["small fix", "tidy module", "add test", "improve docs", "refactor helper"]), author, False
 
 
-def build(directory: str, *, seed: int = 7, commits: int = 300,
+def failure_chance(risky: bool, first_commit_of_newcomer: bool, size: int, previous_failed: bool) -> float:
+    """The simulated CI: traits a model can see in the change dominate; a failure lingers a little, plus noise."""
+    p = 0.03 + 0.55 * risky + 0.3 * first_commit_of_newcomer + 0.1 * (size > 250) + 0.1 * previous_failed
+    return min(p, 0.95)
+
+
+def build(directory: str, *, seed: int = 7, commits: int = 300, now: int | None = None,
           progress: Callable[[str], None] | None = None) -> DemoResult:
+    """The repository, its outcomes, a model and a backtest; same `seed` and `now`, same everything."""
     say = progress or (lambda message: None)
     rng = random.Random(seed)
-    repo = _Repo(directory, rng)
+    end = int(time.time() if now is None else now) - 60
+    gaps = [random.Random(seed + 1).randint(*GAP) for _ in range(commits + 3)]  # history + the two pushes
+    repo = _Repo(directory, rng, gaps, end)
     say(f"building a repository with {commits} commits in {directory}")
     repo.commit({"src/app/__init__.py": "", **{f"src/app/module{m}.py": _lines(30, "init") for m in range(8)},
                  CI_FILES[0]: _lines(40, "ci"), "pyproject.toml": _lines(20, "build"), "README.md": "# demo\n"},
@@ -111,41 +128,43 @@ def build(directory: str, *, seed: int = 7, commits: int = 300,
         seen.add(author)
         sha = repo.commit(files, message, author)
         size = sum(text.count("\n") for text in files.values())
-        p = 0.04 + 0.45 * risky + 0.2 * newcomer + 0.1 * (size > 250) + (0.35 if failing else 0.0)
-        failing = rng.random() < min(p, 0.95)
+        failing = rng.random() < failure_chance(risky, newcomer, size, failing)
         outcomes.append(BuildRecord(commit=sha, status="fail" if failing else "pass", source="demo", branch="main",
                                     started_at=repo.clock + 60, finished_at=repo.clock + 60 + rng.randint(300, 900)))
     say(f"recording {len(outcomes)} simulated CI outcomes and computing their features")
-    target = open_for_repo(os.path.join(directory, ".git", "ci-risk", "history.sqlite"), directory)
+    info = git.repo_info(directory)
+    store = os.path.join(info.common_dir, "ci-risk", "history.sqlite")
+    # Always the demo's own store (never a shared one named by CI_RISK_DB), and the pointer says so.
+    target = open_for_repo(store, directory, records=True)
     try:
         target.store.add_builds(target.repo_id, outcomes)
         compute_build_features(target, directory)
         table = ci_table(target.store, target.repo_id)
     finally:
         target.store.close()
-    say("training a model on them (time-ordered validation)")
-    info = git.repo_info(directory)
+    say("replaying the history (each build predicted from the builds before it) and training a model")
+    replay = run_backtest(table, candidates=CANDIDATES)
+    say(f"backtest: ROC-AUC {replay.model.roc_auc:.3f} against {replay.parrot.roc_auc:.3f} for the previous build's outcome")
     model_path = os.path.join(info.common_dir, "ci-risk", "model.json")
-    trained = run_train(table, "ci", ["demo"], model_path,
-                        candidates=("forest", "gbdt", "logistic", "parrot", "rule+gbdt"))
+    trained = run_train(table, "ci", ["demo"], model_path, candidates=CANDIDATES, backtest_result=replay)
     base = git.run(["rev-parse", "HEAD"], directory).decode().strip()
-    low = _pending(repo, info, base, "small-fix", {"src/app/module3.py": _lines(34, "pending")},
+    low = _pending(repo, store, info, base, "small-fix", {"src/app/module3.py": _lines(34, "pending")},
                    "small fix in module3", MAINTAINERS[1])
-    high = _pending(repo, info, base, "new-ci", {CI_FILES[0]: _lines(380, "pending"), "requirements.txt":
-                                                  _lines(150, "pending")}, "rework the CI pipeline",
+    high = _pending(repo, store, info, base, "new-ci", {CI_FILES[0]: _lines(380, "pending"), "requirements.txt":
+                                                         _lines(150, "pending")}, "rework the CI pipeline",
                     "Newcomer Zoe <zoe@demo.example>")
     return DemoResult(directory, commits + 1, len(outcomes), sum(o.status == "fail" for o in outcomes),
-                      trained.result.model.name, low, high)
+                      trained.result.model.name, low, high, store, replay.as_dict())
 
 
-def _pending(repo: _Repo, info: git.RepoInfo, base: str, branch: str, files: dict[str, str], message: str,
-             author: str) -> GateReport:
+def _pending(repo: _Repo, store: str, info: git.RepoInfo, base: str, branch: str, files: dict[str, str],
+             message: str, author: str) -> GateReport:
     """Commit on a new branch (as a push would) and score it with the gate."""
     subprocess.run(["git", "checkout", "-q", "-b", branch, base], cwd=repo.path, check=True)
     tip = repo.commit(files, message, author)
     subprocess.run(["git", "checkout", "-q", "main"], cwd=repo.path, check=True)
     settings = Settings()
-    settings.db = os.path.join(info.common_dir, "ci-risk", "history.sqlite")
-    # Pushed a minute after it was committed: the demo's history is fixed in time, so is its "now".
+    settings.db = store
+    # Pushed a minute after it was committed (the last one a minute before the demo's `now`).
     return evaluate([PushRange(tip=tip, exclude=(base,), label=f"{branch} ({message})", branch="main")],
                     settings, info, cwd=repo.path, now=repo.clock + 60)

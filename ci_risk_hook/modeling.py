@@ -90,8 +90,10 @@ def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, tar
 
 
 def run_backtest(table: Table, *, retrain_every: int = 25, target_recall: float = 0.9,
-                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
-    return backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress)
+                 progress: Callable[[int, int], None] | None = None,
+                 candidates: Sequence[str] = CANDIDATES) -> BacktestResult:
+    return backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress,
+                    candidates=candidates)
 
 
 def current_backtest(path: str) -> dict[str, Any] | None:

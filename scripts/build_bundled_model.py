@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import statistics
 import subprocess
 import sys
@@ -61,8 +62,16 @@ TRAINING_PROJECTS = (
 STORE_COLUMNS = [FEATURE_NAMES.index(n) for n in STORE_FEATURES]
 
 
-def project_table(project: str, repos_dir: Path) -> tuple[str, Table | None, str]:
-    """Import one project's Travis builds with the real command, then read its table."""
+def project_table(project: str, repos_dir: Path, cache: Path | None = None) -> tuple[str, Table | None, str]:
+    """Import one project's Travis builds with the real command, then read its table.
+
+    With `cache`, the table (feature numbers and labels, no identities) is kept there and reused: importing
+    33 projects takes the best part of an hour, and re-thresholding needs the same tables again.
+    """
+    cached = cache / f"{project.replace('/', '+')}.pickle" if cache is not None else None
+    if cached is not None and cached.exists():
+        with open(cached, "rb") as fh:
+            return project, pickle.load(fh), f"from {cached}"
     clone = repos_dir / project.replace("/", "+")
     if not (clone / ".git").exists():
         return project, None, f"no clone at {clone}"
@@ -80,6 +89,10 @@ def project_table(project: str, repos_dir: Path) -> tuple[str, Table | None, str
             table = ci_table(store, repo_id)
         finally:
             store.close()
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with open(cached, "wb") as fh:
+            pickle.dump(table, fh)
     return project, table, proc.stdout.strip().splitlines()[0]
 
 
