@@ -20,11 +20,24 @@ EXIT_OK, EXIT_BLOCKED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _WarnAt(click.ParamType):
+    name = "P|recall90"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from .config import ConfigError, parse_warn_at
+
+        try:
+            return parse_warn_at(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def _gate_options(func: F) -> F:
     options = [
         click.option("--mode", type=click.Choice(["warn", "block", "off"]), default=None,
                      help="warn (default): report only; block: exit 1 at --block-at; off: do nothing."),
-        click.option("--warn-at", type=click.FloatRange(0, 1), default=None, help="Warn from this probability."),
+        click.option("--warn-at", type=_WarnAt(), default=None,
+                     help="Warn from this probability, or recall90: the model's cut that catches 90 % of failures."),
         click.option("--block-at", type=click.FloatRange(0, 1), default=None, help="Block (in block mode) from this probability."),
         click.option("--strict/--no-strict", default=None, help="Fail closed (exit 3) on ci-risk's own errors."),
         click.option("--model", "model", type=str, default=None, help="Model artifact (.json) to score with."),

@@ -22,6 +22,12 @@ def _probability(text: str) -> float:
     return value
 
 
+def _warn_at(text: str) -> float | str:
+    from .config import NAMED_WARN_AT
+
+    return text if text in NAMED_WARN_AT else _probability(text)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -41,7 +47,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 # option -> (parameter name, parser); a None parser marks a flag and its value.
 GATE_OPTIONS: dict[str, tuple[str, Callable[[str], Any] | None, Any]] = {
     "--mode": ("mode", _choice(_MODES), None),
-    "--warn-at": ("warn_at", _probability, None),
+    "--warn-at": ("warn_at", _warn_at, None),
     "--block-at": ("block_at", _probability, None),
     "--strict": ("strict", None, True),
     "--no-strict": ("strict", None, False),
