@@ -615,7 +615,22 @@ def model_show(fmt: str) -> None:
     if prov.get("backtest"):
         click.echo(_metrics_table(prov["backtest"]))
     elif prov.get("evaluation"):
-        click.echo(json.dumps(prov["evaluation"], indent=2))
+        click.echo(_evaluation_text(prov["evaluation"]))
+
+
+def _evaluation_text(evaluation: dict[str, Any]) -> str:
+    """The bundled model's evaluation on unseen projects, as lines (the JSON is `--format json`)."""
+    projects = evaluation.get("projects", [])
+    lines = [f"evaluated on {len(projects)} projects it never saw (medians): {', '.join(projects)}"]
+    for regime, title in (("with_history", "with build history"), ("cold_start", "cold start")):
+        for who, name in (("model", "ci-risk"), ("parrot", "Parrot")):
+            m = evaluation.get("median", {}).get(regime, {}).get(who)
+            if m and (who == "model" or regime == "with_history"):
+                cells = ", ".join(f"{key} {m[key]:.3f}" for key in ("f1", "roc_auc", "pr_auc", "brier",
+                                                                    "deferrable_at_90", "quiet_at_warn",
+                                                                    "recall_at_warn") if key in m)
+                lines.append(f"  {name}, {title}: {cells}")
+    return "\n".join(lines)
 
 
 @cli.command()
@@ -711,16 +726,31 @@ def demo(directory: str | None, seed: int, commits: int) -> None:
     result = demo_lib.build(directory, seed=seed, commits=commits, progress=lambda m: click.echo(f"ci-risk demo: {m}"))
     click.echo(f"ci-risk demo: {result.commits} commits, {result.builds} builds ({result.failures} failed); "
                f"trained {result.chosen} ({time.monotonic() - started:.0f} s)\n")
-    click.echo("A small source change by a regular maintainer:")
+    click.echo("A small, tested source change by a regular maintainer:")
     click.echo(render_text(result.low) + "\n")
     click.echo("A large CI-configuration change by a newcomer:")
     click.echo(render_text(result.high) + "\n")
-    click.echo(f"Try next, in {directory}:\n"
-               "  ci-risk check --from main --to new-ci     # score a range by hand\n"
-               "  ci-risk backtest                          # would it have helped on this history?\n"
-               "  ci-risk model show                        # what was trained, how it scored\n"
-               "  ci-risk history                           # the recorded outcomes\n"
-               f"  (these read the demo's own store: export CI_RISK_DB={directory}/.git/ci-risk/history.sqlite)")
+    click.echo(_try_next(directory, result.store))
+
+
+def _try_next(directory: str, store: str) -> str:
+    """Commands that work as printed in the demo's directory: they find its store through the repository."""
+    import shlex
+
+    over = os.environ.get("CI_RISK_DB")
+    db = f" --db {shlex.quote(store)}" if over else ""  # CI_RISK_DB would take them to another store
+    commands = [
+        ("ci-risk check --from main --to new-ci" + db, "score the newcomer's push by hand"),
+        ("ci-risk history" + db, "the recorded outcomes"),
+        ("ci-risk backtest" + db, "would it have helped on this history?"),
+        ("ci-risk model show", "what was trained, how it backtested"),
+        ("ci-risk report --html" + db, "charts and one page, in ci-risk-report/"),
+    ]
+    width = max(len(c) for c, _ in commands) + 2
+    lines = [f"Try next, in {directory}:"] + [f"  {c:<{width}}# {why}" for c, why in commands]
+    if over:
+        lines.append(f"  (--db because CI_RISK_DB={over} is set; the demo kept its outcomes in its own store)")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
