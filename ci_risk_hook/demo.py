@@ -120,7 +120,8 @@ def build(directory: str, *, seed: int = 7, commits: int = 300, now: int | None 
     say = progress or (lambda message: None)
     rng = random.Random(seed)
     end = int(time.time() if now is None else now) - 60
-    gaps = [random.Random(seed + 1).randint(*GAP) for _ in range(commits + 3)]  # history + the two pushes
+    timing = random.Random(seed + 1)  # apart from `rng`, so the whole timeline is known before the first commit
+    gaps = [timing.randint(*GAP) for _ in range(commits + 3)]  # the history and the two pending pushes
     repo = _Repo(directory, rng, gaps, end)
     say(f"building a repository with {commits} commits in {directory}")
     repo.commit({"src/app/__init__.py": "", **{f"src/app/module{m}.py": _lines(30, "init") for m in range(8)},
