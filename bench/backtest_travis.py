@@ -39,6 +39,17 @@ EVALUATION_PROJECTS = (
 METRICS = ("f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90")
 
 
+RECALL_FLOOR = 0.88  # a deferrable share counts only if the failures it lets through stay this rare
+
+
+def counted_deferrable(figures: dict[str, Any]) -> float:
+    """The deferrable share, or 0 where the realised recall fell below the floor (like with like across projects)."""
+    share, recall = figures.get("deferrable_at_90"), figures.get("recall_at_defer_threshold")
+    if share is None or recall is None or recall < RECALL_FLOOR:
+        return 0.0
+    return float(share)
+
+
 def bundled_training_projects() -> set[str]:
     path = HERE.parent / "model" / "model.json"
     try:
@@ -92,17 +103,20 @@ def main() -> int:
         args.json.write_text(json.dumps(reports, indent=1))
     ok = [r for r in reports if "error" not in r]
     header = f"{'project':<34}{'builds':>7}{'pred':>6}" + "".join(
-        f"{m + ' ' + who:>16}" for m in ("F1", "AUC", "defer@90") for who in ("model", "parrot"))
+        f"{m + ' ' + who:>16}" for m in ("F1", "AUC", "defer@recall") for who in ("model", "parrot"))
     print(header + f"{'parrot* F1':>12}{'secs':>7}")
     for r in reports:
         if "error" in r:
             print(f"{r['project']:<34} error: {r['error']}")
             continue
         cells = []
-        for key in ("f1", "roc_auc", "deferrable_at_90"):
+        for key in ("f1", "roc_auc"):
             for who in ("model", "parrot"):
                 v = r[who].get(key)
                 cells.append(f"{'-' if v is None else format(v, '.3f'):>16}")
+        for who in ("model", "parrot"):  # a deferrable share means nothing without the recall it was reached at
+            v, at = r[who].get("deferrable_at_90"), r[who].get("recall_at_defer_threshold")
+            cells.append(f"{'-' if v is None else f'{v:.3f}@{at:.2f}' if at is not None else f'{v:.3f}':>16}")
         print(f"{r['project']:<34}{r['builds']:>7}{r['predicted']:>6}" + "".join(cells)
               + f"{r['parrot_ordered']['f1']:>12.3f}{r['backtest_seconds']:>7.1f}")
     if not ok:
@@ -112,6 +126,10 @@ def main() -> int:
         values = {who: [r[who][key] for r in ok if r[who].get(key) is not None]
                   for who in ("model", "parrot", "parrot_ordered", "demo")}
         print(f"  {key:<18}" + "".join(f"{who} {statistics.median(v):.3f}   " for who, v in values.items() if v))
+    counted = [counted_deferrable(r["model"]) for r in ok]
+    missed = [r["project"] for r in ok if counted_deferrable(r["model"]) == 0.0]
+    print(f"  deferrable while recall >= {RECALL_FLOOR} (a project below counts 0): median "
+          f"{statistics.median(counted):.3f}; below the floor: {', '.join(missed) or 'none'}")
     worst = min(r["model"]["f1"] - r["parrot"]["f1"] for r in ok)
     med_gain = statistics.median(r["model"]["f1"] - r["parrot"]["f1"] for r in ok)
     print(f"  F1 gain over Parrot: median {med_gain:+.3f}, worst project {worst:+.3f}")

@@ -28,17 +28,30 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+SCORED = "ci-risk: risk "  # what a check that really scored prints first
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, expect: str | None = None) -> float:
+    """Seconds for one run; with `expect`, the run counts only if its output starts with it.
+
+    A check that failed open (a bug, a missing model) exits 0 fast: timing
+    it as a success would report the speed of an error message.
+    """
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, env=env)
     elapsed = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.decode(errors='replace')}")
+    out = proc.stdout.decode(errors="replace")
+    if expect is not None and not out.startswith(expect):
+        raise SystemExit(f"{' '.join(cmd)} did not score (printed {out[:80]!r}; stderr "
+                         f"{proc.stderr.decode(errors='replace').strip()[:200]!r}): not timing a failure")
     return elapsed
 
 
-def median_ms(cmd: list[str], cwd: Path, runs: int, env: dict[str, str] | None = None) -> tuple[float, float, float]:
-    times = sorted(timed(cmd, cwd, env) for _ in range(runs))
+def median_ms(cmd: list[str], cwd: Path, runs: int, env: dict[str, str] | None = None,
+              expect: str | None = None) -> tuple[float, float, float]:
+    times = sorted(timed(cmd, cwd, env, expect) for _ in range(runs))
     return statistics.median(times) * 1000, times[0] * 1000, times[-1] * 1000
 
 
@@ -122,16 +135,16 @@ def main() -> int:
     for suffix in ("", "-wal", "-shm"):
         Path(str(index) + suffix).unlink(missing_ok=True)
     (Path(common) / "ci-risk" / "store").unlink(missing_ok=True)  # no outcomes store until asked for below
-    cold = timed([ci_risk, "check", "--from", "HEAD~30", "--to", "HEAD~20"], repo, env)
-    update = timed([ci_risk, "check", "--from", "HEAD~20", "--to", "HEAD~10"], repo, env)
-    timed([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, env)  # brings the index to HEAD~10
+    cold = timed([ci_risk, "check", "--from", "HEAD~30", "--to", "HEAD~20"], repo, env, SCORED)
+    update = timed([ci_risk, "check", "--from", "HEAD~20", "--to", "HEAD~10"], repo, env, SCORED)
+    timed([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, env, SCORED)  # brings the index to HEAD~10
 
     python = median_ms([str(Path(ci_risk).parent / "python"), "-c", "pass"], repo, args.runs, env)
     diff = median_ms(["git", "diff", "--numstat", "HEAD~10", "HEAD"], repo, args.runs, env)
-    check = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, env)
+    check = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, env, SCORED)
     size_kb = model.stat().st_size / 1024
     bundled_env = {k: v for k, v in env.items() if k != "CI_RISK_MODEL"}
-    bundled = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, bundled_env)
+    bundled = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, bundled_env, SCORED)
 
     # The same check with an outcomes store of 1,500 builds (synthetic
     # statuses, for timing only) feeding the build-history features.
@@ -148,7 +161,7 @@ def main() -> int:
     store_env = {**env, "CI_RISK_DB": str(store)}
     subprocess.run([ci_risk, "import", str(outcomes), "--format", "csv"], cwd=repo, env=store_env, check=True,
                    stdout=subprocess.DEVNULL)
-    with_store = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, store_env)
+    with_store = median_ms([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, args.runs, store_env, SCORED)
 
     print(f"repository: {repo} ({n_commits:,} commits); range HEAD~10..HEAD = {in_range} commits; {args.runs} runs each")
     print(f"model: RandomForest 100 trees, {size_kb:,.0f} KiB artifact")

@@ -77,8 +77,13 @@ class Metrics(NamedTuple):
 
 
 def metrics(p: np.ndarray, y: np.ndarray, decision_threshold: float | np.ndarray,
-            defer_threshold: float | np.ndarray | None, parrot: np.ndarray | None = None) -> Metrics:
-    """Thresholds may be one number or one per build; without a defer threshold, only Parrot's share is known."""
+            defer_threshold: float | np.ndarray | None, parrot: np.ndarray | None = None,
+            parrot_recall: float = 0.9) -> Metrics:
+    """Thresholds may be one number or one per build; without a defer threshold, only Parrot's share is known.
+
+    Parrot's deferrable share is taken at `parrot_recall`: pass the recall the
+    model really reached, so the two shares are compared at the same recall.
+    """
     from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
     flagged = p >= decision_threshold
@@ -91,7 +96,7 @@ def metrics(p: np.ndarray, y: np.ndarray, decision_threshold: float | np.ndarray
     pr = float(average_precision_score(y, p)) if both else float("nan")
     brier = float(brier_score_loss(y, np.clip(p, 0, 1)))
     if defer_threshold is None and parrot is not None:
-        share, reached = parrot_deferrable(parrot, y), 0.9
+        share, reached = parrot_deferrable(parrot, y, parrot_recall), parrot_recall
     elif defer_threshold is None:
         share, reached = float("nan"), float("nan")
     else:
@@ -140,8 +145,13 @@ def backtest(
     target_recall: float = 0.9,
     select_every: int = 4,
     progress: Callable[[int, int], None] | None = None,
+    on_retrain: Callable[[Table, Table], None] | None = None,
 ) -> BacktestResult:
-    """Rolling origin; the candidate is re-chosen every `select_every` retrains (choosing is the costly part)."""
+    """Rolling origin; the candidate is re-chosen every `select_every` retrains (choosing is the costly part).
+
+    `on_retrain(history, block)` sees exactly what each retrain learns from and
+    what it then predicts, so a test can prove no row came from the future.
+    """
     started = time.monotonic()
     n = len(table)
     scores = np.full(n, np.nan)
@@ -174,6 +184,8 @@ def backtest(
         retrains += 1
         chosen[result.model.name] = chosen.get(result.model.name, 0) + 1
         part = table.subset(block)
+        if on_retrain is not None:
+            on_retrain(history, part)
         scores[block] = result.model.predict(part.X)
         f1_cut[block] = result.thresholds["f1"]
         defer_cut[block] = result.thresholds["warn"]
@@ -192,9 +204,11 @@ def backtest(
     # Thresholds vary by retrain: each build is judged against its own model's (numpy compares elementwise).
     model_m = metrics(p, y, f1_cut[done], defer_cut[done])
     demo_m = metrics(demo_p, y, demo_cut[done], None)
-    parrot_m = metrics(parrot, y, 0.5, None, parrot)
+    # Baselines defer at the recall the model actually reached, not at an ideal 90 %: like with like.
+    reached = model_m.recall_at_defer_threshold if not np.isnan(model_m.recall_at_defer_threshold) else target_recall
+    parrot_m = metrics(parrot, y, 0.5, None, parrot, parrot_recall=reached)
     ordered = _ordered_parrot(table)[done]
-    ordered_m = metrics(ordered, y, 0.5, None, ordered)
+    ordered_m = metrics(ordered, y, 0.5, None, ordered, parrot_recall=reached)
     predictions = [
         Prediction(table.commits[k], table.branches[k], int(table.started[k]), int(table.y[k]), float(scores[k]),
                    int(decisions[k]), float(table.parrot[k]), float(demo_scores[k]))

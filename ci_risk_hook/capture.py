@@ -6,7 +6,6 @@ picked up by the next run).
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, NamedTuple, Sequence
 
 from . import git
@@ -43,7 +42,7 @@ def open_for_repo(db: str | None, cwd: str | None = None, *, records: bool = Fal
     url = store_for(info.common_dir, db)
     store = open_store(url)
     try:
-        repo_id = store.repository_id(root, os.path.basename(info.toplevel.rstrip("/")))
+        repo_id = store.repository_id(root, git.repo_name(info))
     except StoreError:
         store.close()
         raise

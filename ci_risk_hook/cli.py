@@ -189,7 +189,7 @@ def _record(db: str | None, status: str, commit: str, base: str | None, branch: 
         ci_job, ci_attempt = _ci_job()
         record = BuildRecord(
             commit=sha, status=status, source=source, raw_status=status,
-            branch=branch or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
+            branch=git.short_branch(branch) or git.current_branch(target.info), started_at=started_at, finished_at=finished_at,
             duration_s=duration, base=base, job_id=job_id if job_id is not None else ci_job,
             attempt=attempt if attempt is not None else ci_attempt,
         )
@@ -435,6 +435,7 @@ def _training_options(func: F) -> F:
 
 
 def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
+    from . import git
     from .dataset import DatasetError
     from .modeling import table_for
 
@@ -442,7 +443,7 @@ def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
         repos = target.store.repositories()
         ids, names = [r[0] for r in repos], [r[2] or r[1][:12] for r in repos]
     else:
-        ids, names = [target.repo_id], [os.path.basename(target.info.toplevel.rstrip("/"))]
+        ids, names = [target.repo_id], [git.repo_name(target.info)]
     try:
         return table_for(target.store, ids, labels), names
     except DatasetError as exc:

@@ -124,19 +124,40 @@ def ci_table(store: Store, repo_id: int, *, drop_flaky: bool = False) -> Table:
     return _table(rows, y, started, finished, parrot, demo_rows, commits, branches, "ci")
 
 
+LABEL_NEVER_KNOWN = 2**62  # "finished" time of a label whose evidence is not in the history: never trained on
+
+
 def szz_table(store: Store, repo_id: int) -> Table:
-    """Commits labelled by SZZ (and reverts) from backfill: a fix-inducing commit counts as a failure."""
-    labelled = {c for c, _, _, _ in store.labels(repo_id)}
+    """Commits labelled by SZZ (and reverts) from backfill: a fix-inducing commit counts as a failure.
+
+    A commit is "finished" when its label became knowable: at its own time if
+    nothing marks it, at the earliest fixing or reverting commit otherwise. A
+    backtest that counted it finished at commit time would train on labels
+    from fixes that did not exist yet when the predicted push happened.
+    """
+    evidence: dict[str, list[str]] = {}
+    for sha, _, shas, _ in store.labels(repo_id):
+        evidence.setdefault(sha, []).extend(shas.split())
+    commit_rows = list(store.commit_features(repo_id))
+    committed_at = {sha: t for sha, t, _, _ in commit_rows}
     demo = _DemoEncoder()
-    rows, demo_rows, y, started, commits = [], [], [], [], []
-    for sha, t, author, values in store.commit_features(repo_id):
+    rows, demo_rows, y, started, finished, commits = [], [], [], [], [], []
+    for sha, t, author, values in commit_rows:
         rows.append(_vector(values))
         demo_rows.append(demo.encode(author, [], values))
-        y.append(1 if sha in labelled else 0)
+        y.append(1 if sha in evidence else 0)
         started.append(t)
+        finished.append(_label_known_at(t, evidence.get(sha), committed_at))
         commits.append(sha)
     n = len(y)
-    return _table(rows, y, started, list(started), [0.0] * n, demo_rows, commits, [None] * n, "szz")
+    return _table(rows, y, started, finished, [0.0] * n, demo_rows, commits, [None] * n, "szz")
+
+
+def _label_known_at(committed: int, evidence: list[str] | None, committed_at: dict[str, int]) -> int:
+    if evidence is None:
+        return committed
+    times = [committed_at[e] for e in evidence if e in committed_at]
+    return max(committed, min(times)) if times else LABEL_NEVER_KNOWN
 
 
 def _table(rows: list[list[float]], y: list[int], started: list[int], finished: list[int], parrot: list[float],

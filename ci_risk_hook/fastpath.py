@@ -105,7 +105,23 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any], list[str]] | None:
     return command, options, positionals
 
 
+def _never_fail_on_encoding() -> None:
+    """Names in no particular encoding (git's hook stdin, a file name shown) never stop a run.
+
+    Bytes read that are not valid in the locale's encoding are kept as
+    surrogates (`git.short_branch` turns them into name keys); text the
+    terminal cannot show is written escaped.
+    """
+    for stream, errors in ((sys.stdin, "surrogateescape"), (sys.stdout, "backslashreplace"),
+                           (sys.stderr, "backslashreplace")):
+        try:
+            stream.reconfigure(errors=errors)  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):  # no stream, or not a text file: nothing to protect
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _never_fail_on_encoding()
     args = sys.argv[1:] if argv is None else list(argv)
     parsed = parse(args)
     if parsed is None:

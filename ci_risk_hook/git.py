@@ -2,6 +2,24 @@
 
 Only git objects are read, never the work tree: pre-commit stashes unstaged
 changes while hooks run, so the work tree is not what is being pushed.
+
+Names from git are bytes: a file name, an author's e-mail or a branch may
+hold any byte but NUL, in no particular encoding. ci-risk carries each one
+as a *name key* (`decode_name`): UTF-8 text in which every byte that is not part of valid UTF-8, the backslash
+itself and NUL (should one come from elsewhere) are written `\\xNN` (two
+lowercase hex digits). The key is
+
+- lossless: `encode_name` gives back the exact bytes, so git is asked about
+  the very path it printed (blame, diff, pathspecs);
+- one-to-one: every backslash in a key starts an escape, so two different
+  names never share a key, and the same name has the same key in the push,
+  the history index, the outcomes store and training;
+- plain text: valid UTF-8 without surrogates or NUL, so SQLite, PostgreSQL
+  (whose text holds neither), JSON, HTML and any terminal accept it as is.
+
+A name that is valid UTF-8 without a backslash (nearly all of them) is its
+own key. Commit subjects are shown, not compared: they are decoded with
+undecodable bytes written `\\xNN` and backslashes kept, which cannot fail.
 """
 from __future__ import annotations
 
@@ -14,6 +32,9 @@ ZERO_SHA = "0" * 40
 # One record per commit: RS, then fields split by US, then NUL; numstat
 # entries ("added<TAB>deleted<TAB>path") follow, each NUL-terminated.
 _LOG_FORMAT = "tformat:%x1e%H%x1f%P%x1f%ae%x1f%ct%x1f%s"
+# Messages of commits made with another i18n.commitEncoding are re-encoded to
+# UTF-8 whatever the user's i18n.logOutputEncoding says.
+LOG_ENCODING = "--encoding=UTF-8"
 _MISSING_OBJECT_MARKERS = (
     "unable to read",
     "missing blob",
@@ -81,15 +102,15 @@ def _first_error_line(stderr: bytes) -> str:
     return "git failed without a message"
 
 
-def _raise_for(stderr: bytes, args: Sequence[str]) -> None:
+def _raise_for(stderr: bytes, args: Sequence[str | bytes]) -> None:
     message = _first_error_line(stderr)
     lowered = message.lower()
     if any(marker in lowered for marker in _MISSING_OBJECT_MARKERS):
         raise MissingObjectError(message)
-    raise GitError(f"git {args[0] if args else ''}: {message}")
+    raise GitError(f"git {os.fsdecode(args[0]) if args else ''}: {message}")
 
 
-def run(args: Sequence[str], cwd: str | os.PathLike[str] | None = None, *, stdin: bytes | None = None) -> bytes:
+def run(args: Sequence[str | bytes], cwd: str | os.PathLike[str] | None = None, *, stdin: bytes | None = None) -> bytes:
     """Run git and return stdout; a failure becomes GitError with git's message."""
     try:
         proc = subprocess.run(
@@ -107,9 +128,34 @@ def run(args: Sequence[str], cwd: str | os.PathLike[str] | None = None, *, stdin
     return proc.stdout
 
 
-def decode_path(raw: bytes) -> str:
-    # surrogateescape keeps any byte sequence round-trippable back to git.
-    return raw.decode("utf-8", "surrogateescape")
+def decode_name(raw: bytes) -> str:
+    """The name key of a name git printed (see the module docstring)."""
+    if b"\\" in raw or b"\0" in raw:
+        raw = raw.replace(b"\\", b"\\x5c").replace(b"\0", b"\\x00")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def encode_name(key: str) -> bytes:
+    """The bytes of the name behind a name key, to hand back to git."""
+    head, *escaped = key.split("\\")
+    out = bytearray(head.encode("utf-8", "surrogateescape"))
+    for part in escaped:
+        hex_digits = part[1:3]
+        if part[:1] == "x" and len(hex_digits) == 2 and all(c in _HEX for c in hex_digits):
+            out.append(int(hex_digits, 16))
+            part = part[3:]
+        else:  # not an escape of ours: the backslash stands for itself
+            out += b"\\"
+        out += part.encode("utf-8", "surrogateescape")
+    return bytes(out)
+
+
+def decode_text(raw: bytes) -> str:
+    """Text that is shown, never compared (commit subjects): cannot fail, keeps backslashes."""
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class RepoInfo(NamedTuple):
@@ -130,7 +176,7 @@ def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
             raise GitError("not inside a git repository") from exc
         # A bare repository has no toplevel; ask again without it.
         out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-shallow-repository"], cwd)
-    lines = out.decode("utf-8", "surrogateescape").splitlines()
+    lines = os.fsdecode(out).splitlines()  # file system paths: as the OS will want them back
     common_dir, git_dir = lines[0], lines[1]
     is_shallow = lines[2].strip() == "true"
     toplevel = lines[3] if len(lines) > 3 else common_dir
@@ -145,20 +191,31 @@ def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
                     shallow_commits=shallow)
 
 
+def repo_name(info: RepoInfo) -> str:
+    """The work tree's directory name as a name key: a label that any store can hold."""
+    return decode_name(os.fsencode(os.path.basename(info.toplevel.rstrip("/"))))
+
+
 def current_branch(info: RepoInfo) -> str | None:
-    """The checked-out branch, read from HEAD without starting git (None when detached)."""
+    """The checked-out branch's name key, read from HEAD without starting git (None when detached)."""
     try:
-        with open(os.path.join(info.git_dir, "HEAD"), encoding="utf-8") as fh:
+        with open(os.path.join(info.git_dir, "HEAD"), "rb") as fh:
             head = fh.read().strip()
     except OSError:
         return None
-    return short_branch(head[5:].strip()) if head.startswith("ref:") else None
+    if not head.startswith(b"ref:"):
+        return None
+    return decode_name(head[4:].strip().removeprefix(b"refs/heads/"))
 
 
 def short_branch(ref: str | None) -> str | None:
+    """The name key of a ref name from the environment, the hook's stdin or an option, without refs/heads/.
+
+    Such text holds undecodable bytes as surrogates (Python's surrogateescape).
+    """
     if not ref:
         return None
-    return ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+    return decode_name(ref.encode("utf-8", "surrogateescape")).removeprefix("refs/heads/")
 
 
 def _parse_header(token: bytes) -> Commit:
@@ -169,17 +226,17 @@ def _parse_header(token: bytes) -> Commit:
     return Commit(
         sha=sha.decode("ascii"),
         parents=tuple(p.decode("ascii") for p in parents.split()),
-        author_email=email.decode("utf-8", "replace").strip().lower(),
+        author_email=decode_name(email.strip()).lower(),
         time=int(ctime or b"0"),
-        subject=subject.decode("utf-8", "replace"),
+        subject=decode_text(subject),
     )
 
 
 def _parse_numstat(token: bytes) -> FileChange:
     added, deleted, path = token.split(b"\t", 2)
     if added == b"-":
-        return FileChange(decode_path(path), None, None)
-    return FileChange(decode_path(path), int(added), int(deleted))
+        return FileChange(decode_name(path), None, None)
+    return FileChange(decode_name(path), int(added), int(deleted))
 
 
 def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
@@ -213,7 +270,7 @@ def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
 def _log_args(numstat: bool) -> list[str]:
     return [
         "-c", "core.quotepath=false",
-        "log", "-z", "--no-renames", "--no-color", "--no-ext-diff",
+        "log", "-z", "--no-renames", "--no-color", "--no-ext-diff", LOG_ENCODING,
         "--numstat" if numstat else "--raw",
         f"--format={_LOG_FORMAT}",
     ]
@@ -268,7 +325,7 @@ def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]
     while i < len(tokens) - 1:
         meta = tokens[i]
         if meta.startswith(b":"):
-            files.append(FileChange(decode_path(tokens[i + 1]), None, None))
+            files.append(FileChange(decode_name(tokens[i + 1]), None, None))
             i += 2
         else:
             i += 1

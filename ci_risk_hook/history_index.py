@@ -6,6 +6,10 @@ it, how experienced is this author" with indexed look-ups. It is filled once
 from one streaming `git log --numstat` pass and then only with commits it has
 not seen. Facts are always asked "before time t", so the same index serves a
 push (t = its first commit) and backfill (t = each historical commit).
+
+Paths, subsystems and e-mails are stored as git's name keys (`git.decode_name`):
+plain text that maps one-to-one to the bytes git printed, so a file whose
+name is not UTF-8 has one row and is found again by the next push.
 """
 from __future__ import annotations
 
@@ -16,7 +20,10 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from . import git
 
-SCHEMA_VERSION = "1"
+# 2: names stored as name keys (version 1 held other spellings of non-UTF-8
+# names and backslashes); an older index is a cache of the old keys, rebuilt.
+SCHEMA_VERSION = "2"
+_OLDER_VERSIONS = ("1",)
 MAX_TIPS = 50
 _BATCH = 2000
 _SQL_CHUNK = 500
@@ -81,6 +88,8 @@ class HistoryIndex:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             version = self._meta("schema_version")
+            if version in _OLDER_VERSIONS:
+                version = self._drop_older()
             if version is None:
                 self.db.executescript(_SCHEMA)
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (SCHEMA_VERSION,))
@@ -91,6 +100,20 @@ class HistoryIndex:
 
     def close(self) -> None:
         self.db.close()
+
+    def _drop_older(self) -> str | None:
+        """Empty an index of an older schema; the version found under the write lock (None once emptied).
+
+        Checked again under the lock, so a second process never empties what the first has rebuilt.
+        """
+        with self._transaction():
+            version = self._meta("schema_version")
+            if version in _OLDER_VERSIONS:
+                for (table,) in self.db.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'").fetchall():
+                    self.db.execute(f'DROP TABLE "{table}"')
+                version = None
+        return version
 
     def _meta(self, key: str) -> str | None:
         try:

@@ -23,7 +23,7 @@ class InstallError(Exception):
 
 def hook_path(cwd: str | None = None) -> str:
     out = git.run(["rev-parse", "--path-format=absolute", "--git-path", "hooks/pre-push"], cwd)
-    return out.decode("utf-8", "surrogateescape").strip()
+    return os.fsdecode(out.strip())
 
 
 def hook_script(python: str | None = None) -> str:

@@ -75,7 +75,7 @@ def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -
     repository) or whose abbreviation is ambiguous are left out.
     """
     top = git.repo_info(cwd).toplevel
-    out = git.run([*_LOG_CONFIG, "log", "-z", "--no-merges", "--no-color", "-i", "-F",
+    out = git.run([*_LOG_CONFIG, "log", "-z", "--no-merges", "--no-color", git.LOG_ENCODING, "-i", "-F",
                    "--grep=This reverts commit", "--format=%H%x1f%B", *rev_args, "--"], top)
     reverts: list[tuple[str, list[str]]] = []
     names: dict[str, None] = {}
@@ -118,7 +118,8 @@ def _is_fix_message(message: str) -> bool:
 def _fix_commits(cwd: str, rev_args: Sequence[str], since: int | None, max_fixes: int | None,
                  stats: SzzStats) -> list[_Fix]:
     """The newest `max_fixes` fix commits of the range, newest first, from one `git log` without diffs."""
-    out = git.run([*_LOG_CONFIG, "log", "-z", "--no-merges", "--no-color", "--format=%H%x1f%P%x1f%ct%x1f%B",
+    out = git.run([*_LOG_CONFIG, "log", "-z", "--no-merges", "--no-color", git.LOG_ENCODING,
+                   "--format=%H%x1f%P%x1f%ct%x1f%B",
                    *rev_args, "--"], cwd)
     fixes: list[_Fix] = []
     for record in out.split(b"\0"):
@@ -161,7 +162,7 @@ def _modified_files(cwd: str, shas: Sequence[str]) -> dict[str, list[str]]:
             path = tokens[i + 1] if i + 1 < len(tokens) else b""
             i += 2
             if len(meta) == 5 and meta[4] == b"M" and meta[0] not in _NOT_FILES and meta[1] not in _NOT_FILES:
-                current.append(git.decode_path(path))
+                current.append(git.decode_name(path))
             continue
         token = token.strip(b"\n")
         if token:
@@ -242,7 +243,7 @@ def _header_path(rest: bytes) -> str:
         raw = _unquote(rest)
     else:
         raw = rest[:(len(rest) - 1) // 2]
-    return git.decode_path(raw[2:])
+    return git.decode_name(raw[2:])
 
 
 _HUNK_RE = re.compile(rb"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -287,11 +288,32 @@ def _parse_diff(out: bytes) -> tuple[dict[str, list[tuple[int, bytes]]], set[str
     return removed, binary
 
 
+# Bytes of pathspecs per `git diff`: far below the kernel's limit on arguments, so a fix
+# touching thousands of long paths is diffed in several runs instead of failing to start.
+_PATHSPEC_BYTES = 64 * 1024
+
+
 def _diff(cwd: str, fix: _Fix, paths: Sequence[str]) -> bytes:
     # -w: whitespace-only changes are not deleted lines (AG-SZZ's format filter).
-    return git.run(["-c", "core.quotepath=false", "diff", "-w", "-U0", "--no-renames", "--no-color", "--no-ext-diff",
-                    "--no-textconv", "--diff-algorithm=myers", "--src-prefix=a/", "--dst-prefix=b/",
-                    fix.parent, fix.sha, "--", *(":(top,literal)" + p for p in paths)], cwd)
+    args: list[str | bytes] = ["-c", "core.quotepath=false", "diff", "-w", "-U0", "--no-renames", "--no-color",
+                               "--no-ext-diff", "--no-textconv", "--diff-algorithm=myers", "--src-prefix=a/",
+                               "--dst-prefix=b/", fix.parent, fix.sha, "--"]
+    return b"".join(git.run([*args, *chunk], cwd) for chunk in _pathspec_chunks(paths))
+
+
+def _pathspec_chunks(paths: Sequence[str]) -> Iterable[list[bytes]]:
+    """Literal pathspecs of the exact bytes of each path, in runs of at most _PATHSPEC_BYTES."""
+    chunk: list[bytes] = []
+    size = 0
+    for path in paths:
+        spec = b":(top,literal)" + git.encode_name(path)
+        if chunk and size + len(spec) > _PATHSPEC_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(spec)
+        size += len(spec) + 1
+    if chunk:
+        yield chunk
 
 
 def _ranges(numbers: Iterable[int]) -> list[str]:
@@ -342,10 +364,10 @@ def _is_missing(exc: git.GitError) -> bool:
 
 
 def _blame(cwd: str, fix: _Fix, path: str, line_numbers: Iterable[int]) -> dict[str, list[int]]:
-    args = ["blame", "-w", "--porcelain", "--no-ignore-revs-file"]
+    args: list[str | bytes] = ["blame", "-w", "--porcelain", "--no-ignore-revs-file"]
     for r in _ranges(line_numbers):
         args += ["-L", r]
-    return _parse_blame(git.run([*args, fix.parent, "--", path], cwd))
+    return _parse_blame(git.run([*args, fix.parent, "--", git.encode_name(path)], cwd))
 
 
 def _removed_lines(cwd: str, fix: _Fix, paths: list[str], stats: SzzStats) -> dict[str, list[tuple[int, bytes]]]:

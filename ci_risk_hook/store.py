@@ -5,6 +5,10 @@ run) and PostgreSQL (a team's shared history). SQL is written once with `?`
 placeholders; the PostgreSQL connection translates them. Migrations are
 numbered, each applied in its own transaction and recorded in
 `schema_migrations`; concurrent first runs serialise on a lock.
+
+File names, authors and branches arrive as git's name keys (`git.decode_name`):
+valid text without NUL or surrogates, which both databases hold as is; file
+lists are JSON with non-ASCII escaped, so a key reads back identical.
 """
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: creates .venv if needed, installs ci-risk with its test
-# extra, and runs the whole suite. PostgreSQL tests use
-# CI_RISK_TEST_POSTGRES_URL when it is set and are skipped (visibly) otherwise.
+# extra the way pre-commit installs a hook (non-editable: the tests exercise
+# the installed package, bundled model included), and runs the whole suite.
+# PostgreSQL tests use CI_RISK_TEST_POSTGRES_URL when it is set and are
+# skipped (visibly) otherwise; with CI=true any skipped test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -9,5 +11,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
+.venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'
+rm -rf build  # setuptools' scratch directory from the non-editable build
+# pytest's own script, not `python -m pytest`: that would put the checkout first on sys.path.
+exec .venv/bin/pytest "$@"

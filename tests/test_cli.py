@@ -209,8 +209,7 @@ def test_the_hook_path_imports_no_scikit_learn_pandas_or_numpy(trained: Repo) ->
 
 
 def test_the_bundled_model_scores_a_repository_without_its_own(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
-    if gate.bundled_model_path() is None:
-        pytest.skip("this checkout has no bundled model (model/model.json)")
+    assert gate.bundled_model_path() is not None, "no bundled model: neither installed nor in this checkout"
     in_repo.commit({".github/workflows/ci.yml": lines(200, "step")}, "rework CI", author="New <new@example.com>")
     code, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
     report = json.loads(out)

@@ -1,0 +1,223 @@
+"""Named mutations of the code that matters: each must make at least one test fail.
+
+A test suite proves a behaviour only if it fails when that behaviour is
+removed. Each mutant below removes one (a leak guard, a baseline, a
+transaction, a packaged file), applied to a temporary copy of the checkout;
+the tests named beside it then run against that copy. A mutant whose tests
+still pass has *survived*: the suite does not notice that break.
+
+Usage:
+  python scripts/mutants.py                # all mutants; exit 1 if any survives
+  python scripts/mutants.py --only NAME    # one (repeatable)
+  python scripts/mutants.py --list
+
+Run with the test environment's Python (.venv/bin/python); PostgreSQL
+mutants need CI_RISK_TEST_POSTGRES_URL, like the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+IGNORED = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts",
+                                 ".mypy_cache", ".pytest_cache", ".ruff_cache")
+
+
+class Mutant(NamedTuple):
+    name: str
+    meaning: str  # what a user would suffer if it shipped
+    file: str
+    edits: tuple[tuple[str, str], ...]  # (exact text, replacement); each text must occur exactly once
+    tests: tuple[str, ...]
+    installed: bool = False  # run the tests against a non-editable install of the mutated copy
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "backtest-trains-on-its-block", "every published backtest would be optimistic",
+        "ci_risk_hook/backtest.py",
+        (("        rows = training_rows(table, cutoff)\n        assert_no_future(table, rows, cutoff)\n",
+          "        rows = np.arange(min(i + retrain_every, n))\n"),),
+        ("tests/test_no_lookahead.py::test_every_retrain_of_the_backtest_learns_only_from_builds_finished_before_its_block",),
+    ),
+    Mutant(
+        "history-from-started-builds", "training sees outcomes that were not known when the build started",
+        "ci_risk_hook/dataset.py",
+        (("by_finish = sorted(builds, key=lambda b: (b.finished_at or 0, b.id))",
+          "by_finish = sorted(builds, key=lambda b: (b.started_at or 0, b.id))"),
+         ("while j < len(by_finish) and (by_finish[j].finished_at or 0) < start:",
+          "while j < len(by_finish) and (by_finish[j].started_at or 0) < start:")),
+        ("tests/test_no_lookahead.py::test_build_history_features_come_from_builds_finished_before_the_build_started",),
+    ),
+    Mutant(
+        "warn-threshold-zero", "a warning on every push",
+        "ci_risk_hook/training.py",
+        (('"warn": threshold_for_recall(p, tail.y, target_recall),', '"warn": 0.0,'),),
+        ("tests/test_training_out_of_time.py::test_warn_and_block_thresholds_hold_on_later_builds_they_were_not_chosen_on",),
+    ),
+    Mutant(
+        "block-threshold-one", "block mode that never blocks",
+        "ci_risk_hook/training.py",
+        (('"block": threshold_for_precision(p, tail.y, target_precision),', '"block": 1.0,'),),
+        ("tests/test_training_out_of_time.py::test_warn_and_block_thresholds_hold_on_later_builds_they_were_not_chosen_on",),
+    ),
+    Mutant(
+        "parrot-in-push-order", "figures compared with a baseline a hook cannot know",
+        "ci_risk_hook/backtest.py",
+        (("parrot_m = metrics(parrot, y, 0.5, None, parrot, parrot_recall=reached)",
+          "parrot_m = metrics(_ordered_parrot(table)[done], y, 0.5, None, _ordered_parrot(table)[done], "
+          "parrot_recall=reached)"),),
+        ("tests/test_no_lookahead.py::test_the_published_baseline_is_the_previous_finished_build",),
+    ),
+    Mutant(
+        "calibration-in-sample", "over-confident probabilities and thresholds",
+        "ci_risk_hook/training.py",
+        (("calibration = _calibrate(fitted.raw(Xc), cal_rows.y)",
+          "calibration = _calibrate(fitted.raw(fit_rows.demo if demo else fit_rows.X), fit_rows.y)"),),
+        ("tests/test_training_out_of_time.py::test_calibration_is_learnt_on_the_later_slice_not_on_the_rows_the_model_was_fitted_on",),
+    ),
+    Mutant(
+        "import-transaction-per-row", "a failed import leaves half a file recorded",
+        "ci_risk_hook/capture.py",
+        (("new = target.store.add_builds(target.repo_id, normalised, known)",
+          "new = sum(target.store.add_builds(target.repo_id, [r], [k]) for r, k in zip(normalised, known))"),),
+        ("tests/test_import_atomic.py",),
+    ),
+    Mutant(
+        "file-age-always-zero", "a feature silently constant",
+        "ci_risk_hook/features.py",
+        (('values["file_age_days"] = sum((before - h.first_time) / DAY for h in histories.values()) / len(histories)',
+          'values["file_age_days"] = 0.0'),),
+        ("tests/test_feature_values.py",),
+    ),
+    Mutant(
+        "rexp-equals-exp", "recent experience indistinguishable from all experience",
+        "ci_risk_hook/features.py",
+        (('values["author_rexp"] = float(author.recent_commits)', 'values["author_rexp"] = float(author.commits)'),),
+        ("tests/test_feature_values.py",),
+    ),
+    Mutant(
+        "bundled-model-not-packaged", "an installed hook with no model",
+        "setup.cfg",
+        (("ci_risk_hook.bundled_model = *.json, *.md", "ci_risk_hook.bundled_model = *.md"),),
+        ("tests/test_installed_package.py",),
+        installed=True,
+    ),
+    Mutant(
+        "no-migration-lock", "two first runs corrupt a shared PostgreSQL schema",
+        "ci_risk_hook/store.py",
+        (('self.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK_KEY,))', "pass"),),
+        ("tests/test_store_migration_lock.py",),
+    ),
+    Mutant(
+        "gate-never-blocks", "block mode that lets every push through",
+        "ci_risk_hook/gate.py",
+        (('return "block" if mode == "block" else "warn"', 'return "warn"'),),
+        ("tests/test_cli.py::test_block_mode_exit_codes_follow_the_thresholds",),
+    ),
+    Mutant(
+        "fail-closed", "a bug in ci-risk stops every push",
+        "ci_risk_hook/hookrun.py",
+        (('    _err(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)")\n    return EXIT_OK',
+          '    _err(f"ci-risk: warning: {message}{where}; push not checked (--strict fails instead)")\n'
+          '    return EXIT_INTERNAL'),),
+        ("tests/test_cli.py::test_outside_a_repository_fails_open",),
+    ),
+)
+
+
+class Outcome(NamedTuple):
+    mutant: Mutant
+    killed: bool
+    killers: list[str]
+    seconds: float
+    detail: str
+
+
+def apply(mutant: Mutant, tree: Path) -> None:
+    path = tree / mutant.file
+    text = path.read_text(encoding="utf-8")
+    for old, new in mutant.edits:
+        count = text.count(old)
+        if count != 1:
+            raise SystemExit(f"mutant {mutant.name}: expected the text once in {mutant.file}, found it {count} times "
+                             f"(the code moved: update scripts/mutants.py): {old[:60]!r}")
+        text = text.replace(old, new)
+    path.write_text(text, encoding="utf-8")
+
+
+def run_one(mutant: Mutant) -> Outcome:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.name}-") as tmp:
+        tree = Path(tmp) / "tree"
+        shutil.copytree(ROOT, tree, ignore=IGNORED)
+        apply(mutant, tree)
+        env = {k: v for k, v in os.environ.items() if k != "CI"}
+        import_root = tree
+        if mutant.installed:
+            import_root = Path(tmp) / "site"
+            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                            str(import_root), str(tree)], check=True, cwd=tmp, capture_output=True)
+        env["PYTHONPATH"] = str(import_root)
+        proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-x", "-rfs", "-p", "no:cacheprovider",
+                               *mutant.tests], cwd=tree, env=env, capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    killers = sorted(set(re.findall(r"^FAILED (\S+)", output, re.MULTILINE)))
+    skipped = re.search(r"\d+ skipped", output)
+    killed = proc.returncode != 0 and bool(killers)
+    detail = "" if killed else (output.strip().splitlines() or ["no output"])[-1]
+    if not killed and skipped:
+        detail = f"tests skipped, so they prove nothing: {detail}"
+    return Outcome(mutant, killed, killers, time.monotonic() - started, detail)
+
+
+def baseline(mutants: Sequence[Mutant]) -> list[str]:
+    """The tests that fail on the unmutated checkout (a mutant they "kill" proves nothing)."""
+    tests = sorted({t for m in mutants for t in m.tests})
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider", *tests],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    return sorted(set(re.findall(r"^FAILED (\S+)", proc.stdout + proc.stderr, re.MULTILINE)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", default=[], help="run only this mutant (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the check that the tests pass unmutated")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    if args.list or not chosen:
+        for m in MUTANTS:
+            print(f"{m.name:32} {m.meaning}")
+        return 0 if args.list else 2
+    started = time.monotonic()
+    if not args.no_baseline:
+        failing = baseline(chosen)
+        if failing:
+            print(f"the unmutated code already fails these tests, so no mutant can be judged: {', '.join(failing)}")
+            return 2
+    survivors = 0
+    for mutant in chosen:
+        outcome = run_one(mutant)
+        if outcome.killed:
+            print(f"killed    {mutant.name:32} by {', '.join(outcome.killers)} ({outcome.seconds:.0f} s)", flush=True)
+        else:
+            survivors += 1
+            print(f"SURVIVED  {mutant.name:32} ({mutant.meaning}): {outcome.detail}", flush=True)
+    print(f"{len(chosen) - survivors} of {len(chosen)} mutants killed in {time.monotonic() - started:.0f} s")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
