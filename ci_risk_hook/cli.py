@@ -750,7 +750,9 @@ def _try_next(directory: str, store: str) -> str:
     width = max(len(c) for c, _ in commands) + 2
     lines = [f"Try next, in {directory}:"] + [f"  {c:<{width}}# {why}" for c, why in commands]
     if over:
-        lines.append(f"  (--db because CI_RISK_DB={over} is set; the demo kept its outcomes in its own store)")
+        from .store import redact
+
+        lines.append(f"  (--db because CI_RISK_DB={redact(over)} is set; the demo kept its outcomes in its own store)")
     return "\n".join(lines) + "\n"
 
 
