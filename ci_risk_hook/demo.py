@@ -83,17 +83,20 @@ class _Repo:
         return git.run(["rev-parse", "HEAD"], self.path).decode().strip()
 
 
-def _change(repo: _Repo, i: int) -> tuple[dict[str, str], str, str, bool]:
-    """One commit's files, message and author, and whether it is the risky kind."""
+def _change(repo: _Repo, i: int) -> tuple[dict[str, str], str, str, int]:
+    """One commit's files, message and author, and how many kinds of configuration it changes (CI, build)."""
     rng = repo.rng
-    risky = rng.random() < 0.22
-    if risky:
+    if rng.random() < 0.22:
         author = rng.choice(NEWCOMERS) if rng.random() < 0.7 else rng.choice(MAINTAINERS)
-        target = rng.choice(CI_FILES + BUILD_FILES)
-        files = {target: _lines(rng.randint(5, 300), f"cfg{i}")}
+        kinds = [CI_FILES, BUILD_FILES]
+        rng.shuffle(kinds)
+        files = {rng.choice(kinds[0]): _lines(rng.randint(5, 300), f"cfg{i}")}
+        if rng.random() < 0.35:  # the pipeline and the dependencies at once
+            files[rng.choice(kinds[1])] = _lines(rng.randint(5, 200), f"dep{i}")
         if rng.random() < 0.5:
             files[f"src/app/module{rng.randint(0, 7)}.py"] = _lines(rng.randint(20, 200), f"v{i}")
-        return files, rng.choice(["rework CI", "bump dependencies", "new build matrix", "pin tooling"]), author, True
+        message = rng.choice(["rework CI", "bump dependencies", "new build matrix", "pin tooling"])
+        return files, message, author, 1 + (len([f for f in files if not f.startswith("src/")]) > 1)
     author = rng.choice(MAINTAINERS) if rng.random() < 0.85 else rng.choice(NEWCOMERS)
     module = rng.randint(0, 7)
     # Now and then a large refactoring: size alone must not give the risky kind away.
@@ -103,14 +106,14 @@ def _change(repo: _Repo, i: int) -> tuple[dict[str, str], str, str, bool]:
         files[f"tests/test_module{module}.py"] = _lines(rng.randint(5, 30), f"t{i}")
     if rng.random() < 0.2:
         files["docs/guide.md"] = _lines(rng.randint(3, 40), f"d{i}")
-    return files, rng.choice(["small fix", "tidy module", "add test", "improve docs", "refactor helper"]), author, False
+    return files, rng.choice(["small fix", "tidy module", "add test", "improve docs", "refactor helper"]), author, 0
 
 
-def failure_chance(risky: bool, first_commit_of_newcomer: bool, size: int, untested: bool,
+def failure_chance(config_kinds: int, first_commit_of_newcomer: bool, size: int, untested: bool,
                    previous_failed: bool) -> float:
     """The simulated CI: traits a model can see in the change dominate; a failure lingers a little, plus noise."""
-    p = (0.01 + 0.55 * risky + 0.3 * first_commit_of_newcomer + 0.1 * (size > 250) + 0.08 * untested
-         + 0.08 * previous_failed)
+    p = (0.01 + 0.45 * (config_kinds > 0) + 0.2 * (config_kinds > 1) + 0.3 * first_commit_of_newcomer
+         + 0.15 * (size > 250) + 0.08 * untested + 0.08 * previous_failed)
     return min(p, 0.95)
 
 
@@ -131,13 +134,13 @@ def build(directory: str, *, seed: int = 7, commits: int = 300, now: int | None 
     seen: set[str] = set()
     failing = False
     for i in range(commits):
-        files, message, author, risky = _change(repo, i)
+        files, message, author, config_kinds = _change(repo, i)
         newcomer = author not in seen and author in NEWCOMERS
         seen.add(author)
         sha = repo.commit(files, message, author)
         size = sum(text.count("\n") for text in files.values())
         untested = not any(name.startswith("tests/") for name in files)
-        failing = rng.random() < failure_chance(risky, newcomer, size, untested, failing)
+        failing = rng.random() < failure_chance(config_kinds, newcomer, size, untested, failing)
         outcomes.append(BuildRecord(commit=sha, status="fail" if failing else "pass", source="demo", branch="main",
                                     started_at=repo.clock + 60, finished_at=repo.clock + 60 + rng.randint(300, 900)))
     say(f"recording {len(outcomes)} simulated CI outcomes and computing their features")
