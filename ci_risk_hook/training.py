@@ -157,7 +157,13 @@ def _calibrate(p: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
             return {"kind": "isotonic", "input": "probability", "x": xs, "y": ys}
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(p.reshape(-1, 1), y)
+    # Platt's own targets, (N+ + 1)/(N+ + 2) and 1/(N- + 2), as weights on both labels: a few dozen builds
+    # that the scores separate perfectly would otherwise give an infinite slope (every push 0 % or 100 %).
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    target = np.where(y == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    X = np.concatenate([p, p]).reshape(-1, 1)
+    labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(X, labels, sample_weight=np.concatenate([target, 1 - target]))
     return {"kind": "platt", "input": "probability", "a": float(-lr.coef_[0][0]), "b": float(-lr.intercept_[0])}
 
 

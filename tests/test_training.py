@@ -226,3 +226,16 @@ def test_named_recall90_cut_is_kept_whatever_the_warn_target() -> None:
     p = result.model.predict(tail.X)
     assert (p >= result.thresholds["recall90"])[tail.y == 1].mean() >= 0.9
     assert result.thresholds["recall90"] <= result.thresholds["warn"]
+
+
+def test_platt_calibration_of_perfectly_separated_builds_stays_short_of_certainty() -> None:
+    """A short history whose calibration slice the scores separate must not score every push 0 % or 100 %."""
+    from ci_risk_hook.training import _calibrate
+
+    p = np.linspace(0.0, 1.0, 40)
+    y = (p > 0.5).astype(int)
+    cal = _calibrate(p, y)
+    assert cal is not None and cal["kind"] == "platt"
+    calibrated = 1.0 / (1.0 + np.exp(cal["a"] * p + cal["b"]))
+    assert 0.001 < calibrated.min() < 0.2 and 0.8 < calibrated.max() < 0.999
+    assert np.all(np.diff(calibrated) > 0)
