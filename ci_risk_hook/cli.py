@@ -724,7 +724,13 @@ def demo(directory: str | None, seed: int, commits: int) -> None:
     elif os.path.exists(directory) and os.listdir(directory):
         raise click.ClickException(f"{directory} is not empty; give a new or empty directory")
     started = time.monotonic()
-    result = demo_lib.build(directory, seed=seed, commits=commits, progress=lambda m: click.echo(f"ci-risk demo: {m}"))
+    from .training import TrainError
+
+    try:
+        result = demo_lib.build(directory, seed=seed, commits=commits,
+                                progress=lambda m: click.echo(f"ci-risk demo: {m}"))
+    except TrainError as exc:  # a short simulated history can leave nothing to validate on
+        raise click.ClickException(f"{exc}; try more --commits or another --seed") from None
     click.echo(f"ci-risk demo: {result.commits} commits, {result.builds} builds ({result.failures} failed); "
                f"trained {result.chosen} ({time.monotonic() - started:.0f} s)\n")
     click.echo("A small, tested source change by a regular maintainer:")

@@ -168,8 +168,9 @@ def build(directory: str, *, seed: int = 7, commits: int = 300, now: int | None 
     low = _pending(repo, store, info, base, "small-fix", {"src/app/module3.py": _lines(34, "pending"),
                                                           "tests/test_module3.py": _lines(12, "pending")},
                    "small fix in module3, with its test", MAINTAINERS[1])
-    high = _pending(repo, store, info, base, "new-ci", {NEW_PIPELINE: _lines(380, "pending")},
-                    "a new CI pipeline", "Newcomer Zoe <zoe@demo.example>")
+    high = _pending(repo, store, info, base, "new-ci", {NEW_PIPELINE: _lines(380, "pending"),
+                                                         "requirements-ci.txt": _lines(150, "pending")},
+                    "a new CI pipeline and its dependencies", "Newcomer Zoe <zoe@demo.example>")
     return DemoResult(directory, commits + 1, len(outcomes), sum(o.status == "fail" for o in outcomes),
                       trained.result.model.name, low, high, store, replay.as_dict() if replay else None)
 

@@ -118,7 +118,7 @@ def test_with_ci_risk_db_set_the_demo_keeps_its_own_store_and_the_pointer_agrees
     elsewhere = tmp_path / "team" / "history.sqlite"
     env = {**os.environ, "CI_RISK_DB": str(elsewhere)}
     directory = tmp_path / "d"
-    proc = subprocess.run([CI_RISK, "demo", str(directory), "--commits", "60"], capture_output=True, text=True,
+    proc = subprocess.run([CI_RISK, "demo", str(directory), "--commits", "100"], capture_output=True, text=True,
                           env=env)
     assert proc.returncode == 0, proc.stderr
     own = directory / ".git" / "ci-risk" / "history.sqlite"
@@ -128,7 +128,7 @@ def test_with_ci_risk_db_set_the_demo_keeps_its_own_store_and_the_pointer_agrees
     history = next(c for c in shown.try_next() if c.startswith("ci-risk history"))
     assert f"--db {own}" in history
     listed = shown.run(history)
-    assert listed.returncode == 0 and re.search(r"total\s+60\b", listed.stdout), listed.stdout + listed.stderr
+    assert listed.returncode == 0 and re.search(r"total\s+100\b", listed.stdout), listed.stdout + listed.stderr
 
 
 def test_demo_is_deterministic_for_a_seed_and_a_clock(tmp_path: Path) -> None:
