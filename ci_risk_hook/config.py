@@ -63,6 +63,21 @@ def _probability(text: str) -> float:
     return value
 
 
+# Named cuts a model may carry besides its default "warn": teams that want nine failures in ten caught, at the
+# price of more warnings, say `--warn-at recall90`. A model without it (trained before it existed) used its
+# 90 %-recall cut as "warn".
+NAMED_WARN_AT = ("recall90",)
+
+
+def parse_warn_at(text: str) -> float | str:
+    if text.strip().lower() in NAMED_WARN_AT:
+        return text.strip().lower()
+    try:
+        return _probability(text)
+    except ConfigError:
+        raise ConfigError(f"expected a probability between 0 and 1 or {' or '.join(NAMED_WARN_AT)}, got {text!r}") from None
+
+
 def _mode(text: str) -> str:
     value = text.strip().lower()
     if value not in MODES:
@@ -107,7 +122,8 @@ def _seconds(text: str) -> float:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("mode", "CI_RISK_MODE", _mode, "warn (default): report; block: stop risky pushes; off: do nothing", True),
-    Setting("warn_at", "CI_RISK_WARN_AT", _probability, "probability from which to warn (default: model's, else 0.5)", True),
+    Setting("warn_at", "CI_RISK_WARN_AT", parse_warn_at,
+            "probability from which to warn, or recall90 for the model's 90 %-recall cut (default: model's, else 0.5)", True),
     Setting("block_at", "CI_RISK_BLOCK_AT", _probability, "probability from which to block in block mode (default: model's, else 0.8)", True),
     Setting("strict", "CI_RISK_STRICT", _bool, "fail closed (exit 3) on ci-risk's own errors", True),
     Setting("model", "CI_RISK_MODEL", _path, "path to a model artifact (.json) to use instead of the repository's or the bundled one", True),
@@ -125,7 +141,7 @@ PATH_SETTINGS = ("model", "db")  # a relative value is relative to the file that
 class Settings:
     def __init__(self) -> None:
         self.mode = "warn"
-        self.warn_at: float | None = None
+        self.warn_at: float | str | None = None  # a probability or one of NAMED_WARN_AT
         self.block_at: float | None = None
         self.strict = False
         self.model: str | None = None
@@ -145,6 +161,8 @@ class Settings:
     def thresholds(self, model_thresholds: Mapping[str, float] | None = None) -> tuple[float, float]:
         model_thresholds = model_thresholds or {}
         warn = self.warn_at if self.warn_at is not None else model_thresholds.get("warn", DEFAULT_WARN_AT)
+        if isinstance(warn, str):
+            warn = model_thresholds.get(warn, model_thresholds.get("warn", DEFAULT_WARN_AT))
         block = self.block_at if self.block_at is not None else model_thresholds.get("block", DEFAULT_BLOCK_AT)
         if block < warn:
             warn = block

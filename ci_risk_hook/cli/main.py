@@ -23,7 +23,20 @@ from ci_risk_hook.safetext import clean, csv_cell
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-_CLICK_TYPES: dict[str, Any] = {"probability": click.FloatRange(0, 1), "positive": click.IntRange(1), "text": str}
+class _WarnAt(click.ParamType):
+    name = "P|recall90"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from ci_risk_hook.config import ConfigError, parse_warn_at
+
+        try:
+            return parse_warn_at(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_CLICK_TYPES: dict[str, Any] = {"probability": click.FloatRange(0, 1), "warn_at": _WarnAt(), "positive": click.IntRange(1),
+                                "text": str}
 
 
 def _gate_options(declared: tuple[GateOption, ...]) -> Callable[[F], F]:
@@ -155,11 +168,15 @@ def _db_option(func: F) -> F:
                         help="History store: a file path or postgresql:// URL (default: user data dir).")(func)
 
 
-def _open_target(db: str | None) -> Any:
-    """The store and this repository's row in it (library errors become one-line CLI errors)."""
+def _open_target(db: str | None, *, records: bool = False) -> Any:
+    """The store and this repository's row in it (library errors become one-line CLI errors).
+
+    Without --db/CI_RISK_DB: the store this repository records into. Only commands that
+    `records` outcomes may repoint it (reading must not move the hook's build history).
+    """
     from ci_risk_hook.outcomes.record import open_for_repo
 
-    return open_for_repo(db)
+    return open_for_repo(db, records=records)
 
 
 def _record(db: str | None, status: str, commit: str, **details: Any) -> str:
@@ -248,7 +265,7 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
         click.echo(clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"),
                    err=True)
         sys.exit(errors.EXIT_USAGE)
-    target = _open_target(db)
+    target = _open_target(db, records=True)
     try:
         summary = _store_import(target, chain(first, records), stream)
         skipped = clean(", ".join(f"{n:,} {why}" for why, n in sorted(stream.skipped.items())) or "none")
@@ -336,7 +353,7 @@ def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: i
             since_ts = parse_time(since)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
-    target = _open_target(db)
+    target = _open_target(db, records=True)
     try:
         stats = backfill_commits(target.store, target.repo_id, since=since_ts, max_commits=max_commits,
                                  progress=_counter("commits read"))
@@ -589,7 +606,22 @@ def model_show(fmt: str) -> None:
     if prov.get("backtest"):
         click.echo(metrics.text_table(prov["backtest"]))
     elif prov.get("evaluation"):
-        click.echo(json.dumps(prov["evaluation"], indent=2))
+        click.echo(_evaluation_text(prov["evaluation"]))
+
+
+def _evaluation_text(evaluation: dict[str, Any]) -> str:
+    """The bundled model's evaluation on unseen projects, as lines (the JSON is `--format json`)."""
+    projects = evaluation.get("projects", [])
+    lines = [f"evaluated on {len(projects)} projects it never saw (medians): {', '.join(projects)}"]
+    for regime, title in (("with_history", "with build history"), ("cold_start", "cold start")):
+        for who, name in (("model", "ci-risk"), ("parrot", "Parrot")):
+            m = evaluation.get("median", {}).get(regime, {}).get(who)
+            if m and (who == "model" or regime == "with_history"):
+                cells = ", ".join(f"{key} {m[key]:.3f}" for key in ("f1", "roc_auc", "pr_auc", "brier",
+                                                                    "deferrable_at_90", "quiet_at_warn",
+                                                                    "recall_at_warn") if key in m)
+                lines.append(f"  {name}, {title}: {cells}")
+    return "\n".join(lines)
 
 
 @cli.command()
@@ -668,19 +700,42 @@ def demo(directory: str | None, seed: int, commits: int) -> None:
     elif os.path.exists(directory) and os.listdir(directory):
         raise click.ClickException(f"{directory} is not empty; give a new or empty directory")
     started = time.monotonic()
-    result = demo_lib.build(directory, seed=seed, commits=commits, progress=lambda m: click.echo(f"ci-risk demo: {m}"))
+    from ci_risk_hook.model.training import TrainError
+
+    try:
+        result = demo_lib.build(directory, seed=seed, commits=commits,
+                                progress=lambda m: click.echo(f"ci-risk demo: {m}"))
+    except TrainError as exc:  # a short simulated history can leave nothing to validate on
+        raise click.ClickException(f"{exc}; try more --commits or another --seed") from None
     click.echo(f"ci-risk demo: {result.commits} commits, {result.builds} builds ({result.failures} failed); "
                f"trained {result.chosen} ({time.monotonic() - started:.0f} s)\n")
-    click.echo("A small source change by a regular maintainer:")
+    click.echo("A small, tested source change by a regular maintainer:")
     click.echo(render_text(result.low) + "\n")
     click.echo("A large CI-configuration change by a newcomer:")
     click.echo(render_text(result.high) + "\n")
-    click.echo(f"Try next, in {clean(directory)}:\n"
-               "  ci-risk check --from main --to new-ci     # score a range by hand\n"
-               "  ci-risk backtest                          # would it have helped on this history?\n"
-               "  ci-risk model show                        # what was trained, how it scored\n"
-               "  ci-risk history                           # the recorded outcomes\n"
-               f"  (these read the demo's own store: export CI_RISK_DB={clean(directory)}/.git/ci-risk/history.sqlite)")
+    click.echo(_try_next(directory, result.store))
+
+
+def _try_next(directory: str, store: str) -> str:
+    """Commands that work as printed in the demo's directory: they find its store through the repository."""
+    import shlex
+
+    over = os.environ.get("CI_RISK_DB")
+    db = f" --db {shlex.quote(store)}" if over else ""  # CI_RISK_DB would take them to another store
+    commands = [
+        ("ci-risk check --from main --to new-ci" + db, "score the newcomer's push by hand"),
+        ("ci-risk history" + db, "the recorded outcomes"),
+        ("ci-risk backtest" + db, "would it have helped on this history?"),
+        ("ci-risk model show", "what was trained, how it backtested"),
+        ("ci-risk report --html" + db, "charts and one page, in ci-risk-report/"),
+    ]
+    width = max(len(c) for c, _ in commands) + 2
+    lines = [f"Try next, in {clean(directory)}:"] + [f"  {c:<{width}}# {why}" for c, why in commands]
+    if over:
+        from ci_risk_hook.outcomes.store import redact
+
+        lines.append(f"  (--db because CI_RISK_DB={redact(over)} is set; the demo kept its outcomes in its own store)")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

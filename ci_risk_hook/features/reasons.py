@@ -96,7 +96,7 @@ _DESCRIBE: dict[str, _Describer] = {
     "ld": lambda x, v, f: _size(v, f),
     "nd": lambda x, v, f: f"changes spread over {_plural(x, 'directory', 'directories')}",
     "ns": lambda x, v, f: f"touches {_plural(x, 'top-level subsystem')}{_colon(_some(f.subsystems))}",
-    "entropy": lambda x, v, f: f"changes spread over {_plural(v.get('nf') or 0, 'file')} (entropy {x:.1f} bits)",
+    "entropy": lambda x, v, f: f"changes spread over {_plural(v.get('nf') or 0, 'file')} (entropy {max(x, 0.0):.1f} bits)",
     "new_files": lambda x, v, f: f"adds {_plural(x, 'new file')}{_colon(_some(f.new_paths))}" if x else "adds no new files",
     "file_age_days": lambda x, v, f: f"the changed files are {_days(x)} old on average",
     "days_since_file_change": lambda x, v, f: f"the changed files were last changed {_days(x)} ago on average",
@@ -151,19 +151,32 @@ def describe(name: str, value: float | None, result: FeatureResult) -> str:
 
 
 def top_reasons(contributions: Mapping[str, float], result: FeatureResult, count: int = 3) -> list[Reason]:
-    """The strongest risk-raising factors; risk-lowering ones fill in when fewer than `count` raise it."""
-    ranked = sorted(contributions.items(), key=lambda kv: -kv[1])
-    raising = [kv for kv in ranked if kv[1] > 0]
-    lowering = sorted((kv for kv in ranked if kv[1] < 0), key=lambda kv: kv[1])
-    reasons: list[Reason] = []
-    seen_facts: set[str] = set()
-    for name, contribution in [*raising, *lowering]:
-        fact = _SAME_FACT.get(name, name)
-        if fact in seen_facts:
+    """The strongest risk-raising factors, and the strongest risk-lowering one when it outweighs them all.
+
+    Features that state the same fact (lines and files changed; several build-history features that are all
+    "no earlier build recorded") make one reason carrying their summed contribution, so no line repeats.
+    Risk-lowering factors also fill in when fewer than `count` raise the risk.
+    """
+    merged = _merge_same_facts(contributions, result)
+    raising = sorted((r for r in merged if r.contribution > 0), key=lambda r: -r.contribution)
+    lowering = sorted((r for r in merged if r.contribution < 0), key=lambda r: r.contribution)
+    if lowering and (not raising or -lowering[0].contribution >= raising[0].contribution):
+        # It decides the score (a low score under risk-raising reasons would otherwise be unexplained).
+        return [*raising[:count - 1], lowering[0], *lowering[1:]][:count]
+    return [*raising, *lowering][:count]
+
+
+def _merge_same_facts(contributions: Mapping[str, float], result: FeatureResult) -> list[Reason]:
+    """One reason per fact, named after its strongest feature, with the contributions of all its features."""
+    groups: dict[str, list[tuple[str, float, str]]] = {}
+    for name, contribution in contributions.items():
+        if not contribution:
             continue
-        seen_facts.add(fact)
         value = result.values.get(name)
-        reasons.append(Reason(name, value, contribution, describe(name, value, result)))
-        if len(reasons) == count:
-            break
+        text = describe(name, value, result)
+        groups.setdefault(_SAME_FACT.get(name, text), []).append((name, contribution, text))
+    reasons = []
+    for members in groups.values():
+        name, _, text = max(members, key=lambda m: abs(m[1]))
+        reasons.append(Reason(name, result.values.get(name), sum(m[1] for m in members), text))
     return reasons

@@ -18,7 +18,7 @@ FORMATS = ("text", "json")
 class GateOption(NamedTuple):
     flag: str  # "--warn-at"; a "switch" also has its "--no-" form
     name: str  # the parameter it fills
-    kind: str  # choice | probability | positive | text | switch (--x/--no-x) | flag (present or not)
+    kind: str  # choice | probability | warn_at | positive | text | switch (--x/--no-x) | flag (present or not)
     help: str
     choices: tuple[str, ...] = ()
     default: Any = None
@@ -27,7 +27,7 @@ class GateOption(NamedTuple):
 COMMON = (
     GateOption("--mode", "mode", "choice", "warn (default): report only; block: exit 1 at --block-at; off: do nothing.",
                choices=config.MODES),
-    GateOption("--warn-at", "warn_at", "probability", "Warn from this probability."),
+    GateOption("--warn-at", "warn_at", "warn_at", "Warn from this probability, or recall90: the model's 90 %-recall cut."),
     GateOption("--block-at", "block_at", "probability", "Block (in block mode) from this probability."),
     GateOption("--strict", "strict", "switch", "Fail closed (exit 3) on ci-risk's own errors."),
     GateOption("--model", "model", "text", "Model artifact (.json) to score with."),
@@ -43,7 +43,7 @@ CHECK = (
 HOOK = (GateOption("--raw", "raw", "flag", "Read git's pre-push stdin (set by `ci-risk install`).", default=False),)
 
 # The setting whose parser checks each kind of value (the same checks as for CI_RISK_* and the config files).
-_SETTING_OF_KIND = {"probability": "warn_at", "positive": "max_commits"}
+_SETTING_OF_KIND = {"probability": "block_at", "warn_at": "warn_at", "positive": "max_commits"}
 
 
 def _exactly(choices: tuple[str, ...]) -> Callable[[str], str]:

@@ -50,8 +50,15 @@ def render_text(report: GateReport, colour: bool = False) -> str:
         if report.model is not None:
             lines.append(clean(f"  model: {report.model.source}{_chosen(report)} ({report.model.model.sha256[:12]})"))
         if report.decision == "block":
-            lines.append("  to push anyway: SKIP=ci-risk git push (pre-commit) or git push --no-verify")
+            lines.append(f"  to push anyway: {_push_anyway()}")
     return "\n".join(lines)
+
+
+def _push_anyway() -> str:
+    """pre-commit (which sets PRE_COMMIT=1 for its hooks) can skip this hook alone; a raw hook cannot."""
+    if os.environ.get("PRE_COMMIT"):
+        return "SKIP=ci-risk git push (or git push --no-verify to skip every hook)"
+    return "git push --no-verify"
 
 
 def _chosen(report: GateReport) -> str:

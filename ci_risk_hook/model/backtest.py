@@ -194,7 +194,8 @@ def backtest(
             on_retrain(history, part)
         scores[block] = result.model.predict(part.X)
         f1_cut[block] = result.thresholds["f1"]
-        defer_cut[block] = result.thresholds["warn"]
+        # The cut for the recall target: a shipped model's "warn" is chosen for quiet, its "recall90" for recall.
+        defer_cut[block] = result.thresholds["recall90" if target_recall == 0.9 else "warn"]
         demo_scores[block] = demo.model.predict(part.demo)
         demo_cut[block] = demo.thresholds["f1"]
         decisions[block] = (scores[block] >= f1_cut[block]).astype(int)

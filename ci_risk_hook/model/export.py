@@ -695,8 +695,12 @@ def _self_check(est: Any, artifact: Mapping[str, Any], check_X: Any) -> None:
     if check_X is not None:
         batches.append(np.asarray(check_X, dtype=np.float64))
     for X in batches:
-        expected = np.asarray(est.predict_proba(X))[:, 1]
         rows = [[None if v != v else v for v in r] for r in X.tolist()]
+        # The portable model scores values within its training range (a fallback range for a scaled
+        # logistic model until training records the real one): compare on the rows as it sees them.
+        seen = np.asarray([[np.nan if v is None else v for v in model.within_training_range(r)] for r in rows],
+                          dtype=np.float64).reshape(X.shape)
+        expected = np.asarray(est.predict_proba(seen))[:, 1]
         got = np.asarray(model.predict_proba(rows, calibrated=False))
         diff = np.abs(got - expected)
         worst = int(np.argmax(diff))

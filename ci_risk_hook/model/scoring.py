@@ -290,7 +290,7 @@ class PortableModel:
         "feature_names", "thresholds", "provenance", "sha256", "kind", "missing",
         "imputation", "calibration", "source", "_n", "_fill", "_trees", "_base",
         "_coef", "_intercept", "_center", "_scale", "_mean_z", "_lr_base",
-        "_cal_kind", "_cal_on_prob", "_cal_a", "_cal_b", "_cal_x", "_cal_y", "_rule",
+        "_cal_kind", "_cal_on_prob", "_cal_a", "_cal_b", "_cal_x", "_cal_y", "_rule", "_ranges",
     )
 
     feature_names: tuple[str, ...]
@@ -319,6 +319,7 @@ class PortableModel:
     _cal_x: list[float]
     _cal_y: list[float]
     _rule: tuple[int, float, float] | None
+    _ranges: list[tuple[float, float]] | None
 
     def __init__(self) -> None:
         raise TypeError("use load_model() or PortableModel.from_dict()")
@@ -422,6 +423,7 @@ class PortableModel:
             self._base = _number(_get(model, "base", "model"), "model.base") if kind == "gbdt" else 0.0
 
         self._parse_calibration(d.get("calibration"))
+        self._ranges = self._parse_ranges(d.get("feature_ranges"), names, model.get("scale") is not None)
 
     def _parse_logistic(self, model: dict[str, Any], n: int) -> None:
         self._coef = [float(v) for v in _numbers(_get(model, "coef", "model"), "model.coef", n)]
@@ -468,6 +470,38 @@ class PortableModel:
         self._cal_kind = kind
         self._cal_on_prob = on == "probability"
         self.calibration = cal
+
+    # -- training ranges ---------------------------------------------------
+
+    # An artifact without recorded ranges (written before they existed): a standardised logistic model is
+    # bounded this many standard deviations from its training centre; trees are bounded by construction.
+    FALLBACK_SPREAD = 10.0
+
+    def _parse_ranges(self, ranges: object, names: list[str], scaled: bool) -> list[tuple[float, float]] | None:
+        """Per feature, the values seen in training: scoring clips to them (see `within_training_range`)."""
+        if ranges is None:
+            if self.kind == "logistic" and scaled:
+                k = self.FALLBACK_SPREAD
+                return [(c - k * abs(s), c + k * abs(s)) for c, s in zip(self._center, self._scale)]
+            return None
+        given = _dict(ranges, "feature_ranges")
+        out = [(-_MAX, _MAX)] * len(names)
+        for name, pair in given.items():
+            if name not in names:
+                raise _fail("feature_ranges", f"unknown feature {name!r}")
+            lo, hi = _numbers(pair, f"feature_ranges.{name}", 2)
+            if lo > hi:
+                raise _fail(f"feature_ranges.{name}", "lower bound above upper bound")
+            out[names.index(name)] = (float(lo), float(hi))
+        return out
+
+    def within_training_range(self, x: list[float | None]) -> list[float | None]:
+        """Each known value within its training range, so no input (a build years ago) can weigh more than the
+        most extreme one the model learnt from. The training side does the same (training.Fitted.raw)."""
+        ranges = self._ranges
+        if ranges is None:
+            return x
+        return [v if v is None else min(max(v, lo), hi) for v, (lo, hi) in zip(x, ranges)]
 
     def __repr__(self) -> str:
         return (
@@ -516,7 +550,7 @@ class PortableModel:
                 append(-_MAX)
             else:
                 append(v)
-        return out
+        return self.within_training_range(out)
 
     def _tree_sum(self, x: list[float | None], total: float) -> float:
         for feature, threshold, left, right, missing_left, _, leaf_value in self._trees:

@@ -39,9 +39,15 @@ class Fitted(NamedTuple):
     columns: list[int]  # which FEATURE_NAMES columns the estimator reads
     calibration: dict[str, Any] | None
     rule_probability: float | None  # P(fail) after a failed previous build, for rule+ candidates
+    ranges: tuple[np.ndarray, np.ndarray] | None = None  # per column: the values seen in training
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(X[:, self.columns])[:, 1], dtype=float)
+        X = X[:, self.columns]
+        if self.ranges is not None:
+            # As scoring does (the artifact's feature_ranges): a value beyond anything seen in training, such as
+            # years since the previous build, counts as the most extreme value seen, never extrapolated further.
+            X = np.clip(X, *self.ranges)
+        return np.asarray(self.estimator.predict_proba(X)[:, 1], dtype=float)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         p = _apply_calibration(self.calibration, self.raw(X))
@@ -145,7 +151,13 @@ def _calibrate(p: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
             return {"kind": "isotonic", "input": "probability", "x": xs, "y": ys}
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=1e6, max_iter=1000).fit(p.reshape(-1, 1), y)
+    # Platt's own targets, (N+ + 1)/(N+ + 2) and 1/(N- + 2), as weights on both labels: a few dozen builds
+    # that the scores separate perfectly would otherwise give an infinite slope (every push 0 % or 100 %).
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    target = np.where(y == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    X = np.concatenate([p, p]).reshape(-1, 1)
+    labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(X, labels, sample_weight=np.concatenate([target, 1 - target]))
     return {"kind": "platt", "input": "probability", "a": float(-lr.coef_[0][0]), "b": float(-lr.intercept_[0])}
 
 
@@ -171,12 +183,21 @@ def fit(name: str, fit_rows: Table, cal_rows: Table, random_state: int = 0, *, d
     if not isinstance(estimator, PortableEstimator):
         columns = [c for c in columns if not np.isnan(X[:, c]).all()] or columns[:1]
     estimator.fit(X[:, columns], y)
-    fitted = Fitted(name, estimator, columns, None, rule_p)
+    ranges = None if isinstance(estimator, PortableEstimator) else training_ranges(X[:, columns])
+    fitted = Fitted(name, estimator, columns, None, rule_p, ranges)
     if isinstance(estimator, PortableEstimator) and not _enough_to_recalibrate(cal_rows.y):
         # A few dozen builds would only add noise to a calibration learnt on thousands.
         return fitted._replace(calibration=estimator.model.calibration)
     calibration = _calibrate(fitted.raw(Xc), cal_rows.y)
     return fitted._replace(calibration=calibration)
+
+
+def training_ranges(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's smallest and largest known value (unbounded where none is known)."""
+    known = ~np.isnan(X)
+    lo = np.where(known, X, np.inf).min(axis=0, initial=np.inf)
+    hi = np.where(known, X, -np.inf).max(axis=0, initial=-np.inf)
+    return np.where(known.any(axis=0), lo, -np.inf), np.where(known.any(axis=0), hi, np.inf)
 
 
 def _enough_to_recalibrate(y: np.ndarray) -> bool:
@@ -316,11 +337,13 @@ def train(
         "warn": threshold_for_recall(p, tail.y, target_recall),
         "block": threshold_for_precision(p, tail.y, target_precision),
         "f1": threshold_for_f1(p, tail.y),
+        "recall90": threshold_for_recall(p, tail.y, 0.9),  # for `--warn-at recall90`, whatever the target
     }
     if isinstance(final.estimator, PortableEstimator) and not _enough_to_recalibrate(tail.y):
         shipped = final.estimator.model.thresholds
         if target_recall == 0.9 and target_precision == 0.8 and {"warn", "block", "f1"} <= set(shipped):
-            thresholds = {k: shipped[k] for k in ("warn", "block", "f1")}  # chosen on thousands of builds
+            # Chosen on thousands of builds (the shipped warn lets most pushes pass quietly).
+            thresholds = {k: shipped.get(k, thresholds[k]) for k in ("warn", "block", "f1", "recall90")}
     return TrainResult(final, thresholds, scores, n, failures, time.monotonic() - started)
 
 
@@ -343,6 +366,11 @@ def export(result: TrainResult, provenance: dict[str, Any]) -> dict[str, Any]:
                               "provenance": provenance})
     artifact = export_model(model.estimator, names, calibration=model.calibration, thresholds=thresholds,
                             provenance=provenance)
+    if model.ranges is not None:
+        # Added after the export's self-check, which compares against the estimator on unclipped probe rows.
+        artifact = seal_artifact({**artifact, "feature_ranges": {
+            name: [float(lo), float(hi)] for name, lo, hi in zip(names, *model.ranges)
+            if math.isfinite(lo) and math.isfinite(hi)}})
     if model.rule_probability is not None:
         artifact = seal_artifact({**artifact, "rule": {"feature": RULE_FEATURE, "value": 1.0,
                                                        "probability": model.rule_probability}})

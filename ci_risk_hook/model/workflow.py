@@ -89,9 +89,10 @@ def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, tar
 
 
 def run_backtest(table: Table, *, retrain_every: int = 25, target_recall: float = 0.9,
-                 progress: Callable[[int, int], None] | None = None, n_jobs: int = N_JOBS) -> BacktestResult:
+                 progress: Callable[[int, int], None] | None = None, n_jobs: int = N_JOBS,
+                 candidates: Sequence[str] = CANDIDATES) -> BacktestResult:
     return backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress,
-                    n_jobs=n_jobs)
+                    n_jobs=n_jobs, candidates=candidates)
 
 
 def current_backtest(path: str) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from ci_risk_hook.mining.backfill import SCHEMA_VERSION
 from ci_risk_hook.features.extract import Limits
 from ci_risk_hook.outcomes.records import BuildRecord, ci_job
 from ci_risk_hook.git.ranges import PushRange
-from ci_risk_hook.outcomes.store import Store, StoreError, default_url, open_store, remember
+from ci_risk_hook.outcomes.store import Store, StoreError, open_store, remember, store_for
 
 
 
@@ -34,8 +34,12 @@ class Target(NamedTuple):
     info: git.RepoInfo
 
 
-def open_for_repo(db: str | None, cwd: str | None = None) -> Target:
-    """Open the store and this repository's row in it, identified by its root commit."""
+def open_for_repo(db: str | None, cwd: str | None = None, *, records: bool = False) -> Target:
+    """Open the store and this repository's row in it, identified by its root commit.
+
+    Without `db` it is the store this repository records into (see `store_for`). A command that
+    `records` outcomes notes its store in the git dir for the hook; one that only reads never does.
+    """
     info = git.repo_info(cwd)
     root = git.root_commit(info, cwd)
     if root is None:
@@ -43,13 +47,15 @@ def open_for_repo(db: str | None, cwd: str | None = None) -> Target:
             "cannot identify this repository: shallow clone or no commits yet "
             "(fetch full history with `git fetch --unshallow`, or set CI_RISK_REPO to its root commit)"
         )
-    store = open_store(db)
+    url = store_for(info.common_dir, db)
+    store = open_store(url)
     try:
         repo_id = store.repository_id(root, git.repo_name(info))
     except StoreError:
         store.close()
         raise
-    remember(info.common_dir, db or default_url())
+    if records:
+        remember(info.common_dir, url)
     return Target(store, repo_id, info)
 
 
@@ -228,7 +234,7 @@ def record_outcome(db: str | None, status: str, commit: str, *, base: str | None
         ci_job_id, ci_attempt = ci_job(os.environ, want_attempt=attempt is None)
     except ValueError as exc:
         raise CiVariableError(f"{exc}; nothing recorded") from None
-    target = open_for_repo(db)
+    target = open_for_repo(db, records=True)
     try:
         sha = git.resolve_commits([commit]).get(commit)
         if sha is None:

@@ -128,8 +128,14 @@ class PriorBuild(NamedTuple):
 
 
 def remember(common_dir: str, url: str) -> None:
-    """Note in the git dir which store this repository records into, for the hook (never a password)."""
+    """Note in the git dir which store this repository records into, for the hook (never a password).
+
+    Only commands that record outcomes call this: a command that merely reads
+    a store must not take the hook's build history somewhere else.
+    """
     text = redact(url) if "://" in url else os.path.abspath(url)
+    if remembered(common_dir) == text:
+        return
     path = paths.store_pointer(common_dir)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -145,6 +151,12 @@ def remembered(common_dir: str) -> str | None:
             return fh.read().strip() or None
     except OSError:
         return None
+
+
+def store_for(common_dir: str, given: str | None = None) -> str:
+    """The store a command uses: the one given (`--db`), else `CI_RISK_DB`, else the one this
+    repository records into (its pointer), else the user's default store."""
+    return given or os.environ.get("CI_RISK_DB") or remembered(common_dir) or default_url()
 
 
 def default_url() -> str:

@@ -251,3 +251,79 @@ def test_the_console_script_never_imports_click_on_a_push(trained: Repo) -> None
                           cwd=trained.path, capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("ci-risk: risk"), proc.stderr[-500:]
     assert " click" not in proc.stderr
+
+
+def test_with_the_bundled_model_a_docs_and_tests_push_passes_quietly(in_repo: Repo,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Its default warn threshold lets most pushes through; the 90 %-recall cut is there for those who ask."""
+    if gate.bundled_model_path() is None:
+        pytest.skip("this checkout has no bundled model (model/model.json)")
+    in_repo.commit({"docs/usage.md": lines(40, "doc"), "tests/test_app.py": lines(30, "test")},
+                   "document usage and test it", author="Maintainer <maint@example.com>")
+    code, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
+    report = json.loads(out)
+    assert code == 0 and report["model"]["source"] == "bundled"
+    assert report["decision"] == "pass", report["ranges"][0]["probability"]
+    code, out, _ = run(["check", "--from", "HEAD~1"], capsys)
+    assert code == 0 and "low risk" in out and "risky" not in out
+    shipped = gate.load_model(gate.bundled_model_path()).thresholds  # type: ignore[arg-type]
+    p = report["ranges"][0]["probability"]
+    assert shipped["recall90"] < shipped["warn"]
+    _, out, _ = run(["check", "--from", "HEAD~1", "--warn-at", "recall90", "--format", "json"], capsys)
+    opted = json.loads(out)
+    assert opted["warn_at"] == shipped["recall90"]
+    assert opted["decision"] == ("warn" if p >= shipped["recall90"] else "pass")
+
+
+def test_recall90_is_a_setting_everywhere_a_warn_threshold_is(trained: Repo, capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from ci_risk_hook.model.export import seal_artifact, write_artifact
+
+    trained.commit({"src/core.py": lines(41)})
+    path = trained.path / ".git" / "ci-risk" / "model.json"
+    artifact = json.loads(path.read_text())
+    write_artifact(seal_artifact({**artifact, "thresholds": {"warn": 0.4, "recall90": 0.123, "block": 0.9}}), path)
+    _, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
+    assert json.loads(out)["warn_at"] == 0.4
+    monkeypatch.setenv("CI_RISK_WARN_AT", "recall90")
+    _, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
+    assert json.loads(out)["warn_at"] == 0.123
+    monkeypatch.delenv("CI_RISK_WARN_AT")
+    (trained.path / ".ci-risk.ini").write_text("[ci-risk]\nwarn_at = recall90\n")
+    _, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
+    assert json.loads(out)["warn_at"] == 0.123
+    code, _, err = run(["check", "--from", "HEAD~1", "--warn-at", "recall80"], capsys)
+    assert code == 2 and "recall90" in err
+
+
+def test_a_model_without_a_recall90_cut_uses_its_warn_threshold_for_it() -> None:
+    """Models written before the name existed chose "warn" for 90 % recall."""
+    from ci_risk_hook.config import Settings
+
+    settings = Settings()
+    settings.warn_at = "recall90"
+    assert settings.thresholds({"warn": 0.1, "block": 0.8})[0] == 0.1
+    assert settings.thresholds({"warn": 0.3, "recall90": 0.1, "block": 0.8})[0] == 0.1
+
+
+@pytest.mark.parametrize("under_pre_commit", [False, True])
+def test_the_push_anyway_advice_fits_the_hook_that_runs(trained: Repo, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch, under_pre_commit: bool) -> None:
+    """SKIP=ci-risk means something only to pre-commit; a raw hook is skipped with --no-verify."""
+    trained.commit({".github/workflows/ci.yml": lines(300, "step")}, "rework CI", author=NEWCOMERS[-1])
+    if under_pre_commit:
+        monkeypatch.setenv("PRE_COMMIT", "1")
+    code, out, _ = run(["check", "--from", "HEAD~1", "--mode", "block", "--block-at", "0"], capsys)
+    assert code == 1 and "git push --no-verify" in out
+    assert ("SKIP=ci-risk" in out) == under_pre_commit
+
+
+def test_model_show_prints_the_bundled_evaluation_as_text(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    if gate.bundled_model_path() is None:
+        pytest.skip("this checkout has no bundled model (model/model.json)")
+    code, out, _ = run(["model", "show"], capsys)
+    assert code == 0 and "(bundled)" in out
+    assert "{" not in out and "evaluated on 10 projects it never saw" in out
+    assert "thresholds: block" in out and "recall90" in out and "roc_auc 0.760" in out
+    code, out, _ = run(["model", "show", "--format", "json"], capsys)
+    assert json.loads(out)["provenance"]["evaluation"]["projects"]

@@ -48,3 +48,34 @@ def test_risk_lowering_factors_fill_in_when_few_raise_it() -> None:
     reasons = top_reasons({"files_ci": -0.2, "author_exp": -0.1, "n_commits": 0.01}, r)
     assert [x.feature for x in reasons] == ["n_commits", "files_ci", "author_exp"]
     assert reasons[1].text == "touches no CI configuration"
+
+
+def test_features_that_say_the_same_thing_make_one_line_with_their_summed_weight() -> None:
+    """A cold start leaves every branch-wise build-history feature unknown: one "no earlier build" line."""
+    r = result(files_ci=1, la=200, ld=0, nf=1)
+    contributions = {"prev_build_failed": 0.05, "fail_rate_last5": 0.04, "fail_rate_last20": 0.03,
+                     "builds_since_failure": 0.02, "hours_since_prev_build": 0.01, "files_ci": 0.08, "la": 0.06}
+    reasons = top_reasons(contributions, r)
+    texts = [x.text for x in reasons]
+    assert len(texts) == len(set(texts)), texts
+    assert texts[0] == "no earlier build recorded on this branch"
+    assert abs(reasons[0].contribution - 0.15) < 1e-12
+    assert [x.feature for x in reasons[1:]] == ["files_ci", "la"]
+
+
+def test_a_risk_lowering_factor_that_decides_the_score_is_shown() -> None:
+    """A 0.02 score under three risk-raising reasons would leave the reader guessing why it is low."""
+    r = result(files_ci=1, la=64_000, ld=399, nf=3, files_build=1, hours_since_prev_build=25_603.0)
+    contributions = {"la": 0.9, "files_build": 0.5, "files_ci": 0.4, "hours_since_prev_build": -14.7}
+    reasons = top_reasons(contributions, r)
+    assert [x.feature for x in reasons] == ["la", "files_build", "hours_since_prev_build"]
+    assert reasons[-1].text == "25,603.0 hours since the previous build"
+    # When risk-raising reasons outweigh it, they keep all three places.
+    assert "hours_since_prev_build" not in [x.feature for x in top_reasons({**contributions, "hours_since_prev_build": -0.3}, r)]
+
+
+def test_what_if_inputs_without_facts_still_read_as_whole_sentences() -> None:
+    r = result(author_sexp=78, ns=2)
+    r.facts.subsystems = []
+    assert describe("author_sexp", 78, r) == "the author's 78 earlier commits in these subsystems"
+    assert describe("ns", 2, r) == "touches 2 top-level subsystems"

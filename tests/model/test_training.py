@@ -178,3 +178,77 @@ def test_fitting_candidates_in_parallel_changes_nothing() -> None:
     same = {**serial.as_dict(), "seconds": None} == {**parallel.as_dict(), "seconds": None}  # NaN as None
     assert same, (serial.as_dict(), parallel.as_dict())
     assert serial.predictions == parallel.predictions
+
+
+# -- time features beyond anything seen in training ------------------------------
+
+def with_time(table: Table, seed: int = 5) -> Table:
+    """`synthetic` plus the hours since the previous build, as a real history has them (a few hours)."""
+    X = table.X.copy()
+    X[:, COL["hours_since_prev_build"]] = np.random.default_rng(seed).uniform(0.5, 30.0, len(table))
+    return table.with_features(X)
+
+
+def test_an_extreme_time_value_weighs_no_more_than_the_most_extreme_one_seen_in_training() -> None:
+    """A history dated years back (the old demo: 25,603 hours) must not swamp every other reason."""
+    table = with_time(synthetic())
+    artifact = export(train(table, candidates=("logistic",)), {})
+    model = PortableModel.from_dict(artifact)
+    lo, hi = artifact["feature_ranges"]["hours_since_prev_build"]
+    assert 0.5 <= lo < hi <= 30.0
+    row = {name: float(v) for name, v in zip(FEATURE_NAMES, table.X[0]) if v == v}
+    at_edge = model.explain({**row, "hours_since_prev_build": hi})
+    for extreme in (25_603.0, 1e12, float("inf")):
+        beyond = model.explain({**row, "hours_since_prev_build": extreme})
+        assert beyond.contributions["hours_since_prev_build"] == at_edge.contributions["hours_since_prev_build"]
+        assert beyond.probability == at_edge.probability
+    below = model.explain({**row, "hours_since_prev_build": -1e9})
+    assert below.probability == model.explain({**row, "hours_since_prev_build": lo}).probability
+
+
+def test_training_and_scoring_clip_the_same_way() -> None:
+    """Calibration, thresholds and backtests see exactly what the hook will score."""
+    table = with_time(synthetic())
+    result = train(table, candidates=("logistic",))
+    model = PortableModel.from_dict(export(result, {}))
+    X = table.X[:50].copy()
+    X[:, COL["hours_since_prev_build"]] = np.linspace(-1e6, 1e7, 50)
+    X[:, COL["la"]] = 1e9
+    picked = [[r[COL[n]] for n in model.feature_names] for r in X.tolist()]
+    rows = [[None if v != v else float(v) for v in r] for r in picked]
+    assert np.allclose(model.predict_proba(rows), result.model.predict(X), atol=1e-9)
+
+
+def test_an_older_scaled_logistic_artifact_without_ranges_is_still_bounded() -> None:
+    table = with_time(synthetic())
+    result = train(table, candidates=("logistic",))
+    artifact = {k: v for k, v in export(result, {}).items() if k != "feature_ranges"}
+    from ci_risk_hook.model.export import seal_artifact
+
+    model = PortableModel.from_dict(seal_artifact(artifact))
+    row = {name: float(v) for name, v in zip(FEATURE_NAMES, table.X[0]) if v == v}
+    far = model.explain({**row, "hours_since_prev_build": 1e12}).contributions["hours_since_prev_build"]
+    farther = model.explain({**row, "hours_since_prev_build": 1e15}).contributions["hours_since_prev_build"]
+    assert far == farther and abs(far) < 100
+
+
+def test_named_recall90_cut_is_kept_whatever_the_warn_target() -> None:
+    table = synthetic()
+    result = train(table, target_recall=0.5)
+    tail = table.subset(range(int(len(table) * 0.8), len(table)))
+    p = result.model.predict(tail.X)
+    assert (p >= result.thresholds["recall90"])[tail.y == 1].mean() >= 0.9
+    assert result.thresholds["recall90"] <= result.thresholds["warn"]
+
+
+def test_platt_calibration_of_perfectly_separated_builds_stays_short_of_certainty() -> None:
+    """A short history whose calibration slice the scores separate must not score every push 0 % or 100 %."""
+    from ci_risk_hook.model.training import _calibrate
+
+    p = np.linspace(0.0, 1.0, 40)
+    y = (p > 0.5).astype(int)
+    cal = _calibrate(p, y)
+    assert cal is not None and cal["kind"] == "platt"
+    calibrated = 1.0 / (1.0 + np.exp(cal["a"] * p + cal["b"]))
+    assert 0.001 < calibrated.min() < 0.2 and 0.8 < calibrated.max() < 0.999
+    assert np.all(np.diff(calibrated) > 0)

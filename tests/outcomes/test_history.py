@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import sqlite3
@@ -445,3 +446,32 @@ def test_import_prints_progress_lines_off_a_terminal(project: Repo, db: Path, tm
     assert [line.split(" (")[0] for line in lines_ if "computing features" in line] == [
         "ci-risk: computing features: 10 of 25 builds", "ci-risk: computing features: 20 of 25 builds",
         "ci-risk: computing features: 25 of 25 builds"]
+
+
+# -- which store a command uses ---------------------------------------------------------
+
+def test_commands_follow_the_repositorys_store_and_only_recording_repoints_it(
+        history_repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Reading (history, train, backtest, report) with the default store or another CI_RISK_DB must not take the
+    hook's build history away; without --db or CI_RISK_DB a command reads the store the repository records into."""
+    monkeypatch.chdir(history_repo.path)
+    own = tmp_path / "own" / "history.sqlite"
+    assert run(["record", "--status", "fail", "--db", str(own)], capsys)[0] == 0
+    pointer = history_repo.path / ".git" / "ci-risk" / "store"
+    before = pointer.read_bytes()
+    assert before.decode().strip() == str(own)
+
+    code, out, _ = run(["history"], capsys)  # no --db, no CI_RISK_DB: the recorded store, not the default one
+    assert code == 0 and re.search(r"total\s+1\b", out), out
+    assert pointer.read_bytes() == before
+    assert run(["backtest"], capsys)[0] == 1  # too little history, said in one line; still a read
+    assert pointer.read_bytes() == before
+
+    other = tmp_path / "other" / "history.sqlite"
+    monkeypatch.setenv("CI_RISK_DB", str(other))
+    code, out, _ = run(["history", "--format", "json"], capsys)
+    assert code == 0 and json.loads(out)["builds"] == []
+    assert pointer.read_bytes() == before, "reading another store repointed the hook"
+
+    assert run(["record", "--status", "pass"], capsys)[0] == 0  # recording elsewhere says so
+    assert pointer.read_text().strip() == str(other)
