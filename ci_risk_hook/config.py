@@ -73,9 +73,10 @@ def parse_warn_at(text: str) -> float | str:
     if text.strip().lower() in NAMED_WARN_AT:
         return text.strip().lower()
     try:
-        return _probability(text)
-    except ConfigError:
+        float(text)
+    except ValueError:
         raise ConfigError(f"expected a probability between 0 and 1 or {' or '.join(NAMED_WARN_AT)}, got {text!r}") from None
+    return _probability(text)  # a number: the same message as every other probability
 
 
 def _mode(text: str) -> str:

@@ -14,5 +14,9 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'
 rm -rf build  # setuptools' scratch directory from the non-editable build
+# The checks CI runs too (the same as .pre-commit-config.yaml): lint, format, types.
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+.venv/bin/mypy
 # pytest's own script, not `python -m pytest`: that would put the checkout first on sys.path.
 exec .venv/bin/pytest "$@"

@@ -75,7 +75,8 @@ def test_every_command_that_trains_or_plots_checks_for_the_train_extra(monkeypat
     from click.testing import CliRunner
 
     from ci_risk_hook.cli import extras
-    from ci_risk_hook.cli.main import EXIT_USAGE, cli
+    from ci_risk_hook.cli.main import cli
+    from ci_risk_hook.errors import EXIT_USAGE
 
     monkeypatch.setitem(extras.EXTRAS, "train", (("ci_risk_no_such_module", "scikit-learn"),))
     for command in (["train"], ["backtest"], ["retrain"], ["report"], ["dashboard"], ["demo"]):

@@ -11,6 +11,8 @@ import importlib.util
 
 import click
 
+from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
+
 # extra -> (import name, distribution name), as declared in setup.cfg's extras_require
 EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "train": (("numpy", "numpy"), ("sklearn", "scikit-learn"), ("joblib", "joblib"),
@@ -19,10 +21,10 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-class MissingExtra(click.ClickException):
-    """This installation lacks an extra the command needs: a usage error, not a bug."""
+class MissingExtra(CiRiskError, click.ClickException):
+    """This installation lacks an extra the command needs: a usage error, not a bug (the fix is in the install)."""
 
-    exit_code = 2  # EXIT_USAGE: the fix is in how ci-risk was installed
+    exit_code = EXIT_USAGE  # type: ignore[misc]  # click declares it per instance; the same value either way
 
 
 def missing(extra: str) -> list[str]:

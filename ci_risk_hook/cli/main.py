@@ -27,12 +27,17 @@ class _WarnAt(click.ParamType):
     name = "P|recall90"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        from ci_risk_hook.config import ConfigError, parse_warn_at
+        """A name or a number; the number's range is checked with every other setting's (config.resolve)."""
+        from ci_risk_hook.config import NAMED_WARN_AT
 
+        text = str(value).strip().lower()
+        if text in NAMED_WARN_AT:
+            return text
         try:
-            return parse_warn_at(str(value))
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
+            return float(text)
+        except ValueError:
+            self.fail(f"expected a probability between 0 and 1 or {' or '.join(NAMED_WARN_AT)}, got {value!r}",
+                      param, ctx)
 
 
 _CLICK_TYPES: dict[str, Any] = {"probability": click.FloatRange(0, 1), "warn_at": _WarnAt(), "positive": click.IntRange(1),

@@ -106,7 +106,7 @@ _DESCRIBE: dict[str, _Describer] = {
     "author_exp": lambda x, v, f: f"the author's {_ordinal(int(x) + 1)} commit in this repository",
     "author_rexp": lambda x, v, f: f"the author made {_plural(x, 'commit')} here in the last 90 days",
     "author_sexp": lambda x, v, f: (
-        f"the author's {_plural(x, 'earlier commit')} in {_some(f.subsystems) or 'the directories this push touches'}"
+        f"the author's {_plural(x, 'earlier commit')} in {_some(f.subsystems) or 'these subsystems'}"
     ),
     "author_first_commit": lambda x, v, f: (
         "the author's first commit in this repository" if x else "the author has committed here before"

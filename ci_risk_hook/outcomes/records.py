@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Mapping, NamedTuple
 
+from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
+
 PASS, FAIL = "pass", "fail"
 
 # What an outcome can hold. Beyond these a value is a unit mistake (milliseconds for
@@ -18,8 +20,10 @@ CI_JOB_VARIABLES = (("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"), ("CI_JOB_ID", None)
                     ("BUILD_ID", None))
 
 
-class OutOfRange(ValueError):
+class OutOfRange(CiRiskError, ValueError):
     """A well-formed number or time outside what an outcome can hold; str() says the range."""
+
+    exit_code = EXIT_USAGE
 
 # Every spelling the supported CI systems use; None means "not an outcome"
 # (cancelled, skipped, still running): such rows are counted, not recorded.
