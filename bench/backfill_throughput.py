@@ -8,6 +8,7 @@ a fresh SQLite store each time (features for every commit, no SZZ); the
 figure is commits per second of wall time, median of the runs. SZZ labelling
 is timed separately, on the newest --szz-fixes fix commits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,14 +37,21 @@ def main() -> int:
     args = parser.parse_args()
     repo = args.repo.resolve()
     ci_risk = str(Path(sys.executable).parent / "ci-risk")
-    commits = int(subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                 check=True).stdout)
+    commits = int(
+        subprocess.run(
+            ["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout
+    )
     git_times, backfill_times = [], []
     szz_seconds = None
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
-            git_times.append(wall(["git", "log", "--numstat", "--no-renames", "-z", "--format=%H%x1f%P%x1f%ae%x1f%ct%x1f%s",
-                                   "HEAD"], repo))
+            git_times.append(
+                wall(
+                    ["git", "log", "--numstat", "--no-renames", "-z", "--format=%H%x1f%P%x1f%ae%x1f%ct%x1f%s", "HEAD"],
+                    repo,
+                )
+            )
             env = {**os.environ, "CI_RISK_DB": os.path.join(tmp, f"run{run}.sqlite")}
             backfill_times.append(wall([ci_risk, "backfill", "--no-szz"], repo, env))
         env = {**os.environ, "CI_RISK_DB": os.path.join(tmp, "run0.sqlite")}
@@ -52,12 +60,18 @@ def main() -> int:
     backfill_rate = commits / statistics.median(backfill_times)
     print(f"repository: {repo} ({commits:,} commits), median of {args.runs} runs")
     print(f"{'git log --numstat --no-renames':<46}{statistics.median(git_times):>8.2f} s {git_rate:>10,.0f} commits/s")
-    print(f"{'ci-risk backfill --no-szz (features, store)':<46}{statistics.median(backfill_times):>8.2f} s "
-          f"{backfill_rate:>10,.0f} commits/s")
-    print(f"backfill / git log throughput: {backfill_rate / git_rate:.0%} (target >= 70%) -> "
-          f"{'MET' if backfill_rate >= 0.7 * git_rate else 'NOT MET'}")
-    print(f"SZZ + revert labels, newest {args.szz_fixes} fix commits (second backfill run, features already stored): "
-          f"{szz_seconds:.1f} s")
+    print(
+        f"{'ci-risk backfill --no-szz (features, store)':<46}{statistics.median(backfill_times):>8.2f} s "
+        f"{backfill_rate:>10,.0f} commits/s"
+    )
+    print(
+        f"backfill / git log throughput: {backfill_rate / git_rate:.0%} (target >= 70%) -> "
+        f"{'MET' if backfill_rate >= 0.7 * git_rate else 'NOT MET'}"
+    )
+    print(
+        f"SZZ + revert labels, newest {args.szz_fixes} fix commits (second backfill run, features already stored): "
+        f"{szz_seconds:.1f} s"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ Import a project's outcomes first (`ci-risk import builds.csv --format travis
 --travis-repo OWNER/NAME`). Prints each run's wall time with the load
 average, and whether every run's result was identical (it must be).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,12 @@ def main(rounds: int) -> None:
             started = time.perf_counter()
             result = backtest(table, n_jobs=n_jobs)
             walls[n_jobs].append(time.perf_counter() - started)
-            results.add(json.dumps({**result.as_dict(), "seconds": None, "scores": [p.score for p in result.predictions]}))
-            print(f"n_jobs={n_jobs}: {walls[n_jobs][-1]:.1f} s (load {load:.1f}, {result.retrains} retrains)", flush=True)
+            results.add(
+                json.dumps({**result.as_dict(), "seconds": None, "scores": [p.score for p in result.predictions]})
+            )
+            print(
+                f"n_jobs={n_jobs}: {walls[n_jobs][-1]:.1f} s (load {load:.1f}, {result.retrains} retrains)", flush=True
+            )
     for n_jobs, times in walls.items():
         print(f"n_jobs={n_jobs}: median {sorted(times)[len(times) // 2]:.1f} s over {len(times)} runs")
     print("results identical" if len(results) == 1 else f"RESULTS DIFFER ({len(results)} variants)")

@@ -14,6 +14,7 @@ Usage:
 `owner+name` (outside this project). The data is read from ../shared at run
 time and never copied.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,16 @@ DATA = HERE.parent.parent / "shared" / "data" / "travis-builds" / "builds.csv"
 
 # Unseen by the bundled model (scripts/build_bundled_model.py trains on others).
 EVALUATION_PROJECTS = (
-    "aio-libs/aiomysql", "jaraco/keyring", "hynek/structlog", "kislyuk/argcomplete", "sloria/TextBlob",
-    "Kozea/WeasyPrint", "pypiserver/pypiserver", "ronf/asyncssh", "svinota/pyroute2", "niklasf/python-chess",
+    "aio-libs/aiomysql",
+    "jaraco/keyring",
+    "hynek/structlog",
+    "kislyuk/argcomplete",
+    "sloria/TextBlob",
+    "Kozea/WeasyPrint",
+    "pypiserver/pypiserver",
+    "ronf/asyncssh",
+    "svinota/pyroute2",
+    "niklasf/python-chess",
 )
 
 
@@ -65,22 +74,37 @@ def run_project(project: str, repos_dir: Path, ci_risk: str, retrain_every: int)
     if not (clone / ".git").exists():
         return {"project": project, "error": f"no clone at {clone}"}
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "CI_RISK_DB": os.path.join(tmp, "history.sqlite"), "CI_RISK_HOME": tmp,
-               "CI_RISK_INDEX_DIR": os.path.join(tmp, "index")}
+        env = {
+            **os.environ,
+            "CI_RISK_DB": os.path.join(tmp, "history.sqlite"),
+            "CI_RISK_HOME": tmp,
+            "CI_RISK_INDEX_DIR": os.path.join(tmp, "index"),
+        }
         started = time.monotonic()
-        imported = subprocess.run([ci_risk, "import", str(DATA), "--format", "travis", "--travis-repo", project],
-                                  cwd=clone, env=env, capture_output=True, text=True)
+        imported = subprocess.run(
+            [ci_risk, "import", str(DATA), "--format", "travis", "--travis-repo", project],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if imported.returncode != 0:
             return {"project": project, "error": imported.stderr.strip().splitlines()[-1:]}
         import_s = time.monotonic() - started
         started = time.monotonic()
-        result = subprocess.run([ci_risk, "backtest", "--format", "json", "--retrain-every", str(retrain_every)],
-                                cwd=clone, env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [ci_risk, "backtest", "--format", "json", "--retrain-every", str(retrain_every)],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             return {"project": project, "error": (result.stderr.strip().splitlines() or ["?"])[-1]}
         report = json.loads(result.stdout)
-        report.update(project=project, import_seconds=round(import_s, 1),
-                      backtest_seconds=round(time.monotonic() - started, 1))
+        report.update(
+            project=project, import_seconds=round(import_s, 1), backtest_seconds=round(time.monotonic() - started, 1)
+        )
         return report
 
 
@@ -104,7 +128,8 @@ def main() -> int:
         args.json.write_text(json.dumps(reports, indent=1))
     ok = [r for r in reports if "error" not in r]
     header = f"{'project':<34}{'builds':>7}{'pred':>6}" + "".join(
-        f"{m + ' ' + who:>16}" for m in ("F1", "AUC", "defer@recall") for who in ("model", "parrot"))
+        f"{m + ' ' + who:>16}" for m in ("F1", "AUC", "defer@recall") for who in ("model", "parrot")
+    )
     print(header + f"{'parrot* F1':>12}{'secs':>7}")
     for r in reports:
         if "error" in r:
@@ -118,19 +143,23 @@ def main() -> int:
         for who in ("model", "parrot"):  # a deferrable share means nothing without the recall it was reached at
             v, at = r[who].get("deferrable_at_90"), r[who].get("recall_at_defer_threshold")
             cells.append(f"{'-' if v is None else f'{v:.3f}@{at:.2f}' if at is not None else f'{v:.3f}':>16}")
-        print(f"{r['project']:<34}{r['builds']:>7}{r['predicted']:>6}" + "".join(cells)
-              + f"{r['parrot_ordered']['f1']:>12.3f}{r['backtest_seconds']:>7.1f}")
+        print(
+            f"{r['project']:<34}{r['builds']:>7}{r['predicted']:>6}"
+            + "".join(cells)
+            + f"{r['parrot_ordered']['f1']:>12.3f}{r['backtest_seconds']:>7.1f}"
+        )
     if not ok:
         return 1
     print(f"\nmedians over {len(ok)} projects:")
     for key in metrics.SUMMARY:
-        values = {who: [r[who][key] for r in ok if r[who].get(key) is not None]
-                  for who, _ in metrics.COLUMNS}
+        values = {who: [r[who][key] for r in ok if r[who].get(key) is not None] for who, _ in metrics.COLUMNS}
         print(f"  {key:<18}" + "".join(f"{who} {statistics.median(v):.3f}   " for who, v in values.items() if v))
     counted = [counted_deferrable(r["model"]) for r in ok]
     missed = [r["project"] for r in ok if counted_deferrable(r["model"]) == 0.0]
-    print(f"  deferrable while recall >= {RECALL_FLOOR} (a project below counts 0): median "
-          f"{statistics.median(counted):.3f}; below the floor: {', '.join(missed) or 'none'}")
+    print(
+        f"  deferrable while recall >= {RECALL_FLOOR} (a project below counts 0): median "
+        f"{statistics.median(counted):.3f}; below the floor: {', '.join(missed) or 'none'}"
+    )
     worst = min(r["model"]["f1"] - r["parrot"]["f1"] for r in ok)
     med_gain = statistics.median(r["model"]["f1"] - r["parrot"]["f1"] for r in ok)
     print(f"  F1 gain over Parrot: median {med_gain:+.3f}, worst project {worst:+.3f}")

@@ -19,6 +19,7 @@ To measure another checkout of ci-risk (e.g. main, for a before/after
 figure), put its directory first on PYTHONPATH: the script reports which
 `ci_risk_hook` it ran.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,11 @@ def make_repo(path: Path, commits: int) -> None:
     """A real repository: `commits` commits on main, each changing one or two files of a small project."""
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
     rng = random.Random(1)
-    authors = [("Maintainer", "maint@example.com"), ("Contributor", "contrib@example.com"),
-               ("Newcomer", "new@example.com")]
+    authors = [
+        ("Maintainer", "maint@example.com"),
+        ("Contributor", "contrib@example.com"),
+        ("Newcomer", "new@example.com"),
+    ]
     files = [f"src/module_{i}.py" for i in range(20)] + ["tests/test_a.py", "README.md", "setup.py"]
     content = {name: "".join(f"line {j}\n" for j in range(30)) for name in files}
     stream: list[bytes] = []
@@ -56,8 +60,10 @@ def make_repo(path: Path, commits: int) -> None:
             parts.append(b"M 100644 inline %s\ndata %d\n%s\n" % (file_name.encode(), len(data), data))
         message = f"change {n}".encode()
         stream.append(b"commit refs/heads/main\n")
-        stream.append(b"author %s <%s> %d +0000\ncommitter %s <%s> %d +0000\n"
-                      % (name.encode(), email.encode(), when, name.encode(), email.encode(), when))
+        stream.append(
+            b"author %s <%s> %d +0000\ncommitter %s <%s> %d +0000\n"
+            % (name.encode(), email.encode(), when, name.encode(), email.encode(), when)
+        )
         stream.append(b"data %d\n%s\n" % (len(message), message))
         stream.extend(parts)
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(stream), check=True)
@@ -71,8 +77,10 @@ def write_csv(path: Path, shas: list[str], rows: int) -> None:
         fh.write("commit,status,branch,started_at,duration_s,job_id\n")
         for i in range(rows):
             status = "failed" if rng.random() < 0.2 else "passed"
-            fh.write(f"{shas[i % len(shas)]},{status},{BRANCHES[i % len(BRANCHES)]},{start + 60 * i},"
-                     f"{rng.randint(30, 900)},{i}\n")
+            fh.write(
+                f"{shas[i % len(shas)]},{status},{BRANCHES[i % len(BRANCHES)]},{start + 60 * i},"
+                f"{rng.randint(30, 900)},{i}\n"
+            )
 
 
 class Sampler(threading.Thread):
@@ -111,8 +119,13 @@ def main() -> int:
     parser.add_argument("--repo", type=Path, default=None, help="a clone to use instead of a generated repository")
     parser.add_argument("--timeout", type=float, default=None, help="stop the import after this many seconds")
     args = parser.parse_args()
-    env_probe = subprocess.run([sys.executable, "-c", "import ci_risk_hook, os; print(os.path.dirname(ci_risk_hook.__file__))"],
-                               capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
+    env_probe = subprocess.run(
+        [sys.executable, "-c", "import ci_risk_hook, os; print(os.path.dirname(ci_risk_hook.__file__))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tempfile.gettempdir(),
+    )
     source = env_probe.stdout.strip()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=source, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=source, capture_output=True, text=True)
@@ -125,20 +138,38 @@ def main() -> int:
             make_repo(repo, args.commits)
         else:
             repo = args.repo.resolve()
-        shas = subprocess.run(["git", "rev-list", "--first-parent", f"--max-count={args.commits}", "--reverse", "HEAD"],
-                              cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+        shas = subprocess.run(
+            ["git", "rev-list", "--first-parent", f"--max-count={args.commits}", "--reverse", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         csv_path = tmp / "outcomes.csv"
         started = time.perf_counter()
         write_csv(csv_path, shas, args.rows)
-        print(f"CSV: {args.rows:,} rows over {len(shas)} commits of {repo} "
-              f"({csv_path.stat().st_size / 1e6:,.0f} MB, written in {time.perf_counter() - started:.1f} s)")
-        env = {**os.environ, "CI_RISK_DB": str(tmp / "store.sqlite"), "CI_RISK_HOME": str(tmp / "home"),
-               "CI_RISK_INDEX_DIR": str(tmp / "index")}
+        print(
+            f"CSV: {args.rows:,} rows over {len(shas)} commits of {repo} "
+            f"({csv_path.stat().st_size / 1e6:,.0f} MB, written in {time.perf_counter() - started:.1f} s)"
+        )
+        env = {
+            **os.environ,
+            "CI_RISK_DB": str(tmp / "store.sqlite"),
+            "CI_RISK_HOME": str(tmp / "home"),
+            "CI_RISK_INDEX_DIR": str(tmp / "index"),
+        }
         stderr_path = tmp / "stderr.txt"
         with open(stderr_path, "wb") as err:
             started = time.perf_counter()
-            command = [sys.executable, "-c", "import sys; from ci_risk_hook.cli import main; sys.exit(main(sys.argv[1:]))",
-                       "import", str(csv_path), "--format", "csv"]
+            command = [
+                sys.executable,
+                "-c",
+                "import sys; from ci_risk_hook.cli import main; sys.exit(main(sys.argv[1:]))",
+                "import",
+                str(csv_path),
+                "--format",
+                "csv",
+            ]
             child = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=err)
             sampler = Sampler(child.pid, stderr_path)
             sampler.start()
@@ -154,14 +185,19 @@ def main() -> int:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the generating git runs count too, a second or so
         peak_kb, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         stderr_text = stderr_path.read_text(encoding="utf-8", errors="replace")
-        print(f"ci-risk import: {'exit ' + str(child.returncode) if finished else f'stopped after {args.timeout:.0f} s'}, "
-              f"{seconds:,.1f} s wall, {cpu:,.1f} s CPU (on a busy machine wall time stretches, CPU time less), "
-              f"peak RSS {peak_kb / 1024:,.0f} MB")
+        print(
+            f"ci-risk import: "
+            f"{'exit ' + str(child.returncode) if finished else f'stopped after {args.timeout:.0f} s'}, "
+            f"{seconds:,.1f} s wall, {cpu:,.1f} s CPU (on a busy machine wall time stretches, CPU time less), "
+            f"peak RSS {peak_kb / 1024:,.0f} MB"
+        )
         for phase in ("parse+store", "features"):
             values = [(t, kb) for t, kb, p in sampler.samples if p == phase]
             if values:
-                print(f"  {phase:<12} {values[-1][0] - values[0][0]:>8,.1f} s  peak sampled RSS "
-                      f"{max(kb for _, kb in values) / 1024:,.0f} MB")
+                print(
+                    f"  {phase:<12} {values[-1][0] - values[0][0]:>8,.1f} s  peak sampled RSS "
+                    f"{max(kb for _, kb in values) / 1024:,.0f} MB"
+                )
         timeline = sampler.samples[:: max(1, len(sampler.samples) // 12)]
         print("  timeline (s: MB): " + ", ".join(f"{t:.0f}: {kb / 1024:,.0f}" for t, kb, _ in timeline))
         print("  stdout: " + " | ".join(out.decode(errors="replace").strip().splitlines()))

@@ -11,6 +11,7 @@ pip's cache is whatever it is (warm after the first run): the figures
 measure building and installing, not downloading. Run it with the test
 venv's Python (it needs pre-commit).
 """
+
 from __future__ import annotations
 
 import os
@@ -46,12 +47,16 @@ def default_install(sha: str, work: Path, bare_size: int) -> tuple[float, int, l
     env = work / "venv"
     venv.create(env, with_pip=True)
     started = time.monotonic()
-    subprocess.run([str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    str(source)], check=True, capture_output=True)
+    subprocess.run(
+        [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
+        check=True,
+        capture_output=True,
+    )
     seconds = time.monotonic() - started
     probe = f"import importlib.util as u; print(' '.join(m for m in {HEAVY!r} if u.find_spec(m)))"
-    heavy = subprocess.run([str(env / "bin" / "python"), "-c", probe], check=True, capture_output=True,
-                           text=True).stdout.split()
+    heavy = subprocess.run(
+        [str(env / "bin" / "python"), "-c", probe], check=True, capture_output=True, text=True
+    ).stdout.split()
     return seconds, du(site_packages(env)) - bare_size, heavy
 
 
@@ -60,11 +65,17 @@ def pre_commit_install(sha: str, work: Path) -> float:
     project.mkdir()
     git("init", "-q", cwd=project)
     (project / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {ROOT}\n  rev: {sha}\n  hooks:\n  - id: ci-risk\n", encoding="utf-8")
+        f"repos:\n- repo: {ROOT}\n  rev: {sha}\n  hooks:\n  - id: ci-risk\n", encoding="utf-8"
+    )
     env = {**os.environ, "PRE_COMMIT_HOME": str(work / "pre-commit-home")}
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "pre_commit", "install", "--install-hooks", "-t", "pre-push"],
-                   cwd=project, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pre_commit", "install", "--install-hooks", "-t", "pre-push"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.monotonic() - started
 
 
@@ -73,15 +84,20 @@ def main(revs: list[str]) -> None:
         bare = Path(tmp) / "bare"
         venv.create(bare, with_pip=True)
         bare_size = du(site_packages(bare))
-        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; pip cache as it is (warm after a first run)")
+        print(
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+            "pip cache as it is (warm after a first run)"
+        )
         for rev in revs:
             sha = git("rev-parse", rev)
             work = Path(tmp) / sha
             work.mkdir()
             seconds, size, heavy = default_install(sha, work, bare_size)
             hook = pre_commit_install(sha, work)
-            print(f"{rev} ({sha[:10]}): default install {size / 1e6:.1f} MB in {seconds:.1f} s "
-                  f"(heavy: {', '.join(heavy) or 'none'}); pre-commit install --install-hooks {hook:.1f} s")
+            print(
+                f"{rev} ({sha[:10]}): default install {size / 1e6:.1f} MB in {seconds:.1f} s "
+                f"(heavy: {', '.join(heavy) or 'none'}); pre-commit install --install-hooks {hook:.1f} s"
+            )
             shutil.rmtree(work)
 
 

@@ -12,6 +12,7 @@ Prints, on one large repository:
 `ci-risk check --from HEAD~10 --to HEAD` stands for the push: the hook runs
 the same gate. Usage: python bench/push_budget.py --repo PATH-TO-NUMPY-CLONE [--runs 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,13 @@ def silent_listener() -> int:
 
 
 def reset_index(common: Path) -> None:
-    for name in ("history-index.sqlite", "history-index.sqlite-wal", "history-index.sqlite-shm",
-                 "index-build.log", "store"):
+    for name in (
+        "history-index.sqlite",
+        "history-index.sqlite-wal",
+        "history-index.sqlite-shm",
+        "index-build.log",
+        "store",
+    ):
         (common / "ci-risk" / name).unlink(missing_ok=True)
 
 
@@ -79,10 +85,20 @@ def main() -> int:
         raise SystemExit("give --repo: a work-tree clone of a large repository (numpy/numpy)")
     repo: Path = args.repo.resolve()
     ci_risk = [args.ci_risk]
-    common = Path(subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=repo,
-                                 capture_output=True, text=True, check=True).stdout.strip())
-    n_commits = int(subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True,
-                                   text=True, check=True).stdout)
+    common = Path(
+        subprocess.run(
+            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    n_commits = int(
+        subprocess.run(
+            ["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout
+    )
     base = {k: v for k, v in os.environ.items() if not k.startswith("CI_RISK_")}
     base["CI_RISK_HOME"] = str(Path(__file__).resolve().parent / "out" / "home")
     rows: list[tuple[str, str]] = []

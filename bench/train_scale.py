@@ -9,6 +9,7 @@ peak resident memory.
 
 Usage: python bench/train_scale.py --repos-dir /work/repos [--rows 100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ci_risk_hook.model.dataset import Table, ci_table, concat  # noqa: E402
-from ci_risk_hook.outcomes.store import open_store  # noqa: E402
 from ci_risk_hook.model.training import train  # noqa: E402
+from ci_risk_hook.outcomes.store import open_store  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "travis-builds" / "builds.csv"
 PROJECTS = ("aaugustin/websockets", "espressif/esptool", "bashtage/arch", "gpodder/gpodder", "lanpa/tensorboardX")
@@ -39,8 +40,21 @@ def load(project: str, repos_dir: Path) -> Table:
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "h.sqlite")
         env = {**os.environ, "CI_RISK_DB": db, "CI_RISK_HOME": tmp, "CI_RISK_INDEX_DIR": os.path.join(tmp, "i")}
-        subprocess.run([str(Path(sys.executable).parent / "ci-risk"), "import", str(DATA), "--format", "travis",
-                        "--travis-repo", project], cwd=clone, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ci-risk"),
+                "import",
+                str(DATA),
+                "--format",
+                "travis",
+                "--travis-repo",
+                project,
+            ],
+            cwd=clone,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         store = open_store(db)
         try:
             return ci_table(store, store.repositories()[0][0])
@@ -66,12 +80,18 @@ def main() -> int:
     seconds = time.monotonic() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"rows: {args.rows:,} resampled from {len(real):,} real builds of {len(PROJECTS)} projects "
-          f"({int(big.y.sum()):,} failures)")
-    print(f"train (6 candidates, calibration, thresholds): {seconds:.1f} s (target <= 60 s) -> "
-          f"{'MET' if seconds <= 60 else 'NOT MET'}; chose {result.model.name}")
-    print(f"peak resident memory: {peak:,.0f} MiB (before training {before:,.0f} MiB; largest child "
-          f"{children:,.0f} MiB) (target <= 2,048 MiB) -> {'MET' if max(peak, children) <= 2048 else 'NOT MET'}")
+    print(
+        f"rows: {args.rows:,} resampled from {len(real):,} real builds of {len(PROJECTS)} projects "
+        f"({int(big.y.sum()):,} failures)"
+    )
+    print(
+        f"train (6 candidates, calibration, thresholds): {seconds:.1f} s (target <= 60 s) -> "
+        f"{'MET' if seconds <= 60 else 'NOT MET'}; chose {result.model.name}"
+    )
+    print(
+        f"peak resident memory: {peak:,.0f} MiB (before training {before:,.0f} MiB; largest child "
+        f"{children:,.0f} MiB) (target <= 2,048 MiB) -> {'MET' if max(peak, children) <= 2048 else 'NOT MET'}"
+    )
     return 0
 
 

@@ -13,6 +13,7 @@ what a repository asks for.
 Both files are INI, section `[ci-risk]` (Python 3.9 has no TOML reader in
 the standard library and a hook should not need one more dependency).
 """
+
 from __future__ import annotations
 
 import configparser
@@ -20,8 +21,8 @@ import os
 import stat
 from typing import Any, Callable, Mapping, NamedTuple
 
-from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
 from ci_risk_hook import paths
+from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
 
 CONFIG_FILE = ".ci-risk.ini"
 USER_CONFIG_SOURCE = "user config"
@@ -75,7 +76,9 @@ def parse_warn_at(text: str) -> float | str:
     try:
         float(text)
     except ValueError:
-        raise ConfigError(f"expected a probability between 0 and 1 or {' or '.join(NAMED_WARN_AT)}, got {text!r}") from None
+        raise ConfigError(
+            f"expected a probability between 0 and 1 or {' or '.join(NAMED_WARN_AT)}, got {text!r}"
+        ) from None
     return _probability(text)  # a number: the same message as every other probability
 
 
@@ -123,17 +126,48 @@ def _seconds(text: str) -> float:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("mode", "CI_RISK_MODE", _mode, "warn (default): report; block: stop risky pushes; off: do nothing", True),
-    Setting("warn_at", "CI_RISK_WARN_AT", parse_warn_at,
-            "probability from which to warn, or recall90 for the model's 90 %-recall cut (default: model's, else 0.5)", True),
-    Setting("block_at", "CI_RISK_BLOCK_AT", _probability, "probability from which to block in block mode (default: model's, else 0.8)", True),
+    Setting(
+        "warn_at",
+        "CI_RISK_WARN_AT",
+        parse_warn_at,
+        "probability from which to warn, or recall90 for the model's 90 %-recall cut (default: model's, else 0.5)",
+        True,
+    ),
+    Setting(
+        "block_at",
+        "CI_RISK_BLOCK_AT",
+        _probability,
+        "probability from which to block in block mode (default: model's, else 0.8)",
+        True,
+    ),
     Setting("strict", "CI_RISK_STRICT", _bool, "fail closed (exit 3) on ci-risk's own errors", True),
-    Setting("model", "CI_RISK_MODEL", _path, "path to a model artifact (.json) to use instead of the repository's or the bundled one", True),
-    Setting("max_commits", "CI_RISK_MAX_COMMITS", _positive_int, "most commits of one push to read (default 1000)", True),
-    Setting("db", "CI_RISK_DB", _path, "history store: a file path or postgresql:// URL (default: the user data dir)", False),
-    Setting("index_budget", "CI_RISK_INDEX_BUDGET", _seconds,
-            "seconds a push may spend building the history index before finishing it in the background (default 1)", True),
-    Setting("store_budget", "CI_RISK_STORE_BUDGET", _seconds,
-            "seconds a push waits for the outcomes store before going on without build history (default 1)", True),
+    Setting(
+        "model",
+        "CI_RISK_MODEL",
+        _path,
+        "path to a model artifact (.json) to use instead of the repository's or the bundled one",
+        True,
+    ),
+    Setting(
+        "max_commits", "CI_RISK_MAX_COMMITS", _positive_int, "most commits of one push to read (default 1000)", True
+    ),
+    Setting(
+        "db", "CI_RISK_DB", _path, "history store: a file path or postgresql:// URL (default: the user data dir)", False
+    ),
+    Setting(
+        "index_budget",
+        "CI_RISK_INDEX_BUDGET",
+        _seconds,
+        "seconds a push may spend building the history index before finishing it in the background (default 1)",
+        True,
+    ),
+    Setting(
+        "store_budget",
+        "CI_RISK_STORE_BUDGET",
+        _seconds,
+        "seconds a push waits for the outcomes store before going on without build history (default 1)",
+        True,
+    ),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 PATH_SETTINGS = ("model", "db")  # a relative value is relative to the file that gives it
@@ -326,8 +360,9 @@ def _repository_layer(toplevel: str | None, env: Mapping[str, str], problems: _P
                 f"outside the work tree); ignored (set it with --{setting.key.replace('_', '-')}, {setting.env} or in "
                 f"{paths.user_config_file(env)})"
             )
-    return _Layer(CONFIG_FILE, lambda s: f"{CONFIG_FILE} {s.key}", values,
-                  lambda v: repository_model(v, toplevel or ""))
+    return _Layer(
+        CONFIG_FILE, lambda s: f"{CONFIG_FILE} {s.key}", values, lambda v: repository_model(v, toplevel or "")
+    )
 
 
 def resolve(
@@ -374,8 +409,10 @@ def resolve(
                 try:
                     value = layer.locate(value)
                 except Refused as exc:
-                    problems.refused(f"{where}: {exc}; ignored (a repository's file may name only a regular "
-                                     "file inside its work tree)")
+                    problems.refused(
+                        f"{where}: {exc}; ignored (a repository's file may name only a regular "
+                        "file inside its work tree)"
+                    )
                     continue
             setattr(settings, setting.key, value)
             settings.sources[setting.key] = f"${setting.env}" if layer.source == "env" else layer.source

@@ -10,6 +10,7 @@ written to the error log.
 
 Imported on every push: standard library only.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,9 @@ def handle(exc: BaseException) -> Handled:
     if isinstance(exc, OSError):  # the machine's trouble (disk, permissions), not ci-risk's bug
         return Handled(EXIT_INTERNAL, one_line(exc))
     log = log_internal_error(exc)
-    return Handled(EXIT_INTERNAL, f"internal error ({type(exc).__name__}: {one_line(exc)})",
-                   clean(log) if log else None)
+    return Handled(
+        EXIT_INTERNAL, f"internal error ({type(exc).__name__}: {one_line(exc)})", clean(log) if log else None
+    )
 
 
 def log_internal_error(exc: BaseException) -> str | None:

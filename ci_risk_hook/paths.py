@@ -10,6 +10,7 @@ default store and the error log; the config file is `CI_RISK_CONFIG`, else
 
 Imported on every push: standard library only, platformdirs loaded lazily.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,7 +68,7 @@ def repo_model(common_dir: str) -> str:
 
 def previous_model(model_path: str) -> str:
     """Where a replaced model is kept: model.json -> model.prev.json."""
-    return model_path[:-len(".json")] + ".prev.json" if model_path.endswith(".json") else model_path + ".prev"
+    return model_path[: -len(".json")] + ".prev.json" if model_path.endswith(".json") else model_path + ".prev"
 
 
 def scored_log(common_dir: str) -> str:

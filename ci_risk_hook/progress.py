@@ -4,6 +4,7 @@ Off a terminal (a CI log, a file) a live counter would be one endless line of
 carriage returns, and silence looks like a hang: there, one plain line every
 EVERY_S seconds, nothing at all for a command that finishes sooner.
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,8 +18,14 @@ _REDRAW_S = 0.1  # seconds between redraws of the live counter
 class Progress:
     """Call with (done) or (done, total); `finish()` ends the live line."""
 
-    def __init__(self, label: str, unit: str, stream: TextIO | None = None, every_s: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        label: str,
+        unit: str,
+        stream: TextIO | None = None,
+        every_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.label = label
         self.unit = unit
         self.stream = stream if stream is not None else sys.stderr

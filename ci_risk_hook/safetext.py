@@ -8,6 +8,7 @@ output is left to json.dumps, which escapes control characters losslessly.
 
 Stdlib only and import-free: this is on the path of every push.
 """
+
 from __future__ import annotations
 
 from typing import Any

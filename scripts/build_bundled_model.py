@@ -25,6 +25,7 @@ repositories, outside this project). The Travis data is read at run time
 from ../shared/data/travis-builds and never copied; the artifact holds
 feature names and numbers only (no author identities, no file paths).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,23 +50,46 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from backtest_travis import EVALUATION_PROJECTS  # noqa: E402
 
+from ci_risk_hook.features.extract import FEATURE_NAMES, STORE_FEATURES  # noqa: E402
 from ci_risk_hook.model.backtest import deferrable, metrics  # noqa: E402
 from ci_risk_hook.model.dataset import Table, ci_table, concat  # noqa: E402
-from ci_risk_hook.model.export import write_artifact  # noqa: E402
-from ci_risk_hook.model.export import seal_artifact  # noqa: E402
-from ci_risk_hook.features.extract import FEATURE_NAMES, STORE_FEATURES  # noqa: E402
+from ci_risk_hook.model.export import seal_artifact, write_artifact  # noqa: E402
 from ci_risk_hook.model.scoring import PortableModel  # noqa: E402
+from ci_risk_hook.model.training import (  # noqa: E402
+    CANDIDATES,
+    export,
+    library_versions,
+    threshold_for_f1,
+    threshold_for_precision,
+    threshold_for_recall,
+    train,
+)
 from ci_risk_hook.outcomes.store import open_store  # noqa: E402
-from ci_risk_hook.model.training import (CANDIDATES, export, library_versions, threshold_for_f1,  # noqa: E402
-                                   threshold_for_precision, threshold_for_recall, train)
 
 DATA = ROOT.parent / "shared" / "data" / "travis-builds" / "builds.csv"
 TRAINING_PROJECTS = (
-    "aaugustin/websockets", "tobi-wan-kenobi/bumblebee-status", "buildinspace/peru", "johnbywater/eventsourcing",
-    "datafolklabs/cement", "Yelp/detect-secrets", "lyft/confidant", "olofk/fusesoc", "WoLpH/python-progressbar",
-    "peterbrittain/asciimatics", "espressif/esptool", "dschep/ntfy", "javrasya/django-river",
-    "deschler/django-modeltranslation", "groveco/django-sql-explorer", "machow/siuba", "bashtage/arch",
-    "pyscaffold/pyscaffold", "wakatime/wakatime", "twintproject/twint", "jjjake/internetarchive", "gpodder/gpodder",
+    "aaugustin/websockets",
+    "tobi-wan-kenobi/bumblebee-status",
+    "buildinspace/peru",
+    "johnbywater/eventsourcing",
+    "datafolklabs/cement",
+    "Yelp/detect-secrets",
+    "lyft/confidant",
+    "olofk/fusesoc",
+    "WoLpH/python-progressbar",
+    "peterbrittain/asciimatics",
+    "espressif/esptool",
+    "dschep/ntfy",
+    "javrasya/django-river",
+    "deschler/django-modeltranslation",
+    "groveco/django-sql-explorer",
+    "machow/siuba",
+    "bashtage/arch",
+    "pyscaffold/pyscaffold",
+    "wakatime/wakatime",
+    "twintproject/twint",
+    "jjjake/internetarchive",
+    "gpodder/gpodder",
     "lanpa/tensorboardX",
 )
 STORE_COLUMNS = [FEATURE_NAMES.index(n) for n in STORE_FEATURES]
@@ -73,12 +97,24 @@ STORE_COLUMNS = [FEATURE_NAMES.index(n) for n in STORE_FEATURES]
 # pass quietly; the 90 %-recall cut ("recall90") is there for teams that opt in.
 QUIET_SHARE = 0.8
 REGIMES = ("with_history", "cold_start")
-MEDIANS = {"parrot": ("f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90"),
-           "model": ("f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90", "recall_at_defer_threshold",
-                     "quiet_at_warn", "recall_at_warn")}
+MEDIANS = {
+    "parrot": ("f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90"),
+    "model": (
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "deferrable_at_90",
+        "recall_at_defer_threshold",
+        "quiet_at_warn",
+        "recall_at_warn",
+    ),
+}
 
 
-def project_table(project: str, repos_dir: Path, cache: Path | None = None, data: Path = DATA) -> tuple[str, Table | None, str]:
+def project_table(
+    project: str, repos_dir: Path, cache: Path | None = None, data: Path = DATA
+) -> tuple[str, Table | None, str]:
     """Import one project's Travis builds with the real command, then read its table.
 
     With `cache`, the table (feature numbers and labels, no identities) is kept there and reused: importing
@@ -95,8 +131,13 @@ def project_table(project: str, repos_dir: Path, cache: Path | None = None, data
         db = os.path.join(tmp, "history.sqlite")
         env = {**os.environ, "CI_RISK_DB": db, "CI_RISK_HOME": tmp, "CI_RISK_INDEX_DIR": os.path.join(tmp, "index")}
         ci_risk = str(Path(sys.executable).parent / "ci-risk")
-        proc = subprocess.run([ci_risk, "import", str(data), "--format", "travis", "--travis-repo", project],
-                              cwd=clone, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [ci_risk, "import", str(data), "--format", "travis", "--travis-repo", project],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             return project, None, (proc.stderr.strip().splitlines() or ["import failed"])[-1]
         store = open_store(db)
@@ -150,8 +191,10 @@ def quiet_threshold(per_project: list[np.ndarray], share: float) -> float:
 def default_warn(scores: dict[str, dict[str, np.ndarray]], share: float) -> tuple[float, dict[str, float]]:
     """The warn threshold for the training projects' pushes, in both regimes, and the quiet share it gives."""
     warn = max(quiet_threshold([s[regime] for s in scores.values()], share) for regime in REGIMES)
-    quiet = {regime: round(statistics.median(float((s[regime] < warn).mean()) for s in scores.values()), 4)
-             for regime in REGIMES}
+    quiet = {
+        regime: round(statistics.median(float((s[regime] < warn).mean()) for s in scores.values()), 4)
+        for regime in REGIMES
+    }
     return warn, quiet
 
 
@@ -175,9 +218,11 @@ def write_card(out: Path) -> None:
 
     def row(name: str, regime: str, who: str) -> str:
         m = median[regime][who]
-        at_warn = (f"{m['quiet_at_warn']:.3f} | {m['recall_at_warn']:.3f}" if "quiet_at_warn" in m else "- | -")
-        return (f"| {name} | {m['f1']:.3f} | {m['roc_auc']:.3f} | {m['pr_auc']:.3f} | {m['brier']:.3f} | "
-                f"{m['deferrable_at_90']:.3f} | {at_warn} |")
+        at_warn = f"{m['quiet_at_warn']:.3f} | {m['recall_at_warn']:.3f}" if "quiet_at_warn" in m else "- | -"
+        return (
+            f"| {name} | {m['f1']:.3f} | {m['roc_auc']:.3f} | {m['pr_auc']:.3f} | {m['brier']:.3f} | "
+            f"{m['deferrable_at_90']:.3f} | {at_warn} |"
+        )
 
     lines = [
         "# Bundled model card",
@@ -235,16 +280,19 @@ def write_card(out: Path) -> None:
         "hook can know); its deferrable share is the expected one when extra builds are flagged at random to "
         "reach 90 % recall.",
         "",
-        "| project | builds | failed | F1 model / Parrot | ROC-AUC model / Parrot | deferrable at recall90 (recall) / Parrot | quiet at warn (recall) | cold-start ROC-AUC |",
+        "| project | builds | failed | F1 model / Parrot | ROC-AUC model / Parrot "
+        "| deferrable at recall90 (recall) / Parrot | quiet at warn (recall) | cold-start ROC-AUC |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for project, result in evaluation["per_project"].items():
         w, c = result["with_history"], result["cold_start"]
-        lines.append(f"| {project} | {w['builds']} | {w['failures']} | {w['model']['f1']:.3f} / {w['parrot']['f1']:.3f} | "
-                     f"{w['model']['roc_auc']:.3f} / {w['parrot']['roc_auc']:.3f} | "
-                     f"{w['model']['deferrable_at_90']:.3f} ({w['model']['recall_at_defer_threshold']:.2f}) / "
-                     f"{w['parrot']['deferrable_at_90']:.3f} | "
-                     f"{w['model']['quiet_at_warn']:.3f} ({w['model']['recall_at_warn']:.2f}) | {c['model']['roc_auc']:.3f} |")
+        lines.append(
+            f"| {project} | {w['builds']} | {w['failures']} | {w['model']['f1']:.3f} / {w['parrot']['f1']:.3f} | "
+            f"{w['model']['roc_auc']:.3f} / {w['parrot']['roc_auc']:.3f} | "
+            f"{w['model']['deferrable_at_90']:.3f} ({w['model']['recall_at_defer_threshold']:.2f}) / "
+            f"{w['parrot']['deferrable_at_90']:.3f} | "
+            f"{w['model']['quiet_at_warn']:.3f} ({w['model']['recall_at_warn']:.2f}) | {c['model']['roc_auc']:.3f} |"
+        )
     lines += [
         "",
         "## Limits",
@@ -252,7 +300,7 @@ def write_card(out: Path) -> None:
         "- Trained on Python projects' Travis CI history of 2014-2021; other languages, CI systems and eras may "
         "differ. Train on your own outcomes (`ci-risk import` / `ci-risk run`, then `ci-risk retrain`).",
         "- Travis reports a build's duration as the sum of its jobs; finish times are estimated as that sum "
-        "over min(jobs, 5), so \"finished before\" is approximate.",
+        'over min(jobs, 5), so "finished before" is approximate.',
         "- The 90 % recall target is met on validation data, not guaranteed on a new project (see the recall "
         "column above). The default warn threshold trades recall for quiet: it flags the riskiest pushes, not "
         "nine failures in ten.",
@@ -269,8 +317,12 @@ def load_tables(args: argparse.Namespace) -> tuple[dict[str, Table], list[str], 
     if overlap:
         raise SystemExit(f"training and evaluation projects overlap: {sorted(overlap)}")
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        loaded = list(pool.map(lambda p: project_table(p, args.repos_dir, args.cache, args.data),
-                               TRAINING_PROJECTS + EVALUATION_PROJECTS))
+        loaded = list(
+            pool.map(
+                lambda p: project_table(p, args.repos_dir, args.cache, args.data),
+                TRAINING_PROJECTS + EVALUATION_PROJECTS,
+            )
+        )
     tables = {p: t for p, t, _ in loaded if t is not None and len(t) >= 50}
     for p, t, note in loaded:
         print(f"{p:<40} {'-' if t is None else len(t):>6} rows  {note}", file=sys.stderr)
@@ -290,14 +342,16 @@ def fit_new(joined: Table) -> tuple[Any, dict[str, float], dict[str, Any]]:
     # 90 %-recall cut off target.
     tail = joined.subset(range(int(len(joined) * 0.8), len(joined)))
     p_tail = result.model.predict(tail.X)
-    cuts = {"recall90": threshold_for_recall(p_tail, tail.y, 0.9),
-            "block": threshold_for_precision(p_tail, tail.y, 0.8),
-            "f1": threshold_for_f1(p_tail, tail.y)}
+    cuts = {
+        "recall90": threshold_for_recall(p_tail, tail.y, 0.9),
+        "block": threshold_for_precision(p_tail, tail.y, 0.8),
+        "f1": threshold_for_f1(p_tail, tail.y),
+    }
     provenance = {
         "purpose": "bundled cold-start model",
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "data": "Travis CI push builds (TravisTorrent tools' 2021 crawl), features computed by ci-risk from the "
-                "projects' public git history",
+        "projects' public git history",
         "rows": int(len(joined)),
         "failures": int(joined.y.sum()),
         "chosen": result.model.name,
@@ -315,8 +369,11 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="The travis-builds CSV (read, never copied).")
     parser.add_argument("--cache", type=Path, default=None, help="Keep and reuse each project's imported table here.")
     parser.add_argument("--card-only", action="store_true", help="Rewrite MODEL_CARD.md from the existing files.")
-    parser.add_argument("--rethreshold", action="store_true",
-                        help="Keep the existing model; choose its thresholds again, reseal, re-evaluate, rewrite the card.")
+    parser.add_argument(
+        "--rethreshold",
+        action="store_true",
+        help="Keep the existing model; choose its thresholds again, reseal, re-evaluate, rewrite the card.",
+    )
     args = parser.parse_args()
     if args.card_only:
         write_card(args.out)
@@ -335,39 +392,58 @@ def main() -> int:
         old = previous["thresholds"]
         # The existing 90 %-recall cut (named "warn" before the default became the quiet one) is kept as chosen.
         cuts = {"recall90": old.get("recall90", old["warn"]), "block": old["block"], "f1": old["f1"]}
-        provenance = {**previous["provenance"], "thresholds_chosen_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        provenance = {
+            **previous["provenance"],
+            "thresholds_chosen_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
     else:
         result, cuts, provenance = fit_new(joined)
         model = result.model
     scores = {p: regime_scores(model, tables[p]) for p in training + evaluation}
     warn, quiet = default_warn({p: scores[p] for p in training}, QUIET_SHARE)  # never on the evaluation projects
     thresholds = {**cuts, "warn": warn}
-    per_project = {p: {regime: evaluate(scores[p][regime], thresholds, tables[p]) for regime in REGIMES}
-                   for p in evaluation}
+    per_project = {
+        p: {regime: evaluate(scores[p][regime], thresholds, tables[p]) for regime in REGIMES} for p in evaluation
+    }
     summary: dict[str, Any] = {}
     for regime in REGIMES:
         summary[regime] = {
-            who: {key: statistics.median(v[regime][who][key] for v in per_project.values()
-                                         if v[regime][who].get(key) is not None)
-                  for key in MEDIANS[who]}
+            who: {
+                key: statistics.median(
+                    v[regime][who][key] for v in per_project.values() if v[regime][who].get(key) is not None
+                )
+                for key in MEDIANS[who]
+            }
             for who in ("model", "parrot")
         }
-    provenance.update({
-        "repositories": training,
-        "warn_choice": {"quiet_share_target": QUIET_SHARE, "training_projects_median_quiet": quiet},
-        "evaluation": {"projects": evaluation, "median": summary},
-    })
+    provenance.update(
+        {
+            "repositories": training,
+            "warn_choice": {"quiet_share_target": QUIET_SHARE, "training_projects_median_quiet": quiet},
+            "evaluation": {"projects": evaluation, "median": summary},
+        }
+    )
     if args.rethreshold:
         artifact = seal_artifact({**previous, "thresholds": thresholds, "provenance": provenance})
     else:
         artifact = export(result._replace(thresholds=thresholds), provenance)
     args.out.mkdir(parents=True, exist_ok=True)
     write_artifact(artifact, args.out / "model.json")
-    (args.out / "evaluation.json").write_text(json.dumps({"per_project": per_project, "median": summary}, indent=1)
-                                              + "\n")
+    (args.out / "evaluation.json").write_text(
+        json.dumps({"per_project": per_project, "median": summary}, indent=1) + "\n"
+    )
     write_card(args.out)
-    print(json.dumps({"chosen": provenance["chosen"], "thresholds": thresholds, "training_median_quiet": quiet,
-                      "median": summary}, indent=1))
+    print(
+        json.dumps(
+            {
+                "chosen": provenance["chosen"],
+                "thresholds": thresholds,
+                "training_median_quiet": quiet,
+                "median": summary,
+            },
+            indent=1,
+        )
+    )
     print(f"done in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0
 

@@ -14,6 +14,7 @@ Usage:
 Run with the test environment's Python (.venv/bin/python); PostgreSQL
 mutants need CI_RISK_TEST_POSTGRES_URL, like the tests.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,18 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-IGNORED = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", "test-artifacts",
-                                 ".mypy_cache", ".pytest_cache", ".ruff_cache")
+IGNORED = shutil.ignore_patterns(
+    ".venv",
+    ".git",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "test-artifacts",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+)
 
 
 class Mutant(NamedTuple):
@@ -43,92 +54,146 @@ class Mutant(NamedTuple):
 
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
-        "backtest-trains-on-its-block", "every published backtest would be optimistic",
+        "backtest-trains-on-its-block",
+        "every published backtest would be optimistic",
         "ci_risk_hook/model/backtest.py",
-        (("        rows = training_rows(table, cutoff)\n        assert_no_future(table, rows, cutoff)\n",
-          "        rows = np.arange(min(i + retrain_every, n))\n"),),
-        ("tests/model/test_no_lookahead.py::test_every_retrain_of_the_backtest_learns_only_from_builds_finished_before_its_block",),
+        (
+            (
+                "        rows = training_rows(table, cutoff)\n        assert_no_future(table, rows, cutoff)\n",
+                "        rows = np.arange(min(i + retrain_every, n))\n",
+            ),
+        ),
+        (
+            "tests/model/test_no_lookahead.py::test_every_retrain_of_the_backtest_learns_only_from_builds_finished_before_its_block",
+        ),
     ),
     Mutant(
-        "history-from-started-builds", "training sees outcomes that were not known when the build started",
+        "history-from-started-builds",
+        "training sees outcomes that were not known when the build started",
         "ci_risk_hook/model/dataset.py",
-        (("by_finish = sorted(builds, key=lambda b: (b.finished_at or 0, b.id))",
-          "by_finish = sorted(builds, key=lambda b: (b.started_at or 0, b.id))"),
-         ("while j < len(by_finish) and (by_finish[j].finished_at or 0) < start:",
-          "while j < len(by_finish) and (by_finish[j].started_at or 0) < start:")),
-        ("tests/model/test_no_lookahead.py::test_build_history_features_come_from_builds_finished_before_the_build_started",),
+        (
+            (
+                "by_finish = sorted(builds, key=lambda b: (b.finished_at or 0, b.id))",
+                "by_finish = sorted(builds, key=lambda b: (b.started_at or 0, b.id))",
+            ),
+            (
+                "while j < len(by_finish) and (by_finish[j].finished_at or 0) < start:",
+                "while j < len(by_finish) and (by_finish[j].started_at or 0) < start:",
+            ),
+        ),
+        (
+            "tests/model/test_no_lookahead.py::test_build_history_features_come_from_builds_finished_before_the_build_started",
+        ),
     ),
     Mutant(
-        "warn-threshold-zero", "a warning on every push",
+        "warn-threshold-zero",
+        "a warning on every push",
         "ci_risk_hook/model/training.py",
         (('"warn": threshold_for_recall(p, tail.y, target_recall),', '"warn": 0.0,'),),
-        ("tests/model/test_training_out_of_time.py::test_warn_and_block_thresholds_hold_on_later_builds_they_were_not_chosen_on",),
+        (
+            "tests/model/test_training_out_of_time.py::test_warn_and_block_thresholds_hold_on_later_builds_they_were_not_chosen_on",
+        ),
     ),
     Mutant(
-        "block-threshold-one", "block mode that never blocks",
+        "block-threshold-one",
+        "block mode that never blocks",
         "ci_risk_hook/model/training.py",
         (('"block": threshold_for_precision(p, tail.y, target_precision),', '"block": 1.0,'),),
-        ("tests/model/test_training_out_of_time.py::test_warn_and_block_thresholds_hold_on_later_builds_they_were_not_chosen_on",),
+        (
+            "tests/model/test_training_out_of_time.py::test_warn_and_block_thresholds_hold_on_later_builds_they_were_not_chosen_on",
+        ),
     ),
     Mutant(
-        "parrot-in-push-order", "figures compared with a baseline a hook cannot know",
+        "parrot-in-push-order",
+        "figures compared with a baseline a hook cannot know",
         "ci_risk_hook/model/backtest.py",
-        (("parrot_m = metrics(parrot, y, 0.5, None, parrot, parrot_recall=reached)",
-          "parrot_m = metrics(_ordered_parrot(table)[done], y, 0.5, None, _ordered_parrot(table)[done], "
-          "parrot_recall=reached)"),),
+        (
+            (
+                "parrot_m = metrics(parrot, y, 0.5, None, parrot, parrot_recall=reached)",
+                "parrot_m = metrics(_ordered_parrot(table)[done], y, 0.5, None, _ordered_parrot(table)[done], "
+                "parrot_recall=reached)",
+            ),
+        ),
         ("tests/model/test_no_lookahead.py::test_the_published_baseline_is_the_previous_finished_build",),
     ),
     Mutant(
-        "calibration-in-sample", "over-confident probabilities and thresholds",
+        "calibration-in-sample",
+        "over-confident probabilities and thresholds",
         "ci_risk_hook/model/training.py",
-        (("calibration = _calibrate(fitted.raw(Xc), cal_rows.y)",
-          "calibration = _calibrate(fitted.raw(fit_rows.demo if demo else fit_rows.X), fit_rows.y)"),),
-        ("tests/model/test_training_out_of_time.py::test_calibration_is_learnt_on_the_later_slice_not_on_the_rows_the_model_was_fitted_on",),
+        (
+            (
+                "calibration = _calibrate(fitted.raw(Xc), cal_rows.y)",
+                "calibration = _calibrate(fitted.raw(fit_rows.demo if demo else fit_rows.X), fit_rows.y)",
+            ),
+        ),
+        (
+            "tests/model/test_training_out_of_time.py::test_calibration_is_learnt_on_the_later_slice_not_on_the_rows_the_model_was_fitted_on",
+        ),
     ),
     Mutant(
-        "import-transaction-per-row", "a failed import leaves half a file recorded",
+        "import-transaction-per-row",
+        "a failed import leaves half a file recorded",
         "ci_risk_hook/outcomes/record.py",
-        (("new = target.store.add_builds(target.repo_id, normalised, known)",
-          "new = sum(target.store.add_builds(target.repo_id, [r], [k]) for r, k in zip(normalised, known))"),),
+        (
+            (
+                "new = target.store.add_builds(target.repo_id, normalised, known)",
+                "new = sum(target.store.add_builds(target.repo_id, [r], [k]) for r, k in zip(normalised, known))",
+            ),
+        ),
         ("tests/outcomes/test_import_atomic.py",),
     ),
     Mutant(
-        "file-age-always-zero", "a feature silently constant",
+        "file-age-always-zero",
+        "a feature silently constant",
         "ci_risk_hook/features/extract.py",
-        (('values["file_age_days"] = sum((before - h.first_time) / DAY for h in histories.values()) / len(histories)',
-          'values["file_age_days"] = 0.0'),),
+        (
+            (
+                'values["file_age_days"] = sum((before - h.first_time) / DAY for h in histories.values()) '
+                "/ len(histories)",
+                'values["file_age_days"] = 0.0',
+            ),
+        ),
         ("tests/features/test_feature_values.py",),
     ),
     Mutant(
-        "rexp-equals-exp", "recent experience indistinguishable from all experience",
+        "rexp-equals-exp",
+        "recent experience indistinguishable from all experience",
         "ci_risk_hook/features/extract.py",
         (('values["author_rexp"] = float(author.recent_commits)', 'values["author_rexp"] = float(author.commits)'),),
         ("tests/features/test_feature_values.py",),
     ),
     Mutant(
-        "bundled-model-not-packaged", "an installed hook with no model",
+        "bundled-model-not-packaged",
+        "an installed hook with no model",
         "setup.cfg",
         (("ci_risk_hook.bundled_model = *.json, *.md", "ci_risk_hook.bundled_model = *.md"),),
         ("tests/test_installed_package.py",),
         installed=True,
     ),
     Mutant(
-        "no-migration-lock", "two first runs corrupt a shared PostgreSQL schema",
+        "no-migration-lock",
+        "two first runs corrupt a shared PostgreSQL schema",
         "ci_risk_hook/outcomes/store.py",
         (('self.execute("SELECT pg_advisory_xact_lock(?)", (_PG_LOCK_KEY,))', "pass"),),
         ("tests/outcomes/test_store_migration_lock.py",),
     ),
     Mutant(
-        "gate-never-blocks", "block mode that lets every push through",
+        "gate-never-blocks",
+        "block mode that lets every push through",
         "ci_risk_hook/gate/evaluate.py",
         (('return "block" if mode == "block" else "warn"', 'return "warn"'),),
         ("tests/cli/test_cli.py::test_block_mode_exit_codes_follow_the_thresholds",),
     ),
     Mutant(
-        "fail-closed", "a bug in ci-risk stops every push",
+        "fail-closed",
+        "a bug in ci-risk stops every push",
         "ci_risk_hook/gate/run.py",
-        (('    return _json_error(EXIT_OK, handled.message, output_format)',
-          '    return _json_error(EXIT_INTERNAL, handled.message, output_format)'),),
+        (
+            (
+                "    return _json_error(EXIT_OK, handled.message, output_format)",
+                "    return _json_error(EXIT_INTERNAL, handled.message, output_format)",
+            ),
+        ),
         ("tests/cli/test_cli.py::test_outside_a_repository_fails_open",),
     ),
 )
@@ -148,8 +213,10 @@ def apply(mutant: Mutant, tree: Path) -> None:
     for old, new in mutant.edits:
         count = text.count(old)
         if count != 1:
-            raise SystemExit(f"mutant {mutant.name}: expected the text once in {mutant.file}, found it {count} times "
-                             f"(the code moved: update scripts/mutants.py): {old[:60]!r}")
+            raise SystemExit(
+                f"mutant {mutant.name}: expected the text once in {mutant.file}, found it {count} times "
+                f"(the code moved: update scripts/mutants.py): {old[:60]!r}"
+            )
         text = text.replace(old, new)
     path.write_text(text, encoding="utf-8")
 
@@ -164,11 +231,30 @@ def run_one(mutant: Mutant) -> Outcome:
         import_root = tree
         if mutant.installed:
             import_root = Path(tmp) / "site"
-            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-                            str(import_root), str(tree)], check=True, cwd=tmp, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--target",
+                    str(import_root),
+                    str(tree),
+                ],
+                check=True,
+                cwd=tmp,
+                capture_output=True,
+            )
         env["PYTHONPATH"] = str(import_root)
-        proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-x", "-rfs", "-p", "no:cacheprovider",
-                               *mutant.tests], cwd=tree, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-P", "-m", "pytest", "-q", "-x", "-rfs", "-p", "no:cacheprovider", *mutant.tests],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
     output = proc.stdout + proc.stderr
     killers = sorted(set(re.findall(r"^FAILED (\S+)", output, re.MULTILINE)))
     skipped = re.search(r"\d+ skipped", output)
@@ -184,8 +270,13 @@ def baseline(mutants: Sequence[Mutant]) -> list[str]:
     tests = sorted({t for m in mutants for t in m.tests})
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider", *tests],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-P", "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider", *tests],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     return sorted(set(re.findall(r"^FAILED (\S+)", proc.stdout + proc.stderr, re.MULTILINE)))
 
 

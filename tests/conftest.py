@@ -3,6 +3,7 @@
 Every test runs with HOME, CI_RISK_HOME, CI_RISK_CONFIG and git's global config pointed at
 temporary places, so no test reads or writes a real user's files.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("CI_RISK_STORE_BUDGET", "300")
     (home / ".gitconfig").write_text(
         "[user]\n\tname = Test Person\n\temail = test@example.com\n"
-        "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n[protocol \"file\"]\n\tallow = always\n"
+        '[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n[protocol "file"]\n\tallow = always\n'
     )
     yield
 
@@ -47,11 +48,17 @@ def repo(tmp_path: Path) -> Repo:
 def history_repo(tmp_path: Path) -> Repo:
     """A small project with a regular maintainer's history before any test adds commits."""
     r = make_repo(tmp_path / "project")
-    r.commit({"src/app.py": lines(50), "README.md": "# app\n", "setup.py": "setup()\n"}, "initial import",
-             author="Maintainer <maint@example.com>")
+    r.commit(
+        {"src/app.py": lines(50), "README.md": "# app\n", "setup.py": "setup()\n"},
+        "initial import",
+        author="Maintainer <maint@example.com>",
+    )
     for i in range(5):
-        r.commit({"src/app.py": lines(51 + i), "tests/test_app.py": lines(10 + i, "test")}, f"improve app {i}",
-                 author="Maintainer <maint@example.com>")
+        r.commit(
+            {"src/app.py": lines(51 + i), "tests/test_app.py": lines(10 + i, "test")},
+            f"improve app {i}",
+            author="Maintainer <maint@example.com>",
+        )
     return r
 
 
@@ -60,6 +67,7 @@ def history_repo(tmp_path: Path) -> Repo:
 # missing. With CI=true a skip means something CI was meant to prove went
 # unproven, so the run fails.
 
+
 def _ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -67,8 +75,9 @@ def _ci() -> bool:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     skipped = terminalreporter.stats.get("skipped", [])
     if _ci() and skipped:
-        terminalreporter.write_line(f"CI=true: {len(skipped)} skipped test(s) fail this run; CI must run every test",
-                                    red=True)
+        terminalreporter.write_line(
+            f"CI=true: {len(skipped)} skipped test(s) fail this run; CI must run every test", red=True
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

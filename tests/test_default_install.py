@@ -4,6 +4,7 @@ A fresh venv gets ci-risk without extras (pip's cache makes the second run
 quick); training must then be missing, and the command that needs it must
 say which `pip install` brings it.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,18 +26,35 @@ def light_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv holding `pip install <this checkout>`, no extras: what the hook's environment holds."""
     root = tmp_path_factory.mktemp("light")
     source = root / "src"
-    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "__pycache__", "test-artifacts", ".mypy_cache", ".pytest_cache"))
+    shutil.copytree(
+        REPO_ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "*.egg-info", "__pycache__", "test-artifacts", ".mypy_cache", ".pytest_cache"
+        ),
+    )
     env_dir = root / "venv"
     venv.create(env_dir, with_pip=True)
-    pip = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                          "--disable-pip-version-check", str(source)], capture_output=True, text=True)
+    pip = subprocess.run(
+        [
+            str(env_dir / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert pip.returncode == 0, pip.stderr
     return env_dir
 
 
 def test_the_default_install_is_light_and_scores_a_push_with_the_bundled_model(
-        light_venv: Path, repo: Repo, tmp_path: Path) -> None:
+    light_venv: Path, repo: Repo, tmp_path: Path
+) -> None:
     python = str(light_venv / "bin" / "python")
     probe = "import importlib.util as u; print(' '.join(m for m in %r if u.find_spec(m)))" % (HEAVY,)
     present = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
@@ -52,12 +70,18 @@ def test_the_default_install_is_light_and_scores_a_push_with_the_bundled_model(
     assert installed.returncode == 0, installed.stderr
     tip = repo.commit({"src/app.py": lines(30), ".github/workflows/ci.yml": lines(40)}, "rework CI")
     # Blocking from probability 0 can only happen if the push was scored (a failing hook lets it through).
-    pushed = subprocess.run(["git", "push", "origin", "main"], cwd=repo.path, capture_output=True, text=True,
-                            env={**os.environ, "CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"})
+    pushed = subprocess.run(
+        ["git", "push", "origin", "main"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"},
+    )
     assert pushed.returncode != 0, pushed.stdout + pushed.stderr
     assert "BLOCKED" in pushed.stdout + pushed.stderr
-    checked = subprocess.run([ci_risk, "check", "--from", "HEAD~1", "--format", "json"], cwd=repo.path,
-                             capture_output=True, text=True)
+    checked = subprocess.run(
+        [ci_risk, "check", "--from", "HEAD~1", "--format", "json"], cwd=repo.path, capture_output=True, text=True
+    )
     assert checked.returncode == 0, checked.stderr
     assert '"source": "bundled"' in checked.stdout
     assert repo.git("ls-remote", "origin", "refs/heads/main").split()[0] != tip
@@ -83,6 +107,7 @@ def test_every_command_that_trains_or_plots_checks_for_the_train_extra(monkeypat
         result = CliRunner().invoke(cli, command)
         assert result.exit_code == EXIT_USAGE, (command, result.output)
         assert result.output.strip().splitlines() == [
-            f"Error: `ci-risk {command[0]}` needs the train extra (scikit-learn missing): pip install 'ci-risk[train]'"]
+            f"Error: `ci-risk {command[0]}` needs the train extra (scikit-learn missing): pip install 'ci-risk[train]'"
+        ]
     assert extras.missing("train") == ["scikit-learn"]
     assert sys.modules.get("ci_risk_no_such_module") is None

@@ -1,4 +1,5 @@
 """One error base, one mapping from an exception to an exit code and a line."""
+
 from __future__ import annotations
 
 import importlib
@@ -30,23 +31,31 @@ def _modules() -> list[str]:
 def test_every_public_exception_is_a_ci_risk_error_with_an_exit_code(module: str) -> None:
     mod = importlib.import_module(module)
     for name, cls in vars(mod).items():
-        if (inspect.isclass(cls) and issubclass(cls, BaseException) and cls.__module__ == module
-                and not name.startswith("_")):
+        if (
+            inspect.isclass(cls)
+            and issubclass(cls, BaseException)
+            and cls.__module__ == module
+            and not name.startswith("_")
+        ):
             assert issubclass(cls, errors.CiRiskError), f"{module}.{name}"
             assert cls.exit_code in (errors.EXIT_OK, errors.EXIT_BLOCKED, errors.EXIT_USAGE, errors.EXIT_INTERNAL)
 
 
-@pytest.mark.parametrize("exc, code", [
-    (ConfigError("mode must be one of warn, block, off"), errors.EXIT_USAGE),
-    (ImportFormatError("f.csv", 2, "status", "unknown"), errors.EXIT_USAGE),
-    (RangeError("unknown revision"), errors.EXIT_USAGE),
-    (NothingPending("nothing to check"), errors.EXIT_OK),
-    (StoreError("cannot open the store"), errors.EXIT_BLOCKED),
-    (HistoryIndexError("history index unavailable"), errors.EXIT_BLOCKED),
-    (KeyboardInterrupt(), errors.EXIT_INTERRUPTED),
-])
-def test_known_errors_keep_their_code_and_message_without_a_log(exc: BaseException, code: int, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "exc, code",
+    [
+        (ConfigError("mode must be one of warn, block, off"), errors.EXIT_USAGE),
+        (ImportFormatError("f.csv", 2, "status", "unknown"), errors.EXIT_USAGE),
+        (RangeError("unknown revision"), errors.EXIT_USAGE),
+        (NothingPending("nothing to check"), errors.EXIT_OK),
+        (StoreError("cannot open the store"), errors.EXIT_BLOCKED),
+        (HistoryIndexError("history index unavailable"), errors.EXIT_BLOCKED),
+        (KeyboardInterrupt(), errors.EXIT_INTERRUPTED),
+    ],
+)
+def test_known_errors_keep_their_code_and_message_without_a_log(
+    exc: BaseException, code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CI_RISK_HOME", str(tmp_path))
     handled = errors.handle(exc)
     assert handled.exit_code == code and handled.log is None
@@ -67,8 +76,9 @@ def test_a_bug_is_exit_3_in_one_line_with_the_traceback_logged(tmp_path: Path, m
     assert "Traceback" in (tmp_path / "error.log").read_text()
 
 
-def test_the_cli_turns_an_unexpected_error_into_exit_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_turns_an_unexpected_error_into_exit_3(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ci_risk_hook.cli import main as cli
     from ci_risk_hook.views import demo
 

@@ -4,6 +4,7 @@ scripts/test.sh installs ci-risk non-editable, as pre-commit does; a wheel
 that left the bundled model out would pass every test that imports the
 checkout, so this one looks at what was installed.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,15 +29,18 @@ def installed_package_dir() -> Path:
 def test_the_installed_package_carries_the_bundled_model_and_scores_with_it(repo: Repo) -> None:
     package = installed_package_dir()
     if package == REPO_ROOT / "ci_risk_hook":
-        pytest.skip(f"ci_risk_hook is imported from the source checkout ({package}): "
-                    "run scripts/test.sh, which installs it as pre-commit does")
+        pytest.skip(
+            f"ci_risk_hook is imported from the source checkout ({package}): "
+            "run scripts/test.sh, which installs it as pre-commit does"
+        )
     bundled = package / "bundled_model"
     assert (bundled / "model.json").is_file(), f"no bundled model in the installed package {package}"
     assert (bundled / "MODEL_CARD.md").is_file()
     repo.commit({"src/app.py": lines(20)}, "start")
     repo.commit({"src/app.py": lines(30), ".github/workflows/ci.yml": lines(40)}, "rework CI")
-    proc = subprocess.run([CI_RISK, "check", "--from", "HEAD~1", "--format", "json"], cwd=repo.path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [CI_RISK, "check", "--from", "HEAD~1", "--format", "json"], cwd=repo.path, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["model"]["source"] == "bundled", report["model"]

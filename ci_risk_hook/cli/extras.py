@@ -5,6 +5,7 @@ only what scoring, recording and importing need; training and the views
 that train or plot come with `ci-risk[train]`. The check looks the modules
 up without importing them, so a command pays nothing for it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,9 +16,13 @@ from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
 
 # extra -> (import name, distribution name), as declared in setup.cfg's extras_require
 EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
-    "train": (("numpy", "numpy"), ("sklearn", "scikit-learn"), ("joblib", "joblib"),
-              ("threadpoolctl", "threadpoolctl"),
-              ("matplotlib", "matplotlib")),
+    "train": (
+        ("numpy", "numpy"),
+        ("sklearn", "scikit-learn"),
+        ("joblib", "joblib"),
+        ("threadpoolctl", "threadpoolctl"),
+        ("matplotlib", "matplotlib"),
+    ),
 }
 
 
@@ -38,5 +43,6 @@ def require(extra: str) -> None:
     if lacking:
         command = click.get_current_context(silent=True)
         name = f"`ci-risk {command.info_name}`" if command is not None else "this command"
-        raise MissingExtra(f"{name} needs the {extra} extra ({', '.join(lacking)} missing): "
-                           f"pip install 'ci-risk[{extra}]'")
+        raise MissingExtra(
+            f"{name} needs the {extra} extra ({', '.join(lacking)} missing): pip install 'ci-risk[{extra}]'"
+        )

@@ -4,6 +4,7 @@ Exit codes are defined in `ci_risk_hook.errors`: 0 pass or warn, 1 blocked,
 2 usage error, 3 ci-risk's own error in strict mode (without --strict such an
 error prints one warning line and exits 0, so a bug in ci-risk never stops a push).
 """
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,10 @@ from typing import Any, Callable, TypeVar
 import click
 
 from ci_risk_hook import __version__, errors
+from ci_risk_hook.cli.extras import require
 from ci_risk_hook.gate import options as gate_options
 from ci_risk_hook.gate.options import GateOption
 from ci_risk_hook.model import metrics
-from ci_risk_hook.cli.extras import require
 from ci_risk_hook.safetext import clean, csv_cell
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,21 +37,28 @@ class _WarnAt(click.ParamType):
         try:
             return float(text)
         except ValueError:
-            self.fail(f"expected a probability between 0 and 1 or {' or '.join(NAMED_WARN_AT)}, got {value!r}",
-                      param, ctx)
+            self.fail(
+                f"expected a probability between 0 and 1 or {' or '.join(NAMED_WARN_AT)}, got {value!r}", param, ctx
+            )
 
 
-_CLICK_TYPES: dict[str, Any] = {"probability": click.FloatRange(0, 1), "warn_at": _WarnAt(), "positive": click.IntRange(1),
-                                "text": str}
+_CLICK_TYPES: dict[str, Any] = {
+    "probability": click.FloatRange(0, 1),
+    "warn_at": _WarnAt(),
+    "positive": click.IntRange(1),
+    "text": str,
+}
 
 
 def _gate_options(declared: tuple[GateOption, ...]) -> Callable[[F], F]:
     """click options generated from the declarations in `gate.options` (which the push's own parser reads too)."""
+
     def decorate(func: F) -> F:
         for option in reversed(declared):
             if option.kind == "switch":
-                decorator = click.option(f"{option.flag}/--no-{option.flag[2:]}", option.name, default=None,
-                                         help=option.help)
+                decorator = click.option(
+                    f"{option.flag}/--no-{option.flag[2:]}", option.name, default=None, help=option.help
+                )
             elif option.kind == "flag":
                 decorator = click.option(option.flag, option.name, is_flag=True, help=option.help)
             else:
@@ -64,14 +72,14 @@ def _gate_options(declared: tuple[GateOption, ...]) -> Callable[[F], F]:
 
 def _escape(exc: click.ClickException) -> None:
     # Rewritten in place (click types `message` Final) so click still adds the usage line and hint.
-    setattr(exc, "message", clean(exc.message))
+    setattr(exc, "message", clean(exc.message))  # noqa: B010 - click declares it Final
 
 
 def _refusal(exc: errors.CiRiskError) -> click.ClickException:
     """A library error as click shows it: `Error: <one line>`, exiting with the error's own code."""
     handled = errors.handle(exc)
     refusal = click.ClickException(handled.message)
-    setattr(refusal, "exit_code", handled.exit_code)  # click types it ClassVar: set on this instance only
+    setattr(refusal, "exit_code", handled.exit_code)  # noqa: B010 - click types it ClassVar: this instance only
     return refusal
 
 
@@ -155,7 +163,9 @@ def index(rebuild: bool) -> None:
 
     info = git.repo_info()
     if info.is_shallow:
-        click.echo("ci-risk: note: shallow clone; the hook ignores history features until `git fetch --unshallow`", err=True)
+        click.echo(
+            "ci-risk: note: shallow clone; the hook ignores history features until `git fetch --unshallow`", err=True
+        )
 
     def waiting(holder: str) -> None:
         click.echo(f"ci-risk: waiting for the history index build already running ({holder})", err=True)
@@ -169,8 +179,13 @@ def index(rebuild: bool) -> None:
 
 
 def _db_option(func: F) -> F:
-    return click.option("--db", default=None, envvar="CI_RISK_DB", show_envvar=True,
-                        help="History store: a file path or postgresql:// URL (default: user data dir).")(func)
+    return click.option(
+        "--db",
+        default=None,
+        envvar="CI_RISK_DB",
+        show_envvar=True,
+        help="History store: a file path or postgresql:// URL (default: user data dir).",
+    )(func)
 
 
 def _open_target(db: str | None, *, records: bool = False) -> Any:
@@ -200,16 +215,40 @@ def _record(db: str | None, status: str, commit: str, **details: Any) -> str:
 @click.option("--branch", default=None, help="Branch built (default: the checked-out branch).")
 @click.option("--source", default="record", show_default=True, help="Where the outcome came from.")
 @click.option("--job-id", default=None, help="CI job id (default: from GITHUB_RUN_ID, CI_JOB_ID, TRAVIS_JOB_ID).")
-@click.option("--attempt", type=click.IntRange(1), default=None, help="Rerun number (default: GITHUB_RUN_ATTEMPT or 1).")
+@click.option(
+    "--attempt", type=click.IntRange(1), default=None, help="Rerun number (default: GITHUB_RUN_ATTEMPT or 1)."
+)
 @click.option("--duration", type=click.FloatRange(0), default=None, help="Build duration in seconds.")
 @_db_option
-def record(status: str, commit: str, base: str | None, branch: str | None, source: str, job_id: str | None,
-           attempt: int | None, duration: float | None, db: str | None) -> None:
+def record(
+    status: str,
+    commit: str,
+    base: str | None,
+    branch: str | None,
+    source: str,
+    job_id: str | None,
+    attempt: int | None,
+    duration: float | None,
+    db: str | None,
+) -> None:
     """Record one CI outcome (idempotent per commit, source, job and attempt)."""
     now = int(time.time())  # recorded when the build has finished
     started = int(now - duration) if duration is not None else now
-    click.echo(_record(db, status, commit, base=base, branch=branch, source=source, job_id=job_id, attempt=attempt,
-                       started_at=started, duration=duration, finished_at=now))
+    click.echo(
+        _record(
+            db,
+            status,
+            commit,
+            base=base,
+            branch=branch,
+            source=source,
+            job_id=job_id,
+            attempt=attempt,
+            started_at=started,
+            duration=duration,
+            finished_at=now,
+        )
+    )
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -234,8 +273,18 @@ def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | N
     exit_code = code if code >= 0 else 128 - code
     status = "pass" if code == 0 else "fail"
     try:
-        message = _record(db, status, "HEAD", branch=branch, source="run", job_id=job_id, attempt=attempt,
-                          started_at=int(started), duration=duration, finished_at=int(started + duration))
+        message = _record(
+            db,
+            status,
+            "HEAD",
+            branch=branch,
+            source="run",
+            job_id=job_id,
+            attempt=attempt,
+            started_at=int(started),
+            duration=duration,
+            finished_at=int(started + duration),
+        )
         click.echo(message, err=True)
     except errors.CiRiskError as exc:
         click.echo(f"ci-risk: warning: outcome not recorded: {errors.handle(exc).message}", err=True)
@@ -244,9 +293,14 @@ def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | N
 
 @cli.command(name="import")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv", "github", "gitlab", "travis"]), required=True,
-              help="csv: commit,status[,branch,started_at,duration_s,base]; github: gh run list --json ...; "
-                   "gitlab: pipelines API JSON; travis: the travis-builds CSV.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "github", "gitlab", "travis"]),
+    required=True,
+    help="csv: commit,status[,branch,started_at,duration_s,base]; github: gh run list --json ...; "
+    "gitlab: pipelines API JSON; travis: the travis-builds CSV.",
+)
 @click.option("--travis-repo", default=None, help="With --format travis: the owner/name rows to take.")
 @click.option("--skip-bad", is_flag=True, help="List bad rows and import the rest (default: import nothing).")
 @click.option("--no-features", is_flag=True, help="Store outcomes only; `ci-risk backfill` computes features later.")
@@ -255,11 +309,16 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
     """Import CI outcomes from a file (all rows in one transaction)."""
     from itertools import chain, islice
 
-    from ci_risk_hook.outcomes.record import BATCH_ROWS
     from ci_risk_hook.outcomes.importers import ImportFormatError, ImportStream
+    from ci_risk_hook.outcomes.record import BATCH_ROWS
 
-    stream = ImportStream(file, fmt, skip_bad=skip_bad, travis_repo=travis_repo,
-                          on_bad=lambda bad: click.echo(f"ci-risk: skipped bad row: {clean(str(bad))}", err=True))
+    stream = ImportStream(
+        file,
+        fmt,
+        skip_bad=skip_bad,
+        travis_repo=travis_repo,
+        on_bad=lambda bad: click.echo(f"ci-risk: skipped bad row: {clean(str(bad))}", err=True),
+    )
     records = iter(stream)
     try:
         first = list(islice(records, BATCH_ROWS))  # a bad small file is refused before the store is touched
@@ -267,19 +326,24 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
         click.echo(f"ci-risk: error: {clean(str(exc))}; nothing imported", err=True)
         sys.exit(errors.EXIT_USAGE)
     if not first and stream.skipped.get("other repository"):
-        click.echo(clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"),
-                   err=True)
+        click.echo(
+            clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"), err=True
+        )
         sys.exit(errors.EXIT_USAGE)
     target = _open_target(db, records=True)
     try:
         summary = _store_import(target, chain(first, records), stream)
         skipped = clean(", ".join(f"{n:,} {why}" for why, n in sorted(stream.skipped.items())) or "none")
-        click.echo(f"ci-risk: {stream.rows:,} rows read, {summary.recorded:,} outcomes recorded "
-                   f"({summary.new:,} new), skipped: {skipped}, bad rows: {stream.bad_rows:,}")
+        click.echo(
+            f"ci-risk: {stream.rows:,} rows read, {summary.recorded:,} outcomes recorded "
+            f"({summary.new:,} new), skipped: {skipped}, bad rows: {stream.bad_rows:,}"
+        )
         if summary.unknown_commits:
             examples = ", ".join(clean(c[:10]) for c in summary.unknown_examples)
-            click.echo(f"ci-risk: {summary.unknown_commits:,} outcomes name commits not in this clone "
-                       f"(e.g. {examples}): kept, but without features")
+            click.echo(
+                f"ci-risk: {summary.unknown_commits:,} outcomes name commits not in this clone "
+                f"(e.g. {examples}): kept, but without features"
+            )
         if not no_features:
             click.echo(f"ci-risk: features computed for {_build_features(target):,} builds")
     finally:
@@ -288,10 +352,10 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
 
 def _store_import(target: Any, records: Any, stream: Any) -> Any:
     """The rows, in one transaction: a bad row (exit 2) or a store error (exit 1) leaves nothing imported."""
-    from ci_risk_hook.outcomes.record import store_records
     from ci_risk_hook.outcomes.importers import ImportFormatError
-    from ci_risk_hook.progress import Progress
+    from ci_risk_hook.outcomes.record import store_records
     from ci_risk_hook.outcomes.store import StoreError
+    from ci_risk_hook.progress import Progress
 
     reading = Progress("reading outcomes", "rows")
     try:
@@ -308,15 +372,16 @@ def _store_import(target: Any, records: Any, stream: Any) -> Any:
 def _build_features(target: Any) -> int:
     """The feature phase of import and backfill, with progress; a store error keeps what was written."""
     from ci_risk_hook.outcomes.record import compute_build_features
-    from ci_risk_hook.progress import Progress
     from ci_risk_hook.outcomes.store import StoreError
+    from ci_risk_hook.progress import Progress
 
     progress = Progress("computing features", "builds")
     try:
         return compute_build_features(target, progress=progress)
     except StoreError as exc:
-        raise click.ClickException(f"{exc}; the outcomes are recorded, features of some builds are not "
-                                   "(`ci-risk backfill` computes the rest)") from None
+        raise click.ClickException(
+            f"{exc}; the outcomes are recorded, features of some builds are not (`ci-risk backfill` computes the rest)"
+        ) from None
     finally:
         progress.finish()
 
@@ -360,14 +425,20 @@ def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: i
             raise click.BadParameter(str(exc), param_hint="--since") from None
     target = _open_target(db, records=True)
     try:
-        stats = backfill_commits(target.store, target.repo_id, since=since_ts, max_commits=max_commits,
-                                 progress=_counter("commits read"))
-        click.echo(f"ci-risk: {stats.commits_seen:,} commits read, features stored for {stats.commits_added:,} new "
-                   f"({stats.commits_seen / max(stats.seconds, 1e-9):,.0f} commits/s)")
+        stats = backfill_commits(
+            target.store, target.repo_id, since=since_ts, max_commits=max_commits, progress=_counter("commits read")
+        )
+        click.echo(
+            f"ci-risk: {stats.commits_seen:,} commits read, features stored for {stats.commits_added:,} new "
+            f"({stats.commits_seen / max(stats.seconds, 1e-9):,.0f} commits/s)"
+        )
         builds = _build_features(target)
         click.echo(f"ci-risk: features computed for {builds:,} recorded builds")
-        _print_labels(label_history(target.store, target.repo_id, szz_too=szz, max_fixes=max_fixes, since=since_ts,
-                                    progress=_bar("SZZ")))
+        _print_labels(
+            label_history(
+                target.store, target.repo_id, szz_too=szz, max_fixes=max_fixes, since=since_ts, progress=_bar("SZZ")
+            )
+        )
     except StoreError as exc:  # e.g. a full disk: what was stored is kept, and the next run resumes from it
         raise StoreError(f"{exc}; what was stored so far is kept: run backfill again to resume") from None
     finally:
@@ -388,8 +459,10 @@ def _print_labels(labelled: Any) -> None:
     click.echo(f"ci-risk: {labelled.reverts:,} reverted commits labelled ({labelled.reverts_seconds:.1f} s)")
     if labelled.szz is not None:
         found, stats = labelled.szz
-        click.echo(f"ci-risk: SZZ: {len(found):,} fix-inducing commits from {stats.fixes_seen:,} fixes "
-                   f"({labelled.szz_seconds:.1f} s; {stats.files_skipped_missing:,} files skipped: objects missing)")
+        click.echo(
+            f"ci-risk: SZZ: {len(found):,} fix-inducing commits from {stats.fixes_seen:,} fixes "
+            f"({labelled.szz_seconds:.1f} s; {stats.files_skipped_missing:,} files skipped: objects missing)"
+        )
 
 
 @cli.command()
@@ -408,18 +481,53 @@ def history(fmt: str, limit: int, db: str | None) -> None:
         labelled = target.store.labels(target.repo_id)
     finally:
         target.store.close()
-    fields = ["commit", "branch", "status", "raw_status", "started_at", "finished_at", "duration_s", "source",
-              "job_id", "attempt", "flaky", "known_commit", "base"]
-    rows = [{"commit": b.commit, "branch": b.branch, "status": b.status, "raw_status": b.raw_status,
-             "started_at": b.started_at, "finished_at": b.finished_at, "duration_s": b.duration_s,
-             "source": b.source, "job_id": b.job_id, "attempt": b.attempt, "flaky": b.flaky,
-             "known_commit": b.known_commit, "base": b.base} for b in builds]
+    fields = [
+        "commit",
+        "branch",
+        "status",
+        "raw_status",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "source",
+        "job_id",
+        "attempt",
+        "flaky",
+        "known_commit",
+        "base",
+    ]
+    rows = [
+        {
+            "commit": b.commit,
+            "branch": b.branch,
+            "status": b.status,
+            "raw_status": b.raw_status,
+            "started_at": b.started_at,
+            "finished_at": b.finished_at,
+            "duration_s": b.duration_s,
+            "source": b.source,
+            "job_id": b.job_id,
+            "attempt": b.attempt,
+            "flaky": b.flaky,
+            "known_commit": b.known_commit,
+            "base": b.base,
+        }
+        for b in builds
+    ]
     if fmt == "json":
-        click.echo(json.dumps({
-            "counts": [{"source": s, "status": st, "builds": n, "flaky": f} for s, st, n, f in counts],
-            "labels": {src: sum(1 for l in labelled if l[1] == src) for src in sorted({l[1] for l in labelled})},
-            "builds": rows,
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "counts": [{"source": s, "status": st, "builds": n, "flaky": f} for s, st, n, f in counts],
+                    "labels": {
+                        src: sum(1 for label in labelled if label[1] == src)
+                        for src in sorted({label[1] for label in labelled})
+                    },
+                    "builds": rows,
+                },
+                indent=2,
+            )
+        )
         return
     if fmt == "csv":  # for spreadsheets: formula-like cells neutralised; JSON is the lossless export
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
@@ -439,19 +547,36 @@ def history(fmt: str, limit: int, db: str | None) -> None:
         click.echo(f"\nlatest {min(limit, len(builds))} builds:")
         for b in builds[-limit:]:
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(b.started_at)) if b.started_at else "?"
-            click.echo(f"  {when}  {clean(b.commit[:10])}  {b.status:<4}{' (flaky)' if b.flaky else '':<9} "
-                       f"{clean(b.branch or '-'):<20} {clean(b.source)}")
+            click.echo(
+                f"  {when}  {clean(b.commit[:10])}  {b.status:<4}{' (flaky)' if b.flaky else '':<9} "
+                f"{clean(b.branch or '-'):<20} {clean(b.source)}"
+            )
 
 
 def _training_options(func: F) -> F:
     options = [
-        click.option("--labels", type=click.Choice(["ci", "szz", "both"]), default="ci", show_default=True,
-                     help="ci: recorded CI outcomes; szz: fix-inducing commits from backfill; both."),
+        click.option(
+            "--labels",
+            type=click.Choice(["ci", "szz", "both"]),
+            default="ci",
+            show_default=True,
+            help="ci: recorded CI outcomes; szz: fix-inducing commits from backfill; both.",
+        ),
         click.option("--all-repos", is_flag=True, help="Learn from every repository in the store."),
-        click.option("--target-recall", type=click.FloatRange(0.05, 1.0), default=0.9, show_default=True,
-                     help="Warn threshold: catch this share of failures (defer the rest)."),
-        click.option("--target-precision", type=click.FloatRange(0.05, 1.0), default=0.8, show_default=True,
-                     help="Block threshold: block only when this sure."),
+        click.option(
+            "--target-recall",
+            type=click.FloatRange(0.05, 1.0),
+            default=0.9,
+            show_default=True,
+            help="Warn threshold: catch this share of failures (defer the rest).",
+        ),
+        click.option(
+            "--target-precision",
+            type=click.FloatRange(0.05, 1.0),
+            default=0.8,
+            show_default=True,
+            help="Block threshold: block only when this sure.",
+        ),
         _db_option,
     ]
     for option in reversed(options):
@@ -474,8 +599,9 @@ def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
 @cli.command()
 @_training_options
 @click.option("--out", default=None, help="Where to write the model (default: .git/ci-risk/model.json).")
-def train(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None,
-          out: str | None) -> None:
+def train(
+    labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None, out: str | None
+) -> None:
     """Train this repository's model on its recorded history (time-ordered validation)."""
     require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_train
@@ -484,30 +610,56 @@ def train(labels: str, all_repos: bool, target_recall: float, target_precision: 
     try:
         table, names = _table(target, labels, all_repos)
         path = out or default_model_path()
-        trained = run_train(table, labels, names, path, target_recall=target_recall,
-                            target_precision=target_precision,
-                            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True))
+        trained = run_train(
+            table,
+            labels,
+            names,
+            path,
+            target_recall=target_recall,
+            target_precision=target_precision,
+            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True),
+        )
     finally:
         target.store.close()
     result = trained.result
     scores = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.validation.items(), key=lambda kv: -kv[1]))
-    click.echo(f"ci-risk: trained on {result.rows:,} builds ({result.failures:,} failed); chose {result.model.name} "
-               f"by validation PR-AUC ({scores})")
+    click.echo(
+        f"ci-risk: trained on {result.rows:,} builds ({result.failures:,} failed); chose {result.model.name} "
+        f"by validation PR-AUC ({scores})"
+    )
     t = result.thresholds
-    click.echo(f"ci-risk: thresholds: warn {t['warn']:.3f} (catches {target_recall:.0%} of validation failures), "
-               f"block {t['block']:.3f} (precision {target_precision:.0%}), best-F1 {t['f1']:.3f}")
-    click.echo(clean(f"ci-risk: model written to {trained.path}"
-                     + (f" (previous kept as {trained.previous})" if trained.previous else "")))
+    click.echo(
+        f"ci-risk: thresholds: warn {t['warn']:.3f} (catches {target_recall:.0%} of validation failures), "
+        f"block {t['block']:.3f} (precision {target_precision:.0%}), best-F1 {t['f1']:.3f}"
+    )
+    click.echo(
+        clean(
+            f"ci-risk: model written to {trained.path}"
+            + (f" (previous kept as {trained.previous})" if trained.previous else "")
+        )
+    )
 
 
 @cli.command()
 @_training_options
 @click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True, help="Builds between retrains.")
-@click.option("--predictions", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write one CSV row per predicted build.")
+@click.option(
+    "--predictions",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write one CSV row per predicted build.",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def backtest(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None,
-             retrain_every: int, predictions: str | None, fmt: str) -> None:
+def backtest(
+    labels: str,
+    all_repos: bool,
+    target_recall: float,
+    target_precision: float,
+    db: str | None,
+    retrain_every: int,
+    predictions: str | None,
+    fmt: str,
+) -> None:
     """Would it have helped here? Predict each past build from the builds finished before it."""
     require("train")
     import json
@@ -528,18 +680,32 @@ def backtest(labels: str, all_repos: bool, target_recall: float, target_precisio
         click.echo(json.dumps(report, indent=2))
         return
     chosen = ", ".join(f"{k} x{v}" for k, v in sorted(result.chosen.items(), key=lambda kv: -kv[1]))
-    click.echo(f"ci-risk: {result.predicted:,} of {result.builds:,} builds predicted, {result.retrains} retrains "
-               f"(every {retrain_every}; chosen: {chosen}), {result.seconds:.1f} s")
+    click.echo(
+        f"ci-risk: {result.predicted:,} of {result.builds:,} builds predicted, {result.retrains} retrains "
+        f"(every {retrain_every}; chosen: {chosen}), {result.seconds:.1f} s"
+    )
     click.echo(metrics.text_table(report))
 
 
 @cli.command()
 @_training_options
-@click.option("--metric", type=click.Choice(metrics.RETRAIN_METRICS), default="f1",
-              show_default=True, help="What the new model must not be worse at.")
+@click.option(
+    "--metric",
+    type=click.Choice(metrics.RETRAIN_METRICS),
+    default="f1",
+    show_default=True,
+    help="What the new model must not be worse at.",
+)
 @click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True)
-def retrain(labels: str, all_repos: bool, target_recall: float, target_precision: float, db: str | None, metric: str,
-            retrain_every: int) -> None:
+def retrain(
+    labels: str,
+    all_repos: bool,
+    target_recall: float,
+    target_precision: float,
+    db: str | None,
+    metric: str,
+    retrain_every: int,
+) -> None:
     """Train and backtest; replace the current model only if the new one is not worse."""
     require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_retrain
@@ -547,18 +713,31 @@ def retrain(labels: str, all_repos: bool, target_recall: float, target_precision
     target = _open_target(db)
     try:
         table, names = _table(target, labels, all_repos)
-        done = run_retrain(table, labels, names, default_model_path(), metric=metric, retrain_every=retrain_every,
-                           target_recall=target_recall, target_precision=target_precision, progress=_bar("backtest"))
+        done = run_retrain(
+            table,
+            labels,
+            names,
+            default_model_path(),
+            metric=metric,
+            retrain_every=retrain_every,
+            target_recall=target_recall,
+            target_precision=target_precision,
+            progress=_bar("backtest"),
+        )
     finally:
         target.store.close()
     old, new = done.old, done.new
     if done.trained is None:
-        click.echo(f"ci-risk: kept the current model: its backtest {metric} {old:.3f} beats the new "
-                   f"one's {0.0 if new is None else new:.3f}")
+        click.echo(
+            f"ci-risk: kept the current model: its backtest {metric} {old:.3f} beats the new "
+            f"one's {0.0 if new is None else new:.3f}"
+        )
         return
     was = "none" if old is None else f"{old:.3f}"
-    click.echo(f"ci-risk: installed {done.trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
-               f"written to {clean(done.trained.path)}")
+    click.echo(
+        f"ci-risk: installed {done.trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
+        f"written to {clean(done.trained.path)}"
+    )
 
 
 def _settings_warnings(settings: Any) -> None:
@@ -578,8 +757,8 @@ def model_show(fmt: str) -> None:
     import json
 
     from ci_risk_hook import config
-    from ci_risk_hook.git import repo as git
     from ci_risk_hook.gate.evaluate import choose_model
+    from ci_risk_hook.git import repo as git
 
     info = git.repo_info()
     settings = config.resolve({}, toplevel=info.toplevel, tolerant=True)  # the model the hook would use
@@ -590,14 +769,27 @@ def model_show(fmt: str) -> None:
         return
     m = choice.model
     if fmt == "json":
-        click.echo(json.dumps({"path": choice.path, "source": choice.source, "kind": m.kind, "sha256": m.sha256,
-                               "thresholds": m.thresholds, "provenance": m.provenance}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "path": choice.path,
+                    "source": choice.source,
+                    "kind": m.kind,
+                    "sha256": m.sha256,
+                    "thresholds": m.thresholds,
+                    "provenance": m.provenance,
+                },
+                indent=2,
+            )
+        )
         return
     prov = m.provenance  # written by whoever made the model file: every line of it is cleaned
     chosen = f", chosen candidate {prov['chosen']}" if "chosen" in prov else ""
     click.echo(clean(f"model: {choice.path} ({choice.source}), {m.kind}{chosen}, sha256 {m.sha256[:12]}"))
     if "rows" in prov:
-        parts = [f"trained: {prov.get('trained_at', '?')} on {prov['rows']:,} builds ({prov.get('failures', 0):,} failed)"]
+        parts = [
+            f"trained: {prov.get('trained_at', '?')} on {prov['rows']:,} builds ({prov.get('failures', 0):,} failed)"
+        ]
         if "data_from" in prov:
             parts.append(f"{prov['data_from']} .. {prov.get('data_to', '?')}")
         if "labels" in prov:
@@ -622,16 +814,31 @@ def _evaluation_text(evaluation: dict[str, Any]) -> str:
         for who, name in (("model", "ci-risk"), ("parrot", "Parrot")):
             m = evaluation.get("median", {}).get(regime, {}).get(who)
             if m and (who == "model" or regime == "with_history"):
-                cells = ", ".join(f"{key} {m[key]:.3f}" for key in ("f1", "roc_auc", "pr_auc", "brier",
-                                                                    "deferrable_at_90", "quiet_at_warn",
-                                                                    "recall_at_warn") if key in m)
+                cells = ", ".join(
+                    f"{key} {m[key]:.3f}"
+                    for key in (
+                        "f1",
+                        "roc_auc",
+                        "pr_auc",
+                        "brier",
+                        "deferrable_at_90",
+                        "quiet_at_warn",
+                        "recall_at_warn",
+                    )
+                    if key in m
+                )
                 lines.append(f"  {name}, {title}: {cells}")
     return "\n".join(lines)
 
 
 @cli.command()
-@click.option("--out", default="ci-risk-report", show_default=True, type=click.Path(file_okay=False),
-              help="Directory for the PNG charts (and report.html).")
+@click.option(
+    "--out",
+    default="ci-risk-report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the PNG charts (and report.html).",
+)
 @click.option("--html", "html_page", is_flag=True, help="Also write one self-contained HTML page.")
 @click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True)
 @_db_option
@@ -653,8 +860,16 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
     if choice is None:
         target.store.close()
         raise click.ClickException("no model to report on: `ci-risk train` first")
-    made = report_lib.build_for_repo(out, target.store, target.repo_id, target.info, choice, html_page=html_page,
-                                     retrain_every=retrain_every, progress=_bar("backtest"))
+    made = report_lib.build_for_repo(
+        out,
+        target.store,
+        target.repo_id,
+        target.info,
+        choice,
+        html_page=html_page,
+        retrain_every=retrain_every,
+        progress=_bar("backtest"),
+    )
     for name, path in made.charts.items():
         click.echo(f"ci-risk: {name}: {clean(path)}")
     if made.html:
@@ -663,8 +878,12 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
 
 @cli.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; the default keeps the page on this machine only.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; the default keeps the page on this machine only.",
+)
 @_db_option
 def dashboard(port: int, host: str, db: str | None) -> None:
     """A local web page: this push's score and reasons, what-if, history, backtest metrics."""
@@ -697,8 +916,8 @@ def demo(directory: str | None, seed: int, commits: int) -> None:
     require("train")
     import tempfile
 
-    from ci_risk_hook.views import demo as demo_lib
     from ci_risk_hook.gate.output import render_text
+    from ci_risk_hook.views import demo as demo_lib
 
     if directory is None:
         directory = tempfile.mkdtemp(prefix="ci-risk-demo-")
@@ -708,12 +927,15 @@ def demo(directory: str | None, seed: int, commits: int) -> None:
     from ci_risk_hook.model.training import TrainError
 
     try:
-        result = demo_lib.build(directory, seed=seed, commits=commits,
-                                progress=lambda m: click.echo(f"ci-risk demo: {m}"))
+        result = demo_lib.build(
+            directory, seed=seed, commits=commits, progress=lambda m: click.echo(f"ci-risk demo: {m}")
+        )
     except TrainError as exc:  # a short simulated history can leave nothing to validate on
         raise click.ClickException(f"{exc}; try more --commits or another --seed") from None
-    click.echo(f"ci-risk demo: {result.commits} commits, {result.builds} builds ({result.failures} failed); "
-               f"trained {result.chosen} ({time.monotonic() - started:.0f} s)\n")
+    click.echo(
+        f"ci-risk demo: {result.commits} commits, {result.builds} builds ({result.failures} failed); "
+        f"trained {result.chosen} ({time.monotonic() - started:.0f} s)\n"
+    )
     click.echo("A small, tested source change by a regular maintainer:")
     click.echo(render_text(result.low) + "\n")
     click.echo("A large CI-configuration change by a newcomer:")

@@ -3,15 +3,16 @@
 Shared by the gate (one push), and later by backfill and training, so every
 caller computes features the same way.
 """
+
 from __future__ import annotations
 
 import time
 from typing import Callable
 
 from ci_risk_hook import paths
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.extract import FeatureResult, Limits, extract
-from ci_risk_hook.features.history_index import BudgetExceeded, HistoryIndex, IndexBusy, HistoryIndexError
+from ci_risk_hook.features.history_index import BudgetExceeded, HistoryIndex, HistoryIndexError, IndexBusy
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
 
 
@@ -52,8 +53,14 @@ def analyze(
                 index.close()
                 index = None
     try:
-        result = extract(commits, index, shallow_commits=info.shallow_commits, history_known=history_known,
-                         truncated=truncated, limits=limits)
+        result = extract(
+            commits,
+            index,
+            shallow_commits=info.shallow_commits,
+            history_known=history_known,
+            truncated=truncated,
+            limits=limits,
+        )
     finally:
         if index is not None:
             index.close()
@@ -61,8 +68,13 @@ def analyze(
     return result
 
 
-def _cover(index: HistoryIndex, boundary: list[str], progress: Callable[[int], None] | None,
-           deadline: float | None, budget: float | None) -> str | None:
+def _cover(
+    index: HistoryIndex,
+    boundary: list[str],
+    progress: Callable[[int], None] | None,
+    deadline: float | None,
+    budget: float | None,
+) -> str | None:
     """Bring the index up to these commits; a note if its history features must stay unknown, else None."""
     try:
         index.ensure_covers(boundary, progress, deadline=deadline)

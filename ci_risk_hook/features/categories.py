@@ -5,31 +5,101 @@ CI configuration, build/dependency manifest, test, docs, source, other
 configuration, other. A test written in Python is a test, not Python source:
 what matters for CI risk is the role of the change.
 """
+
 from __future__ import annotations
 
 import posixpath
 
 CATEGORIES = (
-    "binary", "ci", "build", "test", "docs",
-    "src_python", "src_c_cpp", "src_js", "src_jvm", "src_go", "src_rust", "src_ruby", "src_shell", "src_other",
-    "config", "other",
+    "binary",
+    "ci",
+    "build",
+    "test",
+    "docs",
+    "src_python",
+    "src_c_cpp",
+    "src_js",
+    "src_jvm",
+    "src_go",
+    "src_rust",
+    "src_ruby",
+    "src_shell",
+    "src_other",
+    "config",
+    "other",
 )
 
 _CI_FILES = {
-    ".gitlab-ci.yml", "jenkinsfile", ".travis.yml", "azure-pipelines.yml", "appveyor.yml", ".appveyor.yml",
-    ".drone.yml", "bitbucket-pipelines.yml", ".cirrus.yml", "codecov.yml", ".codecov.yml",
+    ".gitlab-ci.yml",
+    "jenkinsfile",
+    ".travis.yml",
+    "azure-pipelines.yml",
+    "appveyor.yml",
+    ".appveyor.yml",
+    ".drone.yml",
+    "bitbucket-pipelines.yml",
+    ".cirrus.yml",
+    "codecov.yml",
+    ".codecov.yml",
 }
 _CI_DIRS = (".github/workflows/", ".circleci/", ".buildkite/", ".azure-pipelines/", ".github/actions/", "ci/", ".ci/")
 
 _BUILD_FILES = {
-    "setup.py", "setup.cfg", "pyproject.toml", "pipfile", "pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock",
-    "tox.ini", "noxfile.py", "manifest.in", "environment.yml", "environment.yaml", "constraints.txt",
-    "package.json", "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "npm-shrinkwrap.json", "bun.lockb",
-    "go.mod", "go.sum", "pom.xml", "build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts",
-    "gradle.properties", "build.sbt", "makefile", "gnumakefile", "cmakelists.txt", "meson.build", "meson_options.txt",
-    "configure.ac", "configure.in", "makefile.am", "dockerfile", "docker-compose.yml", "docker-compose.yaml",
-    "gemfile", "gemfile.lock", "rakefile", "cargo.toml", "cargo.lock", "composer.json", "composer.lock",
-    "mix.exs", "mix.lock", "requirements.txt", "build.xml", "bazel", "build.bazel", "workspace", "sconstruct",
+    "setup.py",
+    "setup.cfg",
+    "pyproject.toml",
+    "pipfile",
+    "pipfile.lock",
+    "poetry.lock",
+    "uv.lock",
+    "pdm.lock",
+    "tox.ini",
+    "noxfile.py",
+    "manifest.in",
+    "environment.yml",
+    "environment.yaml",
+    "constraints.txt",
+    "package.json",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "npm-shrinkwrap.json",
+    "bun.lockb",
+    "go.mod",
+    "go.sum",
+    "pom.xml",
+    "build.gradle",
+    "build.gradle.kts",
+    "settings.gradle",
+    "settings.gradle.kts",
+    "gradle.properties",
+    "build.sbt",
+    "makefile",
+    "gnumakefile",
+    "cmakelists.txt",
+    "meson.build",
+    "meson_options.txt",
+    "configure.ac",
+    "configure.in",
+    "makefile.am",
+    "dockerfile",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+    "gemfile",
+    "gemfile.lock",
+    "rakefile",
+    "cargo.toml",
+    "cargo.lock",
+    "composer.json",
+    "composer.lock",
+    "mix.exs",
+    "mix.lock",
+    "requirements.txt",
+    "build.xml",
+    "bazel",
+    "build.bazel",
+    "workspace",
+    "sconstruct",
 }
 _BUILD_SUFFIXES = (".cmake", ".gemspec", ".mk", ".bzl", ".dockerfile")
 
@@ -42,18 +112,81 @@ _LANGUAGES = {
     "src_rust": (".rs",),
     "src_ruby": (".rb", ".rake", ".erb"),
     "src_shell": (".sh", ".bash", ".zsh", ".fish", ".ps1", ".bat", ".cmd"),
-    "src_other": (".php", ".cs", ".fs", ".swift", ".r", ".pl", ".pm", ".lua", ".hs", ".erl", ".ex", ".exs",
-                  ".dart", ".f", ".f90", ".f95", ".for", ".jl", ".sql", ".ml", ".nim", ".zig", ".d", ".v", ".asm", ".s"),
+    "src_other": (
+        ".php",
+        ".cs",
+        ".fs",
+        ".swift",
+        ".r",
+        ".pl",
+        ".pm",
+        ".lua",
+        ".hs",
+        ".erl",
+        ".ex",
+        ".exs",
+        ".dart",
+        ".f",
+        ".f90",
+        ".f95",
+        ".for",
+        ".jl",
+        ".sql",
+        ".ml",
+        ".nim",
+        ".zig",
+        ".d",
+        ".v",
+        ".asm",
+        ".s",
+    ),
 }
 _EXT_TO_LANG = {ext: lang for lang, exts in _LANGUAGES.items() for ext in exts}
 
 _DOC_SUFFIXES = (".md", ".rst", ".txt", ".adoc", ".asciidoc", ".markdown", ".tex", ".ipynb")
 _DOC_DIRS = ("doc/", "docs/", "documentation/", "man/")
-_DOC_NAMES = {"readme", "changelog", "changes", "history", "license", "licence", "authors", "contributors",
-              "news", "notice", "copying", "contributing", "code_of_conduct"}
-_TEST_DIRS = {"test", "tests", "testing", "spec", "specs", "__tests__", "t", "testsuite", "unittest", "unittests",
-              "integration_tests", "e2e"}
-_CONFIG_SUFFIXES = (".yml", ".yaml", ".toml", ".ini", ".cfg", ".json", ".xml", ".conf", ".properties", ".env", ".editorconfig")
+_DOC_NAMES = {
+    "readme",
+    "changelog",
+    "changes",
+    "history",
+    "license",
+    "licence",
+    "authors",
+    "contributors",
+    "news",
+    "notice",
+    "copying",
+    "contributing",
+    "code_of_conduct",
+}
+_TEST_DIRS = {
+    "test",
+    "tests",
+    "testing",
+    "spec",
+    "specs",
+    "__tests__",
+    "t",
+    "testsuite",
+    "unittest",
+    "unittests",
+    "integration_tests",
+    "e2e",
+}
+_CONFIG_SUFFIXES = (
+    ".yml",
+    ".yaml",
+    ".toml",
+    ".ini",
+    ".cfg",
+    ".json",
+    ".xml",
+    ".conf",
+    ".properties",
+    ".env",
+    ".editorconfig",
+)
 
 
 def _is_test(lower: str, name: str, stem: str) -> bool:
@@ -61,9 +194,16 @@ def _is_test(lower: str, name: str, stem: str) -> bool:
     if any(part in _TEST_DIRS for part in parts):
         return True
     return (
-        stem.startswith("test_") or stem.endswith("_test") or stem.endswith("_tests") or stem.endswith("_spec")
-        or stem.startswith("test") and stem[4:5] in ("", "_", "-") or name.endswith((".test.js", ".spec.js", ".test.ts", ".spec.ts"))
-        or stem.endswith("test") and name.endswith((".java", ".kt", ".scala")) or name == "conftest.py"
+        stem.startswith("test_")
+        or stem.endswith("_test")
+        or stem.endswith("_tests")
+        or stem.endswith("_spec")
+        or stem.startswith("test")
+        and stem[4:5] in ("", "_", "-")
+        or name.endswith((".test.js", ".spec.js", ".test.ts", ".spec.ts"))
+        or stem.endswith("test")
+        and name.endswith((".java", ".kt", ".scala"))
+        or name == "conftest.py"
     )
 
 
@@ -75,12 +215,22 @@ def categorize(path: str, binary: bool = False) -> str:
     stem, ext = posixpath.splitext(name)
     if name in _CI_FILES or lower.startswith(_CI_DIRS):
         return "ci"
-    if name in _BUILD_FILES or name.endswith(_BUILD_SUFFIXES) or (name.startswith("requirements") and ext in (".txt", ".in")) \
-            or name.startswith("dockerfile"):
+    if (
+        name in _BUILD_FILES
+        or name.endswith(_BUILD_SUFFIXES)
+        or (name.startswith("requirements") and ext in (".txt", ".in"))
+        or name.startswith("dockerfile")
+    ):
         return "build"
     if _is_test(lower, name, stem):
         return "test"
-    if ext in _DOC_SUFFIXES or lower.startswith(_DOC_DIRS) or stem in _DOC_NAMES or "/docs/" in lower or "/doc/" in lower:
+    if (
+        ext in _DOC_SUFFIXES
+        or lower.startswith(_DOC_DIRS)
+        or stem in _DOC_NAMES
+        or "/docs/" in lower
+        or "/doc/" in lower
+    ):
         return "docs"
     lang = _EXT_TO_LANG.get(ext)
     if lang is not None:

@@ -6,6 +6,7 @@ values are None (a shallow clone has no trustworthy author history; the
 history-store features stay unknown until outcomes are recorded), never a
 made-up zero.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,8 @@ import re
 from typing import Iterable, NamedTuple, Protocol, Sequence
 
 from ci_risk_hook.features import categories
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.history_index import AuthorHistory, FileHistory, subsystem_of
+from ci_risk_hook.git import repo as git
 
 DAY = 86400.0
 
@@ -25,8 +26,9 @@ class HistorySource(Protocol):
 
     def file_histories(self, paths: Sequence[str], before: int) -> dict[str, FileHistory]: ...
     def distinct_prior(self, paths: Sequence[str], before: int) -> tuple[int, int]: ...
-    def author_history(self, email: str, subsystems: Sequence[str], before: int,
-                       recent_days: int = 90) -> AuthorHistory: ...
+    def author_history(
+        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
+    ) -> AuthorHistory: ...
 
 
 class PriorBuildLike(Protocol):
@@ -124,8 +126,9 @@ class Facts:
 
 
 class FeatureResult:
-    def __init__(self, values: dict[str, float | None], facts: Facts, commits: list[str],
-                 notes: list[str] | None = None) -> None:
+    def __init__(
+        self, values: dict[str, float | None], facts: Facts, commits: list[str], notes: list[str] | None = None
+    ) -> None:
         self.values = values
         self.facts = facts
         self.commits = commits
@@ -166,7 +169,9 @@ def extract(
     facts = Facts()
     notes: list[str] = []
     if truncated:
-        notes.append(f"range has more than {limits.max_commits} commits: only the newest {limits.max_commits} were read")
+        notes.append(
+            f"range has more than {limits.max_commits} commits: only the newest {limits.max_commits} were read"
+        )
     if not commits:
         return FeatureResult(values, facts, [], notes)
 
@@ -199,8 +204,11 @@ def extract(
     n_known = len(commits) - partial_commits
     values["n_commits"] = float(len(commits))
     values["n_merges"] = float(sum(1 for c in commits if c.is_merge))
-    for name, regex, bucket in (("msg_fix", FIX_RE, facts.fix_subjects), ("msg_revert", REVERT_RE, facts.revert_subjects),
-                                ("msg_wip", WIP_RE, facts.wip_subjects)):
+    for name, regex, bucket in (
+        ("msg_fix", FIX_RE, facts.fix_subjects),
+        ("msg_revert", REVERT_RE, facts.revert_subjects),
+        ("msg_wip", WIP_RE, facts.wip_subjects),
+    ):
         hits = [c.subject for c in commits if regex.search(c.subject)]
         bucket.extend(hits)
         values[name] = float(len(hits))
@@ -255,7 +263,9 @@ def _history_features(
     values["new_files"] = float(len(facts.new_paths))
     if histories:
         values["file_age_days"] = sum((before - h.first_time) / DAY for h in histories.values()) / len(histories)
-        values["days_since_file_change"] = sum((before - h.last_time) / DAY for h in histories.values()) / len(histories)
+        values["days_since_file_change"] = sum((before - h.last_time) / DAY for h in histories.values()) / len(
+            histories
+        )
     else:
         values["file_age_days"] = 0.0
         values["days_since_file_change"] = 0.0
@@ -269,7 +279,6 @@ def _history_features(
     values["author_sexp"] = float(author.subsystem_commits)
     values["author_first_commit"] = 1.0 if author.commits == 0 else 0.0
     values["author_tenure_days"] = 0.0 if author.first_time is None else (before - author.first_time) / DAY
-
 
 
 STORE_FEATURES = tuple(f.name for f in SCHEMA if f.group == "history_store")

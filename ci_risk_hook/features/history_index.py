@@ -17,6 +17,7 @@ scored without history features, and a detached builder finishes the walk
 A stopped or killed walk never makes history features wrong: its commits
 count as indexed only once a walk over the same targets completes.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,8 @@ import sqlite3
 import time as _time
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
-from ci_risk_hook.errors import EXIT_BLOCKED, EXIT_INTERNAL, CiRiskError
 from ci_risk_hook import paths
+from ci_risk_hook.errors import EXIT_BLOCKED, EXIT_INTERNAL, CiRiskError
 from ci_risk_hook.git import repo as git
 
 # 2: names stored as name keys (version 1 held other spellings of non-UTF-8
@@ -147,10 +148,14 @@ def _unusable(path: str, exc: BaseException) -> HistoryIndexError:
         return HistoryIndexError(f"history index unavailable: {path} is a directory, not the index file (move it away)")
     for where, mode in ((directory, os.R_OK | os.W_OK | os.X_OK), (path, os.R_OK | os.W_OK)):
         if os.path.exists(where) and not os.access(where, mode):
-            return HistoryIndexError(f"history index unavailable: permission denied on {where} (check its owner and permissions)")
+            return HistoryIndexError(
+                f"history index unavailable: permission denied on {where} (check its owner and permissions)"
+            )
     if isinstance(exc, OSError):
         return HistoryIndexError(f"history index unavailable: {directory}: {exc.strerror or exc}")
-    return HistoryIndexError(f"history index {path} is unreadable: {exc} (delete the file or run `ci-risk index --rebuild`)")
+    return HistoryIndexError(
+        f"history index {path} is unreadable: {exc} (delete the file or run `ci-risk index --rebuild`)"
+    )
 
 
 class HistoryIndex:
@@ -187,7 +192,8 @@ class HistoryIndex:
             version = self._meta("schema_version")
             if version in _OLDER_VERSIONS:
                 for (table,) in self.db.execute(
-                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'").fetchall():
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+                ).fetchall():
                     self.db.execute(f'DROP TABLE "{table}"')
                 version = None
         return version
@@ -235,10 +241,14 @@ class HistoryIndex:
         found: set[str] = set()
         for chunk in _chunks(list(shas)):
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self.db.execute(
-                f"""SELECT sha FROM commits WHERE sha IN ({marks}) AND id < COALESCE(
+            found.update(
+                r[0]
+                for r in self.db.execute(
+                    f"""SELECT sha FROM commits WHERE sha IN ({marks}) AND id < COALESCE(
                         (SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 9223372036854775807)""",
-                [*chunk, _WALK_FROM_ID]))
+                    [*chunk, _WALK_FROM_ID],
+                )
+            )
         return found
 
     def commit_count(self) -> int:
@@ -323,8 +333,11 @@ class HistoryIndex:
     def _set_walk(self, targets: list[str], from_id: int | None) -> None:
         """Record an unfinished walk (inside a transaction); an earlier unfinished one keeps its start."""
         if self._meta(_WALK_FROM_ID) is None:
-            start = from_id if from_id is not None else int(
-                self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM commits").fetchone()[0])
+            start = (
+                from_id
+                if from_id is not None
+                else int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM commits").fetchone()[0])
+            )
             self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_WALK_FROM_ID, str(start)))
         self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_WALK_TARGETS, " ".join(targets)))
 
@@ -355,7 +368,9 @@ class HistoryIndex:
     def _transaction(self) -> "_Transaction":
         return _Transaction(self.db)
 
-    def _ids(self, table: str, column: str, values: set[str], extra: Callable[[str], tuple[str, ...]] | None = None) -> dict[str, int]:
+    def _ids(
+        self, table: str, column: str, values: set[str], extra: Callable[[str], tuple[str, ...]] | None = None
+    ) -> dict[str, int]:
         ids: dict[str, int] = {}
         todo = list(values)
         for chunk in _chunks(todo):
@@ -437,7 +452,9 @@ class HistoryIndex:
             ids.extend(int(r[0]) for r in self.db.execute(f"SELECT id FROM paths WHERE path IN ({marks})", chunk))
         return ids
 
-    def author_history(self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90) -> AuthorHistory:
+    def author_history(
+        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
+    ) -> AuthorHistory:
         row = self.db.execute("SELECT id FROM authors WHERE email=?", (email.lower(),)).fetchone()
         if row is None:
             return AuthorHistory(0, None, 0, 0)
@@ -532,4 +549,4 @@ class BuildLock:
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), _SQL_CHUNK):
-        yield items[start:start + _SQL_CHUNK]
+        yield items[start : start + _SQL_CHUNK]

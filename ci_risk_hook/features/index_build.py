@@ -6,6 +6,7 @@ the push returns at once, no second builder starts meanwhile, and the next
 push finds the index warm. Killing the builder frees the lock; its
 unfinished walk is completed by whoever builds next.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,12 @@ def continue_in_background(lock: BuildLock, cwd: str | None, targets: Sequence[s
         with open(log, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "ci_risk_hook.features.index_build", "--lock-fd", str(lock.fd), *targets],
-                cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                pass_fds=(lock.fd,), start_new_session=True,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=(lock.fd,),
+                start_new_session=True,
             )
     except OSError as exc:
         return f"could not start a background build ({exc.strerror or exc}): run `ci-risk index`"
@@ -50,8 +55,13 @@ class Built(NamedTuple):
     seconds: float
 
 
-def index_repository(info: Any, progress: Callable[[int], None] | None = None, *, rebuild: bool = False,
-                     on_wait: Callable[[str], None] | None = None) -> Built:
+def index_repository(
+    info: Any,
+    progress: Callable[[int], None] | None = None,
+    *,
+    rebuild: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+) -> Built:
     """`ci-risk index`: cover every branch, remote branch and HEAD, in the foreground."""
     from ci_risk_hook.features.history_index import build
     from ci_risk_hook.git import repo as git
@@ -69,8 +79,8 @@ def index_repository(info: Any, progress: Callable[[int], None] | None = None, *
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m ci_risk_hook.features.index_build --lock-fd N SHA...`: build until these commits are covered."""
-    from ci_risk_hook.git import repo as git
     from ci_risk_hook.features.history_index import HistoryIndex, HistoryIndexError
+    from ci_risk_hook.git import repo as git
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or args[0] != "--lock-fd":
@@ -96,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         lock.release()
-    print(f"pid {os.getpid()}: done, {added:,} commits added, {total:,} indexed, "
-          f"{time.monotonic() - started:.1f} s", flush=True)
+    print(
+        f"pid {os.getpid()}: done, {added:,} commits added, {total:,} indexed, {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ coefficient times deviation); the words come from the facts of this push,
 so a reason always names the concrete thing: which file, which commit, how
 many lines.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Mapping, NamedTuple, Sequence
@@ -96,8 +97,12 @@ _DESCRIBE: dict[str, _Describer] = {
     "ld": lambda x, v, f: _size(v, f),
     "nd": lambda x, v, f: f"changes spread over {_plural(x, 'directory', 'directories')}",
     "ns": lambda x, v, f: f"touches {_plural(x, 'top-level subsystem')}{_colon(_some(f.subsystems))}",
-    "entropy": lambda x, v, f: f"changes spread over {_plural(v.get('nf') or 0, 'file')} (entropy {max(x, 0.0):.1f} bits)",
-    "new_files": lambda x, v, f: f"adds {_plural(x, 'new file')}{_colon(_some(f.new_paths))}" if x else "adds no new files",
+    "entropy": lambda x, v, f: (
+        f"changes spread over {_plural(v.get('nf') or 0, 'file')} (entropy {max(x, 0.0):.1f} bits)"
+    ),
+    "new_files": lambda x, v, f: (
+        f"adds {_plural(x, 'new file')}{_colon(_some(f.new_paths))}" if x else "adds no new files"
+    ),
     "file_age_days": lambda x, v, f: f"the changed files are {_days(x)} old on average",
     "days_since_file_change": lambda x, v, f: f"the changed files were last changed {_days(x)} ago on average",
     "nuc": lambda x, v, f: f"the changed files had {_plural(x, 'earlier commit')}",
@@ -112,19 +117,27 @@ _DESCRIBE: dict[str, _Describer] = {
         "the author's first commit in this repository" if x else "the author has committed here before"
     ),
     "author_tenure_days": lambda x, v, f: f"the author's first commit here was {_days(x)} ago",
-    "msg_fix": lambda x, v, f: f"{_plural(x, 'commit')} {'mentions' if x == 1 else 'mention'} a fix{_colon(_quote(f.fix_subjects))}" if x
-    else "no commit message mentions a fix",
-    "msg_revert": lambda x, v, f: f"reverts{_colon(_quote(f.revert_subjects)) or ' an earlier commit'}" if x else "no reverts",
-    "msg_wip": lambda x, v, f: f"work-in-progress commit{_colon(_quote(f.wip_subjects))}" if x
-    else "no work-in-progress commits",
-    "prev_build_failed": lambda x, v, f: "the previous build on this branch failed" if x
-    else "the previous build on this branch passed",
+    "msg_fix": lambda x, v, f: (
+        f"{_plural(x, 'commit')} {'mentions' if x == 1 else 'mention'} a fix{_colon(_quote(f.fix_subjects))}"
+        if x
+        else "no commit message mentions a fix"
+    ),
+    "msg_revert": lambda x, v, f: (
+        f"reverts{_colon(_quote(f.revert_subjects)) or ' an earlier commit'}" if x else "no reverts"
+    ),
+    "msg_wip": lambda x, v, f: (
+        f"work-in-progress commit{_colon(_quote(f.wip_subjects))}" if x else "no work-in-progress commits"
+    ),
+    "prev_build_failed": lambda x, v, f: (
+        "the previous build on this branch failed" if x else "the previous build on this branch passed"
+    ),
     "fail_rate_last5": lambda x, v, f: f"{x:.0%} of the last 5 builds failed",
     "fail_rate_last20": lambda x, v, f: f"{x:.0%} of the last 20 builds failed",
     "builds_since_failure": lambda x, v, f: f"{_plural(x, 'build')} since the last failure",
     "hours_since_prev_build": lambda x, v, f: f"{x:,.1f} hours since the previous build",
-    "prev_any_failed": lambda x, v, f: "the latest build in this repository failed" if x
-    else "the latest build in this repository passed",
+    "prev_any_failed": lambda x, v, f: (
+        "the latest build in this repository failed" if x else "the latest build in this repository passed"
+    ),
     "fail_rate_any_last5": lambda x, v, f: f"{x:.0%} of the latest 5 builds in this repository failed",
     "touched_files_fail_rate": lambda x, v, f: f"{x:.0%} of earlier builds touching these files failed",
     "author_fail_rate": lambda x, v, f: f"{x:.0%} of the author's recent builds failed",
@@ -140,9 +153,18 @@ def describe(name: str, value: float | None, result: FeatureResult) -> str:
     if value is None:
         if BY_NAME[name].group == "history_store":
             # The model learnt what "no build history" means; say it in those words.
-            branch_wise = name in ("prev_build_failed", "fail_rate_last5", "fail_rate_last20",
-                                   "builds_since_failure", "hours_since_prev_build")
-            return "no earlier build recorded on this branch" if branch_wise else f"{BY_NAME[name].doc}: no builds recorded"
+            branch_wise = name in (
+                "prev_build_failed",
+                "fail_rate_last5",
+                "fail_rate_last20",
+                "builds_since_failure",
+                "hours_since_prev_build",
+            )
+            return (
+                "no earlier build recorded on this branch"
+                if branch_wise
+                else f"{BY_NAME[name].doc}: no builds recorded"
+            )
         return f"{BY_NAME[name].doc}: unknown"
     describer = _DESCRIBE.get(name)
     if describer is None:
@@ -162,7 +184,7 @@ def top_reasons(contributions: Mapping[str, float], result: FeatureResult, count
     lowering = sorted((r for r in merged if r.contribution < 0), key=lambda r: r.contribution)
     if lowering and (not raising or -lowering[0].contribution >= raising[0].contribution):
         # It decides the score (a low score under risk-raising reasons would otherwise be unexplained).
-        return [*raising[:count - 1], lowering[0], *lowering[1:]][:count]
+        return [*raising[: count - 1], lowering[0], *lowering[1:]][:count]
     return [*raising, *lowering][:count]
 
 

@@ -6,6 +6,7 @@ definitions in cli/main.py are both generated from `gate.options`; anything
 this parser does not recognise, including --help and every malformed value,
 is handed to click, which prints the proper message and exit code.
 """
+
 from __future__ import annotations
 
 import sys
@@ -68,8 +69,11 @@ def _never_fail_on_encoding() -> None:
     surrogates (`git.short_branch` turns them into name keys); text the
     terminal cannot show is written escaped.
     """
-    for stream, errors in ((sys.stdin, "surrogateescape"), (sys.stdout, "backslashreplace"),
-                           (sys.stderr, "backslashreplace")):
+    for stream, errors in (
+        (sys.stdin, "surrogateescape"),
+        (sys.stdout, "backslashreplace"),
+        (sys.stderr, "backslashreplace"),
+    ):
         try:
             stream.reconfigure(errors=errors)  # type: ignore[union-attr]
         except (AttributeError, ValueError, OSError):  # no stream, or not a text file: nothing to protect

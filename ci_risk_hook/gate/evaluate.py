@@ -2,6 +2,7 @@
 
 No click, no scikit-learn, no pandas: this is the hot path of every push.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,12 +11,12 @@ import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from ci_risk_hook import paths
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.config import Settings
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import FEATURE_NAMES, FeatureResult, Limits, store_features
-from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.features.reasons import Reason, top_reasons
+from ci_risk_hook.git import repo as git
+from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.model.scoring import PortableModel, load_model
 
 if TYPE_CHECKING:
@@ -134,7 +135,9 @@ def evaluate(
         entry.reasons = top_reasons(explanation.contributions, features)
         entry.decision = decide(explanation.probability, settings.mode, warn_at, block_at)
     if choice is None:
-        report.notes.append("no model available yet (none configured, trained for this repository, or bundled): push not scored")
+        report.notes.append(
+            "no model available yet (none configured, trained for this repository, or bundled): push not scored"
+        )
     return report
 
 
@@ -151,8 +154,9 @@ class _BuildHistory:
     network mount can still hold up the process's exit: nothing bounds that.
     """
 
-    def __init__(self, settings: Settings, info: git.RepoInfo, cwd: str | None, now: int,
-                 branches: Sequence[str | None]) -> None:
+    def __init__(
+        self, settings: Settings, info: git.RepoInfo, cwd: str | None, now: int, branches: Sequence[str | None]
+    ) -> None:
         from ci_risk_hook.outcomes.store import remembered  # not on the path of a repository without a store
 
         self.now = now
@@ -165,8 +169,9 @@ class _BuildHistory:
         self.reported = False
         self.worker: threading.Thread | None = None
         if self.url is not None:
-            self.worker = threading.Thread(target=self._read, args=(info, cwd, list(dict.fromkeys(branches))),
-                                           name="ci-risk-store", daemon=True)
+            self.worker = threading.Thread(
+                target=self._read, args=(info, cwd, list(dict.fromkeys(branches))), name="ci-risk-store", daemon=True
+            )
             self.worker.start()
 
     def _read(self, info: git.RepoInfo, cwd: str | None, branches: list[str | None]) -> None:
@@ -197,8 +202,11 @@ class _BuildHistory:
         if self.worker.is_alive():
             from ci_risk_hook.outcomes.store import redact
 
-            self._note(features, f"build history skipped: the outcomes store {redact(self.url or '')} did not answer "
-                                 f"within {self.budget:g} s; its features are unknown for this push")
+            self._note(
+                features,
+                f"build history skipped: the outcomes store {redact(self.url or '')} did not answer "
+                f"within {self.budget:g} s; its features are unknown for this push",
+            )
             return
         if self.error is not None:
             error, self.error = self.error, None
@@ -223,7 +231,6 @@ _SCORED_KEEP = 50
 _SCORED_MAX_BYTES = 256 * 1024  # past this the log is trimmed to the newest _SCORED_KEEP; readers read no more
 
 
-
 def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
     """Append this push's scores and reasons to .git/ci-risk/scored.jsonl (the report shows the latest).
 
@@ -233,10 +240,17 @@ def remember_scores(info: git.RepoInfo, report: GateReport) -> None:
     import json
 
     entries = [
-        {"time": int(time.time()), "range": r.push_range.label or r.push_range.describe(), "commits": len(r.features.commits),
-         "probability": r.probability, "decision": r.decision, "reasons": [x.text for x in r.reasons],
-         "model": report.model.model.sha256[:12] if report.model else None}
-        for r in report.ranges if r.probability is not None
+        {
+            "time": int(time.time()),
+            "range": r.push_range.label or r.push_range.describe(),
+            "commits": len(r.features.commits),
+            "probability": r.probability,
+            "decision": r.decision,
+            "reasons": [x.text for x in r.reasons],
+            "model": report.model.model.sha256[:12] if report.model else None,
+        }
+        for r in report.ranges
+        if r.probability is not None
     ]
     if not entries:
         return
@@ -299,10 +313,15 @@ def _valid_scored(entry: object) -> bool:
     if not isinstance(entry, dict):
         return False
     reasons = entry.get("reasons")
-    return (_is_number(entry.get("probability")) and 0.0 <= entry["probability"] <= 1.0
-            and _is_number(entry.get("time", 0))
-            and isinstance(entry.get("range"), str) and isinstance(entry.get("decision"), str)
-            and isinstance(reasons, list) and all(isinstance(r, str) for r in reasons))
+    return (
+        _is_number(entry.get("probability"))
+        and 0.0 <= entry["probability"] <= 1.0
+        and _is_number(entry.get("time", 0))
+        and isinstance(entry.get("range"), str)
+        and isinstance(entry.get("decision"), str)
+        and isinstance(reasons, list)
+        and all(isinstance(r, str) for r in reasons)
+    )
 
 
 def _is_number(value: object) -> bool:

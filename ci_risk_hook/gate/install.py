@@ -4,6 +4,7 @@ The hook calls this interpreter by absolute path. If that interpreter is
 gone (a deleted virtualenv), the hook says so and lets the push through:
 ci-risk must never be the reason a push breaks.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,10 @@ def install(cwd: str | None = None, force: bool = False) -> str:
     path = hook_path(cwd)
     if os.path.lexists(path) and not is_ours(path):
         if not force:
-            raise InstallError(f"{path} exists and was not written by ci-risk; use --force to replace it (it is kept as {path}{BACKUP_SUFFIX})")
+            raise InstallError(
+                f"{path} exists and was not written by ci-risk; "
+                f"use --force to replace it (it is kept as {path}{BACKUP_SUFFIX})"
+            )
         os.replace(path, path + BACKUP_SUFFIX)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"

@@ -6,6 +6,7 @@ messages). Both tables are generated from these declarations, and values are
 checked with the same parsers `config.SETTINGS` uses for the environment and
 the config files. Standard library only: read on every push.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -25,9 +26,16 @@ class GateOption(NamedTuple):
 
 
 COMMON = (
-    GateOption("--mode", "mode", "choice", "warn (default): report only; block: exit 1 at --block-at; off: do nothing.",
-               choices=config.MODES),
-    GateOption("--warn-at", "warn_at", "warn_at", "Warn from this probability, or recall90: the model's 90 %-recall cut."),
+    GateOption(
+        "--mode",
+        "mode",
+        "choice",
+        "warn (default): report only; block: exit 1 at --block-at; off: do nothing.",
+        choices=config.MODES,
+    ),
+    GateOption(
+        "--warn-at", "warn_at", "warn_at", "Warn from this probability, or recall90: the model's 90 %-recall cut."
+    ),
     GateOption("--block-at", "block_at", "probability", "Block (in block mode) from this probability."),
     GateOption("--strict", "strict", "switch", "Fail closed (exit 3) on ci-risk's own errors."),
     GateOption("--model", "model", "text", "Model artifact (.json) to score with."),
@@ -76,8 +84,6 @@ def value_parser(option: GateOption) -> Callable[[str], Any] | None:
     if option.kind in _SETTING_OF_KIND:
         return _setting_parser(_SETTING_OF_KIND[option.kind])
     return str
-
-
 
 
 def fast_table(options: tuple[GateOption, ...]) -> dict[str, tuple[str, Callable[[str], Any] | None, Any]]:

@@ -4,6 +4,7 @@ Text quotes the repository (paths, commit subjects, branch names, notes):
 each such piece passes through `clean`, so no escape sequence from
 there reaches the terminal. JSON stays lossless (json.dumps escapes).
 """
+
 from __future__ import annotations
 
 import json
@@ -88,7 +89,9 @@ def _range_lines(report: GateReport, entry: RangeReport, colour: bool) -> list[s
         lines.append(f"ci-risk: {where}: {n} commit(s), not scored")
     else:
         headline = _paint(_HEADLINES[entry.decision], entry.decision, colour)
-        lines.append(f"ci-risk: risk {entry.probability:.2f} ({_threshold_text(report, entry.probability)}) - {headline}")
+        lines.append(
+            f"ci-risk: risk {entry.probability:.2f} ({_threshold_text(report, entry.probability)}) - {headline}"
+        )
         lines.append(f"  {where}: {n} commit(s)")
         for i, reason in enumerate(entry.reasons, 1):
             contribution = _contribution(reason.contribution, entry.space)

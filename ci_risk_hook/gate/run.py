@@ -5,6 +5,7 @@ commands' options itself (`fastpath`) and lands here, so a push never pays
 for importing click (~15 ms of a 100 ms budget). Anything unusual (help, a
 bad option) goes to the click CLI, which owns the messages.
 """
+
 from __future__ import annotations
 
 import os
@@ -126,8 +127,8 @@ def _json_error(code: int, message: str, output_format: str) -> int:
 
 
 def check_source(from_rev: str | None, to_rev: str | None, branch: str | None) -> Callable[[Any], Any]:
-    from ci_risk_hook.git import repo as git
     from ci_risk_hook.git import ranges
+    from ci_risk_hook.git import repo as git
 
     def source(info: Any) -> Any:
         return [ranges.explicit(from_rev, to_rev)._replace(branch=branch or git.current_branch(info))]
@@ -136,8 +137,8 @@ def check_source(from_rev: str | None, to_rev: str | None, branch: str | None) -
 
 
 def hook_source(raw: bool, remote: str | None) -> Callable[[Any], Any]:
-    from ci_risk_hook.git import repo as git
     from ci_risk_hook.git import ranges
+    from ci_risk_hook.git import repo as git
 
     def source(info: Any) -> Any:
         if raw:

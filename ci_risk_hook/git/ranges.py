@@ -3,6 +3,7 @@
 Three sources, one result type: pre-commit's environment, a raw git pre-push
 hook's stdin, and explicit `--from/--to` (default: upstream..HEAD).
 """
+
 from __future__ import annotations
 
 from typing import Mapping, NamedTuple, Sequence
@@ -65,7 +66,11 @@ def from_pre_commit_env(env: Mapping[str, str], cwd: str | None = None) -> list[
         return None
     local = env.get("PRE_COMMIT_LOCAL_BRANCH") or "HEAD"
     try:
-        tip = git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{local}^{{commit}}"], cwd).decode().strip()
+        tip = (
+            git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{local}^{{commit}}"], cwd)
+            .decode()
+            .strip()
+        )
     except git.GitError:
         return []
     return [PushRange(tip=tip, exclude_remotes=remote, label=label, branch=branch)]
@@ -100,7 +105,9 @@ def from_hook_stdin(lines: Sequence[str], remote_name: str, cwd: str | None = No
 
 def _resolve(rev: str, cwd: str | None) -> str:
     try:
-        return git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"], cwd).decode().strip()
+        return (
+            git.run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"], cwd).decode().strip()
+        )
     except git.GitError as exc:
         raise RangeError(f"not a commit: {rev}") from exc
 
@@ -132,4 +139,3 @@ def explicit(from_rev: str | None, to_rev: str | None, cwd: str | None = None) -
         except RangeError:
             pass
     return PushRange(tip=tip, exclude_remotes="", label=f"{tip_rev} (not on any remote)")
-

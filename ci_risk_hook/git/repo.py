@@ -21,14 +21,15 @@ A name that is valid UTF-8 without a backslash (nearly all of them) is its
 own key. Commit subjects are shown, not compared: they are decoded with
 undecodable bytes written `\\xNN` and backslashes kept, which cannot fail.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 from typing import IO, Iterable, Iterator, NamedTuple, Sequence
 
-from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook import paths
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 
 ZERO_SHA = "0" * 40
 
@@ -174,13 +175,24 @@ class RepoInfo(NamedTuple):
 def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
     """One git process for the facts every command needs."""
     try:
-        out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-shallow-repository",
-                   "--show-toplevel"], cwd)
+        out = run(
+            [
+                "rev-parse",
+                "--path-format=absolute",
+                "--git-common-dir",
+                "--git-dir",
+                "--is-shallow-repository",
+                "--show-toplevel",
+            ],
+            cwd,
+        )
     except GitError as exc:
         if "not a git repository" in str(exc).lower():
             raise GitError("not inside a git repository") from exc
         # A bare repository has no toplevel; ask again without it.
-        out = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-shallow-repository"], cwd)
+        out = run(
+            ["rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir", "--is-shallow-repository"], cwd
+        )
     lines = os.fsdecode(out).splitlines()  # file system paths: as the OS will want them back
     common_dir, git_dir = lines[0], lines[1]
     is_shallow = lines[2].strip() == "true"
@@ -192,8 +204,9 @@ def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
                 shallow = frozenset(line.strip() for line in fh if line.strip())
         except OSError:
             shallow = frozenset()
-    return RepoInfo(toplevel=toplevel, common_dir=common_dir, git_dir=git_dir, is_shallow=is_shallow,
-                    shallow_commits=shallow)
+    return RepoInfo(
+        toplevel=toplevel, common_dir=common_dir, git_dir=git_dir, is_shallow=is_shallow, shallow_commits=shallow
+    )
 
 
 def repo_name(info: RepoInfo) -> str:
@@ -277,14 +290,22 @@ def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
 
 def _log_args(numstat: bool) -> list[str]:
     return [
-        "-c", "core.quotepath=false",
-        "log", "-z", "--no-renames", "--no-color", "--no-ext-diff", LOG_ENCODING,
+        "-c",
+        "core.quotepath=false",
+        "log",
+        "-z",
+        "--no-renames",
+        "--no-color",
+        "--no-ext-diff",
+        LOG_ENCODING,
         "--numstat" if numstat else "--raw",
         f"--format={_LOG_FORMAT}",
     ]
 
 
-def _stream_log(cwd: str | os.PathLike[str] | None, extra: Sequence[str], stdin: bytes | None = None) -> Iterator[Commit]:
+def _stream_log(
+    cwd: str | os.PathLike[str] | None, extra: Sequence[str], stdin: bytes | None = None
+) -> Iterator[Commit]:
     proc = subprocess.Popen(
         ["git", *_log_args(numstat=True), *extra],
         cwd=cwd,
@@ -326,7 +347,21 @@ def _stream_log(cwd: str | os.PathLike[str] | None, extra: Sequence[str], stdin:
 
 def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]:
     """File list of one commit from trees alone (no blob reads)."""
-    out = run(["-c", "core.quotepath=false", "diff-tree", "-z", "-r", "--no-renames", "--root", "--no-commit-id", "--raw", sha], cwd)
+    out = run(
+        [
+            "-c",
+            "core.quotepath=false",
+            "diff-tree",
+            "-z",
+            "-r",
+            "--no-renames",
+            "--root",
+            "--no-commit-id",
+            "--raw",
+            sha,
+        ],
+        cwd,
+    )
     files: list[FileChange] = []
     tokens = out.split(b"\0")
     i = 0
@@ -368,7 +403,9 @@ def iter_commits(
     while remaining:
         batch_seen: list[str] = []
         try:
-            for commit in _stream_log(cwd, ["--no-walk=unsorted", "--stdin"], stdin="\n".join(remaining).encode() + b"\n"):
+            for commit in _stream_log(
+                cwd, ["--no-walk=unsorted", "--stdin"], stdin="\n".join(remaining).encode() + b"\n"
+            ):
                 batch_seen.append(commit.sha)
                 yield commit
             return
@@ -384,7 +421,9 @@ def iter_commits(
         try:
             single = list(_stream_log(cwd, ["--no-walk", first]))
         except MissingObjectError:
-            header = list(_stream_log(cwd, ["--no-walk", "--format=" + _LOG_FORMAT[len("tformat:"):], "--no-patch", first]))
+            header = list(
+                _stream_log(cwd, ["--no-walk", "--format=" + _LOG_FORMAT[len("tformat:") :], "--no-patch", first])
+            )
             single = header[:1]
             for commit in single:
                 commit.files = _raw_files(cwd, first)
@@ -397,8 +436,11 @@ def resolve_commits(revs: Iterable[str], cwd: str | os.PathLike[str] | None = No
     wanted = [r for r in dict.fromkeys(revs) if r and "\n" not in r]
     if not wanted:
         return {}
-    out = run(["cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd,
-              stdin="".join(f"{r}^{{commit}}\n" for r in wanted).encode("utf-8", "surrogateescape"))
+    out = run(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+        cwd,
+        stdin="".join(f"{r}^{{commit}}\n" for r in wanted).encode("utf-8", "surrogateescape"),
+    )
     resolved: dict[str, str] = {}
     for rev, line in zip(wanted, out.decode("utf-8", "replace").splitlines()):
         parts = line.split()
@@ -410,6 +452,7 @@ def resolve_commits(revs: Iterable[str], cwd: str | os.PathLike[str] | None = No
 def existing_commits(shas: Iterable[str], cwd: str | os.PathLike[str] | None = None) -> set[str]:
     """Which of these commits exist locally, in one git process."""
     return set(resolve_commits((s for s in shas if s and s != ZERO_SHA), cwd))
+
 
 def root_commit(info: RepoInfo, cwd: str | os.PathLike[str] | None = None) -> str | None:
     """The oldest root commit: a repository's identity that survives moves and re-clones.

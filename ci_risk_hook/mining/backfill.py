@@ -7,15 +7,16 @@ fed in history order, instead of one SQL round trip per question: that is
 what lets backfill keep pace with `git log` itself. A test holds the two
 sources to the same answers.
 """
+
 from __future__ import annotations
 
 import time
 from bisect import bisect_left, insort
 from typing import Callable, NamedTuple, Sequence
 
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.extract import FEATURE_NAMES, Limits, extract
 from ci_risk_hook.features.history_index import AuthorHistory, FileHistory, subsystem_of
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.outcomes.store import Store
 
 SCHEMA_VERSION = "features-v1:" + str(len(FEATURE_NAMES))
@@ -94,7 +95,9 @@ class StreamingHistory:
                 authors |= state.authors
         return len(commits), len(authors)
 
-    def author_history(self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90) -> AuthorHistory:
+    def author_history(
+        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
+    ) -> AuthorHistory:
         author = self.authors.get(email.lower())
         if author is None:
             return AuthorHistory(0, None, 0, 0)
@@ -158,4 +161,3 @@ def backfill_commits(
     if progress is not None:
         progress(seen)
     return BackfillStats(seen, added, time.monotonic() - started)
-

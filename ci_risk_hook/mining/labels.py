@@ -13,6 +13,7 @@ own label (it was reverted once, whatever happened next).
 SZZ: B-SZZ (Sliwerski, Zimmermann, Zeller 2005) with the AG-SZZ noise filters
 of Kim et al. 2006; `szz` states the exact rules.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,8 @@ import time
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from ci_risk_hook.features import categories
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.extract import FIX_RE, REVERT_RE
+from ci_risk_hook.git import repo as git
 
 
 class CommitLabel(NamedTuple):
@@ -36,8 +37,17 @@ class SzzStats:
     """Counts of what one `szz` run did and skipped, so silent losses are visible."""
 
     __slots__ = (
-        "fixes_seen", "fixes_skipped_root", "files_blamed", "files_skipped_missing", "files_skipped_binary",
-        "lines_blamed", "lines_skipped_shallow", "lines_skipped_time", "shallow", "seconds", "missing",
+        "fixes_seen",
+        "fixes_skipped_root",
+        "files_blamed",
+        "files_skipped_missing",
+        "files_skipped_binary",
+        "lines_blamed",
+        "lines_skipped_shallow",
+        "lines_skipped_time",
+        "shallow",
+        "seconds",
+        "missing",
     )
 
     def __init__(self) -> None:
@@ -76,8 +86,23 @@ def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -
     repository) or whose abbreviation is ambiguous are left out.
     """
     top = git.repo_info(cwd).toplevel
-    out = git.run([*_LOG_CONFIG, "log", "-z", "--no-merges", "--no-color", git.LOG_ENCODING, "-i", "-F",
-                   "--grep=This reverts commit", "--format=%H%x1f%B", *rev_args, "--"], top)
+    out = git.run(
+        [
+            *_LOG_CONFIG,
+            "log",
+            "-z",
+            "--no-merges",
+            "--no-color",
+            git.LOG_ENCODING,
+            "-i",
+            "-F",
+            "--grep=This reverts commit",
+            "--format=%H%x1f%B",
+            *rev_args,
+            "--",
+        ],
+        top,
+    )
     reverts: list[tuple[str, list[str]]] = []
     names: dict[str, None] = {}
     for record in out.split(b"\0"):
@@ -103,6 +128,7 @@ def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -
 
 # --- SZZ -----------------------------------------------------------------------------------------
 
+
 class _Fix(NamedTuple):
     sha: str
     parent: str
@@ -116,12 +142,24 @@ def _is_fix_message(message: str) -> bool:
     return FIX_RE.search(message) is not None
 
 
-def _fix_commits(cwd: str, rev_args: Sequence[str], since: int | None, max_fixes: int | None,
-                 stats: SzzStats) -> list[_Fix]:
+def _fix_commits(
+    cwd: str, rev_args: Sequence[str], since: int | None, max_fixes: int | None, stats: SzzStats
+) -> list[_Fix]:
     """The newest `max_fixes` fix commits of the range, newest first, from one `git log` without diffs."""
-    out = git.run([*_LOG_CONFIG, "log", "-z", "--no-merges", "--no-color", git.LOG_ENCODING,
-                   "--format=%H%x1f%P%x1f%ct%x1f%B",
-                   *rev_args, "--"], cwd)
+    out = git.run(
+        [
+            *_LOG_CONFIG,
+            "log",
+            "-z",
+            "--no-merges",
+            "--no-color",
+            git.LOG_ENCODING,
+            "--format=%H%x1f%P%x1f%ct%x1f%B",
+            *rev_args,
+            "--",
+        ],
+        cwd,
+    )
     fixes: list[_Fix] = []
     for record in out.split(b"\0"):
         fields = record.strip(b"\n").split(b"\x1f", 3)
@@ -178,12 +216,73 @@ def _is_source(path: str) -> bool:
 
 # Comment syntax by file extension. `#` is not a comment in C-like files (the
 # preprocessor), `--` and a leading `*` are code in C (`--i;`, `*p = 0;`).
-_HASH = frozenset((".py", ".pyx", ".pxd", ".pxi", ".pyi", ".rb", ".rake", ".sh", ".bash", ".zsh", ".fish", ".ps1",
-                   ".pl", ".pm", ".r", ".jl", ".ex", ".exs", ".nim", ".php", ".coffee"))
-_SLASH = frozenset((".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".cu", ".cuh", ".m", ".mm", ".inc",
-                    ".src", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".vue", ".svelte", ".java", ".kt", ".kts",
-                    ".scala", ".groovy", ".go", ".rs", ".php", ".cs", ".fs", ".swift", ".dart", ".zig", ".d", ".v",
-                    ".sql"))
+_HASH = frozenset(
+    (
+        ".py",
+        ".pyx",
+        ".pxd",
+        ".pxi",
+        ".pyi",
+        ".rb",
+        ".rake",
+        ".sh",
+        ".bash",
+        ".zsh",
+        ".fish",
+        ".ps1",
+        ".pl",
+        ".pm",
+        ".r",
+        ".jl",
+        ".ex",
+        ".exs",
+        ".nim",
+        ".php",
+        ".coffee",
+    )
+)
+_SLASH = frozenset(
+    (
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".cxx",
+        ".hpp",
+        ".hh",
+        ".hxx",
+        ".cu",
+        ".cuh",
+        ".m",
+        ".mm",
+        ".inc",
+        ".src",
+        ".js",
+        ".jsx",
+        ".ts",
+        ".tsx",
+        ".mjs",
+        ".cjs",
+        ".vue",
+        ".svelte",
+        ".java",
+        ".kt",
+        ".kts",
+        ".scala",
+        ".groovy",
+        ".go",
+        ".rs",
+        ".php",
+        ".cs",
+        ".fs",
+        ".swift",
+        ".dart",
+        ".zig",
+        ".d",
+        ".v",
+        ".sql",
+    )
+)
 _DASH = frozenset((".sql", ".lua", ".hs"))
 
 
@@ -206,14 +305,23 @@ def _is_noise(text: bytes, style: tuple[bool, bool, bool]) -> bool:
             return True
         if s.startswith(b"/*"):
             end = s.find(b"*/", 2)
-            return end < 0 or not s[end + 2:].strip()
+            return end < 0 or not s[end + 2 :].strip()
         if s.startswith(b"*") and (len(s) == 1 or s[1:2] in (b" ", b"\t", b"/", b"*")):
             return True
     return dash and s.startswith(b"--")
 
 
-_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13,
-            ord('"'): 34, ord("\\"): 92}
+_ESCAPES = {
+    ord("a"): 7,
+    ord("b"): 8,
+    ord("t"): 9,
+    ord("n"): 10,
+    ord("v"): 11,
+    ord("f"): 12,
+    ord("r"): 13,
+    ord('"'): 34,
+    ord("\\"): 92,
+}
 
 
 def _unquote(raw: bytes) -> bytes:
@@ -227,7 +335,7 @@ def _unquote(raw: bytes) -> bytes:
         if c == 0x5C and i + 1 < len(raw):
             nxt = raw[i + 1]
             if 0x30 <= nxt <= 0x37:
-                out.append(int(raw[i + 1:i + 4], 8) & 0xFF)
+                out.append(int(raw[i + 1 : i + 4], 8) & 0xFF)
                 i += 4
                 continue
             out.append(_ESCAPES.get(nxt, nxt))
@@ -243,7 +351,7 @@ def _header_path(rest: bytes) -> str:
     if rest.startswith(b'"'):
         raw = _unquote(rest)
     else:
-        raw = rest[:(len(rest) - 1) // 2]
+        raw = rest[: (len(rest) - 1) // 2]
     return git.decode_name(raw[2:])
 
 
@@ -261,7 +369,7 @@ def _parse_diff(out: bytes) -> tuple[dict[str, list[tuple[int, bytes]]], set[str
         line = lines[i]
         i += 1
         if line.startswith(b"diff --git "):
-            path = _header_path(line[len(b"diff --git "):])
+            path = _header_path(line[len(b"diff --git ") :])
         elif line.startswith(b"Binary files ") and path is not None:
             binary.add(path)
         elif line.startswith(b"@@ ") and path is not None:
@@ -296,9 +404,23 @@ _PATHSPEC_BYTES = 64 * 1024
 
 def _diff(cwd: str, fix: _Fix, paths: Sequence[str]) -> bytes:
     # -w: whitespace-only changes are not deleted lines (AG-SZZ's format filter).
-    args: list[str | bytes] = ["-c", "core.quotepath=false", "diff", "-w", "-U0", "--no-renames", "--no-color",
-                               "--no-ext-diff", "--no-textconv", "--diff-algorithm=myers", "--src-prefix=a/",
-                               "--dst-prefix=b/", fix.parent, fix.sha, "--"]
+    args: list[str | bytes] = [
+        "-c",
+        "core.quotepath=false",
+        "diff",
+        "-w",
+        "-U0",
+        "--no-renames",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--diff-algorithm=myers",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+        fix.parent,
+        fix.sha,
+        "--",
+    ]
     return b"".join(git.run([*args, *chunk], cwd) for chunk in _pathspec_chunks(paths))
 
 
@@ -351,7 +473,7 @@ def _parse_blame(out: bytes) -> dict[str, list[int]]:
         elif line.startswith(b"\t"):
             expect_header = True
         elif line.startswith(b"committer-time "):
-            current[1] = int(line[len(b"committer-time "):])
+            current[1] = int(line[len(b"committer-time ") :])
     return result
 
 
@@ -394,8 +516,9 @@ def _removed_lines(cwd: str, fix: _Fix, paths: list[str], stats: SzzStats) -> di
     return {path: found for path, found in removed.items() if path not in binary}
 
 
-def _szz_fix(cwd: str, fix: _Fix, paths: list[str], shallow: frozenset[str],
-             since: int | None) -> tuple[dict[str, int], SzzStats]:
+def _szz_fix(
+    cwd: str, fix: _Fix, paths: list[str], shallow: frozenset[str], since: int | None
+) -> tuple[dict[str, int], SzzStats]:
     """Lines blamed per fix-inducing commit for one fix; runs in a worker thread, so it shares nothing."""
     stats = SzzStats()
     blamed_lines: dict[str, int] = {}
@@ -427,8 +550,14 @@ def _szz_fix(cwd: str, fix: _Fix, paths: list[str], shallow: frozenset[str],
     return blamed_lines, stats
 
 
-_COUNTERS = ("files_blamed", "files_skipped_missing", "files_skipped_binary", "lines_blamed",
-             "lines_skipped_shallow", "lines_skipped_time")
+_COUNTERS = (
+    "files_blamed",
+    "files_skipped_missing",
+    "files_skipped_binary",
+    "lines_blamed",
+    "lines_skipped_shallow",
+    "lines_skipped_time",
+)
 
 
 def szz(
@@ -504,8 +633,15 @@ class Labelled(NamedTuple):
     szz_seconds: float
 
 
-def label_history(store: Any, repo_id: int, *, szz_too: bool = True, max_fixes: int | None = None,
-                  since: int | None = None, progress: Callable[[int, int], None] | None = None) -> Labelled:
+def label_history(
+    store: Any,
+    repo_id: int,
+    *,
+    szz_too: bool = True,
+    max_fixes: int | None = None,
+    since: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Labelled:
     """`ci-risk backfill`'s labels from git: reverted commits always, fix-inducing commits (SZZ) when asked."""
     started = time.monotonic()
     reverts = find_reverts()

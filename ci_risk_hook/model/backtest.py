@@ -6,6 +6,7 @@ build started; the same builds are scored by the baseline (Parrot: "same
 outcome as the previous build on this branch") and by a RandomForest on the
 original demo's features (author, file extension, change count).
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,8 @@ import numpy as np
 
 from ci_risk_hook.errors import EXIT_INTERNAL, CiRiskError
 from ci_risk_hook.model.dataset import Table
-from ci_risk_hook.safetext import csv_cell
 from ci_risk_hook.model.training import CANDIDATES, TrainError, train
+from ci_risk_hook.safetext import csv_cell
 
 
 class LeakError(CiRiskError):
@@ -34,8 +35,10 @@ def training_rows(table: Table, cutoff: int) -> np.ndarray:
 def assert_no_future(table: Table, rows: np.ndarray, cutoff: int) -> None:
     late = rows[table.finished[rows] >= cutoff]
     if len(late):
-        raise LeakError(f"{len(late)} training builds finished at or after the predicted build started "
-                        f"(first: {table.commits[int(late[0])][:10]})")
+        raise LeakError(
+            f"{len(late)} training builds finished at or after the predicted build started "
+            f"(first: {table.commits[int(late[0])][:10]})"
+        )
 
 
 def deferrable(p: np.ndarray, y: np.ndarray, threshold: float | np.ndarray) -> tuple[float, float]:
@@ -76,13 +79,20 @@ class Metrics(NamedTuple):
     recall_at_defer_threshold: float
 
     def as_dict(self) -> dict[str, float]:
-        return {k: (None if isinstance(v, float) and np.isnan(v) else round(float(v), 4))  # type: ignore[misc]
-                for k, v in self._asdict().items()}
+        return {
+            k: (None if isinstance(v, float) and np.isnan(v) else round(float(v), 4))  # type: ignore[misc]
+            for k, v in self._asdict().items()
+        }
 
 
-def metrics(p: np.ndarray, y: np.ndarray, decision_threshold: float | np.ndarray,
-            defer_threshold: float | np.ndarray | None, parrot: np.ndarray | None = None,
-            parrot_recall: float = 0.9) -> Metrics:
+def metrics(
+    p: np.ndarray,
+    y: np.ndarray,
+    decision_threshold: float | np.ndarray,
+    defer_threshold: float | np.ndarray | None,
+    parrot: np.ndarray | None = None,
+    parrot_recall: float = 0.9,
+) -> Metrics:
     """Thresholds may be one number or one per build; without a defer threshold, only Parrot's share is known.
 
     Parrot's deferrable share is taken at `parrot_recall`: pass the recall the
@@ -133,10 +143,15 @@ class BacktestResult(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "builds": self.builds, "predicted": self.predicted, "retrains": self.retrains, "chosen": self.chosen,
+            "builds": self.builds,
+            "predicted": self.predicted,
+            "retrains": self.retrains,
+            "chosen": self.chosen,
             "seconds": round(self.seconds, 2),
-            "model": self.model.as_dict(), "parrot": self.parrot.as_dict(),
-            "parrot_ordered": self.parrot_ordered.as_dict(), "demo": self.demo.as_dict(),
+            "model": self.model.as_dict(),
+            "parrot": self.parrot.as_dict(),
+            "parrot_ordered": self.parrot_ordered.as_dict(),
+            "demo": self.demo.as_dict(),
         }
 
 
@@ -204,8 +219,10 @@ def backtest(
         i += retrain_every
     done = ~np.isnan(scores)
     if done.sum() == 0 or len(np.unique(table.y[done])) < 2:
-        raise TrainError(f"nothing to backtest: {n} builds, {int(table.y.sum())} failures; "
-                         f"need {min_train} finished builds with 5 failures before the first prediction")
+        raise TrainError(
+            f"nothing to backtest: {n} builds, {int(table.y.sum())} failures; "
+            f"need {min_train} finished builds with 5 failures before the first prediction"
+        )
     y = table.y[done]
     p, parrot, demo_p = scores[done], table.parrot[done], demo_scores[done]
     # Thresholds vary by retrain: each build is judged against its own model's (numpy compares elementwise).
@@ -217,12 +234,30 @@ def backtest(
     ordered = _ordered_parrot(table)[done]
     ordered_m = metrics(ordered, y, 0.5, None, ordered, parrot_recall=reached)
     predictions = [
-        Prediction(table.commits[k], table.branches[k], int(table.started[k]), int(table.y[k]), float(scores[k]),
-                   int(decisions[k]), float(table.parrot[k]), float(demo_scores[k]))
+        Prediction(
+            table.commits[k],
+            table.branches[k],
+            int(table.started[k]),
+            int(table.y[k]),
+            float(scores[k]),
+            int(decisions[k]),
+            float(table.parrot[k]),
+            float(demo_scores[k]),
+        )
         for k in np.flatnonzero(done)
     ]
-    return BacktestResult(model_m, parrot_m, ordered_m, demo_m, predictions, n, int(done.sum()), retrains, chosen,
-                          time.monotonic() - started)
+    return BacktestResult(
+        model_m,
+        parrot_m,
+        ordered_m,
+        demo_m,
+        predictions,
+        n,
+        int(done.sum()),
+        retrains,
+        chosen,
+        time.monotonic() - started,
+    )
 
 
 def _ordered_parrot(table: Table) -> np.ndarray:
@@ -240,9 +275,20 @@ def _ordered_parrot(table: Table) -> np.ndarray:
 def write_predictions(result: BacktestResult, path: str) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["commit", "branch", "started_at", "label", "score", "decision", "baseline_score",
-                         "demo_score"])
+        writer.writerow(
+            ["commit", "branch", "started_at", "label", "score", "decision", "baseline_score", "demo_score"]
+        )
         for pr in result.predictions:
             started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pr.started_at))
-            writer.writerow([csv_cell(pr.commit), csv_cell(pr.branch or ""), started, pr.label, f"{pr.score:.6f}",
-                             pr.decision, f"{pr.baseline_score:.0f}", f"{pr.demo_score:.6f}"])
+            writer.writerow(
+                [
+                    csv_cell(pr.commit),
+                    csv_cell(pr.branch or ""),
+                    started,
+                    pr.label,
+                    f"{pr.score:.6f}",
+                    pr.decision,
+                    f"{pr.baseline_score:.0f}",
+                    f"{pr.demo_score:.6f}",
+                ]
+            )

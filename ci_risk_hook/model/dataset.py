@@ -5,6 +5,7 @@ The build-history features of each build are computed here with the same
 20 on its branch) that the hook uses, but only from builds that *finished
 before this one started*: a model must never learn from the future.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,18 @@ class Table:
 
     __slots__ = ("X", "y", "started", "finished", "parrot", "demo", "commits", "branches", "source")
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, started: np.ndarray, finished: np.ndarray, parrot: np.ndarray,
-                 demo: np.ndarray, commits: list[str], branches: list[str | None], source: str) -> None:
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        started: np.ndarray,
+        finished: np.ndarray,
+        parrot: np.ndarray,
+        demo: np.ndarray,
+        commits: list[str],
+        branches: list[str | None],
+        source: str,
+    ) -> None:
         self.X = X  # features in FEATURE_NAMES order, NaN = unknown
         self.y = y  # 1 = CI failed (or fix-inducing)
         self.started = started  # seconds since the epoch
@@ -38,16 +49,26 @@ class Table:
         self.source = source  # "ci" or "szz"
 
     def with_features(self, X: np.ndarray) -> "Table":
-        return Table(X, self.y, self.started, self.finished, self.parrot, self.demo, self.commits, self.branches,
-                     self.source)
+        return Table(
+            X, self.y, self.started, self.finished, self.parrot, self.demo, self.commits, self.branches, self.source
+        )
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def subset(self, index: Sequence[int] | np.ndarray) -> "Table":
         idx = np.asarray(index, dtype=int)
-        return Table(self.X[idx], self.y[idx], self.started[idx], self.finished[idx], self.parrot[idx],
-                     self.demo[idx], [self.commits[i] for i in idx], [self.branches[i] for i in idx], self.source)
+        return Table(
+            self.X[idx],
+            self.y[idx],
+            self.started[idx],
+            self.finished[idx],
+            self.parrot[idx],
+            self.demo[idx],
+            [self.commits[i] for i in idx],
+            [self.branches[i] for i in idx],
+            self.source,
+        )
 
 
 class DatasetError(CiRiskError):
@@ -94,15 +115,23 @@ def ci_table(store: Store, repo_id: int) -> Table:
     branches: list[str | None] = []
     j = 0
     # A build with no start time cannot be placed in time: it may inform later builds, never be predicted.
-    ordered = sorted((b for b in builds if b.id in features and b.started_at is not None),
-                     key=lambda b: (b.started_at or 0, b.id))
+    ordered = sorted(
+        (b for b in builds if b.id in features and b.started_at is not None), key=lambda b: (b.started_at or 0, b.id)
+    )
     for b in ordered:
         start = b.started_at if b.started_at is not None else (b.finished_at or 0)
         while j < len(by_finish) and (by_finish[j].finished_at or 0) < start:
             done = by_finish[j]
             author, files, _ = features.get(done.id, (None, [], {}))
-            prior = PriorBuild(done.commit, done.branch, done.status == "fail", done.started_at or done.finished_at or 0,
-                               done.finished_at or 0, author, frozenset(files))
+            prior = PriorBuild(
+                done.commit,
+                done.branch,
+                done.status == "fail",
+                done.started_at or done.finished_at or 0,
+                done.finished_at or 0,
+                author,
+                frozenset(files),
+            )
             recent.append(prior)
             on_branch.setdefault(done.branch, deque(maxlen=BRANCH_WINDOW)).append(prior)
             j += 1
@@ -160,14 +189,28 @@ def _label_known_at(committed: int, evidence: list[str] | None, committed_at: di
     return max(committed, min(times)) if times else LABEL_NEVER_KNOWN
 
 
-def _table(rows: list[list[float]], y: list[int], started: list[int], finished: list[int], parrot: list[float],
-           demo_rows: list[list[float]], commits: list[str], branches: list[str | None], source: str) -> Table:
+def _table(
+    rows: list[list[float]],
+    y: list[int],
+    started: list[int],
+    finished: list[int],
+    parrot: list[float],
+    demo_rows: list[list[float]],
+    commits: list[str],
+    branches: list[str | None],
+    source: str,
+) -> Table:
     width = len(FEATURE_NAMES)
     return Table(
-        np.asarray(rows, dtype=float).reshape(-1, width), np.asarray(y, dtype=int),
-        np.asarray(started, dtype=np.int64), np.asarray(finished, dtype=np.int64),
-        np.asarray(parrot, dtype=float), np.asarray(demo_rows, dtype=float).reshape(-1, len(DEMO_FEATURES)),
-        commits, branches, source,
+        np.asarray(rows, dtype=float).reshape(-1, width),
+        np.asarray(y, dtype=int),
+        np.asarray(started, dtype=np.int64),
+        np.asarray(finished, dtype=np.int64),
+        np.asarray(parrot, dtype=float),
+        np.asarray(demo_rows, dtype=float).reshape(-1, len(DEMO_FEATURES)),
+        commits,
+        branches,
+        source,
     )
 
 
@@ -176,10 +219,15 @@ def concat(tables: Sequence[Table]) -> Table:
     if not tables:
         raise DatasetError("no tables to join")
     joined = Table(
-        np.vstack([t.X for t in tables]), np.concatenate([t.y for t in tables]),
-        np.concatenate([t.started for t in tables]), np.concatenate([t.finished for t in tables]),
-        np.concatenate([t.parrot for t in tables]), np.vstack([t.demo for t in tables]),
-        [c for t in tables for c in t.commits], [b for t in tables for b in t.branches], tables[0].source,
+        np.vstack([t.X for t in tables]),
+        np.concatenate([t.y for t in tables]),
+        np.concatenate([t.started for t in tables]),
+        np.concatenate([t.finished for t in tables]),
+        np.concatenate([t.parrot for t in tables]),
+        np.vstack([t.demo for t in tables]),
+        [c for t in tables for c in t.commits],
+        [b for t in tables for b in t.branches],
+        tables[0].source,
     )
     order = np.argsort(joined.started, kind="stable")
     return joined.subset(order)

@@ -81,8 +81,7 @@ def export_model(
     elif fill is not None:
         if imputation:
             raise ValueError(
-                "the pipeline's SimpleImputer already defines the fill values; "
-                "do not pass imputation as well"
+                "the pipeline's SimpleImputer already defines the fill values; do not pass imputation as well"
             )
         imputation_out = dict(zip(names, fill))
     else:
@@ -151,9 +150,7 @@ def write_artifact(artifact: Mapping[str, Any], path: str | os.PathLike[str]) ->
         mode = os.stat(target).st_mode & 0o777
     except FileNotFoundError:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory
-    )
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="ascii", newline="\n") as fh:
             fh.write(text)
@@ -175,18 +172,14 @@ def platt_calibration(a: float, b: float, *, input_space: str = "probability") -
     ``s`` is the model's probability of class 1 (``input_space="probability"``)
     or its raw log-odds score, i.e. ``decision_function`` (``"log-odds"``).
     """
-    return _normalize_calibration(
-        {"kind": "platt", "input": input_space, "a": a, "b": b}, None
-    )
+    return _normalize_calibration({"kind": "platt", "input": input_space, "a": a, "b": b}, None)
 
 
 def isotonic_calibration(iso: Any, *, input_space: str = "probability") -> dict[str, Any]:
     """From a fitted IsotonicRegression; the artifact always clips out-of-range inputs."""
     x = np.asarray(iso.X_thresholds_, dtype=np.float64)
     y = np.asarray(iso.y_thresholds_, dtype=np.float64)
-    return _normalize_calibration(
-        {"kind": "isotonic", "input": input_space, "x": x.tolist(), "y": y.tolist()}, None
-    )
+    return _normalize_calibration({"kind": "isotonic", "input": input_space, "x": x.tolist(), "y": y.tolist()}, None)
 
 
 def sigmoid_calibration(cal: Any, *, input_space: str = "probability") -> dict[str, Any]:
@@ -237,9 +230,7 @@ def split_calibrated_classifier(ccv: Any) -> tuple[Any, dict[str, Any]]:
 # -- estimator conversion --------------------------------------------------------
 
 
-def _export_estimator(
-    est: Any, n: int
-) -> tuple[dict[str, Any], list[float] | None, list[float] | None, str]:
+def _export_estimator(est: Any, n: int) -> tuple[dict[str, Any], list[float] | None, list[float] | None, str]:
     """Return (model dict, pipeline fill values, feature means, means source)."""
     from sklearn.ensemble import (
         ExtraTreesClassifier,
@@ -261,10 +252,7 @@ def _export_estimator(
     if isinstance(est, Pipeline):
         steps = [step for _, step in est.steps if step is not None and step != "passthrough"]
         if not steps or not isinstance(steps[-1], LogisticRegression):
-            raise ValueError(
-                "unsupported Pipeline: the final step must be LogisticRegression "
-                f"(got {_describe(est)})"
-            )
+            raise ValueError(f"unsupported Pipeline: the final step must be LogisticRegression (got {_describe(est)})")
         return _export_logistic(est, steps[:-1], steps[-1], n)
     raise ValueError(
         f"unsupported estimator {_describe(est)}: expected RandomForestClassifier, "
@@ -289,9 +277,7 @@ def _check_binary(est: Any) -> None:
     if classes is None:
         raise ValueError(f"{type(est).__name__} is not fitted")
     if len(classes) != 2 or not (classes[0] == 0 and classes[1] == 1):
-        raise ValueError(
-            f"expected binary labels [0, 1] (1 = CI fails), got classes_={list(classes)!r}"
-        )
+        raise ValueError(f"expected binary labels [0, 1] (1 = CI fails), got classes_={list(classes)!r}")
 
 
 def _check_feature_names(est: Any, feature_names: Sequence[str]) -> list[str]:
@@ -307,14 +293,11 @@ def _check_feature_names(est: Any, feature_names: Sequence[str]) -> list[str]:
     if n_in is None:
         raise ValueError(f"{_describe(est)} is not fitted (no n_features_in_)")
     if len(names) != n_in:
-        raise ValueError(
-            f"got {len(names)} feature names but the estimator was fitted on {n_in} features"
-        )
+        raise ValueError(f"got {len(names)} feature names but the estimator was fitted on {n_in} features")
     fitted_names = getattr(est, "feature_names_in_", None)
     if fitted_names is not None and list(fitted_names) != names:
         raise ValueError(
-            "feature_names differ from the column names the estimator was fitted on "
-            f"({list(fitted_names)!r})"
+            f"feature_names differ from the column names the estimator was fitted on ({list(fitted_names)!r})"
         )
     return names
 
@@ -341,9 +324,7 @@ def _float32_thresholds(t: np.ndarray) -> np.ndarray:
         rounds_down = mid.astype(np.float32) == c  # ties go to even
     result = np.where(rounds_down, mid, np.nextafter(mid, -np.inf))
     with np.errstate(over="ignore"):
-        ok = (result.astype(np.float32) <= tf) & (
-            np.nextafter(result, np.inf).astype(np.float32) > tf
-        )
+        ok = (result.astype(np.float32) <= tf) & (np.nextafter(result, np.inf).astype(np.float32) > tf)
     if not np.all(ok):  # pragma: no cover - guards the float reasoning above
         raise ValueError("internal error converting float32 split thresholds")
     out[finite] = result
@@ -369,9 +350,7 @@ def _tree_dict(
     leaf = left < 0
     internal = np.flatnonzero(~leaf)
     leaves = np.flatnonzero(leaf)
-    if np.any(right[leaves] >= 0) or np.any(left[internal] <= internal) or np.any(
-        right[internal] <= internal
-    ):
+    if np.any(right[leaves] >= 0) or np.any(left[internal] <= internal) or np.any(right[internal] <= internal):
         raise ValueError("unexpected tree layout: children must follow their parent")
     if len(leaves) != len(internal) + 1:
         raise ValueError("unexpected tree layout: not a binary tree")
@@ -436,8 +415,11 @@ def _export_forest(est: Any, n: int) -> dict[str, Any]:
             proba = counts[:, 1] / sums
         trees.append(
             _tree_dict(
-                t.children_left, t.children_right, t.feature,
-                _float32_thresholds(t.threshold), proba.tolist(),
+                t.children_left,
+                t.children_right,
+                t.feature,
+                _float32_thresholds(t.threshold),
+                proba.tolist(),
                 t.missing_go_to_left if native else None,
             )
         )
@@ -476,8 +458,7 @@ def _export_gb(est: Any, n: int) -> dict[str, Any]:
         leaf_values = (lr * t.value[:, 0, 0]).tolist()
         values = _subtree_means(left, right, leaf_values, t.weighted_n_node_samples.tolist())
         trees.append(
-            _tree_dict(t.children_left, t.children_right, t.feature,
-                       _float32_thresholds(t.threshold), values, None)
+            _tree_dict(t.children_left, t.children_right, t.feature, _float32_thresholds(t.threshold), values, None)
         )
     return {"kind": "gbdt", "missing": "impute", "source": _source(est), "base": base, "trees": trees}
 
@@ -507,8 +488,7 @@ def _export_hgb(est: Any, n: int) -> dict[str, Any]:
             left.tolist(), right.tolist(), nodes["value"].tolist(), nodes["count"].astype(float).tolist()
         )
         trees.append(
-            _tree_dict(left, right, nodes["feature_idx"], nodes["num_threshold"], values,
-                       nodes["missing_go_to_left"])
+            _tree_dict(left, right, nodes["feature_idx"], nodes["num_threshold"], values, nodes["missing_go_to_left"])
         )
     return {"kind": "gbdt", "missing": "native", "source": _source(est), "base": base, "trees": trees}
 
@@ -639,8 +619,12 @@ def _normalize_calibration(cal: Mapping[str, Any] | None, kind: str | None) -> A
         raise ValueError('forests output probabilities; use calibration input "probability"')
     if cal.get("kind") == "platt":
         extra = set(cal) - {"kind", "input", "a", "b"}
-        out = {"kind": "platt", "input": space, "a": _finite(cal.get("a"), "calibration a"),
-               "b": _finite(cal.get("b"), "calibration b")}
+        out = {
+            "kind": "platt",
+            "input": space,
+            "a": _finite(cal.get("a"), "calibration a"),
+            "b": _finite(cal.get("b"), "calibration b"),
+        }
     elif cal.get("kind") == "isotonic":
         extra = set(cal) - {"kind", "input", "x", "y"}
         x = [_finite(v, "calibration x") for v in cal.get("x", [])]
@@ -698,8 +682,9 @@ def _self_check(est: Any, artifact: Mapping[str, Any], check_X: Any) -> None:
         rows = [[None if v != v else v for v in r] for r in X.tolist()]
         # The portable model scores values within its training range (a fallback range for a scaled
         # logistic model until training records the real one): compare on the rows as it sees them.
-        seen = np.asarray([[np.nan if v is None else v for v in model.within_training_range(r)] for r in rows],
-                          dtype=np.float64).reshape(X.shape)
+        seen = np.asarray(
+            [[np.nan if v is None else v for v in model.within_training_range(r)] for r in rows], dtype=np.float64
+        ).reshape(X.shape)
         expected = np.asarray(est.predict_proba(seen))[:, 1]
         got = np.asarray(model.predict_proba(rows, calibrated=False))
         diff = np.abs(got - expected)

@@ -4,6 +4,7 @@ One table for every view of a backtest: `ci-risk backtest` and `model show`,
 the HTML report, the dashboard, `retrain --metric` and the benchmarks.
 Standard library only: the CLI reads it when it builds its options.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
@@ -36,8 +37,10 @@ RETRAIN_METRICS = ("f1", "roc_auc", "pr_auc", "deferrable_at_90")
 # The headline metrics of a benchmark summary.
 SUMMARY = ("f1", "roc_auc", "pr_auc", "brier", "deferrable_at_90")
 
-PARROT_NOTE = ("Parrot: outcome of the last build on the branch that had finished when this one started; "
-               "Parrot*: previous build in push order, finished or not (optimistic, as usually published).")
+PARROT_NOTE = (
+    "Parrot: outcome of the last build on the branch that had finished when this one started; "
+    "Parrot*: previous build in push order, finished or not (optimistic, as usually published)."
+)
 
 
 def text_table(report: Mapping[str, Any]) -> str:

@@ -27,9 +27,7 @@ if TYPE_CHECKING:
 
     Number = Union[float, int]
     # feature, threshold, left, right, missing_left, value, leaf_value
-    Tree = Tuple[
-        List[int], List[Number], List[int], List[int], List[int], List[Number], List[Number]
-    ]
+    Tree = Tuple[List[int], List[Number], List[int], List[int], List[int], List[Number], List[Number]]
 
 FORMAT = "ci-risk-model"
 FORMAT_VERSION = 1
@@ -77,9 +75,7 @@ class Explanation(NamedTuple):
 
 def canonical_json(obj: object) -> str:
     """The byte-stable serialisation that the checksum is computed over."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def artifact_sha256(artifact: Mapping[str, Any]) -> str:
@@ -120,9 +116,7 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def load_model(
-    path: str | os.PathLike[str], known_features: Sequence[str] | None = None
-) -> PortableModel:
+def load_model(path: str | os.PathLike[str], known_features: Sequence[str] | None = None) -> PortableModel:
     """Read, verify and parse an artifact written by ``export.write_artifact``.
 
     With ``known_features``, a model that reads any other feature is refused:
@@ -192,7 +186,7 @@ def _raw_checksum_matches(raw: bytes, data: object) -> bool:
     body = raw.strip()
     start = body.find(member)
     while start != -1:
-        candidate = body[:start] + body[start + len(member):]
+        candidate = body[:start] + body[start + len(member) :]
         if hashlib.sha256(candidate).hexdigest() == sha:
             return True
         start = body.find(member, start + 1)
@@ -265,9 +259,7 @@ def _parse_tree(obj: object, where: str, n_features: int, native: bool) -> Tree:
     value = _numbers(_get(tree, "value", where), where + ".value", m)
     leaf_value = _numbers(_get(tree, "leaf_value", where), where + ".leaf_value", m + 1)
     if native:
-        missing_left = _ints(
-            _get(tree, "missing_left", where), where + ".missing_left", m, 0, 2
-        )
+        missing_left = _ints(_get(tree, "missing_left", where), where + ".missing_left", m, 0, 2)
     elif "missing_left" in tree:
         raise _fail(where, '"missing_left" given but the model imputes missing values')
     else:
@@ -287,10 +279,33 @@ class PortableModel:
     """
 
     __slots__ = (
-        "feature_names", "thresholds", "provenance", "sha256", "kind", "missing",
-        "imputation", "calibration", "source", "_n", "_fill", "_trees", "_base",
-        "_coef", "_intercept", "_center", "_scale", "_mean_z", "_lr_base",
-        "_cal_kind", "_cal_on_prob", "_cal_a", "_cal_b", "_cal_x", "_cal_y", "_rule", "_ranges",
+        "feature_names",
+        "thresholds",
+        "provenance",
+        "sha256",
+        "kind",
+        "missing",
+        "imputation",
+        "calibration",
+        "source",
+        "_n",
+        "_fill",
+        "_trees",
+        "_base",
+        "_coef",
+        "_intercept",
+        "_center",
+        "_scale",
+        "_mean_z",
+        "_lr_base",
+        "_cal_kind",
+        "_cal_on_prob",
+        "_cal_a",
+        "_cal_b",
+        "_cal_x",
+        "_cal_y",
+        "_rule",
+        "_ranges",
     )
 
     feature_names: tuple[str, ...]
@@ -350,9 +365,7 @@ class PortableModel:
             raise ModelError(f'not a ci-risk model artifact (format is {fmt!r}, expected "{FORMAT}")')
         version = d.get("format_version")
         if type(version) is not int or version != FORMAT_VERSION:
-            raise ModelError(
-                f"unsupported model format_version {version!r} (this ci-risk reads {FORMAT_VERSION})"
-            )
+            raise ModelError(f"unsupported model format_version {version!r} (this ci-risk reads {FORMAT_VERSION})")
         sha = d.get("sha256")
         if type(sha) is not str or len(sha) != 64 or sha.strip("0123456789abcdef"):
             raise ModelError('model checksum missing or malformed (field "sha256")')
@@ -366,12 +379,7 @@ class PortableModel:
         self.sha256 = sha
 
         names = _get(d, "feature_names", "artifact")
-        if (
-            type(names) is not list
-            or not names
-            or not set(map(type, names)) <= {str}
-            or len(set(names)) != len(names)
-        ):
+        if type(names) is not list or not names or not set(map(type, names)) <= {str} or len(set(names)) != len(names):
             raise _fail("feature_names", "expected a non-empty list of unique strings")
         self.feature_names = tuple(names)
         n = self._n = len(names)
@@ -417,9 +425,7 @@ class PortableModel:
             if type(trees) is not list or (kind == "forest" and not trees):
                 raise _fail("model.trees", "expected a non-empty list of trees")
             native = missing == "native"
-            self._trees = [
-                _parse_tree(t, f"model.trees[{i}]", n, native) for i, t in enumerate(trees)
-            ]
+            self._trees = [_parse_tree(t, f"model.trees[{i}]", n, native) for i, t in enumerate(trees)]
             self._base = _number(_get(model, "base", "model"), "model.base") if kind == "gbdt" else 0.0
 
         self._parse_calibration(d.get("calibration"))
@@ -453,7 +459,7 @@ class PortableModel:
         if on not in CALIBRATION_INPUTS:
             raise _fail("calibration.input", f"expected one of {CALIBRATION_INPUTS}, got {on!r}")
         if on == "log-odds" and self.kind == "forest":
-            raise _fail("calibration.input", "a forest has no log-odds output; use \"probability\"")
+            raise _fail("calibration.input", 'a forest has no log-odds output; use "probability"')
         if kind == "platt":
             self._cal_a = _number(_get(cal, "a", "calibration"), "calibration.a")
             self._cal_b = _number(_get(cal, "b", "calibration"), "calibration.b")
@@ -504,10 +510,7 @@ class PortableModel:
         return [v if v is None else min(max(v, lo), hi) for v, (lo, hi) in zip(x, ranges)]
 
     def __repr__(self) -> str:
-        return (
-            f"<PortableModel {self.kind} features={self._n} "
-            f"sha256={self.sha256[:12]} source={self.source!r}>"
-        )
+        return f"<PortableModel {self.kind} features={self._n} sha256={self.sha256[:12]} source={self.source!r}>"
 
     # -- scoring -----------------------------------------------------------
 
@@ -517,13 +520,10 @@ class PortableModel:
             size = len(row)
         except TypeError:
             raise TypeError(
-                "expected a sequence of rows, each a sequence of feature values "
-                "(wrap a single row in a list)"
+                "expected a sequence of rows, each a sequence of feature values (wrap a single row in a list)"
             ) from None
         if size != self._n:
-            raise ValueError(
-                f"expected {self._n} feature values in feature_names order, got {size}"
-            )
+            raise ValueError(f"expected {self._n} feature values in feature_names order, got {size}")
         out: list[float | None] = []
         append = out.append
         for i, (v, fill) in enumerate(zip(row, self._fill)):
@@ -539,8 +539,7 @@ class PortableModel:
                     v = _MAX if v > 0 else -_MAX
                 except (TypeError, ValueError):
                     raise TypeError(
-                        f"feature {self.feature_names[i]!r}: expected a number or None, "
-                        f"got {type(v).__name__}"
+                        f"feature {self.feature_names[i]!r}: expected a number or None, got {type(v).__name__}"
                     ) from None
             if v != v:
                 append(fill)
@@ -626,17 +625,15 @@ class PortableModel:
         x = row[index]
         return probability if x is not None and x == x and x == value else None
 
-    def predict_proba(
-        self, rows: Sequence[Sequence[float | None]], *, calibrated: bool = True
-    ) -> list[float]:
+    def predict_proba(self, rows: Sequence[Sequence[float | None]], *, calibrated: bool = True) -> list[float]:
         """P(CI fails) per row; None or NaN marks a missing feature value."""
         out = []
         idx = 0 if calibrated else 1
         for row in rows:
             fixed = self._ruled(row)
-            out.append(_checked_probability(
-                fixed if fixed is not None else self._finish(self._raw(self._prepare(row)))[idx]
-            ))
+            out.append(
+                _checked_probability(fixed if fixed is not None else self._finish(self._raw(self._prepare(row)))[idx])
+            )
         return out
 
     def explain(self, features: Mapping[str, float | None]) -> Explanation:
@@ -690,18 +687,26 @@ class PortableModel:
             # The rule decided: credit its feature with the whole move from the model's own answer.
             ruled = [0.0] * self._n
             ruled[self._rule[0]] = fixed - probability
-            return _checked_explanation(Explanation(
-                probability=fixed, raw_probability=fixed, base_value=probability,
-                contributions=dict(zip(names, ruled)), space="probability", model_output=fixed,
-            ))
-        return _checked_explanation(Explanation(
-            probability=probability,
-            raw_probability=raw_probability,
-            base_value=base,
-            contributions=dict(zip(names, contrib)),
-            space=space,
-            model_output=raw,
-        ))
+            return _checked_explanation(
+                Explanation(
+                    probability=fixed,
+                    raw_probability=fixed,
+                    base_value=probability,
+                    contributions=dict(zip(names, ruled)),
+                    space="probability",
+                    model_output=fixed,
+                )
+            )
+        return _checked_explanation(
+            Explanation(
+                probability=probability,
+                raw_probability=raw_probability,
+                base_value=base,
+                contributions=dict(zip(names, contrib)),
+                space=space,
+                model_output=raw,
+            )
+        )
 
 
 # -- sanity beyond the checksum ------------------------------------------------
@@ -721,9 +726,7 @@ def _validate_ranges(model: PortableModel, data: dict[str, Any]) -> None:
         _within_unit(model._cal_y, "calibration.y")
         if model._cal_on_prob:
             _within_unit(model._cal_x, "calibration.x")
-    if model.kind == "logistic" and not (
-        math.isfinite(model._lr_base) and all(map(math.isfinite, model._mean_z))
-    ):
+    if model.kind == "logistic" and not (math.isfinite(model._lr_base) and all(map(math.isfinite, model._mean_z))):
         raise _fail("model", "coefficients, means and scales overflow a float")
     for key in ("provenance", "calibration", "rule"):
         try:

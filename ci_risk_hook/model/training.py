@@ -6,6 +6,7 @@ refitted on the oldest 80 % and calibrated on the newest 20 %, where its
 thresholds are chosen for the user's goal. The baseline (the previous build's
 outcome) is itself a candidate, so a repository where it predicts best gets it.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,8 @@ from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
-from ci_risk_hook.model.dataset import DEMO_FEATURES, DatasetError, Table
 from ci_risk_hook.features.extract import FEATURE_NAMES
+from ci_risk_hook.model.dataset import DEMO_FEATURES, DatasetError, Table
 
 CANDIDATES = ("forest", "gbdt", "logistic", "parrot", "rule+gbdt", "bundled")
 MIN_ROWS, MIN_FAILURES = 40, 5
@@ -120,18 +121,36 @@ def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
         return portable, portable.columns
     if base == "forest":
         # Bounded depth and leaves keep the artifact small: the hook loads it on every push.
-        return RandomForestClassifier(n_estimators=80, max_depth=8, min_samples_leaf=5, max_features="sqrt",
-                                      class_weight="balanced_subsample", random_state=random_state, n_jobs=1), every
+        return RandomForestClassifier(
+            n_estimators=80,
+            max_depth=8,
+            min_samples_leaf=5,
+            max_features="sqrt",
+            class_weight="balanced_subsample",
+            random_state=random_state,
+            n_jobs=1,
+        ), every
     if base == "gbdt":
-        return HistGradientBoostingClassifier(max_iter=120, learning_rate=0.05, max_leaf_nodes=15,
-                                              min_samples_leaf=10, l2_regularization=1.0, class_weight="balanced",
-                                              random_state=random_state), every
+        return HistGradientBoostingClassifier(
+            max_iter=120,
+            learning_rate=0.05,
+            max_leaf_nodes=15,
+            min_samples_leaf=10,
+            l2_regularization=1.0,
+            class_weight="balanced",
+            random_state=random_state,
+        ), every
     if base == "logistic":
-        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                             LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000)), every
+        return make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000),
+        ), every
     if base == "parrot":
-        return make_pipeline(SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
-                             LogisticRegression(C=1e6, max_iter=1000)), [FEATURE_NAMES.index(RULE_FEATURE)]
+        return make_pipeline(
+            SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
+            LogisticRegression(C=1e6, max_iter=1000),
+        ), [FEATURE_NAMES.index(RULE_FEATURE)]
     if base == "demo":
         return RandomForestClassifier(n_estimators=80, min_samples_leaf=3, random_state=random_state, n_jobs=1), []
     raise ValueError(f"unknown candidate {name!r}")
@@ -205,6 +224,7 @@ def _enough_to_recalibrate(y: np.ndarray) -> bool:
 
 
 # -- thresholds --------------------------------------------------------------
+
 
 def _margin(failures: int) -> float:
     """About two standard errors of average precision on this many failures."""
@@ -303,15 +323,18 @@ def train(
     started = time.monotonic()
     n, failures = len(table), int(table.y.sum())
     if n < MIN_ROWS or failures < MIN_FAILURES or failures == n:
-        raise TrainError(f"too little history to train: {n} labelled builds with {failures} failures "
-                         f"(need at least {MIN_ROWS} builds, {MIN_FAILURES} failures and some passes)")
+        raise TrainError(
+            f"too little history to train: {n} labelled builds with {failures} failures "
+            f"(need at least {MIN_ROWS} builds, {MIN_FAILURES} failures and some passes)"
+        )
     a, b = int(n * 0.6), int(n * 0.8)
     scores: dict[str, float] = {}
     if len(candidates) > 1:
         names = [name for name in candidates if name != "bundled" or _bundled() is not None]
         with single_threaded():  # BLAS's limit is process-wide: set once, around the worker threads
             validated = Parallel(n_jobs=n_jobs, prefer="threads")(
-                delayed(_validate)(name, table, a, b, random_state, demo) for name in names)
+                delayed(_validate)(name, table, a, b, random_state, demo) for name in names
+            )
         for name, outcome in zip(names, validated):
             if isinstance(outcome, str):
                 if log:
@@ -359,21 +382,33 @@ def export(result: TrainResult, provenance: dict[str, Any]) -> dict[str, Any]:
         from ci_risk_hook.model.scoring import read_artifact_json
 
         shipped = read_artifact_json(model.estimator.path)
-        provenance = {**provenance, "base_model": {"path": "bundled", "sha256": shipped["sha256"],
-                                                   "provenance": shipped.get("provenance", {})}}
+        provenance = {
+            **provenance,
+            "base_model": {"path": "bundled", "sha256": shipped["sha256"], "provenance": shipped.get("provenance", {})},
+        }
         shipped = {k: v for k, v in shipped.items() if k != "rule"}
-        return seal_artifact({**shipped, "calibration": model.calibration, "thresholds": thresholds,
-                              "provenance": provenance})
-    artifact = export_model(model.estimator, names, calibration=model.calibration, thresholds=thresholds,
-                            provenance=provenance)
+        return seal_artifact(
+            {**shipped, "calibration": model.calibration, "thresholds": thresholds, "provenance": provenance}
+        )
+    artifact = export_model(
+        model.estimator, names, calibration=model.calibration, thresholds=thresholds, provenance=provenance
+    )
     if model.ranges is not None:
         # Added after the export's self-check, which compares against the estimator on unclipped probe rows.
-        artifact = seal_artifact({**artifact, "feature_ranges": {
-            name: [float(lo), float(hi)] for name, lo, hi in zip(names, *model.ranges)
-            if math.isfinite(lo) and math.isfinite(hi)}})
+        artifact = seal_artifact(
+            {
+                **artifact,
+                "feature_ranges": {
+                    name: [float(lo), float(hi)]
+                    for name, lo, hi in zip(names, *model.ranges)
+                    if math.isfinite(lo) and math.isfinite(hi)
+                },
+            }
+        )
     if model.rule_probability is not None:
-        artifact = seal_artifact({**artifact, "rule": {"feature": RULE_FEATURE, "value": 1.0,
-                                                       "probability": model.rule_probability}})
+        artifact = seal_artifact(
+            {**artifact, "rule": {"feature": RULE_FEATURE, "value": 1.0, "probability": model.rule_probability}}
+        )
     return artifact
 
 

@@ -3,6 +3,7 @@
 The CLI wraps these; keeping them here lets tests and scripts call them
 without click.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,8 @@ from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.model.backtest import BacktestResult, backtest
 from ci_risk_hook.model.dataset import DatasetError, Table, ci_table, concat, szz_table
-from ci_risk_hook.outcomes.store import Store
 from ci_risk_hook.model.training import CANDIDATES, TrainResult, export, library_versions, train
+from ci_risk_hook.outcomes.store import Store
 
 N_JOBS = -1  # candidates are fitted one per core (joblib's -1); the results do not depend on it
 
@@ -28,7 +29,9 @@ def table_for(store: Store, repo_ids: Sequence[int], labels: str) -> Table:
             tables.append(szz_table(store, repo_id))
     tables = [t for t in tables if len(t)]
     if not tables:
-        raise DatasetError("no labelled history: record or import CI outcomes (or run `ci-risk backfill` for --labels szz)")
+        raise DatasetError(
+            "no labelled history: record or import CI outcomes (or run `ci-risk backfill` for --labels szz)"
+        )
     return tables[0] if len(tables) == 1 else concat(tables)
 
 
@@ -39,8 +42,15 @@ class Trained(NamedTuple):
     previous: str | None
 
 
-def provenance(table: Table, result: TrainResult, labels: str, repos: Sequence[str], target_recall: float,
-               target_precision: float, backtest_result: BacktestResult | None = None) -> dict[str, Any]:
+def provenance(
+    table: Table,
+    result: TrainResult,
+    labels: str,
+    repos: Sequence[str],
+    target_recall: float,
+    target_precision: float,
+    backtest_result: BacktestResult | None = None,
+) -> dict[str, Any]:
     iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))  # noqa: E731
     record: dict[str, Any] = {
         "trained_at": iso(time.time()),
@@ -76,23 +86,51 @@ def default_model_path(cwd: str | None = None) -> str:
     return paths.repo_model(git.repo_info(cwd).common_dir)
 
 
-def run_train(table: Table, labels: str, repos: Sequence[str], path: str, *, target_recall: float = 0.9,
-              target_precision: float = 0.8, backtest_result: BacktestResult | None = None,
-              log: Callable[[str], None] | None = None, candidates: Sequence[str] = CANDIDATES,
-              n_jobs: int = N_JOBS) -> Trained:
-    result = train(table, target_recall=target_recall, target_precision=target_precision, log=log,
-                   candidates=candidates, n_jobs=n_jobs)
-    artifact = export(result, provenance(table, result, labels, repos, target_recall, target_precision,
-                                         backtest_result))
+def run_train(
+    table: Table,
+    labels: str,
+    repos: Sequence[str],
+    path: str,
+    *,
+    target_recall: float = 0.9,
+    target_precision: float = 0.8,
+    backtest_result: BacktestResult | None = None,
+    log: Callable[[str], None] | None = None,
+    candidates: Sequence[str] = CANDIDATES,
+    n_jobs: int = N_JOBS,
+) -> Trained:
+    result = train(
+        table,
+        target_recall=target_recall,
+        target_precision=target_precision,
+        log=log,
+        candidates=candidates,
+        n_jobs=n_jobs,
+    )
+    artifact = export(
+        result, provenance(table, result, labels, repos, target_recall, target_precision, backtest_result)
+    )
     previous = install(artifact, path)
     return Trained(result, artifact, path, previous)
 
 
-def run_backtest(table: Table, *, retrain_every: int = 25, target_recall: float = 0.9,
-                 progress: Callable[[int, int], None] | None = None, n_jobs: int = N_JOBS,
-                 candidates: Sequence[str] = CANDIDATES) -> BacktestResult:
-    return backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress,
-                    n_jobs=n_jobs, candidates=candidates)
+def run_backtest(
+    table: Table,
+    *,
+    retrain_every: int = 25,
+    target_recall: float = 0.9,
+    progress: Callable[[int, int], None] | None = None,
+    n_jobs: int = N_JOBS,
+    candidates: Sequence[str] = CANDIDATES,
+) -> BacktestResult:
+    return backtest(
+        table,
+        retrain_every=retrain_every,
+        target_recall=target_recall,
+        progress=progress,
+        n_jobs=n_jobs,
+        candidates=candidates,
+    )
 
 
 def current_backtest(path: str) -> dict[str, Any] | None:
@@ -116,16 +154,31 @@ def keeps_current(new: float | None, old: float | None) -> bool:
     return old is not None and (new is None or new < old)
 
 
-def run_retrain(table: Table, labels: str, repos: Sequence[str], path: str, *, metric: str = "f1",
-                retrain_every: int = 25, target_recall: float = 0.9, target_precision: float = 0.8,
-                progress: Callable[[int, int], None] | None = None) -> Retrained:
+def run_retrain(
+    table: Table,
+    labels: str,
+    repos: Sequence[str],
+    path: str,
+    *,
+    metric: str = "f1",
+    retrain_every: int = 25,
+    target_recall: float = 0.9,
+    target_precision: float = 0.8,
+    progress: Callable[[int, int], None] | None = None,
+) -> Retrained:
     """Backtest a new model and install it only if it is not worse at `metric` than the current one."""
     result = run_backtest(table, retrain_every=retrain_every, target_recall=target_recall, progress=progress)
     new = result.as_dict()["model"].get(metric)
     old = (current_backtest(path) or {}).get("model", {}).get(metric)
     if keeps_current(new, old):
         return Retrained(metric, new, old, None)
-    trained = run_train(table, labels, repos, path, target_recall=target_recall, target_precision=target_precision,
-                        backtest_result=result)
+    trained = run_train(
+        table,
+        labels,
+        repos,
+        path,
+        target_recall=target_recall,
+        target_precision=target_precision,
+        backtest_result=result,
+    )
     return Retrained(metric, new, old, trained)
-

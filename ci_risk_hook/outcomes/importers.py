@@ -12,6 +12,7 @@ that are not in the project's history, and the model scores pushes.
 `ImportStream` yields records as it reads, so a file of millions of rows is never
 held in memory (CSV is read row by row; a JSON export is one document, parsed whole).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,12 @@ from typing import Any, Callable, Iterator, NamedTuple, Union
 
 from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
 from ci_risk_hook.outcomes.records import (
-    BuildRecord, OutOfRange, check_duration, normalize_status, parse_attempt, parse_time,
+    BuildRecord,
+    OutOfRange,
+    check_duration,
+    normalize_status,
+    parse_attempt,
+    parse_time,
 )
 
 FORMATS = ("csv", "github", "gitlab", "travis")
@@ -29,7 +35,16 @@ FORMATS = ("csv", "github", "gitlab", "travis")
 # Generic CSV: the first two are required.
 CSV_COLUMNS = ("commit", "status", "branch", "started_at", "finished_at", "duration_s", "base", "job_id", "attempt")
 TRAVIS_COLUMNS = (
-    "repo", "build_id", "commit", "pull_req", "branch", "status", "duration_s", "started_at", "event_type")
+    "repo",
+    "build_id",
+    "commit",
+    "pull_req",
+    "branch",
+    "status",
+    "duration_s",
+    "started_at",
+    "event_type",
+)
 GITHUB_FIELDS = "headSha,headBranch,conclusion,createdAt,updatedAt,event,databaseId"
 
 _HEX = "0123456789abcdefABCDEF"
@@ -84,8 +99,15 @@ class ImportStream:
     file with several repositories and no `travis_repo`) raise even with skip_bad.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fmt: str, *, skip_bad: bool = False,
-                 travis_repo: str | None = None, on_bad: Callable[[ImportFormatError], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fmt: str,
+        *,
+        skip_bad: bool = False,
+        travis_repo: str | None = None,
+        on_bad: Callable[[ImportFormatError], None] | None = None,
+    ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown import format {fmt!r} (expected one of: {', '.join(FORMATS)})")
         self.path = path
@@ -136,6 +158,7 @@ def parse_file(
 
 
 # ---- values shared by every format ----
+
 
 def _commit(field: str, value: str) -> str:
     sha = value.strip()
@@ -212,6 +235,7 @@ def _skip_status(raw: str) -> str:
 
 
 # ---- CSV formats ----
+
 
 def _read_csv(
     path: str | os.PathLike[str], collector: ImportStream, header_parser: Callable[[list[str]], RowParser]
@@ -318,8 +342,19 @@ def _generic_header(header: list[str]) -> RowParser:
                 attempt = parse_attempt(attempt_s)
             except ValueError as error:
                 raise _Bad("attempt", str(error)) from None
-        return BuildRecord(commit, status, "csv", raw, branch.strip() or None, started, finished, duration, base,
-                           job_id.strip(), attempt)
+        return BuildRecord(
+            commit,
+            status,
+            "csv",
+            raw,
+            branch.strip() or None,
+            started,
+            finished,
+            duration,
+            base,
+            job_id.strip(),
+            attempt,
+        )
 
     return parse
 
@@ -352,9 +387,12 @@ def _travis_header(header: list[str], want: str | None, name: str) -> RowParser:
                 first, keep = repo.strip(), True
             elif key != first.lower():
                 raise ImportFormatError(
-                    name, line, "repo",
+                    name,
+                    line,
+                    "repo",
                     f"the file holds builds of several repositories ({first!r}, {repo.strip()!r}, ...): "
-                    "name the one to import (travis_repo)")
+                    "name the one to import (travis_repo)",
+                )
             last_repo = repo
         if not keep:
             return "other repository"
@@ -381,16 +419,29 @@ def _travis_header(header: list[str], want: str | None, name: str) -> RowParser:
             if jobs.isdigit() and int(jobs) > 1:
                 duration = duration / min(int(jobs), TRAVIS_CONCURRENCY)
         finished, duration = _times(started, None, duration, "duration_s")
-        return BuildRecord(commit, status, "travis", raw, row[i_branch].strip() or None, started, finished,
-                           duration, None, row[i_build].strip())
+        return BuildRecord(
+            commit,
+            status,
+            "travis",
+            raw,
+            row[i_branch].strip() or None,
+            started,
+            finished,
+            duration,
+            None,
+            row[i_build].strip(),
+        )
 
     return parse
 
 
 # ---- JSON formats ----
 
+
 def _read_json(
-    path: str | os.PathLike[str], collector: ImportStream, parse_item: Callable[[dict[str, Any]], Outcome],
+    path: str | os.PathLike[str],
+    collector: ImportStream,
+    parse_item: Callable[[dict[str, Any]], Outcome],
     expected: str,
 ) -> Iterator[Outcome]:
     import json
@@ -405,13 +456,15 @@ def _read_json(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise ImportFormatError(name, line, "encoding", f"not UTF-8 (byte 0x{data[error.start]:02x}); "
-                                "re-save the file as UTF-8") from None
+        raise ImportFormatError(
+            name, line, "encoding", f"not UTF-8 (byte 0x{data[error.start]:02x}); re-save the file as UTF-8"
+        ) from None
     try:
         items = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ImportFormatError(name, error.lineno, "json",
-                                f"invalid JSON: {error.msg} (column {error.colno})") from None
+        raise ImportFormatError(
+            name, error.lineno, "json", f"invalid JSON: {error.msg} (column {error.colno})"
+        ) from None
     except RecursionError:
         raise ImportFormatError(name, 1, "json", "invalid JSON: nested too deeply") from None
     except ValueError as error:  # a number of more than 4,300 digits: Python refuses to convert it
@@ -502,8 +555,19 @@ def _github_item(item: dict[str, Any]) -> Outcome:
             attempt = parse_attempt(str(attempt))
         except ValueError as error:
             raise _Bad("attempt", str(error)) from None
-    return BuildRecord(commit, status, "github", raw, _text(item, "headBranch").strip() or None, started, finished,
-                       duration, None, "" if run_id is None else str(run_id), attempt or 1)
+    return BuildRecord(
+        commit,
+        status,
+        "github",
+        raw,
+        _text(item, "headBranch").strip() or None,
+        started,
+        finished,
+        duration,
+        None,
+        "" if run_id is None else str(run_id),
+        attempt or 1,
+    )
 
 
 def _gitlab_item(item: dict[str, Any]) -> Outcome:
@@ -521,11 +585,22 @@ def _gitlab_item(item: dict[str, Any]) -> Outcome:
     duration = _seconds(item, "duration")
     finished, duration = _times(started, finished, duration, finished_key)
     pipeline_id = _integer(item, "id")
-    return BuildRecord(commit, status, "gitlab", raw, _text(item, "ref").strip() or None, started, finished,
-                       duration, None, "" if pipeline_id is None else str(pipeline_id))
+    return BuildRecord(
+        commit,
+        status,
+        "gitlab",
+        raw,
+        _text(item, "ref").strip() or None,
+        started,
+        finished,
+        duration,
+        None,
+        "" if pipeline_id is None else str(pipeline_id),
+    )
 
 
 # ---- file-level problems ----
+
 
 def _first_long_number(text: str) -> int:
     """Where the first run of more than 4,300 digits starts (the line json.loads does not say)."""

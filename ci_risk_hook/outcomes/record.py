@@ -4,6 +4,7 @@ Outcomes are stored first (one transaction per command, so a bad file writes
 nothing), features second (resumable: a build without features is simply
 picked up by the next run).
 """
+
 from __future__ import annotations
 
 import os
@@ -12,14 +13,13 @@ from itertools import islice
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from ci_risk_hook.errors import EXIT_BLOCKED, EXIT_USAGE, CiRiskError
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.analysis import analyze
-from ci_risk_hook.mining.backfill import SCHEMA_VERSION
 from ci_risk_hook.features.extract import Limits
-from ci_risk_hook.outcomes.records import BuildRecord, ci_job
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
+from ci_risk_hook.mining.backfill import SCHEMA_VERSION
+from ci_risk_hook.outcomes.records import BuildRecord, ci_job
 from ci_risk_hook.outcomes.store import Store, StoreError, open_store, remember, store_for
-
 
 
 class CaptureError(CiRiskError):
@@ -210,6 +210,7 @@ def _first_parent_range(commit: str, cwd: str | None) -> PushRange:
 
 # -- one outcome, from `ci-risk record` and `ci-risk run` ---------------------
 
+
 class CiVariableError(CiRiskError):
     """A CI system's variable holds what cannot be recorded (an attempt that is not a number): a usage error."""
 
@@ -221,10 +222,20 @@ class Recorded(NamedTuple):
     new: bool
 
 
-def record_outcome(db: str | None, status: str, commit: str, *, base: str | None = None, branch: str | None = None,
-                   source: str = "record", job_id: str | None = None, attempt: int | None = None,
-                   started_at: int | None = None, duration: float | None = None,
-                   finished_at: int | None = None) -> Recorded:
+def record_outcome(
+    db: str | None,
+    status: str,
+    commit: str,
+    *,
+    base: str | None = None,
+    branch: str | None = None,
+    source: str = "record",
+    job_id: str | None = None,
+    attempt: int | None = None,
+    started_at: int | None = None,
+    duration: float | None = None,
+    finished_at: int | None = None,
+) -> Recorded:
     """Store one CI outcome for `commit` (job and attempt default to the CI system's) and compute its features.
 
     The outcome is one transaction; its features come after it, so a store that
@@ -240,9 +251,15 @@ def record_outcome(db: str | None, status: str, commit: str, *, base: str | None
         if sha is None:
             raise CaptureError(f"not a commit: {commit}")
         record = BuildRecord(
-            commit=sha, status=status, source=source, raw_status=status,
-            branch=git.short_branch(branch) or git.current_branch(target.info), started_at=started_at,
-            finished_at=finished_at, duration_s=duration, base=base,
+            commit=sha,
+            status=status,
+            source=source,
+            raw_status=status,
+            branch=git.short_branch(branch) or git.current_branch(target.info),
+            started_at=started_at,
+            finished_at=finished_at,
+            duration_s=duration,
+            base=base,
             job_id=job_id if job_id is not None else ci_job_id,
             attempt=attempt if attempt is not None else ci_attempt,
         )
@@ -253,8 +270,9 @@ def record_outcome(db: str | None, status: str, commit: str, *, base: str | None
         try:
             compute_build_features(target)
         except StoreError as exc:
-            raise StoreError(f"{exc}; the outcome was recorded, its features were not "
-                             "(`ci-risk backfill` computes them)") from None
+            raise StoreError(
+                f"{exc}; the outcome was recorded, its features were not (`ci-risk backfill` computes them)"
+            ) from None
     finally:
         target.store.close()
     return Recorded(record, bool(summary.new))

@@ -1,4 +1,5 @@
 """One CI outcome, normalised, whatever it came from (record, run, CSV, GitHub, GitLab, Travis)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -16,8 +17,12 @@ MAX_DURATION_S = 366 * 86400  # a year: Travis's longest (a sum of job times) in
 MAX_ATTEMPT = 2**31 - 1
 
 # Where CI systems put the job id (and the rerun number, where they have one); the first one set wins.
-CI_JOB_VARIABLES = (("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"), ("CI_JOB_ID", None), ("TRAVIS_JOB_ID", None),
-                    ("BUILD_ID", None))
+CI_JOB_VARIABLES = (
+    ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT"),
+    ("CI_JOB_ID", None),
+    ("TRAVIS_JOB_ID", None),
+    ("BUILD_ID", None),
+)
 
 
 class OutOfRange(CiRiskError, ValueError):
@@ -25,16 +30,44 @@ class OutOfRange(CiRiskError, ValueError):
 
     exit_code = EXIT_USAGE
 
+
 # Every spelling the supported CI systems use; None means "not an outcome"
 # (cancelled, skipped, still running): such rows are counted, not recorded.
 _STATUS = {
-    "pass": PASS, "passed": PASS, "success": PASS, "successful": PASS, "succeeded": PASS, "ok": PASS, "green": PASS,
-    "fail": FAIL, "failed": FAIL, "failure": FAIL, "errored": FAIL, "error": FAIL, "broken": FAIL, "red": FAIL,
-    "timed_out": FAIL, "startup_failure": FAIL,
-    "cancelled": None, "canceled": None, "skipped": None, "neutral": None, "created": None, "pending": None,
-    "running": None, "manual": None, "scheduled": None, "action_required": None, "stale": None,
-    "waiting_for_resource": None, "preparing": None, "in_progress": None, "queued": None, "requested": None,
-    "waiting": None, "started": None,
+    "pass": PASS,
+    "passed": PASS,
+    "success": PASS,
+    "successful": PASS,
+    "succeeded": PASS,
+    "ok": PASS,
+    "green": PASS,
+    "fail": FAIL,
+    "failed": FAIL,
+    "failure": FAIL,
+    "errored": FAIL,
+    "error": FAIL,
+    "broken": FAIL,
+    "red": FAIL,
+    "timed_out": FAIL,
+    "startup_failure": FAIL,
+    "cancelled": None,
+    "canceled": None,
+    "skipped": None,
+    "neutral": None,
+    "created": None,
+    "pending": None,
+    "running": None,
+    "manual": None,
+    "scheduled": None,
+    "action_required": None,
+    "stale": None,
+    "waiting_for_resource": None,
+    "preparing": None,
+    "in_progress": None,
+    "queued": None,
+    "requested": None,
+    "waiting": None,
+    "started": None,
 }
 
 
@@ -96,8 +129,7 @@ def _in_time_range(seconds: int, text: str) -> int:
 
 def _time_range_message(text: str) -> str:
     shown = text.strip() if len(text.strip()) <= 40 else text.strip()[:37] + "..."
-    return (f"out of range: {shown!r} (expected a time from 1970 to 9999, or seconds since 1970 - "
-            "not milliseconds)")
+    return f"out of range: {shown!r} (expected a time from 1970 to 9999, or seconds since 1970 - not milliseconds)"
 
 
 def check_duration(seconds: float) -> float:

@@ -10,6 +10,7 @@ File names, authors and branches arrive as git's name keys (`git.decode_name`):
 valid text without NUL or surrogates, which both databases hold as is; file
 lists are JSON with non-ASCII escaped, so a key reads back identical.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,8 @@ import sqlite3
 import time
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
-from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook import paths
+from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook.features.extract import BRANCH_WINDOW, TOUCHED_WINDOW
 from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord
 
@@ -47,11 +48,14 @@ _TYPES = {
 }
 
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
-    (1, "repositories, builds, build and commit features, labels", (
-        """CREATE TABLE repositories(
+    (
+        1,
+        "repositories, builds, build and commit features, labels",
+        (
+            """CREATE TABLE repositories(
             id {pk}, root_commit TEXT NOT NULL UNIQUE, name TEXT NOT NULL DEFAULT '',
             created_at {bigint} NOT NULL)""",
-        """CREATE TABLE builds(
+            """CREATE TABLE builds(
             id {pk}, repo_id {bigint} NOT NULL REFERENCES repositories(id),
             commit_sha TEXT NOT NULL, base_sha TEXT, branch TEXT,
             status TEXT NOT NULL CHECK (status IN ('pass', 'fail')), raw_status TEXT NOT NULL DEFAULT '',
@@ -60,29 +64,32 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             flaky INTEGER NOT NULL DEFAULT 0, known_commit INTEGER NOT NULL DEFAULT 1,
             recorded_at {bigint} NOT NULL,
             UNIQUE (repo_id, commit_sha, source, job_id, attempt))""",
-        "CREATE INDEX builds_repo_time ON builds(repo_id, started_at)",
-        "CREATE INDEX builds_repo_finished ON builds(repo_id, finished_at)",
-        "CREATE INDEX builds_repo_branch_finished ON builds(repo_id, branch, finished_at)",
-        "CREATE INDEX builds_repo_commit ON builds(repo_id, commit_sha)",
-        """CREATE TABLE build_features(
+            "CREATE INDEX builds_repo_time ON builds(repo_id, started_at)",
+            "CREATE INDEX builds_repo_finished ON builds(repo_id, finished_at)",
+            "CREATE INDEX builds_repo_branch_finished ON builds(repo_id, branch, finished_at)",
+            "CREATE INDEX builds_repo_commit ON builds(repo_id, commit_sha)",
+            """CREATE TABLE build_features(
             build_id {bigint} PRIMARY KEY REFERENCES builds(id) ON DELETE CASCADE,
             schema_version TEXT NOT NULL, author TEXT, files TEXT NOT NULL, features TEXT NOT NULL,
             computed_at {bigint} NOT NULL)""",
-        """CREATE TABLE commit_features(
+            """CREATE TABLE commit_features(
             repo_id {bigint} NOT NULL REFERENCES repositories(id), commit_sha TEXT NOT NULL,
             committed_at {bigint} NOT NULL, author TEXT, schema_version TEXT NOT NULL, features TEXT NOT NULL,
             PRIMARY KEY (repo_id, commit_sha))""",
-        """CREATE TABLE commit_labels(
+            """CREATE TABLE commit_labels(
             repo_id {bigint} NOT NULL REFERENCES repositories(id), commit_sha TEXT NOT NULL,
             source TEXT NOT NULL, evidence TEXT NOT NULL, lines INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (repo_id, commit_sha, source))""",
-        """CREATE TABLE backfill_state(
+            """CREATE TABLE backfill_state(
             repo_id {bigint} NOT NULL REFERENCES repositories(id), key TEXT NOT NULL, value TEXT NOT NULL,
             PRIMARY KEY (repo_id, key))""",
-    )),
-    (2, "index: the build before another on its branch, in one look-up", (
-        "CREATE INDEX builds_repo_branch_order ON builds(repo_id, branch, (COALESCE(started_at, recorded_at)), id)",
-    )),
+        ),
+    ),
+    (
+        2,
+        "index: the build before another on its branch, in one look-up",
+        ("CREATE INDEX builds_repo_branch_order ON builds(repo_id, branch, (COALESCE(started_at, recorded_at)), id)",),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 SQLITE_BULK_CACHE_KB = 64 * 1024
@@ -106,13 +113,29 @@ class Build(NamedTuple):
     known_commit: bool
 
 
-_BUILD_COLUMNS = ("id, commit_sha, base_sha, branch, status, raw_status, started_at, finished_at, duration_s, "
-                  "source, job_id, attempt, flaky, known_commit")
+_BUILD_COLUMNS = (
+    "id, commit_sha, base_sha, branch, status, raw_status, started_at, finished_at, duration_s, "
+    "source, job_id, attempt, flaky, known_commit"
+)
 
 
 def _build(row: Sequence[Any]) -> Build:
-    return Build(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
-                 int(row[11]), bool(row[12]), bool(row[13]))
+    return Build(
+        int(row[0]),
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        int(row[11]),
+        bool(row[12]),
+        bool(row[13]),
+    )
 
 
 class PriorBuild(NamedTuple):
@@ -248,7 +271,7 @@ def _secrets(url: str) -> list[str]:
         password = match["userinfo"].split(":", 1)[1]
         found.append(password)
         found += [piece for piece in re.split(r"[@/]", password) if len(piece) >= 3]
-    after = url[match.end():] if match else url
+    after = url[match.end() :] if match else url
     query = after.split("?", 1)[1] if "?" in after else ""
     found += [p.split("=", 1)[1] for p in query.split("&") if "=" in p and _is_secret_param(p)]
     found += [unquote(s) for s in found]
@@ -372,7 +395,10 @@ class Store:
 
     def repositories(self) -> list[tuple[int, str, str]]:
         """(id, root commit, name) of every repository in the store."""
-        return [(int(r[0]), r[1], r[2]) for r in self.execute("SELECT id, root_commit, name FROM repositories ORDER BY id").fetchall()]
+        return [
+            (int(r[0]), r[1], r[2])
+            for r in self.execute("SELECT id, root_commit, name FROM repositories ORDER BY id").fetchall()
+        ]
 
     def find_repository(self, root_commit: str) -> int | None:
         row = self.execute("SELECT id FROM repositories WHERE root_commit = ?", (root_commit,)).fetchone()
@@ -405,8 +431,24 @@ class Store:
             if finished is None:
                 finished = r.started_at if r.started_at is not None else now
             is_known = True if known is None else known[i]
-            rows.append((repo_id, r.commit, r.base, r.branch, r.status, r.raw_status or r.status, r.started_at,
-                         finished, r.duration_s, r.source, r.job_id, r.attempt, int(is_known), now))
+            rows.append(
+                (
+                    repo_id,
+                    r.commit,
+                    r.base,
+                    r.branch,
+                    r.status,
+                    r.raw_status or r.status,
+                    r.started_at,
+                    finished,
+                    r.duration_s,
+                    r.source,
+                    r.job_id,
+                    r.attempt,
+                    int(is_known),
+                    now,
+                )
+            )
         with self.transaction():
             self.executemany(
                 """INSERT INTO builds(repo_id, commit_sha, base_sha, branch, status, raw_status, started_at,
@@ -497,7 +539,9 @@ class Store:
             return None
         return str(row[0])
 
-    def set_build_features(self, rows: Sequence[tuple[int, str, str | None, Sequence[str], dict[str, float | None]]]) -> None:
+    def set_build_features(
+        self, rows: Sequence[tuple[int, str, str | None, Sequence[str], dict[str, float | None]]]
+    ) -> None:
         """Rows of (build id, schema version, author, files, features)."""
         now = int(time.time())
         with self.transaction():
@@ -518,8 +562,12 @@ class Store:
         ).fetchall()
         return {int(r[0]): (r[1], json.loads(r[2]), json.loads(r[3])) for r in rows}
 
-    def prior_builds(self, repo_id: int, before: int, branch: str | None, limit: int = TOUCHED_WINDOW) -> list[PriorBuild]:
-        """Builds finished by `before` (same second included): the latest `limit` plus the latest BRANCH_WINDOW on `branch`.
+    def prior_builds(
+        self, repo_id: int, before: int, branch: str | None, limit: int = TOUCHED_WINDOW
+    ) -> list[PriorBuild]:
+        """Builds finished by `before` (same second included).
+
+        The latest `limit`, plus the latest BRANCH_WINDOW on `branch`.
 
         Oldest first. A build stored without a finish time finished, for
         this purpose, when it started (or, lacking both, when recorded).
@@ -531,10 +579,14 @@ class Store:
         order = " ORDER BY b.finished_at DESC, b.id DESC LIMIT ?"
         rows = {r[0]: r for r in self.execute(base + order, (repo_id, before, limit)).fetchall()}
         if branch is not None:
-            for r in self.execute(base + " AND b.branch = ?" + order, (repo_id, before, branch, BRANCH_WINDOW)).fetchall():
+            for r in self.execute(
+                base + " AND b.branch = ?" + order, (repo_id, before, branch, BRANCH_WINDOW)
+            ).fetchall():
                 rows.setdefault(r[0], r)
         result = [
-            PriorBuild(r[1], r[2], r[3] == FAIL, int(r[4]), int(r[5]), r[6], frozenset(json.loads(r[7]) if r[7] else ()))
+            PriorBuild(
+                r[1], r[2], r[3] == FAIL, int(r[4]), int(r[5]), r[6], frozenset(json.loads(r[7]) if r[7] else ())
+            )
             for r in rows.values()
         ]
         result.sort(key=lambda b: (b.finished_at, b.started_at))
@@ -556,7 +608,9 @@ class Store:
         rows = self.execute("SELECT commit_sha FROM commit_features WHERE repo_id = ?", (repo_id,)).fetchall()
         return {r[0] for r in rows}
 
-    def add_commit_features(self, repo_id: int, rows: Sequence[tuple[str, int, str | None, str, dict[str, float | None]]]) -> None:
+    def add_commit_features(
+        self, repo_id: int, rows: Sequence[tuple[str, int, str | None, str, dict[str, float | None]]]
+    ) -> None:
         """Rows of (sha, committed_at, author, schema version, features); one transaction."""
         with self.transaction():
             self.executemany(
@@ -567,7 +621,8 @@ class Store:
 
     def commit_features(self, repo_id: int) -> Iterator[tuple[str, int, str | None, dict[str, float | None]]]:
         rows = self.execute(
-            "SELECT commit_sha, committed_at, author, features FROM commit_features WHERE repo_id = ? ORDER BY committed_at",
+            "SELECT commit_sha, committed_at, author, features FROM commit_features "
+            "WHERE repo_id = ? ORDER BY committed_at",
             (repo_id,),
         ).fetchall()
         for sha, t, author, features in rows:
@@ -584,7 +639,8 @@ class Store:
 
     def labels(self, repo_id: int) -> list[tuple[str, str, str, int]]:
         rows = self.execute(
-            "SELECT commit_sha, source, evidence, lines FROM commit_labels WHERE repo_id = ? ORDER BY commit_sha, source",
+            "SELECT commit_sha, source, evidence, lines FROM commit_labels "
+            "WHERE repo_id = ? ORDER BY commit_sha, source",
             (repo_id,),
         ).fetchall()
         return [(r[0], r[1], r[2], int(r[3])) for r in rows]
@@ -648,8 +704,10 @@ def open_store(url: str | None = None, *, create: bool = True, timeout: float | 
         raise StoreError("a libpq key=value connection string is not supported here: use a postgresql:// URL")
     if is_postgres(url):
         return _open_postgres(url, _WAIT_S["postgresql"] if timeout is None else timeout)
-    path = url[len("sqlite:///") - 1:] if url.startswith("sqlite:///") else url
-    return _open_sqlite(os.path.abspath(os.path.expanduser(path)), create, _WAIT_S["sqlite"] if timeout is None else timeout)
+    path = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:///") else url
+    return _open_sqlite(
+        os.path.abspath(os.path.expanduser(path)), create, _WAIT_S["sqlite"] if timeout is None else timeout
+    )
 
 
 def _open_sqlite(path: str, create: bool, timeout: float) -> Store:
@@ -760,7 +818,9 @@ def _check_version(store: Store) -> None:
     version = store.schema_version()
     if version > SCHEMA_VERSION:
         store.close()
-        raise StoreError(f"{store.where} has schema version {version}; this ci-risk knows {SCHEMA_VERSION}: upgrade ci-risk")
+        raise StoreError(
+            f"{store.where} has schema version {version}; this ci-risk knows {SCHEMA_VERSION}: upgrade ci-risk"
+        )
     if version < SCHEMA_VERSION and store.read_only:
         if version < READABLE_FROM:
             store.close()

@@ -12,6 +12,7 @@ from its own origin, bounds bodies and connections, and answers every bad
 request with a one-line JSON error. Data from the repository and the model
 reaches the page as text, never as markup or script.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -26,13 +27,13 @@ from typing import Any, Callable, Mapping, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
 from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
-from ci_risk_hook.model import metrics
-from ci_risk_hook.views.dashboard_page import CONTENT_SECURITY_POLICY, DATA_PLACEHOLDER, PAGE
 from ci_risk_hook.features.extract import FEATURE_NAMES, Facts, FeatureResult
-from ci_risk_hook.gate.evaluate import GateReport
 from ci_risk_hook.features.reasons import Reason, describe, top_reasons
+from ci_risk_hook.gate.evaluate import GateReport
+from ci_risk_hook.model import metrics
 from ci_risk_hook.model.scoring import PortableModel
 from ci_risk_hook.outcomes.store import Build
+from ci_risk_hook.views.dashboard_page import CONTENT_SECURITY_POLICY, DATA_PLACEHOLDER, PAGE
 
 # What a person can change in the what-if panel, with the feature each input sets.
 WHAT_IF = (
@@ -70,6 +71,7 @@ class RequestError(CiRiskError):
 
 
 # ---- what arrives: Host, Origin, Content-Length, body -------------------------------------------------------------
+
 
 def split_host(value: str) -> tuple[str, int] | None:
     """`name:port`, `[v6]:port` or `name` (port 80) as (lower-case host, port); None when malformed."""
@@ -115,7 +117,7 @@ def check_origin(origin: str | None, host: str) -> None:
     """A browser's POST carries its page's origin; only this server's own page may score what-ifs."""
     if origin is None:
         return  # not a browser (curl, a script): the Host check already applies
-    if not origin.lower().startswith("http://") or split_host(origin[len("http://"):]) != split_host(host):
+    if not origin.lower().startswith("http://") or split_host(origin[len("http://") :]) != split_host(host):
         raise RequestError(403, f"cross-origin request refused (Origin {origin[:80]!r})")
 
 
@@ -171,7 +173,7 @@ def _whatif_value(name: str, value: Any) -> float | None:
             return None
         if value in (0, 1, "0", "1"):
             return float(value)
-        raise RequestError(400, f"{name}: expected 0 (passed), 1 (failed) or \"unknown\"")
+        raise RequestError(400, f'{name}: expected 0 (passed), 1 (failed) or "unknown"')
     if isinstance(value, bool):
         value = int(value)
     if not isinstance(value, (int, float)) or not 0 <= value <= MAX_INPUT:  # NaN fails the comparison too
@@ -182,6 +184,7 @@ def _whatif_value(name: str, value: Any) -> float | None:
 
 
 # ---- what leaves: JSON without NaN, script data that cannot close its element --------------------------------------
+
 
 def finite(value: Any) -> Any:
     """JSON has no NaN or Infinity (browsers refuse them): non-finite numbers become null."""
@@ -212,6 +215,7 @@ def render_page(model_label: str) -> bytes:
 
 # ---- what the page shows ------------------------------------------------------------------------------------------
 
+
 def page_reasons(contributions: Mapping[str, float], result: FeatureResult) -> list[dict[str, Any]]:
     """The hook's reasons, each with its direction; plus the strongest risk-lowering factor when it decides the score.
 
@@ -229,8 +233,15 @@ def page_reasons(contributions: Mapping[str, float], result: FeatureResult) -> l
             text = describe(name, value, result)
             if all(r.text != text for r in reasons):
                 reasons.append(Reason(name, value, contribution, text))
-    return [{"text": r.text, "feature": r.feature, "contribution": r.contribution,
-             "direction": "lowers" if r.contribution < 0 else "raises"} for r in reasons]
+    return [
+        {
+            "text": r.text,
+            "feature": r.feature,
+            "contribution": r.contribution,
+            "direction": "lowers" if r.contribution < 0 else "raises",
+        }
+        for r in reasons
+    ]
 
 
 def _number(value: Any) -> float | None:
@@ -240,15 +251,20 @@ def _number(value: Any) -> float | None:
 
 def _metric_columns(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
     known = [(title, report[key]) for key, title in _BACKTEST_COLUMNS.items() if isinstance(report.get(key), dict)]
-    other = [(str(key), value) for key, value in report.items()
-             if key not in _BACKTEST_COLUMNS and isinstance(value, dict) and "f1" in value]
+    other = [
+        (str(key), value)
+        for key, value in report.items()
+        if key not in _BACKTEST_COLUMNS and isinstance(value, dict) and "f1" in value
+    ]
     return known + other
 
 
 def _metric_table(report: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     columns = _metric_columns(report)
-    rows = [{"label": title, "values": [_number(column.get(key)) for _, column in columns]}
-            for key, title in metrics.METRICS]
+    rows = [
+        {"label": title, "values": [_number(column.get(key)) for _, column in columns]}
+        for key, title in metrics.METRICS
+    ]
     return [title for title, _ in columns], rows
 
 
@@ -257,12 +273,18 @@ def metrics_panel(provenance: Mapping[str, Any]) -> dict[str, Any]:
     backtest = provenance.get("backtest")
     if isinstance(backtest, dict) and _metric_columns(backtest):
         columns, rows = _metric_table(backtest)
-        detail = (f"Each build predicted by a model trained only on the builds finished before it: "
-                  f"{backtest.get('predicted', '?')} of {backtest.get('builds', '?')} builds, "
-                  f"{backtest.get('retrains', '?')} retrains. Parrot: the outcome of the last build that had "
-                  "finished; Parrot*: the previous build in push order (optimistic).")
-        return {"title": "How the model backtested on this repository", "detail": detail, "columns": columns,
-                "rows": rows}
+        detail = (
+            f"Each build predicted by a model trained only on the builds finished before it: "
+            f"{backtest.get('predicted', '?')} of {backtest.get('builds', '?')} builds, "
+            f"{backtest.get('retrains', '?')} retrains. Parrot: the outcome of the last build that had "
+            "finished; Parrot*: the previous build in push order (optimistic)."
+        )
+        return {
+            "title": "How the model backtested on this repository",
+            "detail": detail,
+            "columns": columns,
+            "rows": rows,
+        }
     evaluation = provenance.get("evaluation")
     median = evaluation.get("median") if isinstance(evaluation, dict) else None
     with_history = median.get("with_history") if isinstance(median, dict) else None
@@ -270,30 +292,54 @@ def metrics_panel(provenance: Mapping[str, Any]) -> dict[str, Any]:
         projects = evaluation.get("projects") if isinstance(evaluation, dict) else None
         count = len(projects) if isinstance(projects, list) else "several"
         columns, rows = _metric_table(with_history)
-        detail = (f"Measured on {count} other projects it was not trained on (median, with their build history), "
-                  "not on this repository: `ci-risk retrain` backtests a model trained here.")
-        return {"title": "How the model was evaluated on other projects", "detail": detail, "columns": columns,
-                "rows": rows}
+        detail = (
+            f"Measured on {count} other projects it was not trained on (median, with their build history), "
+            "not on this repository: `ci-risk retrain` backtests a model trained here."
+        )
+        return {
+            "title": "How the model was evaluated on other projects",
+            "detail": detail,
+            "columns": columns,
+            "rows": rows,
+        }
     validation = provenance.get("validation_average_precision")
     if isinstance(validation, dict) and validation:
         chosen = provenance.get("chosen")
-        rows = [{"label": f"{name} (chosen)" if name == chosen else str(name), "values": [_number(score)]}
-                for name, score in validation.items()]
-        detail = (f"Not a backtest: while training on {provenance.get('rows', '?')} builds, each candidate was fit "
-                  "on the oldest 60 %, calibrated on the next 20 % and ranked by average precision (1.0 = every "
-                  "failure ranked first) on the newest 20 %. `ci-risk retrain` records a rolling backtest.")
-        return {"title": "How the model was validated in training", "detail": detail,
-                "columns": ["average precision"], "rows": rows}
-    return {"title": "How the model was evaluated", "columns": [], "rows": [],
-            "detail": "This model carries no evaluation: `ci-risk retrain` trains and backtests one here."}
+        rows = [
+            {"label": f"{name} (chosen)" if name == chosen else str(name), "values": [_number(score)]}
+            for name, score in validation.items()
+        ]
+        detail = (
+            f"Not a backtest: while training on {provenance.get('rows', '?')} builds, each candidate was fit "
+            "on the oldest 60 %, calibrated on the next 20 % and ranked by average precision (1.0 = every "
+            "failure ranked first) on the newest 20 %. `ci-risk retrain` records a rolling backtest."
+        )
+        return {
+            "title": "How the model was validated in training",
+            "detail": detail,
+            "columns": ["average precision"],
+            "rows": rows,
+        }
+    return {
+        "title": "How the model was evaluated",
+        "columns": [],
+        "rows": [],
+        "detail": "This model carries no evaluation: `ci-risk retrain` trains and backtests one here.",
+    }
 
 
 class State:
     """What the page shows; built once by the CLI (or a test) and read by every request."""
 
-    def __init__(self, model: PortableModel, model_label: str, pending: GateReport | None,
-                 builds: list[tuple[Build, str | None]], panel: dict[str, Any] | None = None,
-                 typical: dict[str, float | None] | None = None) -> None:
+    def __init__(
+        self,
+        model: PortableModel,
+        model_label: str,
+        pending: GateReport | None,
+        builds: list[tuple[Build, str | None]],
+        panel: dict[str, Any] | None = None,
+        typical: dict[str, float | None] | None = None,
+    ) -> None:
         self.typical = typical  # the latest recorded build's features: where the what-if starts
         self.model = model
         self.model_label = model_label
@@ -323,9 +369,12 @@ class State:
             values["author_first_commit"] = 1.0
         result = FeatureResult(values, facts, ["what-if"])
         explanation = self.model.explain(values)
-        return {"probability": explanation.probability, "space": explanation.space,
-                "reasons": page_reasons(explanation.contributions, result),
-                "inputs": {name: values.get(name) for name, _, _ in WHAT_IF}}
+        return {
+            "probability": explanation.probability,
+            "space": explanation.space,
+            "reasons": page_reasons(explanation.contributions, result),
+            "inputs": {name: values.get(name) for name, _, _ in WHAT_IF},
+        }
 
     def pending_json(self) -> dict[str, Any]:
         if self.pending is None or not self.pending.ranges:
@@ -336,20 +385,35 @@ class State:
         if entry.probability is not None:
             explanation = self.model.explain(entry.features.values)
             reasons, space = page_reasons(explanation.contributions, entry.features), explanation.space
-        return {"probability": entry.probability, "reasons": reasons, "space": space,
-                "range": entry.push_range.label or entry.push_range.describe(), "decision": entry.decision,
-                "commits": len(entry.features.commits), "warn_at": self.pending.warn_at,
-                "block_at": self.pending.block_at}
+        return {
+            "probability": entry.probability,
+            "reasons": reasons,
+            "space": space,
+            "range": entry.push_range.label or entry.push_range.describe(),
+            "decision": entry.decision,
+            "commits": len(entry.features.commits),
+            "warn_at": self.pending.warn_at,
+            "block_at": self.pending.block_at,
+        }
 
     def history_json(self, branch: str | None, author: str | None) -> dict[str, Any]:
         rows = [
-            {"time": b.started_at, "commit": b.commit[:10], "status": b.status, "branch": b.branch, "author": a,
-             "flaky": b.flaky}
+            {
+                "time": b.started_at,
+                "commit": b.commit[:10],
+                "status": b.status,
+                "branch": b.branch,
+                "author": a,
+                "flaky": b.flaky,
+            }
             for b, a in self.builds
             if (not branch or b.branch == branch) and (not author or a == author)
         ]
-        return {"builds": rows[-500:], "branches": sorted({b.branch for b, _ in self.builds if b.branch}),
-                "authors": sorted({a for _, a in self.builds if a})}
+        return {
+            "builds": rows[-500:],
+            "branches": sorted({b.branch for b, _ in self.builds if b.branch}),
+            "authors": sorted({a for _, a in self.builds if a}),
+        }
 
 
 # ---- the server ---------------------------------------------------------------------------------------------------
@@ -422,8 +486,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _guarded(self, handle: Callable[[], None]) -> None:
         try:
             if not self.server.hosts.allows(self.headers.get("Host")):
-                raise RequestError(421, f"unknown Host {str(self.headers.get('Host'))[:80]!r}: open the dashboard "
-                                        "by the address it printed")
+                raise RequestError(
+                    421,
+                    f"unknown Host {str(self.headers.get('Host'))[:80]!r}: open the dashboard "
+                    "by the address it printed",
+                )
             handle()
         except RequestError as exc:
             self._json({"error": str(exc)}, exc.status)
@@ -444,8 +511,11 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         state = self.server.state
         if url.path == "/":
-            self._send(render_page(state.model_label), "text/html; charset=utf-8",
-                       headers=(("Content-Security-Policy", CONTENT_SECURITY_POLICY),))
+            self._send(
+                render_page(state.model_label),
+                "text/html; charset=utf-8",
+                headers=(("Content-Security-Policy", CONTENT_SECURITY_POLICY),),
+            )
         elif url.path == "/api/pending":
             self._json(state.pending_json())
         elif url.path == "/api/history":
@@ -496,9 +566,9 @@ def started_message(server: ThreadingHTTPServer) -> str:
 def load_state(db: str | None = None, cwd: str | None = None) -> State:
     """Everything the page shows, for the repository at `cwd`: model, pending push, history, metrics."""
     from ci_risk_hook import config
-    from ci_risk_hook.git import repo as git
-    from ci_risk_hook.git import ranges
     from ci_risk_hook.gate.evaluate import choose_model, evaluate
+    from ci_risk_hook.git import ranges
+    from ci_risk_hook.git import repo as git
     from ci_risk_hook.outcomes.store import StoreError, open_store, remembered
 
     info = git.repo_info(cwd)

@@ -5,6 +5,7 @@ exactly them by hash; data reaches the page only through a JSON data block
 (escaped by the server) and the JSON API, and is put into the document with
 `textContent` and `createElement`, never parsed as markup.
 """
+
 from __future__ import annotations
 
 import base64
@@ -183,13 +184,15 @@ def _sha256_source(text: str) -> str:
 
 
 # Only this page's own script and style run; it talks to its own server and nowhere else.
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'none'",
-    f"script-src {_sha256_source(SCRIPT)}",
-    f"style-src {_sha256_source(STYLE)}",
-    "connect-src 'self'",
-    "img-src data:",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-))
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        f"script-src {_sha256_source(SCRIPT)}",
+        f"style-src {_sha256_source(STYLE)}",
+        "connect-src 'self'",
+        "img-src data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)

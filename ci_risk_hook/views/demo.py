@@ -8,6 +8,7 @@ store, learnt by `train`, and two pending pushes are scored by the same gate
 the hook runs. The history ends just before the demo runs, so `ci-risk
 check` afterwards sees it as recent, as a real repository's would be.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,20 +18,22 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from ci_risk_hook import paths
-from ci_risk_hook.git import repo as git
-from ci_risk_hook.outcomes.record import compute_build_features, open_for_repo
 from ci_risk_hook.config import Settings
+from ci_risk_hook.gate.evaluate import GateReport, evaluate
+from ci_risk_hook.git import repo as git
+from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.model.backtest import BacktestResult
 from ci_risk_hook.model.dataset import Table, ci_table
-from ci_risk_hook.gate.evaluate import GateReport, evaluate
-from ci_risk_hook.model.workflow import run_backtest, run_train
-from ci_risk_hook.outcomes.records import BuildRecord
-from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.model.training import TrainError
+from ci_risk_hook.model.workflow import run_backtest, run_train
+from ci_risk_hook.outcomes.record import compute_build_features, open_for_repo
+from ci_risk_hook.outcomes.records import BuildRecord
 
 MAINTAINERS = ("Ada Lovelace <ada@demo.example>", "Grace Hopper <grace@demo.example>", "Alan Kay <alan@demo.example>")
-NEWCOMERS = tuple(f"Newcomer {n} <{n.lower()}@demo.example>" for n in
-                  ("Ana", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea"))
+NEWCOMERS = tuple(
+    f"Newcomer {n} <{n.lower()}@demo.example>"
+    for n in ("Ana", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea")
+)
 GAP = (1800, 6 * 3600)  # seconds between two commits
 CI_FILES = (".github/workflows/tests.yml", ".github/workflows/release.yml", ".github/workflows/lint.yml")
 NEW_PIPELINE = ".github/workflows/ci.yml"  # the newcomer's pending push: a CI configuration with no history yet
@@ -75,12 +78,22 @@ class _Repo:
             self.write(name, text)
         self.clock += self.gaps.pop(0)
         name, _, email = author.partition(" <")
-        env = {**os.environ, "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email.rstrip(">"),
-               "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email.rstrip(">"),
-               "GIT_AUTHOR_DATE": f"{self.clock} +0000", "GIT_COMMITTER_DATE": f"{self.clock} +0000"}
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email.rstrip(">"),
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email.rstrip(">"),
+            "GIT_AUTHOR_DATE": f"{self.clock} +0000",
+            "GIT_COMMITTER_DATE": f"{self.clock} +0000",
+        }
         subprocess.run(["git", "add", "-A"], cwd=self.path, check=True, env=env)
-        subprocess.run(["git", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message],
-                       cwd=self.path, check=True, env=env)
+        subprocess.run(
+            ["git", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-m", message],
+            cwd=self.path,
+            check=True,
+            env=env,
+        )
         return git.run(["rev-parse", "HEAD"], self.path).decode().strip()
 
 
@@ -110,16 +123,30 @@ def _change(repo: _Repo, i: int) -> tuple[dict[str, str], str, str, int]:
     return files, rng.choice(["small fix", "tidy module", "add test", "improve docs", "refactor helper"]), author, 0
 
 
-def failure_chance(config_kinds: int, first_commit_of_newcomer: bool, size: int, untested: bool,
-                   previous_failed: bool) -> float:
+def failure_chance(
+    config_kinds: int, first_commit_of_newcomer: bool, size: int, untested: bool, previous_failed: bool
+) -> float:
     """The simulated CI: traits a model can see in the change dominate; a failure lingers a little, plus noise."""
-    p = (0.01 + 0.45 * (config_kinds > 0) + 0.2 * (config_kinds > 1) + 0.3 * first_commit_of_newcomer
-         + 0.15 * (size > 250) + 0.08 * untested + 0.08 * previous_failed)
+    p = (
+        0.01
+        + 0.45 * (config_kinds > 0)
+        + 0.2 * (config_kinds > 1)
+        + 0.3 * first_commit_of_newcomer
+        + 0.15 * (size > 250)
+        + 0.08 * untested
+        + 0.08 * previous_failed
+    )
     return min(p, 0.95)
 
 
-def build(directory: str, *, seed: int = 7, commits: int = 300, now: int | None = None,
-          progress: Callable[[str], None] | None = None) -> DemoResult:
+def build(
+    directory: str,
+    *,
+    seed: int = 7,
+    commits: int = 300,
+    now: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> DemoResult:
     """The repository, its outcomes, a model and a backtest; same `seed` and `now`, same everything."""
     say = progress or (lambda message: None)
     rng = random.Random(seed)
@@ -128,9 +155,17 @@ def build(directory: str, *, seed: int = 7, commits: int = 300, now: int | None 
     gaps = [timing.randint(*GAP) for _ in range(commits + 3)]  # the history and the two pending pushes
     repo = _Repo(directory, rng, gaps, end)
     say(f"building a repository with {commits} commits in {directory}")
-    repo.commit({"src/app/__init__.py": "", **{f"src/app/module{m}.py": _lines(30, "init") for m in range(8)},
-                 CI_FILES[0]: _lines(40, "ci"), "pyproject.toml": _lines(20, "build"), "README.md": "# demo\n"},
-                "initial import", MAINTAINERS[0])
+    repo.commit(
+        {
+            "src/app/__init__.py": "",
+            **{f"src/app/module{m}.py": _lines(30, "init") for m in range(8)},
+            CI_FILES[0]: _lines(40, "ci"),
+            "pyproject.toml": _lines(20, "build"),
+            "README.md": "# demo\n",
+        },
+        "initial import",
+        MAINTAINERS[0],
+    )
     outcomes: list[BuildRecord] = []
     seen: set[str] = set()
     failing = False
@@ -142,8 +177,16 @@ def build(directory: str, *, seed: int = 7, commits: int = 300, now: int | None 
         size = sum(text.count("\n") for text in files.values())
         untested = not any(name.startswith("tests/") for name in files)
         failing = rng.random() < failure_chance(config_kinds, newcomer, size, untested, failing)
-        outcomes.append(BuildRecord(commit=sha, status="fail" if failing else "pass", source="demo", branch="main",
-                                    started_at=repo.clock + 60, finished_at=repo.clock + 60 + rng.randint(300, 900)))
+        outcomes.append(
+            BuildRecord(
+                commit=sha,
+                status="fail" if failing else "pass",
+                source="demo",
+                branch="main",
+                started_at=repo.clock + 60,
+                finished_at=repo.clock + 60 + rng.randint(300, 900),
+            )
+        )
     say(f"recording {len(outcomes)} simulated CI outcomes and computing their features")
     info = git.repo_info(directory)
     store = paths.repo_store_file(info.common_dir)
@@ -163,17 +206,41 @@ def build(directory: str, *, seed: int = 7, commits: int = 300, now: int | None 
         replay = _replay(table, say)
         model_path = paths.repo_model(info.common_dir)
         # Warn where 80 % of failures are caught: at 90 % the simulated noise puts nine pushes in ten over it.
-        trained = run_train(table, "ci", ["demo"], model_path, candidates=CANDIDATES, backtest_result=replay,
-                            target_recall=0.8)
+        trained = run_train(
+            table, "ci", ["demo"], model_path, candidates=CANDIDATES, backtest_result=replay, target_recall=0.8
+        )
     base = git.run(["rev-parse", "HEAD"], directory).decode().strip()
-    low = _pending(repo, store, info, base, "small-fix", {"src/app/module3.py": _lines(34, "pending"),
-                                                          "tests/test_module3.py": _lines(12, "pending")},
-                   "small fix in module3, with its test", MAINTAINERS[1])
-    high = _pending(repo, store, info, base, "new-ci", {NEW_PIPELINE: _lines(380, "pending"),
-                                                         "requirements-ci.txt": _lines(150, "pending")},
-                    "a new CI pipeline and its dependencies", "Newcomer Zoe <zoe@demo.example>")
-    return DemoResult(directory, commits + 1, len(outcomes), sum(o.status == "fail" for o in outcomes),
-                      trained.result.model.name, low, high, store, replay.as_dict() if replay else None)
+    low = _pending(
+        repo,
+        store,
+        info,
+        base,
+        "small-fix",
+        {"src/app/module3.py": _lines(34, "pending"), "tests/test_module3.py": _lines(12, "pending")},
+        "small fix in module3, with its test",
+        MAINTAINERS[1],
+    )
+    high = _pending(
+        repo,
+        store,
+        info,
+        base,
+        "new-ci",
+        {NEW_PIPELINE: _lines(380, "pending"), "requirements-ci.txt": _lines(150, "pending")},
+        "a new CI pipeline and its dependencies",
+        "Newcomer Zoe <zoe@demo.example>",
+    )
+    return DemoResult(
+        directory,
+        commits + 1,
+        len(outcomes),
+        sum(o.status == "fail" for o in outcomes),
+        trained.result.model.name,
+        low,
+        high,
+        store,
+        replay.as_dict() if replay else None,
+    )
 
 
 def _replay(table: Table, say: Callable[[str], None]) -> BacktestResult | None:
@@ -182,13 +249,23 @@ def _replay(table: Table, say: Callable[[str], None]) -> BacktestResult | None:
     except TrainError as exc:  # a short demo (--commits 60) may have too few builds to replay
         say(f"no backtest: {exc}")
         return None
-    say(f"backtest: ROC-AUC {replay.model.roc_auc:.3f} against {replay.parrot.roc_auc:.3f} "
-        "for the previous build's outcome")
+    say(
+        f"backtest: ROC-AUC {replay.model.roc_auc:.3f} against {replay.parrot.roc_auc:.3f} "
+        "for the previous build's outcome"
+    )
     return replay
 
 
-def _pending(repo: _Repo, store: str, info: git.RepoInfo, base: str, branch: str, files: dict[str, str],
-             message: str, author: str) -> GateReport:
+def _pending(
+    repo: _Repo,
+    store: str,
+    info: git.RepoInfo,
+    base: str,
+    branch: str,
+    files: dict[str, str],
+    message: str,
+    author: str,
+) -> GateReport:
     """Commit on a new branch (as a push would) and score it with the gate."""
     subprocess.run(["git", "checkout", "-q", "-b", branch, base], cwd=repo.path, check=True)
     tip = repo.commit(files, message, author)
@@ -196,5 +273,10 @@ def _pending(repo: _Repo, store: str, info: git.RepoInfo, base: str, branch: str
     settings = Settings()
     settings.db = store
     # Pushed a minute after it was committed (the last one a minute before the demo's `now`).
-    return evaluate([PushRange(tip=tip, exclude=(base,), label=f"{branch} ({message})", branch="main")],
-                    settings, info, cwd=repo.path, now=repo.clock + 60)
+    return evaluate(
+        [PushRange(tip=tip, exclude=(base,), label=f"{branch} ({message})", branch="main")],
+        settings,
+        info,
+        cwd=repo.path,
+        now=repo.clock + 60,
+    )

@@ -5,6 +5,7 @@ backtest (each build predicted only from builds finished before it) for the
 curves and matrices, the model in use for the importances and reasons.
 matplotlib is imported here only, with the headless Agg backend.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,11 +17,11 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from ci_risk_hook.features import categories
+from ci_risk_hook.features.extract import FEATURE_NAMES
+from ci_risk_hook.features.reasons import describe
 from ci_risk_hook.model import metrics
 from ci_risk_hook.model.backtest import BacktestResult
 from ci_risk_hook.model.dataset import Table
-from ci_risk_hook.features.extract import FEATURE_NAMES
-from ci_risk_hook.features.reasons import describe
 from ci_risk_hook.model.scoring import PortableModel
 
 CHARTS = ("feature_importance", "confusion_matrix", "roc_pr", "calibration", "failure_rate_over_time", "risky_paths")
@@ -61,9 +62,17 @@ def importance(model: PortableModel, table: Table) -> list[tuple[str, float]]:
     return sorted(((k, v / n) for k, v in totals.items()), key=lambda kv: -kv[1])
 
 
-def build(out: str, model: PortableModel, table: Table, result: BacktestResult,
-          files_by_commit: dict[str, Sequence[str]], *, html_page: bool = False,
-          card: str = "", scored: Sequence[dict[str, Any]] = ()) -> Report:
+def build(
+    out: str,
+    model: PortableModel,
+    table: Table,
+    result: BacktestResult,
+    files_by_commit: dict[str, Sequence[str]],
+    *,
+    html_page: bool = False,
+    card: str = "",
+    scored: Sequence[dict[str, Any]] = (),
+) -> Report:
     plt = _pyplot()
     os.makedirs(out, exist_ok=True)
     charts: dict[str, str] = {}
@@ -84,8 +93,12 @@ def build(out: str, model: PortableModel, table: Table, result: BacktestResult,
     for ax, (label, key) in zip(axes, (("warn", "warn"), ("block", "block"))):
         t = model.thresholds.get(key, 0.5)
         flagged = score >= t
-        matrix = np.array([[((~flagged) & (y == 0)).sum(), (flagged & (y == 0)).sum()],
-                           [((~flagged) & (y == 1)).sum(), (flagged & (y == 1)).sum()]])
+        matrix = np.array(
+            [
+                [((~flagged) & (y == 0)).sum(), (flagged & (y == 0)).sum()],
+                [((~flagged) & (y == 1)).sum(), (flagged & (y == 1)).sum()],
+            ]
+        )
         ax.imshow(matrix, cmap="Blues")
         for (i, j), v in np.ndenumerate(matrix):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=14)
@@ -125,8 +138,13 @@ def build(out: str, model: PortableModel, table: Table, result: BacktestResult,
     ys = [y[which == b].mean() for b in range(10) if (which == b).any()]
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
     ax.plot(xs, ys, "o-", label="ci-risk (backtest)")
-    ax.set(title="Reliability: predicted risk against observed failure rate", xlabel="predicted probability",
-           ylabel="observed failure rate", xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        title="Reliability: predicted risk against observed failure rate",
+        xlabel="predicted probability",
+        ylabel="observed failure rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend()
     fig.tight_layout()
     charts["calibration"] = _save(fig, out, "calibration")
@@ -136,12 +154,15 @@ def build(out: str, model: PortableModel, table: Table, result: BacktestResult,
     window = 20
     if len(order) >= window:
         kernel = np.ones(window) / window
-        when = started[order][window - 1:]
+        when = started[order][window - 1 :]
         days = (when - when.min()) / 86400.0
         ax.plot(days, np.convolve(y[order], kernel, mode="valid"), label=f"failure rate (last {window} builds)")
         ax.plot(days, np.convolve(score[order], kernel, mode="valid"), label="mean predicted risk")
-    ax.set(title="Failures over time and the model's predicted risk", xlabel="days since the first prediction",
-           ylabel="rate")
+    ax.set(
+        title="Failures over time and the model's predicted risk",
+        xlabel="days since the first prediction",
+        ylabel="rate",
+    )
     ax.legend()
     fig.tight_layout()
     charts["failure_rate_over_time"] = _save(fig, out, "failure_rate_over_time")
@@ -173,24 +194,35 @@ def build(out: str, model: PortableModel, table: Table, result: BacktestResult,
 
 
 def _short(path: str, width: int = 32) -> str:
-    return path if len(path) <= width else "..." + path[-(width - 3):]
+    return path if len(path) <= width else "..." + path[-(width - 3) :]
 
 
-def _html(charts: dict[str, str], result: BacktestResult, model: PortableModel, table: Table, card: str,
-          scored: Sequence[dict[str, Any]] = ()) -> str:
-    from ci_risk_hook.features.extract import FeatureResult, Facts
+def _html(
+    charts: dict[str, str],
+    result: BacktestResult,
+    model: PortableModel,
+    table: Table,
+    card: str,
+    scored: Sequence[dict[str, Any]] = (),
+) -> str:
+    from ci_risk_hook.features.extract import Facts, FeatureResult
 
     images = []
     for name in CHARTS:
         with open(charts[name], "rb") as fh:
             data = base64.b64encode(fh.read()).decode("ascii")
-        images.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>')
+        images.append(
+            f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>'
+        )
     report = result.as_dict()
     rows = "".join(
-        f"<tr><th>{m}</th>" + "".join(
-            f"<td>{'-' if report[w].get(m) is None else format(report[w][m], '.3f')}</td>"
-            for w, _ in metrics.COLUMNS) + "</tr>"
-        for m in metrics.KEYS)
+        f"<tr><th>{m}</th>"
+        + "".join(
+            f"<td>{'-' if report[w].get(m) is None else format(report[w][m], '.3f')}</td>" for w, _ in metrics.COLUMNS
+        )
+        + "</tr>"
+        for m in metrics.KEYS
+    )
     reasons_html = []
     for k in range(max(0, len(table) - 5), len(table)):
         values = {name: (None if np.isnan(v) else float(v)) for name, v in zip(FEATURE_NAMES, table.X[k])}
@@ -199,13 +231,20 @@ def _html(charts: dict[str, str], result: BacktestResult, model: PortableModel, 
         top = sorted(explanation.contributions.items(), key=lambda kv: -kv[1])[:3]
         items = "".join(f"<li>{html.escape(describe(n, values.get(n), result_stub))} ({c:+.2f})</li>" for n, c in top)
         outcome = "failed" if table.y[k] else "passed"
-        reasons_html.append(f"<li><code>{table.commits[k][:10]}</code>: risk {explanation.probability:.2f}, CI {outcome}"
-                            f"<ul>{items}</ul></li>")
-    pushes = "".join(
-        f"<li>{html.escape(str(e.get('range')))}: risk {float(e['probability']):.2f} ({html.escape(str(e.get('decision')))})"
-        f"<ul>{''.join(f'<li>{html.escape(str(t))}</li>' for t in e.get('reasons', []))}</ul></li>"
-        for e in reversed(list(scored)) if e.get("probability") is not None
-    ) or "<li>no push scored in this repository yet</li>"
+        reasons_html.append(
+            f"<li><code>{table.commits[k][:10]}</code>: risk {explanation.probability:.2f}, CI {outcome}"
+            f"<ul>{items}</ul></li>"
+        )
+    pushes = (
+        "".join(
+            f"<li>{html.escape(str(e.get('range')))}: risk {float(e['probability']):.2f} "
+            f"({html.escape(str(e.get('decision')))})"
+            f"<ul>{''.join(f'<li>{html.escape(str(t))}</li>' for t in e.get('reasons', []))}</ul></li>"
+            for e in reversed(list(scored))
+            if e.get("probability") is not None
+        )
+        or "<li>no push scored in this repository yet</li>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ci-risk report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
@@ -218,19 +257,28 @@ before it started; {result.retrains} retrains.</p>
 <table id="metrics"><tr><th></th><th>ci-risk</th><th>Parrot</th><th>Parrot (push order)</th><th>demo features</th></tr>
 {rows}</table>
 <h2>Charts</h2>
-{''.join(images)}
+{"".join(images)}
 <h2>Reasons for the last scored pushes</h2>
 <ul id="scored">{pushes}</ul>
 <h2>Reasons for the latest builds</h2>
-<ul>{''.join(reasons_html)}</ul>
+<ul>{"".join(reasons_html)}</ul>
 <h2>Model</h2>
 <pre>{html.escape(card)}</pre>
 </body></html>
 """
 
 
-def build_for_repo(out: str, store: Any, repo_id: int, info: Any, choice: Any, *, html_page: bool = False,
-                   retrain_every: int = 25, progress: Any = None) -> Report:
+def build_for_repo(
+    out: str,
+    store: Any,
+    repo_id: int,
+    info: Any,
+    choice: Any,
+    *,
+    html_page: bool = False,
+    retrain_every: int = 25,
+    progress: Any = None,
+) -> Report:
     """`ci-risk report`: backtest this repository's recorded history, chart it with the model in use."""
     import json
 
@@ -247,11 +295,11 @@ def build_for_repo(out: str, store: Any, repo_id: int, info: Any, choice: Any, *
     files = {commits[i]: f for i, (_, f, _) in features.items() if i in commits}
     result = run_backtest(table, retrain_every=retrain_every, progress=progress)
     card = f"{choice.path} ({choice.source}), {choice.model.kind}\n" + json.dumps(
-        {"thresholds": choice.model.thresholds, "provenance": choice.model.provenance}, indent=2)
+        {"thresholds": choice.model.thresholds, "provenance": choice.model.provenance}, indent=2
+    )
     if choice.source == "bundled":
         card_path = os.path.join(os.path.dirname(choice.path), "MODEL_CARD.md")
         if os.path.exists(card_path):
             with open(card_path, encoding="utf-8") as fh:
                 card = fh.read() + "\n" + card
     return build(out, choice.model, table, result, files, html_page=html_page, card=card, scored=scored_pushes(info))
-

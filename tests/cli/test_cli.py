@@ -1,4 +1,5 @@
 """The command line: output, exit codes, settings, and failing open."""
+
 from __future__ import annotations
 
 import io
@@ -8,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from ci_risk_hook.cli import main as cli
+from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.gate import evaluate as gate
 from ci_risk_hook.gate import output
-from ci_risk_hook.features.extract import FEATURE_NAMES
-
-from testing.repos import REPO_ROOT, Repo, lines, run_cli as run
 from testing.modelkit import NEWCOMERS, grow_history, train_model
+from testing.repos import REPO_ROOT, Repo, lines
+from testing.repos import run_cli as run
 
 
 @pytest.fixture
@@ -30,8 +31,9 @@ def trained(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Repo:
     return repo
 
 
-def test_no_model_says_so_in_one_line_and_passes(in_repo: Repo, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_model_says_so_in_one_line_and_passes(
+    in_repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(gate, "bundled_model_path", lambda: None)  # an installation without the bundled model
     in_repo.commit({"src/x.py": "x\n"})
     code, out, _ = run(["check", "--from", "HEAD~1"], capsys)
@@ -54,8 +56,9 @@ def test_bad_option_value_is_a_usage_error(in_repo: Repo, capsys: pytest.Capture
     assert code == 2
 
 
-def test_outside_a_repository_fails_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_outside_a_repository_fails_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     code, _, err = run(["check"], capsys)
     assert code == 0 and "not inside a git repository" in err
@@ -64,8 +67,11 @@ def test_outside_a_repository_fails_open(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_scores_and_explains_with_concrete_facts(trained: Repo, capsys: pytest.CaptureFixture[str]) -> None:
-    trained.commit({".github/workflows/ci.yml": lines(300, "step"), "setup.cfg": lines(90, "opt")},
-                   "rework CI", author=NEWCOMERS[-1])
+    trained.commit(
+        {".github/workflows/ci.yml": lines(300, "step"), "setup.cfg": lines(90, "opt")},
+        "rework CI",
+        author=NEWCOMERS[-1],
+    )
     code, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
     assert code == 0
     report = json.loads(out)
@@ -74,8 +80,10 @@ def test_scores_and_explains_with_concrete_facts(trained: Repo, capsys: pytest.C
     assert list(entry["features"]) == list(FEATURE_NAMES)
     assert len(entry["reasons"]) == 3
     texts = [r["text"] for r in entry["reasons"]]
-    assert any(".github/workflows/ci.yml" in t or "setup.cfg" in t or "lines changed" in t
-               or "commit in this repository" in t for t in texts), texts
+    assert any(
+        ".github/workflows/ci.yml" in t or "setup.cfg" in t or "lines changed" in t or "commit in this repository" in t
+        for t in texts
+    ), texts
     assert report["model"]["source"] == "repository"
 
     code, out, _ = run(["check", "--from", "HEAD~1"], capsys)
@@ -91,10 +99,12 @@ def test_block_mode_exit_codes_follow_the_thresholds(trained: Repo, capsys: pyte
     assert run(["check", "--from", "HEAD~1", "--mode", "block", "--block-at", str(min(p + 0.01, 1))], capsys)[0] == 0
     # warn mode never blocks, even above block-at
     assert run(["check", "--from", "HEAD~1", "--mode", "warn", "--block-at", "0"], capsys)[0] == 0
-    assert run(["check", "--from", "HEAD~1", "--mode", "off", "--block-at", "0"], capsys) [0] == 0
+    assert run(["check", "--from", "HEAD~1", "--mode", "off", "--block-at", "0"], capsys)[0] == 0
 
 
-def test_settings_precedence(trained: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_precedence(
+    trained: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     trained.commit({"src/core.py": lines(41)})
     (trained.path / ".ci-risk.ini").write_text("[ci-risk]\nmode = block\nblock_at = 0\n")
     assert run(["check", "--from", "HEAD~1"], capsys)[0] == 1  # file: block at 0
@@ -112,8 +122,9 @@ def test_bad_repository_setting_is_a_usage_error(in_repo: Repo, capsys: pytest.C
     assert code == 2 and "unknown setting(s): blok_at" in err
 
 
-def test_corrupt_model_fails_open_unless_strict(in_repo: Repo, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_corrupt_model_fails_open_unless_strict(
+    in_repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     broken = tmp_path / "model.json"
     broken.write_text('{"format": "ci-risk-model", "truncated')
     monkeypatch.setenv("CI_RISK_MODEL", str(broken))
@@ -126,8 +137,9 @@ def test_corrupt_model_fails_open_unless_strict(in_repo: Repo, capsys: pytest.Ca
     assert broken.read_text() == '{"format": "ci-risk-model", "truncated'  # never replaced
 
 
-def test_a_bug_fails_open_and_is_logged(in_repo: Repo, capsys: pytest.CaptureFixture[str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_fails_open_and_is_logged(
+    in_repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("simulated bug")
 
@@ -139,8 +151,9 @@ def test_a_bug_fails_open_and_is_logged(in_repo: Repo, capsys: pytest.CaptureFix
     assert run(["check", "--strict"], capsys)[0] == 3
 
 
-def test_a_bug_while_rendering_fails_open_too(trained: Repo, capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_while_rendering_fails_open_too(
+    trained: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: object, **kwargs: object) -> str:
         raise KeyError("simulated rendering bug")
 
@@ -151,8 +164,9 @@ def test_a_bug_while_rendering_fails_open_too(trained: Repo, capsys: pytest.Capt
     assert run(["check", "--from", "HEAD~1", "--strict"], capsys)[0] == 3
 
 
-def test_an_unborn_branch_has_nothing_to_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unborn_branch_has_nothing_to_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from testing.repos import make_repo
 
     monkeypatch.chdir(make_repo(tmp_path / "empty").path)
@@ -203,14 +217,20 @@ def test_the_hook_path_imports_no_scikit_learn_pandas_or_numpy(trained: Repo) ->
     import sys
 
     trained.commit({"src/core.py": lines(44)})
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "ci_risk_hook", "check", "--from", "HEAD~1"],
-                          cwd=trained.path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ci_risk_hook", "check", "--from", "HEAD~1"],
+        cwd=trained.path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("ci-risk: risk"), proc.stdout + proc.stderr
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & {"sklearn", "pandas", "numpy", "scipy", "joblib"}, imported & {"sklearn", "pandas", "numpy"}
 
 
-def test_the_bundled_model_scores_a_repository_without_its_own(in_repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_bundled_model_scores_a_repository_without_its_own(
+    in_repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert gate.bundled_model_path() is not None, "no bundled model: neither installed nor in this checkout"
     in_repo.commit({".github/workflows/ci.yml": lines(200, "step")}, "rework CI", author="New <new@example.com>")
     code, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
@@ -224,8 +244,12 @@ def test_the_fast_parser_knows_exactly_clicks_check_and_hook_options() -> None:
     from ci_risk_hook.gate import entry as fastpath
 
     for name, extra in (("check", fastpath.CHECK_OPTIONS), ("hook", fastpath.HOOK_OPTIONS)):
-        clicks = {opt for param in cli.cli.commands[name].params for opt in (*param.opts, *param.secondary_opts)
-                  if opt.startswith("--")}
+        clicks = {
+            opt
+            for param in cli.cli.commands[name].params
+            for opt in (*param.opts, *param.secondary_opts)
+            if opt.startswith("--")
+        }
         assert clicks - {"--help"} == set(fastpath.GATE_OPTIONS) | set(extra), name
 
 
@@ -233,12 +257,32 @@ def test_the_fast_parser_hands_anything_unusual_to_click() -> None:
     from ci_risk_hook.gate.entry import parse
 
     assert parse(["check", "--from", "HEAD~2", "--mode=block", "--block-at", "0.7", "--strict"]) == (
-        "check", {"mode": "block", "warn_at": None, "block_at": 0.7, "strict": True, "model": None,
-                  "max_commits": None, "db": None, "output_format": "text", "from_rev": "HEAD~2", "to_rev": None,
-                  "branch": None}, [])
+        "check",
+        {
+            "mode": "block",
+            "warn_at": None,
+            "block_at": 0.7,
+            "strict": True,
+            "model": None,
+            "max_commits": None,
+            "db": None,
+            "output_format": "text",
+            "from_rev": "HEAD~2",
+            "to_rev": None,
+            "branch": None,
+        },
+        [],
+    )
     assert parse(["hook", "--raw", "origin", "/tmp/remote.git"])[2] == ["origin", "/tmp/remote.git"]  # type: ignore[index]
-    for unusual in (["check", "--help"], ["check", "--block-at", "1.5"], ["check", "--mode", "loud"],
-                    ["check", "--from"], ["hook", "-x"], ["check", "extra"], ["train"]):
+    for unusual in (
+        ["check", "--help"],
+        ["check", "--block-at", "1.5"],
+        ["check", "--mode", "loud"],
+        ["check", "--from"],
+        ["hook", "-x"],
+        ["check", "extra"],
+        ["train"],
+    ):
         assert parse(unusual) is None, unusual
 
 
@@ -247,19 +291,27 @@ def test_the_console_script_never_imports_click_on_a_push(trained: Repo) -> None
     import sys
 
     trained.commit({"src/core.py": lines(45)})
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "ci_risk_hook", "check", "--from", "HEAD~1"],
-                          cwd=trained.path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ci_risk_hook", "check", "--from", "HEAD~1"],
+        cwd=trained.path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("ci-risk: risk"), proc.stderr[-500:]
     assert " click" not in proc.stderr
 
 
-def test_with_the_bundled_model_a_docs_and_tests_push_passes_quietly(in_repo: Repo,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_with_the_bundled_model_a_docs_and_tests_push_passes_quietly(
+    in_repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Its default warn threshold lets most pushes through; the 90 %-recall cut is there for those who ask."""
     if gate.bundled_model_path() is None:
         pytest.skip("this checkout has no bundled model (model/model.json)")
-    in_repo.commit({"docs/usage.md": lines(40, "doc"), "tests/test_app.py": lines(30, "test")},
-                   "document usage and test it", author="Maintainer <maint@example.com>")
+    in_repo.commit(
+        {"docs/usage.md": lines(40, "doc"), "tests/test_app.py": lines(30, "test")},
+        "document usage and test it",
+        author="Maintainer <maint@example.com>",
+    )
     code, out, _ = run(["check", "--from", "HEAD~1", "--format", "json"], capsys)
     report = json.loads(out)
     assert code == 0 and report["model"]["source"] == "bundled"
@@ -275,8 +327,9 @@ def test_with_the_bundled_model_a_docs_and_tests_push_passes_quietly(in_repo: Re
     assert opted["decision"] == ("warn" if p >= shipped["recall90"] else "pass")
 
 
-def test_recall90_is_a_setting_everywhere_a_warn_threshold_is(trained: Repo, capsys: pytest.CaptureFixture[str],
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recall90_is_a_setting_everywhere_a_warn_threshold_is(
+    trained: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ci_risk_hook.model.export import seal_artifact, write_artifact
 
     trained.commit({"src/core.py": lines(41)})
@@ -307,8 +360,9 @@ def test_a_model_without_a_recall90_cut_uses_its_warn_threshold_for_it() -> None
 
 
 @pytest.mark.parametrize("under_pre_commit", [False, True])
-def test_the_push_anyway_advice_fits_the_hook_that_runs(trained: Repo, capsys: pytest.CaptureFixture[str],
-                                                         monkeypatch: pytest.MonkeyPatch, under_pre_commit: bool) -> None:
+def test_the_push_anyway_advice_fits_the_hook_that_runs(
+    trained: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, under_pre_commit: bool
+) -> None:
     """SKIP=ci-risk means something only to pre-commit; a raw hook is skipped with --no-verify."""
     trained.commit({".github/workflows/ci.yml": lines(300, "step")}, "rework CI", author=NEWCOMERS[-1])
     if under_pre_commit:

@@ -1,13 +1,13 @@
 """History features with values a reader can check by hand (each kills a named mutation in scripts/mutants.py)."""
+
 from __future__ import annotations
 
 import pytest
 
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import Limits
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
-
 from testing.repos import Repo, lines
 
 DAY = 86_400

@@ -1,4 +1,5 @@
 """Features computed from real repositories, with the numbers a reader can check by hand."""
+
 from __future__ import annotations
 
 import math
@@ -9,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from ci_risk_hook.features import categories
-from ci_risk_hook.git import repo as git
-from ci_risk_hook.features.extract import FEATURE_NAMES, SCHEMA, Limits
 from ci_risk_hook.features.analysis import analyze
+from ci_risk_hook.features.extract import FEATURE_NAMES, SCHEMA, Limits
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
-
 from testing.repos import Repo, lines, make_repo
 
 
@@ -49,13 +49,36 @@ def test_size_spread_and_entropy(history_repo: Repo) -> None:
 
 def test_categories_of_common_paths() -> None:
     cases = {
-        ".github/workflows/test.yml": "ci", ".gitlab-ci.yml": "ci", "Jenkinsfile": "ci", ".travis.yml": "ci",
-        "azure-pipelines.yml": "ci", "setup.py": "build", "requirements-dev.txt": "build", "package.json": "build",
-        "yarn.lock": "build", "go.mod": "build", "pom.xml": "build", "build.gradle": "build", "Makefile": "build",
-        "Dockerfile": "build", "pyproject.toml": "build", "tests/test_x.py": "test", "pkg/foo_test.go": "test",
-        "docs/index.rst": "docs", "README.md": "docs", "src/a.py": "src_python", "src/a.c": "src_c_cpp",
-        "web/a.tsx": "src_js", "A.java": "src_jvm", "main.go": "src_go", "lib.rs": "src_rust", "x.rb": "src_ruby",
-        "run.sh": "src_shell", "conf/app.yaml": "config", ".flake8": "config", "data/blob.xyz": "other",
+        ".github/workflows/test.yml": "ci",
+        ".gitlab-ci.yml": "ci",
+        "Jenkinsfile": "ci",
+        ".travis.yml": "ci",
+        "azure-pipelines.yml": "ci",
+        "setup.py": "build",
+        "requirements-dev.txt": "build",
+        "package.json": "build",
+        "yarn.lock": "build",
+        "go.mod": "build",
+        "pom.xml": "build",
+        "build.gradle": "build",
+        "Makefile": "build",
+        "Dockerfile": "build",
+        "pyproject.toml": "build",
+        "tests/test_x.py": "test",
+        "pkg/foo_test.go": "test",
+        "docs/index.rst": "docs",
+        "README.md": "docs",
+        "src/a.py": "src_python",
+        "src/a.c": "src_c_cpp",
+        "web/a.tsx": "src_js",
+        "A.java": "src_jvm",
+        "main.go": "src_go",
+        "lib.rs": "src_rust",
+        "x.rb": "src_ruby",
+        "run.sh": "src_shell",
+        "conf/app.yaml": "config",
+        ".flake8": "config",
+        "data/blob.xyz": "other",
     }
     assert {p: categories.categorize(p) for p in cases} == cases
     assert categories.categorize("logo.png", binary=True) == "binary"
@@ -63,8 +86,9 @@ def test_categories_of_common_paths() -> None:
 
 def test_file_and_author_history_before_the_range(history_repo: Repo) -> None:
     base = history_repo.head()
-    history_repo.commit({"src/app.py": lines(70), "src/new.py": "x = 1\n"}, "newcomer change",
-                        author="Newcomer <new@example.com>")
+    history_repo.commit(
+        {"src/app.py": lines(70), "src/new.py": "x = 1\n"}, "newcomer change", author="Newcomer <new@example.com>"
+    )
     v = features_of(history_repo, base).values
     assert v["new_files"] == 1  # src/new.py
     assert v["nuc"] == 6  # src/app.py was changed in all six earlier commits
@@ -97,8 +121,9 @@ def test_messages_and_merges(history_repo: Repo) -> None:
 def test_binary_files_and_odd_names(history_repo: Repo) -> None:
     base = history_repo.head()
     odd = "dir with space/naïve\nnewline\tand tab.py"
-    history_repo.commit({"assets/logo.png": b"\x89PNG\x00\x01\x02" * 50, odd: "print(1)\n", "-dash.py": "x\n"},
-                        "odd names")
+    history_repo.commit(
+        {"assets/logo.png": b"\x89PNG\x00\x01\x02" * 50, odd: "print(1)\n", "-dash.py": "x\n"}, "odd names"
+    )
     result = features_of(history_repo, base)
     assert result.values["files_binary"] == 1
     assert result.values["la"] == 2  # binary lines are not counted
@@ -121,8 +146,14 @@ def test_history_store_slots_are_unknown(history_repo: Repo) -> None:
     base = history_repo.head()
     history_repo.commit({"src/app.py": lines(80)})
     v = features_of(history_repo, base).values
-    for name in ("prev_build_failed", "fail_rate_last5", "fail_rate_last20", "builds_since_failure",
-                 "touched_files_fail_rate", "author_fail_rate"):
+    for name in (
+        "prev_build_failed",
+        "fail_rate_last5",
+        "fail_rate_last20",
+        "builds_since_failure",
+        "touched_files_fail_rate",
+        "author_fail_rate",
+    ):
         assert v[name] is None, name
 
 
@@ -162,8 +193,12 @@ def test_fifty_thousand_file_diff(history_repo: Repo) -> None:
     base = history_repo.head()
     # fast-import builds the commit without writing 50,000 files to disk.
     parent = history_repo.head()
-    stream = [b"commit refs/heads/main\n", b"committer Bulk <bulk@example.com> 1600100000 +0000\n",
-              b"data 9\nbulk add\n", f"from {parent}\n".encode()]
+    stream = [
+        b"commit refs/heads/main\n",
+        b"committer Bulk <bulk@example.com> 1600100000 +0000\n",
+        b"data 9\nbulk add\n",
+        f"from {parent}\n".encode(),
+    ]
     for i in range(50_000):
         stream.append(f"M 100644 inline gen/d{i % 100}/file_{i}.txt\ndata 2\n{i % 10}\n\n".encode())
     history_repo.git("fast-import", "--quiet", input=b"".join(stream))

@@ -1,4 +1,5 @@
 """Reasons: ranked by the model's contributions, worded with the push's own facts."""
+
 from __future__ import annotations
 
 from ci_risk_hook.features.extract import FEATURE_NAMES, Facts, FeatureResult
@@ -16,8 +17,9 @@ def result(**values: float) -> FeatureResult:
 
 
 def test_words_name_the_concrete_fact() -> None:
-    r = result(files_ci=1, author_exp=1, la=1500, ld=340, nf=37, msg_fix=1, days_since_file_change=0.5,
-               files_src_python=4)
+    r = result(
+        files_ci=1, author_exp=1, la=1500, ld=340, nf=37, msg_fix=1, days_since_file_change=0.5, files_src_python=4
+    )
     assert describe("files_ci", 1, r) == "touches CI configuration: .github/workflows/test.yml"
     assert describe("author_exp", 1, r) == "the author's 2nd commit in this repository"
     assert describe("la", 1500, r) == "1,840 lines changed in 37 files"
@@ -31,13 +33,26 @@ def test_words_name_the_concrete_fact() -> None:
 def test_ordinals() -> None:
     r = result()
     assert [describe("author_exp", n, r).split()[2] for n in (0, 1, 2, 10, 11, 20, 100)] == [
-        "1st", "2nd", "3rd", "11th", "12th", "21st", "101st"]
+        "1st",
+        "2nd",
+        "3rd",
+        "11th",
+        "12th",
+        "21st",
+        "101st",
+    ]
 
 
 def test_top_reasons_rank_by_contribution_and_merge_the_same_fact() -> None:
     r = result(files_ci=1, la=500, ld=0, nf=2, author_exp=0, author_first_commit=1)
-    contributions = {"la": 0.30, "nf": 0.25, "files_ci": 0.2, "author_first_commit": 0.1, "author_exp": 0.09,
-                     "n_commits": -0.05}
+    contributions = {
+        "la": 0.30,
+        "nf": 0.25,
+        "files_ci": 0.2,
+        "author_first_commit": 0.1,
+        "author_exp": 0.09,
+        "n_commits": -0.05,
+    }
     reasons = top_reasons(contributions, r)
     assert [x.feature for x in reasons] == ["la", "files_ci", "author_first_commit"]
     assert reasons[0].text == "500 lines changed in 2 files"
@@ -53,8 +68,15 @@ def test_risk_lowering_factors_fill_in_when_few_raise_it() -> None:
 def test_features_that_say_the_same_thing_make_one_line_with_their_summed_weight() -> None:
     """A cold start leaves every branch-wise build-history feature unknown: one "no earlier build" line."""
     r = result(files_ci=1, la=200, ld=0, nf=1)
-    contributions = {"prev_build_failed": 0.05, "fail_rate_last5": 0.04, "fail_rate_last20": 0.03,
-                     "builds_since_failure": 0.02, "hours_since_prev_build": 0.01, "files_ci": 0.08, "la": 0.06}
+    contributions = {
+        "prev_build_failed": 0.05,
+        "fail_rate_last5": 0.04,
+        "fail_rate_last20": 0.03,
+        "builds_since_failure": 0.02,
+        "hours_since_prev_build": 0.01,
+        "files_ci": 0.08,
+        "la": 0.06,
+    }
     reasons = top_reasons(contributions, r)
     texts = [x.text for x in reasons]
     assert len(texts) == len(set(texts)), texts
@@ -71,7 +93,9 @@ def test_a_risk_lowering_factor_that_decides_the_score_is_shown() -> None:
     assert [x.feature for x in reasons] == ["la", "files_build", "hours_since_prev_build"]
     assert reasons[-1].text == "25,603.0 hours since the previous build"
     # When risk-raising reasons outweigh it, they keep all three places.
-    assert "hours_since_prev_build" not in [x.feature for x in top_reasons({**contributions, "hours_since_prev_build": -0.3}, r)]
+    assert "hours_since_prev_build" not in [
+        x.feature for x in top_reasons({**contributions, "hours_since_prev_build": -0.3}, r)
+    ]
 
 
 def test_what_if_inputs_without_facts_still_read_as_whole_sentences() -> None:

@@ -1,4 +1,5 @@
 """Where ci-risk keeps its files: one module names them, and each override moves only what it says."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,12 @@ import pytest
 
 from ci_risk_hook import paths
 from ci_risk_hook.gate import evaluate as gate
-
 from testing.repos import Repo, lines, run_cli
 
 
-def test_index_dir_moves_only_the_index(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_index_dir_moves_only_the_index(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """CI_RISK_INDEX_DIR moves the history index; the model and the scored log stay in .git/ci-risk."""
     elsewhere = tmp_path / "index-elsewhere"
     monkeypatch.setenv("CI_RISK_INDEX_DIR", str(elsewhere))

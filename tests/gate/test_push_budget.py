@@ -5,6 +5,7 @@ detached builder; the outcomes store gets a budget too; an unusable index
 directory is named as the cause, not mistaken for a shallow clone. Real
 repositories, real pushes through the installed hook, real processes.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,13 +21,12 @@ from typing import Iterator
 
 import pytest
 
-from ci_risk_hook.git import repo as git
+from ci_risk_hook import paths
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import Limits
-from ci_risk_hook import paths
 from ci_risk_hook.features.history_index import BuildLock, HistoryIndex
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
-
 from testing.repos import Repo, lines, make_repo, run_cli
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
@@ -41,8 +41,10 @@ def grow(repo: Repo, n: int) -> None:
     for i in range(n):
         name, _, email = AUTHORS[i % len(AUTHORS)].partition(" <")
         when = 1_500_000_000 + i * 3600
-        stream.append(f"commit refs/heads/main\nauthor {name} <{email} {when} +0000\n"
-                      f"committer {name} <{email} {when} +0000\ndata 9\nchange {i % 10}\n")
+        stream.append(
+            f"commit refs/heads/main\nauthor {name} <{email} {when} +0000\n"
+            f"committer {name} <{email} {when} +0000\ndata 9\nchange {i % 10}\n"
+        )
         for j in range(1 + i % 3):
             path = f"pkg{(i + j) % 8}/mod{(i * 7 + j) % 40}.py"
             body = f"value = {i}\n" * (1 + (i + j) % 5)
@@ -67,8 +69,9 @@ def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
 
 
 def push(repo: Repo, **env: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["git", "push", "origin", "main"], cwd=repo.path, capture_output=True, text=True,
-                          env={**os.environ, **env})
+    proc = subprocess.run(
+        ["git", "push", "origin", "main"], cwd=repo.path, capture_output=True, text=True, env={**os.environ, **env}
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -109,7 +112,9 @@ def builders_started(repo: Repo) -> int:
 
 def features(repo: Repo, base: str, budget: float | None = None) -> tuple[dict[str, float | None], list[str]]:
     info = git.repo_info(str(repo.path))
-    result = analyze(PushRange(tip=repo.head(), exclude=(base,)), info, Limits(), cwd=str(repo.path), index_budget=budget)
+    result = analyze(
+        PushRange(tip=repo.head(), exclude=(base,)), info, Limits(), cwd=str(repo.path), index_budget=budget
+    )
     return result.values, result.notes
 
 
@@ -130,13 +135,16 @@ def test_both_budgets_default_to_a_second_and_take_seconds() -> None:
 
 # -- item 10: the history index on the push path --------------------------------
 
+
 def test_a_cold_index_past_the_budget_is_finished_in_the_background_and_the_next_push_is_warm(big: Repo) -> None:
     base = big.head()
     big.commit({"pkg1/mod3.py": lines(30)}, "first push", author=AUTHORS[0])
     first = push(big, CI_RISK_INDEX_BUDGET="0")
     out = first.stdout + first.stderr
-    assert "history features unknown: indexing this repository's history takes more than 0 s; " \
-           "finishing it in the background (pid " in out, out
+    assert (
+        "history features unknown: indexing this repository's history takes more than 0 s; "
+        "finishing it in the background (pid " in out
+    ), out
     assert "shallow" not in out
     wait_for_builder(big)
     assert covered(big, base)
@@ -170,8 +178,12 @@ def test_the_budget_gives_unknown_never_partial_history(big: Repo) -> None:
 def test_two_concurrent_pushes_start_at_most_one_builder(big: Repo, tmp_path: Path) -> None:
     big.commit({"pkg1/mod3.py": lines(30)}, "change", author=AUTHORS[0])
     env = {**os.environ, "CI_RISK_INDEX_BUDGET": "0"}
-    procs = [subprocess.Popen([CI_RISK, "check"], cwd=big.path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [CI_RISK, "check"], cwd=big.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     assert all("history features unknown" in out for out in outputs), outputs
@@ -181,11 +193,17 @@ def test_two_concurrent_pushes_start_at_most_one_builder(big: Repo, tmp_path: Pa
 
 
 def test_a_killed_builder_frees_the_lock_and_its_walk_is_completed_correctly(
-        big: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = big.head()
     big.commit({"pkg1/mod3.py": lines(30)}, "change", author=AUTHORS[0])
-    proc = subprocess.run([CI_RISK, "check"], cwd=big.path, capture_output=True, text=True,
-                          env={**os.environ, "CI_RISK_INDEX_BUDGET": "0"})
+    proc = subprocess.run(
+        [CI_RISK, "check"],
+        cwd=big.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI_RISK_INDEX_BUDGET": "0"},
+    )
     pid = int(proc.stdout.split("background (pid ")[1].split(";")[0])
     os.killpg(pid, signal.SIGKILL)  # the builder leads its own session: its git goes too
     wait_for_builder(big, timeout=60)  # the kernel frees an flock with its holder
@@ -222,11 +240,14 @@ def test_an_interrupted_build_never_passes_for_a_complete_one(big: Repo) -> None
     assert values["author_exp"] == BIG / len(AUTHORS), notes
 
 
-def test_ci_risk_index_in_the_foreground_waits_for_the_background_build(big: Repo,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_ci_risk_index_in_the_foreground_waits_for_the_background_build(
+    big: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = big.head()
     big.commit({"pkg1/mod3.py": lines(30)}, "change", author=AUTHORS[0])
-    subprocess.run([CI_RISK, "check"], cwd=big.path, capture_output=True, env={**os.environ, "CI_RISK_INDEX_BUDGET": "0"})
+    subprocess.run(
+        [CI_RISK, "check"], cwd=big.path, capture_output=True, env={**os.environ, "CI_RISK_INDEX_BUDGET": "0"}
+    )
     code, out, err = run_cli(["index"], capsys)
     assert code == 0, err
     assert covered(big, base)
@@ -235,6 +256,7 @@ def test_ci_risk_index_in_the_foreground_waits_for_the_background_build(big: Rep
 
 
 # -- item 9: an outcomes store that never answers --------------------------------
+
 
 @pytest.fixture
 def silent_server() -> Iterator[int]:
@@ -263,8 +285,9 @@ def silent_server() -> Iterator[int]:
     server.close()
 
 
-def test_a_store_that_never_answers_is_skipped_and_the_push_goes_on(history_repo: Repo, silent_server: int,
-                                                                     tmp_path: Path) -> None:
+def test_a_store_that_never_answers_is_skipped_and_the_push_goes_on(
+    history_repo: Repo, silent_server: int, tmp_path: Path
+) -> None:
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     history_repo.git("remote", "add", "origin", str(remote))
@@ -280,8 +303,8 @@ def test_a_store_that_never_answers_is_skipped_and_the_push_goes_on(history_repo
 
 
 def test_the_push_asks_the_driver_for_its_budget_and_commands_keep_their_wait(
-        history_repo: Repo, silent_server: int, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    history_repo: Repo, silent_server: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     psycopg = pytest.importorskip("psycopg")
     asked: list[object] = []
     real_connect = psycopg.connect
@@ -312,9 +335,9 @@ def test_the_push_asks_the_driver_for_its_budget_and_commands_keep_their_wait(
     assert asked[-1] == 10
 
 
-def test_a_store_that_answers_is_read_within_the_budget_on_postgresql(history_repo: Repo,
-                                                                      monkeypatch: pytest.MonkeyPatch,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_store_that_answers_is_read_within_the_budget_on_postgresql(
+    history_repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The store is read in a worker thread: a real server's answer still reaches the features."""
     pg_url = PG_URL
     if not pg_url:
@@ -341,9 +364,9 @@ def test_a_store_that_answers_is_read_within_the_budget_on_postgresql(history_re
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def test_a_locked_sqlite_store_is_given_up_after_the_budget(history_repo: Repo, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_locked_sqlite_store_is_given_up_after_the_budget(
+    history_repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import sqlite3
 
     from ci_risk_hook.outcomes.store import StoreError, open_store
@@ -378,17 +401,21 @@ AS_UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] i
 
 
 def _check_notes(repo: Repo, prefix: list[str] | None = None) -> list[str]:
-    proc = subprocess.run([*(prefix or []), CI_RISK, "check", "--from", "HEAD~1", "--format", "json"], cwd=repo.path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*(prefix or []), CI_RISK, "check", "--from", "HEAD~1", "--format", "json"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     notes: list[str] = json.loads(proc.stdout)["ranges"][0]["notes"]
     assert not any("shallow" in n for n in notes), notes
     return notes
 
 
-def test_a_file_where_the_index_directory_belongs_is_named(history_repo: Repo,
-                                                           capsys: pytest.CaptureFixture[str],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_where_the_index_directory_belongs_is_named(
+    history_repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     history_repo.commit({"src/app.py": lines(70)}, "next change")
     (history_repo.path / ".git" / "ci-risk").write_text("not a directory\n")
     notes = _check_notes(history_repo)
@@ -396,8 +423,9 @@ def test_a_file_where_the_index_directory_belongs_is_named(history_repo: Repo,
     monkeypatch.chdir(history_repo.path)
     code, _, err = run_cli(["index"], capsys)
     assert code == 1
-    assert err.strip().splitlines() == [f"Error: history index unavailable: {history_repo.path / '.git' / 'ci-risk'} "
-                                        "is not a directory (move it away)"]
+    assert err.strip().splitlines() == [
+        f"Error: history index unavailable: {history_repo.path / '.git' / 'ci-risk'} is not a directory (move it away)"
+    ]
 
 
 def test_a_directory_where_the_index_file_belongs_is_named(history_repo: Repo) -> None:

@@ -4,6 +4,7 @@ The thresholds are placed just below and just above the model's actual score
 for the pending push, so the same push is blocked or let through by the
 setting alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ from typing import Iterator
 
 import pytest
 
-from testing.repos import REPO_ROOT, Repo, lines, make_repo
 from testing.modelkit import NEWCOMERS, grow_history, train_model
+from testing.repos import REPO_ROOT, Repo, lines, make_repo
 
 BIN = Path(sys.executable).parent
 CI_RISK = str(BIN / "ci-risk")
@@ -34,18 +35,34 @@ def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A committed snapshot of this checkout (uncommitted edits included), as pre-commit would fetch it."""
     dest = tmp_path_factory.mktemp("ci-risk-hook-repo")
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO_ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO_ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         src = REPO_ROOT / name
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e"}
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "--no-verify", "--no-gpg-sign", "-m", "snapshot"]):
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+    }
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["commit", "-q", "--no-verify", "--no-gpg-sign", "-m", "snapshot"],
+    ):
         subprocess.run(["git", *args], cwd=dest, check=True, env=env, capture_output=True)
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=dest, check=True, capture_output=True, text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=dest, check=True, capture_output=True, text=True
+    ).stdout.strip()
     return dest, sha
 
 
@@ -64,8 +81,11 @@ def project(tmp_path: Path, pre_commit_home: Path, monkeypatch: pytest.MonkeyPat
 
 
 def risky_change(repo: Repo) -> str:
-    return repo.commit({".github/workflows/ci.yml": lines(280, "new step"), "requirements.txt": lines(120, "pkg")},
-                       "rework CI", author=NEWCOMERS[-1])
+    return repo.commit(
+        {".github/workflows/ci.yml": lines(280, "new step"), "requirements.txt": lines(120, "pkg")},
+        "rework CI",
+        author=NEWCOMERS[-1],
+    )
 
 
 def safe_change(repo: Repo) -> str:
@@ -82,8 +102,13 @@ def score(repo: Repo) -> float:
 
 
 def push(repo: Repo, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "push", "origin", "main"], cwd=repo.path, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        ["git", "push", "origin", "main"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def remote_head(repo: Repo) -> str:
@@ -129,9 +154,22 @@ def test_pre_commit_try_repo(project: Repo, hook_repo: tuple[Path, str]) -> None
     tip = risky_change(project)
     path, _ = hook_repo
     proc = subprocess.run(
-        [*PRE_COMMIT, "try-repo", str(path), "ci-risk", "--hook-stage", "pre-push", "--from-ref", base,
-         "--to-ref", tip, "--verbose"],
-        cwd=project.path, capture_output=True, text=True,
+        [
+            *PRE_COMMIT,
+            "try-repo",
+            str(path),
+            "ci-risk",
+            "--hook-stage",
+            "pre-push",
+            "--from-ref",
+            base,
+            "--to-ref",
+            tip,
+            "--verbose",
+        ],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ci-risk: risk 0." in proc.stdout, proc.stdout
@@ -156,8 +194,13 @@ def test_raw_hook_blocks_and_passes(project: Repo) -> None:
 def test_raw_hook_lets_a_deletion_through(project: Repo) -> None:
     project.git("push", "-q", "--no-verify", "origin", "main:doomed")
     subprocess.run([CI_RISK, "install"], cwd=project.path, check=True, capture_output=True)
-    proc = subprocess.run(["git", "push", "origin", "--delete", "doomed"], cwd=project.path, capture_output=True,
-                          text=True, env={**os.environ, "CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"})
+    proc = subprocess.run(
+        ["git", "push", "origin", "--delete", "doomed"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"},
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -165,8 +208,13 @@ def test_raw_hook_new_branch_is_scored(project: Repo) -> None:
     subprocess.run([CI_RISK, "install"], cwd=project.path, check=True, capture_output=True)
     project.git("checkout", "-q", "-b", "feature")
     risky_change(project)
-    proc = subprocess.run(["git", "push", "origin", "feature"], cwd=project.path, capture_output=True, text=True,
-                          env={**os.environ, "CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"})
+    proc = subprocess.run(
+        ["git", "push", "origin", "feature"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"},
+    )
     assert proc.returncode != 0
     assert "refs/heads/feature -> refs/heads/feature: 1 commit(s)" in proc.stdout + proc.stderr
 

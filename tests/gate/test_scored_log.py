@@ -4,6 +4,7 @@ The log is best effort: a push is never stopped or warned about because of it,
 and whatever damaged it (a torn write, a full disk, another tool) costs only
 the damaged lines, both when it is read and when the gate trims it.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.gate.evaluate import scored_pushes
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.paths import SCORED_LOG
-
-from testing.repos import Repo, lines, run_cli as run
+from testing.repos import Repo, lines
+from testing.repos import run_cli as run
 
 VALID = {"time": 1, "range": "main..ok", "commits": 1, "probability": 0.25, "decision": "pass", "reasons": ["r"]}
 DAMAGED_LINES = [
-    b"[1, 2]", b'"a string"', b"42", b"null", b"{}",
+    b"[1, 2]",
+    b'"a string"',
+    b"42",
+    b"null",
+    b"{}",
     b'{"range": "main..x", "decision": "pass", "reasons": []}',  # no probability
     b'{"range": "main..x", "probability": "0.3", "decision": "pass", "reasons": []}',
     b'{"range": "main..x", "probability": true, "decision": "pass", "reasons": []}',
@@ -40,14 +45,18 @@ def log_path(repo: Repo) -> Path:
 def test_reading_the_log_skips_every_damaged_line(history_repo: Repo) -> None:
     path = log_path(history_repo)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\n".join([json.dumps(VALID).encode(), *DAMAGED_LINES, json.dumps({**VALID, "range": "main..last"}).encode()]) + b"\n")
+    path.write_bytes(
+        b"\n".join([json.dumps(VALID).encode(), *DAMAGED_LINES, json.dumps({**VALID, "range": "main..last"}).encode()])
+        + b"\n"
+    )
     entries = scored_pushes(git.repo_info(str(history_repo.path)))
     assert [e["range"] for e in entries] == ["main..ok", "main..last"]
 
 
 @pytest.mark.parametrize("size", ["small", "over the trimming size"])
 def test_a_push_appends_to_a_damaged_log_and_trims_it_to_valid_entries(
-        history_repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, size: str) -> None:
+    history_repo: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, size: str
+) -> None:
     monkeypatch.chdir(history_repo.path)
     history_repo.commit({"src/app.py": lines(70)}, "the change")
     path = log_path(history_repo)

@@ -6,6 +6,7 @@ device or a symlink out of the tree, a model is size-capped and range-checked
 whatever its source, and a typo in its settings is a warning in the hook.
 Real repositories, real `git push` through the installed raw hook.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from ci_risk_hook import config, paths
+from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.gate import evaluate as gate
 from ci_risk_hook.model.export import seal_artifact
-from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.model.scoring import (
     FORMAT,
     MAX_MODEL_BYTES,
@@ -33,7 +34,6 @@ from ci_risk_hook.model.scoring import (
     load_model,
     read_artifact,
 )
-
 from testing.repos import Repo, lines, make_repo, run_cli
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
@@ -74,8 +74,14 @@ def commit_settings(repo: Repo, text: str, extra: dict[str, str] | None = None) 
 
 
 def git_push(repo: Repo, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "push", "origin", "main"], cwd=repo.path, capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        ["git", "push", "origin", "main"],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def remote_head(repo: Repo) -> str:
@@ -86,8 +92,9 @@ def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
     return run_cli(["check", "--from", "HEAD~1", *args], capsys)
 
 
-def hook(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, repo: Repo,
-         *args: str) -> tuple[int, str, str]:
+def hook(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, repo: Repo, *args: str
+) -> tuple[int, str, str]:
     """`ci-risk hook` as pre-commit calls it for the last commit."""
     monkeypatch.setenv("PRE_COMMIT_FROM_REF", repo.git("rev-parse", "HEAD~1"))
     monkeypatch.setenv("PRE_COMMIT_TO_REF", repo.head())
@@ -96,6 +103,7 @@ def hook(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, re
 
 def strict_json(text: str) -> Any:
     """json.loads that refuses NaN and Infinity, as any strict JSON reader would."""
+
     def refuse(name: str) -> None:
         raise ValueError(f"not JSON: {name}")
 
@@ -107,19 +115,34 @@ def strict_json(text: str) -> Any:
 
 def _tree(leaf: float, value: float = 0.5) -> dict[str, Any]:
     """One split on n_commits; both leaves `leaf`, so any push lands on it."""
-    return {"feature": [0], "threshold": [0.5], "left": [-1], "right": [-2], "missing_left": [1],
-            "value": [value], "leaf_value": [leaf, leaf]}
+    return {
+        "feature": [0],
+        "threshold": [0.5],
+        "left": [-1],
+        "right": [-2],
+        "missing_left": [1],
+        "value": [value],
+        "leaf_value": [leaf, leaf],
+    }
 
 
 def _artifact(model: dict[str, Any], names: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"format": FORMAT, "format_version": 1, "feature_names": names or list(FEATURE_NAMES),
-            "thresholds": {"warn": 0.3, "block": 0.6}, "provenance": {"trained_on": "hand-made for a test"},
-            "imputation": {}, "model": model, **extra}
+    return {
+        "format": FORMAT,
+        "format_version": 1,
+        "feature_names": names or list(FEATURE_NAMES),
+        "thresholds": {"warn": 0.3, "block": 0.6},
+        "provenance": {"trained_on": "hand-made for a test"},
+        "imputation": {},
+        "model": model,
+        **extra,
+    }
 
 
 def forest(*leaves: float, **extra: Any) -> dict[str, Any]:
-    return seal_artifact(_artifact({"kind": "forest", "missing": "native", "trees": [_tree(x) for x in leaves]},
-                                   **extra))
+    return seal_artifact(
+        _artifact({"kind": "forest", "missing": "native", "trees": [_tree(x) for x in leaves]}, **extra)
+    )
 
 
 def isotonic_forest(ys: list[float]) -> dict[str, Any]:
@@ -128,8 +151,15 @@ def isotonic_forest(ys: list[float]) -> dict[str, Any]:
 
 def logistic(coef: list[float], scale: list[float], means: list[float] | None = None) -> dict[str, Any]:
     n = len(FEATURE_NAMES)
-    model = {"kind": "logistic", "missing": "impute", "coef": coef, "intercept": 0.0, "center": [0.0] * n,
-             "scale": scale, "feature_means": means or [0.0] * n}
+    model = {
+        "kind": "logistic",
+        "missing": "impute",
+        "coef": coef,
+        "intercept": 0.0,
+        "center": [0.0] * n,
+        "scale": scale,
+        "feature_means": means or [0.0] * n,
+    }
     art = _artifact(model)
     art["imputation"] = {name: 0.0 for name in FEATURE_NAMES}
     return seal_artifact(art)
@@ -225,9 +255,9 @@ def test_a_committed_db_url_is_never_connected_to(pushable: Repo, listener: List
     assert "ci-risk: risk " in pushed.stderr + pushed.stdout  # the push was still scored
 
 
-def test_the_same_url_from_the_user_is_used(project: Repo, listener: Listener,
-                                            capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_url_from_the_user_is_used(
+    project: Repo, listener: Listener, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The counter-check: the listener does see the hook when the user (environment) names it."""
     project.commit({"src/feature.py": lines(12)})
     monkeypatch.setenv("CI_RISK_DB", f"postgresql://dev@127.0.0.1:{listener.port}/x")
@@ -237,8 +267,9 @@ def test_the_same_url_from_the_user_is_used(project: Repo, listener: Listener,
     assert listener.close() >= 1
 
 
-def test_check_by_hand_refuses_a_committed_db_too(project: Repo, listener: Listener,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_by_hand_refuses_a_committed_db_too(
+    project: Repo, listener: Listener, capsys: pytest.CaptureFixture[str]
+) -> None:
     commit_settings(project, f"[ci-risk]\nmode = warn\ndb = postgresql://dev@127.0.0.1:{listener.port}/x\n")
     code, out, err = check(capsys)
     assert code == 0 and out.startswith("ci-risk: risk ")
@@ -256,7 +287,8 @@ def user_config(text: str) -> Path:
 
 
 def test_user_config_sits_between_the_environment_and_the_repository_file(
-        project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     commit_settings(project, "[ci-risk]\nmode = warn\nblock_at = 0.99\n")
     assert check(capsys)[0] == 0
     user_config("[ci-risk]\nmode = block\nblock_at = 0\n")
@@ -281,7 +313,8 @@ def test_user_config_may_set_the_store_relative_to_itself(project: Repo, capsys:
 
 
 def test_a_bad_user_config_is_a_usage_error_by_hand_and_a_warning_in_the_hook(
-        project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = user_config("[ci-risk]\nmode = loud\n")
     project.commit({"src/feature.py": lines(12)})
     code, _, err = check(capsys)
@@ -293,8 +326,9 @@ def test_a_bad_user_config_is_a_usage_error_by_hand_and_a_warning_in_the_hook(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hand-computed path is Linux's")
 @pytest.mark.parametrize("xdg", [None, "/somewhere/config", "relative/config", ""])
-def test_user_config_directory_is_platformdirs_without_importing_it(xdg: str | None,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_config_directory_is_platformdirs_without_importing_it(
+    xdg: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import platformdirs
 
     monkeypatch.delenv("CI_RISK_CONFIG")
@@ -317,7 +351,8 @@ def model_in_report(out: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("how", ["device", "committed symlink to a device", "symlink out of the tree", "url"])
 def test_a_repository_file_model_outside_the_work_tree_is_refused(
-        how: str, project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    how: str, project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     outside = write(forest(0.99), tmp_path / "elsewhere" / "model.json")
     extra: dict[str, str] = {}
     if how == "device":
@@ -343,7 +378,8 @@ def test_a_repository_file_model_outside_the_work_tree_is_refused(
 
 @pytest.mark.parametrize("link", [False, True])
 def test_a_repository_file_model_inside_the_work_tree_is_used(
-        link: bool, project: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    link: bool, project: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     write(forest(0.99), project.path / "tools" / "real.json")
     if link:
         os.symlink("real.json", project.path / "tools" / "model.json")
@@ -362,7 +398,9 @@ def test_a_percent_sign_in_a_setting_is_just_a_character(project: Repo, capsys: 
     assert code == 0 and not err and strict_json(out)["ranges"][0]["probability"] == 0.42
 
 
-def _oversize_sources(project: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], list[str]]]:
+def _oversize_sources(
+    project: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Callable[[], list[str]]]:
     def option() -> list[str]:
         return ["--model", str(sparse_file(tmp_path / "big.json"))]
 
@@ -384,14 +422,19 @@ def _oversize_sources(project: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(gate, "bundled_model_path", lambda: big)
         return []
 
-    return {"option": option, "env": env, "repository file": repository_file,
-            "repository's own": repository_own, "bundled": bundled}
+    return {
+        "option": option,
+        "env": env,
+        "repository file": repository_file,
+        "repository's own": repository_own,
+        "bundled": bundled,
+    }
 
 
 @pytest.mark.parametrize("source", ["option", "env", "repository file", "repository's own", "bundled"])
 def test_an_oversize_model_is_refused_before_it_is_read_whatever_its_source(
-        source: str, project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    source: str, project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project.commit({"src/feature.py": lines(12)})
     args = _oversize_sources(project, tmp_path, monkeypatch)[source]()
     code, out, err = check(capsys, *args)
@@ -402,8 +445,9 @@ def test_an_oversize_model_is_refused_before_it_is_read_whatever_its_source(
     assert code == 3 and err.startswith("ci-risk: error: ") and TOO_BIG in err
 
 
-def test_a_device_named_by_the_user_is_read_only_up_to_the_cap(project: Repo, capsys: pytest.CaptureFixture[str],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_device_named_by_the_user_is_read_only_up_to_the_cap(
+    project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project.commit({"src/feature.py": lines(12)})
     monkeypatch.setenv("CI_RISK_MODEL", "/dev/zero")
     code, _, err = check(capsys)
@@ -430,8 +474,8 @@ def test_the_cap_is_checked_before_reading_and_bounds_what_is_read(tmp_path: Pat
 
 
 def test_training_and_retrain_read_models_through_the_cap(tmp_path: Path) -> None:
-    from ci_risk_hook.model.workflow import current_backtest
     from ci_risk_hook.model.training import PortableEstimator, TrainError
+    from ci_risk_hook.model.workflow import current_backtest
 
     big = str(sparse_file(tmp_path / "model.json"))
     assert current_backtest(big) is None
@@ -447,28 +491,36 @@ TAMPERED_AT_LOAD = {
     "forest leaf 50": (lambda: forest(50.0), "model.trees[0].leaf_value: values must be probabilities in [0, 1]"),
     "forest leaf -7": (lambda: forest(0.2, -7.0), "model.trees[1].leaf_value: values must be probabilities"),
     "forest summing to inf": (lambda: forest(1e308, 1e308), "values must be probabilities in [0, 1]"),
-    "forest node value 3": (lambda: seal_artifact(_artifact({"kind": "forest", "missing": "native",
-                                                             "trees": [_tree(0.5, value=3.0)]})),
-                            "model.trees[0].value: values must be probabilities"),
+    "forest node value 3": (
+        lambda: seal_artifact(_artifact({"kind": "forest", "missing": "native", "trees": [_tree(0.5, value=3.0)]})),
+        "model.trees[0].value: values must be probabilities",
+    ),
     "isotonic y 50": (lambda: isotonic_forest([0.0, 50.0]), "calibration.y: values must be probabilities"),
     "isotonic x beyond a probability": (
-        lambda: forest(0.5, calibration={"kind": "isotonic", "input": "probability", "x": [0.0, 7.0],
-                                         "y": [0.0, 1.0]}),
-        "calibration.x: values must be probabilities"),
+        lambda: forest(0.5, calibration={"kind": "isotonic", "input": "probability", "x": [0.0, 7.0], "y": [0.0, 1.0]}),
+        "calibration.x: values must be probabilities",
+    ),
     "logistic base overflow": (
         lambda: logistic([1e308] * len(FEATURE_NAMES), [1.0] * len(FEATURE_NAMES), [1e308] * len(FEATURE_NAMES)),
-        "model: coefficients, means and scales overflow a float"),
-    "unknown feature": (lambda: seal_artifact(_artifact(
-        {"kind": "forest", "missing": "native", "trees": [_tree(0.5)]},
-        names=[*FEATURE_NAMES[:-1], "no_such_feature"])),
-        "the model reads features this ci-risk does not compute: no_such_feature"),
+        "model: coefficients, means and scales overflow a float",
+    ),
+    "unknown feature": (
+        lambda: seal_artifact(
+            _artifact(
+                {"kind": "forest", "missing": "native", "trees": [_tree(0.5)]},
+                names=[*FEATURE_NAMES[:-1], "no_such_feature"],
+            )
+        ),
+        "the model reads features this ci-risk does not compute: no_such_feature",
+    ),
 }
 
 
 def _tampered(case: str, tmp_path: Path) -> Path:
     if case == "provenance Infinity":
-        return write_with_raw_number(forest(0.5, provenance={"auc": 12345.5}), 12345.5, "1e999",
-                                     tmp_path / "model.json")
+        return write_with_raw_number(
+            forest(0.5, provenance={"auc": 12345.5}), 12345.5, "1e999", tmp_path / "model.json"
+        )
     if case == "leaf Infinity":
         return write_with_raw_number(forest(0.5, 12345.5), 12345.5, "1e999", tmp_path / "model.json")
     return write(TAMPERED_AT_LOAD[case][0](), tmp_path / "model.json")
@@ -476,8 +528,8 @@ def _tampered(case: str, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("case", [*TAMPERED_AT_LOAD, "provenance Infinity", "leaf Infinity"])
 def test_a_resealed_tampered_model_is_refused_in_every_mode(
-        case: str, project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    case: str, project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _tampered(case, tmp_path)
     expected = TAMPERED_AT_LOAD[case][1] if case in TAMPERED_AT_LOAD else "finite"
     project.commit({"src/feature.py": lines(12)})
@@ -486,7 +538,8 @@ def test_a_resealed_tampered_model_is_refused_in_every_mode(
 
 
 def test_a_model_that_scores_nan_is_an_internal_error_in_every_mode(
-        project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write(nan_logistic(), tmp_path / "model.json")
     load_model(path, known_features=FEATURE_NAMES)  # every number in it is finite: it loads
     project.commit({"src/feature.py": lines(12)})
@@ -495,7 +548,8 @@ def test_a_model_that_scores_nan_is_an_internal_error_in_every_mode(
 
 
 def test_a_model_with_infinite_contributions_is_an_internal_error(
-        project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     n = len(FEATURE_NAMES)
     coef, scale = [0.0] * n, [1.0] * n
     coef[FEATURE_NAMES.index("n_commits")], scale[FEATURE_NAMES.index("n_commits")] = 1e308, 1e-300
@@ -520,14 +574,22 @@ def _assert_not_scored_in_every_mode(capsys: pytest.CaptureFixture[str], expecte
         assert expected in document["error"]
 
 
-@pytest.mark.parametrize("artifact", [
-    lambda: forest(0.2, 0.9),
-    lambda: isotonic_forest([0.1, 0.8]),
-    lambda: logistic([0.01] * len(FEATURE_NAMES), [1.0] * len(FEATURE_NAMES)),
-], ids=["forest", "isotonic", "logistic"])
-def test_the_same_hand_made_models_in_range_score_normally(artifact: Callable[[], dict[str, Any]], project: Repo,
-                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "artifact",
+    [
+        lambda: forest(0.2, 0.9),
+        lambda: isotonic_forest([0.1, 0.8]),
+        lambda: logistic([0.01] * len(FEATURE_NAMES), [1.0] * len(FEATURE_NAMES)),
+    ],
+    ids=["forest", "isotonic", "logistic"],
+)
+def test_the_same_hand_made_models_in_range_score_normally(
+    artifact: Callable[[], dict[str, Any]],
+    project: Repo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The control for the tests above: only the tampered number makes those models fail."""
     monkeypatch.setenv("CI_RISK_MODEL", str(write(artifact(), tmp_path / "model.json")))
     project.commit({"src/feature.py": lines(12)})
@@ -591,31 +653,35 @@ def test_a_bad_committed_setting_fails_the_push_under_strict(pushable: Repo) -> 
 
 @pytest.mark.parametrize("bad", BAD_SETTINGS)
 def test_ci_risk_hook_warns_on_a_bad_setting_and_check_refuses_it(
-        bad: str, project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    bad: str, project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     commit_settings(project, _settings_text(bad))
     code, out, err = hook(capsys, monkeypatch, project)
     assert code == 0 and out.startswith("ci-risk: risk ")
     assert err.splitlines() == [f"ci-risk: warning: {BAD_SETTINGS[bad]}"]
     code, out, err = hook(capsys, monkeypatch, project, "--strict")
-    assert code == 3 and not out and err.splitlines() == [f"ci-risk: error: {BAD_SETTINGS[bad][:-len('; ignored')]}"]
+    assert code == 3 and not out and err.splitlines() == [f"ci-risk: error: {BAD_SETTINGS[bad][: -len('; ignored')]}"]
     code, out, err = hook(capsys, monkeypatch, project, "--strict", "--format", "json")
     assert code == 3 and strict_json(out)["exit_code"] == 3
     code, _, err = check(capsys)  # by hand, a bad setting is still a usage error
     assert code == 2 and err.startswith("ci-risk: error: .ci-risk.ini")
 
 
-def test_a_bad_setting_falls_back_to_the_next_layer(project: Repo, capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_setting_falls_back_to_the_next_layer(
+    project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     commit_settings(project, "[ci-risk]\nmode = block\nblock_at = 0\n")
     monkeypatch.setenv("CI_RISK_MODE", "blok")
     code, _, err = hook(capsys, monkeypatch, project)
     assert code == 1  # the environment's typo is ignored: the repository's block mode decides
     assert err.splitlines() == [
-        "ci-risk: warning: CI_RISK_MODE: mode must be one of warn, block, off, got 'blok'; ignored"]
+        "ci-risk: warning: CI_RISK_MODE: mode must be one of warn, block, off, got 'blok'; ignored"
+    ]
 
 
 def test_a_settings_file_that_is_a_symlink_out_of_the_tree_is_not_read(
-        project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "elsewhere.ini").write_text("[ci-risk]\nmode = block\nblock_at = 0\n")
     os.symlink(str(tmp_path / "elsewhere.ini"), project.path / ".ci-risk.ini")
     project.commit({"src/feature.py": lines(12)})
@@ -624,8 +690,9 @@ def test_a_settings_file_that_is_a_symlink_out_of_the_tree_is_not_read(
     assert err.splitlines() == ["ci-risk: warning: .ci-risk.ini: not a regular file inside the work tree; not read"]
 
 
-def test_an_oversize_settings_file_is_not_read(project: Repo, capsys: pytest.CaptureFixture[str],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_oversize_settings_file_is_not_read(
+    project: Repo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     sparse_file(project.path / ".ci-risk.ini", size=config.MAX_CONFIG_BYTES + 1)
     project.commit({"src/feature.py": lines(12)})
     code, out, err = hook(capsys, monkeypatch, project)
@@ -634,7 +701,8 @@ def test_an_oversize_settings_file_is_not_read(project: Repo, capsys: pytest.Cap
 
 
 def test_model_show_names_the_model_the_hook_would_use_despite_a_bad_setting(
-        project: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    project: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     commit_settings(project, "[ci-risk]\nmode = blok\n")
     code, out, err = run_cli(["model", "show"], capsys)
     assert code == 0 and "(bundled)" in out

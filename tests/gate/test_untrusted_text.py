@@ -5,6 +5,7 @@ sequences that clear the screen or move the cursor up to print a fake
 "ci-risk: risk 0.01 - low risk" over the real verdict. Every test commits or
 imports such text for real and reads the bytes a terminal would receive.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,9 +21,8 @@ from pathlib import Path
 import pytest
 
 from ci_risk_hook.features.extract import FEATURE_NAMES
-from ci_risk_hook.safetext import clean, csv_cell
 from ci_risk_hook.model.scoring import FORMAT, FORMAT_VERSION, artifact_sha256
-
+from ci_risk_hook.safetext import clean, csv_cell
 from testing.repos import Repo, lines
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
@@ -50,10 +50,18 @@ def write_model(path: Path, provenance: dict[str, object]) -> None:
     names = list(FEATURE_NAMES)
     weights = {"files_ci": 3.0, "msg_fix": 2.5, "new_files": 2.0}
     artifact = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "feature_names": names,
-        "thresholds": {"warn": 0.5, "block": 0.9}, "provenance": provenance,
-        "model": {"kind": "logistic", "missing": "impute", "coef": [weights.get(n, 0.0) for n in names],
-                  "intercept": -3.0, "feature_means": [0.0] * len(names)},
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "feature_names": names,
+        "thresholds": {"warn": 0.5, "block": 0.9},
+        "provenance": provenance,
+        "model": {
+            "kind": "logistic",
+            "missing": "impute",
+            "coef": [weights.get(n, 0.0) for n in names],
+            "intercept": -3.0,
+            "feature_means": [0.0] * len(names),
+        },
         "imputation": {n: 0.0 for n in names},
     }
     artifact["sha256"] = artifact_sha256(artifact)
@@ -64,8 +72,10 @@ def write_model(path: Path, provenance: dict[str, object]) -> None:
 @pytest.fixture
 def hostile(history_repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Repo:
     """A repository whose latest commit has an escape-laden CI file name and subject."""
-    write_model(history_repo.path / ".git" / "ci-risk" / "model.json",
-                {"chosen": f"logistic{TITLE}", "rows": 10, "trained_at": f"2024{CLEAR}", "data": UP_AND_OVERWRITE})
+    write_model(
+        history_repo.path / ".git" / "ci-risk" / "model.json",
+        {"chosen": f"logistic{TITLE}", "rows": 10, "trained_at": f"2024{CLEAR}", "data": UP_AND_OVERWRITE},
+    )
     history_repo.commit({HOSTILE_CI_FILE: lines(30, "step")}, HOSTILE_SUBJECT)
     monkeypatch.chdir(history_repo.path)
     return history_repo
@@ -73,8 +83,15 @@ def hostile(history_repo: Repo, monkeypatch: pytest.MonkeyPatch) -> Repo:
 
 def ci_risk(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The installed console script, output read as raw as a terminal would get it."""
-    return subprocess.run([CI_RISK, *args], cwd=cwd, capture_output=True, text=True, encoding="utf-8",
-                          errors="surrogateescape", env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [CI_RISK, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+        env={**os.environ, **(env or {})},
+    )
 
 
 def on_terminal(args: list[str], cwd: Path) -> str:
@@ -120,8 +137,12 @@ def test_check_json_stays_lossless(hostile: Repo) -> None:
 
 def test_hook_from_pre_commit_shows_a_hostile_branch_escaped(hostile: Repo) -> None:
     branch = f"refs/heads/x{CLEAR}{BIDI}{CSI_8BIT}"
-    env = {"PRE_COMMIT_FROM_REF": hostile.git("rev-parse", "HEAD~1"), "PRE_COMMIT_TO_REF": hostile.head(),
-           "PRE_COMMIT_REMOTE_BRANCH": branch, "PRE_COMMIT_REMOTE_NAME": "origin"}
+    env = {
+        "PRE_COMMIT_FROM_REF": hostile.git("rev-parse", "HEAD~1"),
+        "PRE_COMMIT_TO_REF": hostile.head(),
+        "PRE_COMMIT_REMOTE_BRANCH": branch,
+        "PRE_COMMIT_REMOTE_NAME": "origin",
+    }
     proc = ci_risk(["hook"], hostile.path, env)
     assert proc.returncode == 0, proc.stderr
     assert_inert(proc.stdout + proc.stderr)
@@ -136,8 +157,14 @@ def test_raw_hook_on_a_real_push_prints_no_escapes(hostile: Repo, tmp_path: Path
     assert ci_risk(["install"], hostile.path).returncode == 0
     branch = f"feature{BIDI}{CSI_8BIT}"  # git refuses ASCII controls in ref names, not these
     hostile.git("branch", branch)
-    push = subprocess.run(["git", "push", "origin", branch], cwd=hostile.path, capture_output=True, text=True,
-                          encoding="utf-8", errors="surrogateescape")
+    push = subprocess.run(
+        ["git", "push", "origin", branch],
+        cwd=hostile.path,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+    )
     assert push.returncode == 0, push.stderr
     hook = push.stdout + "".join(line for line in push.stderr.splitlines(True) if "ci-risk" in line)
     assert "ci-risk: risk" in hook, push.stdout + push.stderr
@@ -174,8 +201,16 @@ def test_model_show_escapes_provenance(hostile: Repo) -> None:
     assert "chosen candidate logistic\\x1b]0;owned\\x07" in text and "data: \\x1b[1A\\rci-risk" in text
 
 
-HOSTILE_BRANCHES = [f"main{CLEAR}", UP_AND_OVERWRITE, f"rel{TITLE}", f"x{BIDI}y{CSI_8BIT}",
-                    "=HYPERLINK(\"http://evil.example/\",\"click\")", "+1+2", "-2+3", "@SUM(A1:A2)"]
+HOSTILE_BRANCHES = [
+    f"main{CLEAR}",
+    UP_AND_OVERWRITE,
+    f"rel{TITLE}",
+    f"x{BIDI}y{CSI_8BIT}",
+    '=HYPERLINK("http://evil.example/","click")',
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A2)",
+]
 
 
 @pytest.fixture
@@ -190,8 +225,9 @@ def imported(hostile: Repo, tmp_path: Path) -> Repo:
     writer.writerow([f"beef{CLEAR}", "passed", "main", 1_700_000_000, 60, 99])  # a bad row, quoted in the warning
     data = tmp_path / "outcomes.csv"
     data.write_text(out.getvalue(), encoding="utf-8")
-    proc = ci_risk(["import", str(data), "--format", "csv", "--skip-bad", "--db", str(tmp_path / "h.sqlite")],
-                   hostile.path)
+    proc = ci_risk(
+        ["import", str(data), "--format", "csv", "--skip-bad", "--db", str(tmp_path / "h.sqlite")], hostile.path
+    )
     assert proc.returncode == 0, proc.stderr
     assert_inert(proc.stdout + proc.stderr)
     assert "beef\\x1b[2J" in proc.stderr
@@ -220,14 +256,17 @@ def test_history_json_keeps_the_imported_text_exactly(imported: Repo) -> None:
     assert sorted(b["branch"] for b in json.loads(proc.stdout)["builds"]) == sorted(HOSTILE_BRANCHES)
 
 
-@pytest.mark.parametrize("raw, shown", [
-    ("plain text, ünïcödé and a \\ backslash", "plain text, ünïcödé and a \\ backslash"),
-    ("a\x1b[2Jb", "a\\x1b[2Jb"),
-    ("one\ntwo\r\tthree", "one\\ntwo\\r\\tthree"),
-    ("del\x7f c1\x85\x9b", "del\\x7f c1\\x85\\x9b"),
-    ("bidi \u202e\u2066\u200f ls \u2028", "bidi \\u202e\\u2066\\u200f ls \\u2028"),
-    ("undecodable \udcff byte", "undecodable \\xff byte"),
-])
+@pytest.mark.parametrize(
+    "raw, shown",
+    [
+        ("plain text, ünïcödé and a \\ backslash", "plain text, ünïcödé and a \\ backslash"),
+        ("a\x1b[2Jb", "a\\x1b[2Jb"),
+        ("one\ntwo\r\tthree", "one\\ntwo\\r\\tthree"),
+        ("del\x7f c1\x85\x9b", "del\\x7f c1\\x85\\x9b"),
+        ("bidi \u202e\u2066\u200f ls \u2028", "bidi \\u202e\\u2066\\u200f ls \\u2028"),
+        ("undecodable \udcff byte", "undecodable \\xff byte"),
+    ],
+)
 def test_clean_shows_every_dangerous_character_as_an_escape(raw: str, shown: str) -> None:
     assert clean(raw) == shown
     assert clean(shown) == shown  # idempotent: the escapes themselves are printable

@@ -7,6 +7,7 @@ every later push "not checked" (strict: blocked) and `index`, `record`,
 no file system or locale gets a say) and run the real commands, the real
 hook on a real push, and both real stores.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,14 @@ from typing import Iterator, Mapping
 
 import pytest
 
-from ci_risk_hook.git import repo as git
-from ci_risk_hook.mining import labels
+from ci_risk_hook import paths
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import Limits
-from ci_risk_hook import paths
 from ci_risk_hook.features.history_index import HistoryIndex
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
+from ci_risk_hook.mining import labels
 from ci_risk_hook.outcomes.store import open_store
-
 from testing.repos import Repo, make_repo, run_cli
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
@@ -53,9 +53,14 @@ HOSTILE: tuple[bytes, ...] = (
 )
 
 
-def commit_bytes(repo: Repo, files: Mapping[bytes, bytes], message: bytes = b"change",
-                 email: bytes = b"test@example.com", name: bytes = b"Test Person",
-                 encoding: bytes | None = None) -> str:
+def commit_bytes(
+    repo: Repo,
+    files: Mapping[bytes, bytes],
+    message: bytes = b"change",
+    email: bytes = b"test@example.com",
+    name: bytes = b"Test Person",
+    encoding: bytes | None = None,
+) -> str:
     """Commit these exact bytes: names, contents, ident and message, whatever the file system and locale think.
 
     The commit object is written by hand: `git commit` would re-encode an
@@ -64,20 +69,37 @@ def commit_bytes(repo: Repo, files: Mapping[bytes, bytes], message: bytes = b"ch
     """
     entries = b""
     for path, content in files.items():
-        blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo.path, input=content,
-                              capture_output=True, check=True).stdout.strip()
+        blob = subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"], cwd=repo.path, input=content, capture_output=True, check=True
+        ).stdout.strip()
         entries += b"100644 " + blob + b"\t" + path + b"\0"
-    subprocess.run(["git", "update-index", "-z", "--add", "--index-info"], cwd=repo.path, input=entries,
-                   capture_output=True, check=True)
+    subprocess.run(
+        ["git", "update-index", "-z", "--add", "--index-info"],
+        cwd=repo.path,
+        input=entries,
+        capture_output=True,
+        check=True,
+    )
     tree = repo.git("write-tree").encode()
-    parent = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo.path, capture_output=True).stdout.strip()
+    parent = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=repo.path, capture_output=True
+    ).stdout.strip()
     repo.clock += 3600
     ident = name + b" <" + email + b"> " + f"{repo.clock} +0000".encode()
     body = b"tree " + tree + b"\n" + (b"parent " + parent + b"\n" if parent else b"")
     body += b"author " + ident + b"\ncommitter " + ident + b"\n"
     body += (b"encoding " + encoding + b"\n" if encoding else b"") + b"\n" + message + b"\n"
-    sha = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--stdin", "--literally"], cwd=repo.path,
-                         input=body, capture_output=True, check=True).stdout.strip().decode()
+    sha = (
+        subprocess.run(
+            ["git", "hash-object", "-t", "commit", "-w", "--stdin", "--literally"],
+            cwd=repo.path,
+            input=body,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.strip()
+        .decode()
+    )
     repo.git("update-ref", "HEAD", sha)
     return sha
 
@@ -87,8 +109,12 @@ def source(i: int, lines: int = 3) -> bytes:
 
 
 def check_json(repo: Repo, *args: str, env: Mapping[str, str] | None = None) -> dict:
-    proc = subprocess.run([CI_RISK, "check", "--format", "json", *args], cwd=repo.path, capture_output=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [CI_RISK, "check", "--format", "json", *args],
+        cwd=repo.path,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+    )
     out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == 0, out + err
     assert "Traceback" not in err and "internal error" not in err, err
@@ -112,6 +138,7 @@ def latin1_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
 
 # -- the name key itself --------------------------------------------------------------------------
 
+
 def test_name_keys_are_lossless_one_to_one_and_plain_text() -> None:
     names = [*HOSTILE, b"a\\x5c", b"\\", b"x\\", b"nul\0byte", b"\xff\xfe", bytes(range(1, 256))]
     keys = [git.decode_name(n) for n in names]
@@ -126,8 +153,10 @@ def test_name_keys_are_lossless_one_to_one_and_plain_text() -> None:
 
 # -- index and check ------------------------------------------------------------------------------
 
-def test_index_and_check_find_the_history_of_a_non_utf8_file(latin1_repo: Repo,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_index_and_check_find_the_history_of_a_non_utf8_file(
+    latin1_repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run_cli(["index"], capsys)
     assert code == 0, err
     latin1_repo.commit({"docs/x.md": "x\n"}, "docs")
@@ -152,10 +181,12 @@ def test_an_index_of_the_old_schema_is_rebuilt_not_refused(latin1_repo: Repo) ->
     path = paths.index_file(info.common_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     old = sqlite3.connect(path)
-    old.executescript("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                      "INSERT INTO meta VALUES('schema_version', '1');"
-                      "CREATE TABLE paths(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, subsystem TEXT NOT NULL);"
-                      "INSERT INTO paths VALUES(1, 'src/caf\ufffd.py', 'src');")
+    old.executescript(
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES('schema_version', '1');"
+        "CREATE TABLE paths(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, subsystem TEXT NOT NULL);"
+        "INSERT INTO paths VALUES(1, 'src/caf\ufffd.py', 'src');"
+    )
     old.close()
     index = HistoryIndex(path, str(latin1_repo.path))
     try:
@@ -169,9 +200,11 @@ def test_an_index_of_the_old_schema_is_rebuilt_not_refused(latin1_repo: Repo) ->
 
 # -- a real push through the hook -----------------------------------------------------------------
 
+
 def push(repo: Repo, ref: bytes, env: Mapping[str, str]) -> tuple[int, str]:
-    proc = subprocess.run([b"git", b"push", b"origin", ref], cwd=repo.path, capture_output=True,
-                          env={**os.environ, **env})
+    proc = subprocess.run(
+        [b"git", b"push", b"origin", ref], cwd=repo.path, capture_output=True, env={**os.environ, **env}
+    )
     return proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
 
 
@@ -204,12 +237,14 @@ def test_push_through_the_hook_warns_blocks_and_is_strict(latin1_repo: Repo, tmp
     # UTF-8 locale (strict, as PYTHONIOENCODING makes it here) would refuse to decode.
     subprocess.run([b"git", b"checkout", b"-q", b"-b", b"caf\xe9"], cwd=latin1_repo.path, check=True)
     commit_bytes(latin1_repo, {LATIN1: source(4)}, b"on a Latin-1 branch")
-    code, out = push(latin1_repo, b"caf\xe9", {"CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0",
-                                                "PYTHONIOENCODING": "utf-8:strict"})
+    code, out = push(
+        latin1_repo, b"caf\xe9", {"CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0", "PYTHONIOENCODING": "utf-8:strict"}
+    )
     assert code != 0 and "BLOCKED" in out and "internal error" not in out, out
 
 
 # -- record, backfill with SZZ, history: SQLite and PostgreSQL -----------------------------------
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
@@ -233,8 +268,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def test_record_backfill_szz_and_history_keep_the_name(latin1_repo: Repo, store_url: str,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_record_backfill_szz_and_history_keep_the_name(
+    latin1_repo: Repo, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     inducing = latin1_repo.git("rev-parse", "HEAD~1")  # "add caf\xe9" wrote the lines the fix changes
     author = b"r\xe9my@example.com"
     commit_bytes(latin1_repo, {LATIN1: source(9)}, b"Fix crash in caf\xe9", email=author)
@@ -271,8 +307,9 @@ def test_record_backfill_szz_and_history_keep_the_name(latin1_repo: Repo, store_
     subprocess.run([b"git", b"checkout", b"-q", b"-b", b"caf\xe9"], cwd=latin1_repo.path, check=True)
     code, out, err = run_cli(["record", "--status", "fail"], capsys)
     assert code == 0 and "on caf\\xe9" in out, out + err
-    code, out, err = run_cli(["record", "--status", "pass", "--commit", base, "--branch", "refs/heads/caf\udce9"],
-                             capsys)
+    code, out, err = run_cli(
+        ["record", "--status", "pass", "--commit", base, "--branch", "refs/heads/caf\udce9"], capsys
+    )
     assert code == 0, err
     code, out, err = run_cli(["history", "--format", "json"], capsys)
     assert sorted(b["branch"] for b in json.loads(out)["builds"]) == ["caf\\xe9", "caf\\xe9", "main"]
@@ -282,8 +319,10 @@ def test_record_backfill_szz_and_history_keep_the_name(latin1_repo: Repo, store_
 
 # -- odd names everywhere -------------------------------------------------------------------------
 
-def test_hostile_names_are_indexed_apart_blamed_and_found_again(repo: Repo, monkeypatch: pytest.MonkeyPatch,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_hostile_names_are_indexed_apart_blamed_and_found_again(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(repo.path)
     # Small runs of pathspecs, so the fix diff that names many files is split as a huge one would be.
     monkeypatch.setattr(labels, "_PATHSPEC_BYTES", 600)
@@ -296,8 +335,9 @@ def test_hostile_names_are_indexed_apart_blamed_and_found_again(repo: Repo, monk
     fixes = []
     for i, name in enumerate(HOSTILE):
         # The test file changed alongside shows that a name taken as a pattern would blame too much.
-        fixes.append(commit_bytes(repo, {name: source(i + 1), b"src/a_test.py": source(i + 1)},
-                                  f"Fix file {i}".encode()))
+        fixes.append(
+            commit_bytes(repo, {name: source(i + 1), b"src/a_test.py": source(i + 1)}, f"Fix file {i}".encode())
+        )
     commit_bytes(repo, {name: source(99) for name in HOSTILE}, b"Fix them all at once")
 
     keys = [git.decode_name(n) for n in HOSTILE]
@@ -305,7 +345,9 @@ def test_hostile_names_are_indexed_apart_blamed_and_found_again(repo: Repo, monk
     result = analyze(PushRange(tip=repo.head(), exclude=(base,)), info, Limits(), cwd=str(repo.path))
     assert result.values["new_files"] == 0, result.facts.new_paths
     assert result.values["nf"] == len(HOSTILE) + 1
-    assert sorted(p for paths in result.facts.paths_by_category.values() for p in paths) == sorted([*keys, "src/a_test.py"])
+    assert sorted(p for paths in result.facts.paths_by_category.values() for p in paths) == sorted(
+        [*keys, "src/a_test.py"]
+    )
 
     index = HistoryIndex(paths.index_file(info.common_dir), str(repo.path))
     try:
@@ -324,8 +366,10 @@ def test_hostile_names_are_indexed_apart_blamed_and_found_again(repo: Repo, monk
 
 # -- authors and messages that are not UTF-8 --------------------------------------------------------
 
-def test_authors_and_messages_in_other_encodings(repo: Repo, monkeypatch: pytest.MonkeyPatch,
-                                                 store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_authors_and_messages_in_other_encodings(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(repo.path)
     # The user wants log output in Latin-1: ci-risk must still read UTF-8.
     repo.git("config", "i18n.logOutputEncoding", "ISO-8859-1")
@@ -334,8 +378,14 @@ def test_authors_and_messages_in_other_encodings(repo: Repo, monkeypatch: pytest
     commit_bytes(repo, {b"a.py": b"a = 1\n"}, b"Fix caf\xe9 bug", email=b"j\xe9@example.com")
     commit_bytes(repo, {b"b.py": b"b = 1\n"}, b"b", email=b"j\xe8@example.com")  # someone else
     # Declared Latin-1 (i18n.commitEncoding): git re-encodes it, so this author is "jé".
-    commit_bytes(repo, {b"c.py": b"c = 1\n"}, "Fix naïve bug".encode("latin-1"), email=b"j\xe9@example.com",
-                 name="Jérôme".encode("latin-1"), encoding=b"ISO-8859-1")
+    commit_bytes(
+        repo,
+        {b"c.py": b"c = 1\n"},
+        "Fix naïve bug".encode("latin-1"),
+        email=b"j\xe9@example.com",
+        name="Jérôme".encode("latin-1"),
+        encoding=b"ISO-8859-1",
+    )
     base = repo.head()
     commit_bytes(repo, {b"a.py": b"a = 2\n"}, "Fix déjà vu".encode(), email=b"j\xe9@example.com")
 
@@ -362,6 +412,7 @@ def test_authors_and_messages_in_other_encodings(repo: Repo, monkeypatch: pytest
 
 # -- a locale that cannot spell the names ----------------------------------------------------------
 
+
 def test_commands_under_an_ascii_locale(tmp_path: Path) -> None:
     """Python under LC_ALL=C without UTF-8 mode: file system and terminal encodings are ASCII."""
     repo = make_repo(tmp_path / "dépôt")  # even the work tree's own path is not ASCII
@@ -386,8 +437,10 @@ def test_commands_under_an_ascii_locale(tmp_path: Path) -> None:
     ci_risk("check", "--from", "HEAD~2", "--to", "HEAD", "--strict")
 
     # The push path writes without click: what an ASCII terminal cannot show is escaped, not an error.
-    script = ("from ci_risk_hook.gate import entry, run; entry._never_fail_on_encoding(); "
-              "run._out('adds 1 new file: src/na\\u00efve.py, caf\\udce9.py')")
+    script = (
+        "from ci_risk_hook.gate import entry, run; entry._never_fail_on_encoding(); "
+        "run._out('adds 1 new file: src/na\\u00efve.py, caf\\udce9.py')"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b"adds 1 new file: src/na\\xefve.py, caf\\udce9.py\n"

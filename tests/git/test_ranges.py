@@ -1,4 +1,5 @@
 """Which commits a push publishes, from each source git or pre-commit gives us."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,6 @@ import pytest
 
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import RangeError, explicit, from_hook_stdin, from_pre_commit_env
-
 from testing.repos import Repo, make_repo
 
 Z = git.ZERO_SHA

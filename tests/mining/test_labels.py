@@ -2,6 +2,7 @@
 
 Assertions compare commit subjects, not shas, so a failure names the commits.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ import pytest
 
 from ci_risk_hook.mining import labels
 from ci_risk_hook.mining.labels import CommitLabel, SzzResult
-
 from testing.repos import Repo, make_repo
 
 
@@ -25,13 +25,13 @@ def subjects(repo: Repo) -> dict[str, str]:
 def readable(repo: Repo, found: list[CommitLabel]) -> dict[str, tuple[tuple[str, ...], int]]:
     """{labelled subject: (evidence subjects, lines)}."""
     names = subjects(repo)
-    return {names.get(l.commit, l.commit): (tuple(names.get(e, e) for e in l.evidence), l.lines) for l in found}
+    return {names.get(lb.commit, lb.commit): (tuple(names.get(e, e) for e in lb.evidence), lb.lines) for lb in found}
 
 
 def run_szz(repo: Repo, **kwargs: Any) -> tuple[dict[str, tuple[tuple[str, ...], int]], labels.SzzStats]:
     result = labels.szz(str(repo.path), **kwargs)
     assert isinstance(result, SzzResult)
-    assert all(l.source == "szz" for l in result.labels)
+    assert all(lb.source == "szz" for lb in result.labels)
     return readable(repo, result.labels), result.stats
 
 
@@ -49,17 +49,21 @@ APP = "def area(w, h):\n    return w * h\n\n\ndef name():\n    return 'app'\n"
 
 # --- SZZ --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_fix_blames_exactly_the_commit_that_wrote_the_changed_line(repo: Repo, jobs: int) -> None:
     repo.commit({"src/app.py": "def name():\n    return 'app'\n"}, "initial app")
     repo.commit({"src/app.py": APP}, "add area")
     repo.commit({"src/other.py": "x = 1\n"}, "unrelated one")
     repo.commit({"src/app.py": APP + "\n\ndef version():\n    return 1\n"}, "unrelated two")
-    repo.commit({"src/app.py": APP.replace("w * h", "w * h if w > 0 else 0") + "\n\ndef version():\n    return 1\n"},
-                "Fix area for negative widths")
+    repo.commit(
+        {"src/app.py": APP.replace("w * h", "w * h if w > 0 else 0") + "\n\ndef version():\n    return 1\n"},
+        "Fix area for negative widths",
+    )
     found, stats = run_szz(repo, jobs=jobs)
-    assert found == {"add area": (("Fix area for negative widths",), 1)}, \
+    assert found == {"add area": (("Fix area for negative widths",), 1)}, (
         f"only 'add area' wrote the line the fix changed; got {found}"
+    )
     assert stats.fixes_seen == 1 and stats.files_blamed == 1 and stats.lines_blamed == 1, stats
 
 
@@ -68,27 +72,37 @@ def test_tests_and_docs_touched_by_the_fix_are_not_blamed(repo: Repo) -> None:
     repo.commit({"tests/test_app.py": "def test_area():\n    assert area(1, 2) == 2\n"}, "add test")
     repo.commit({"docs/guide.md": "Area is w times h.\n"}, "add guide")
     repo.commit({"setup.py": "setup(name='app')\n"}, "add setup")
-    repo.commit({
-        "src/app.py": APP.replace("w * h", "abs(w * h)"),
-        "tests/test_app.py": "def test_area():\n    assert area(-1, 2) == 2\n",
-        "docs/guide.md": "Area is the absolute value of w times h.\n",
-        "setup.py": "setup(name='app', version='1')\n",
-    }, "Fix negative area")
+    repo.commit(
+        {
+            "src/app.py": APP.replace("w * h", "abs(w * h)"),
+            "tests/test_app.py": "def test_area():\n    assert area(-1, 2) == 2\n",
+            "docs/guide.md": "Area is the absolute value of w times h.\n",
+            "setup.py": "setup(name='app', version='1')\n",
+        },
+        "Fix negative area",
+    )
     found, stats = run_szz(repo)
-    assert found == {"add area": (("Fix negative area",), 1)}, \
+    assert found == {"add area": (("Fix negative area",), 1)}, (
         f"the test, docs and build files the fix changed must not be blamed; got {found}"
+    )
     assert stats.files_blamed == 1, stats
 
 
 def test_whitespace_and_comment_only_changes_blame_no_one(repo: Repo) -> None:
-    repo.commit({
-        "src/app.py": "def load(path):\n    # read the file\n    value=1\n\n    return value\n",
-        "src/native.c": "/* native helpers */\n// helper\nint f(void) {\n    return 1;\n}\n",
-    }, "add loader")
-    repo.commit({
-        "src/app.py": "def load(path):\n    # read the config file\n    value = 1\n    return value\n",
-        "src/native.c": "/* native helpers, fast */\n// a helper\nint f(void) {\n\treturn 1;\n}\n",
-    }, "Fix formatting bug in comments")
+    repo.commit(
+        {
+            "src/app.py": "def load(path):\n    # read the file\n    value=1\n\n    return value\n",
+            "src/native.c": "/* native helpers */\n// helper\nint f(void) {\n    return 1;\n}\n",
+        },
+        "add loader",
+    )
+    repo.commit(
+        {
+            "src/app.py": "def load(path):\n    # read the config file\n    value = 1\n    return value\n",
+            "src/native.c": "/* native helpers, fast */\n// a helper\nint f(void) {\n\treturn 1;\n}\n",
+        },
+        "Fix formatting bug in comments",
+    )
     found, stats = run_szz(repo)
     assert found == {}, f"reindenting, deleting a blank line and editing comments blame nobody; got {found}"
     assert stats.fixes_seen == 1, stats
@@ -127,8 +141,9 @@ def test_evidence_and_lines_accumulate_over_fixes(repo: Repo) -> None:
     repo.commit({"src/app.py": "a = 10\nb = 2\nc = 3\n"}, "Fix a")
     repo.commit({"src/app.py": "a = 10\nb = 20\nc = 30\n"}, "Fix b and c")
     found, _ = run_szz(repo)
-    assert found == {"add values": (("Fix b and c", "Fix a"), 3)}, \
+    assert found == {"add values": (("Fix b and c", "Fix a"), 3)}, (
         f"evidence lists every fix, newest first, and lines add up; got {found}"
+    )
 
 
 def test_blamed_commits_committed_after_the_fix_or_before_since_are_dropped(repo: Repo) -> None:
@@ -161,8 +176,15 @@ def test_merges_reverts_and_root_commits_are_not_fixes(repo: Repo) -> None:
     repo.commit({"src/app.py": "a = 5\nb = 2\n"}, "change a")
     repo.git("checkout", "-q", "main")
     repo.commit({"src/other.py": "x = 1\n"}, "add other")
-    repo.git("merge", "-q", "--no-ff", "-m", "Merge branch with bug fix", "side",
-             env={"GIT_AUTHOR_DATE": "1600100000 +0000", "GIT_COMMITTER_DATE": "1600100000 +0000"})
+    repo.git(
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "Merge branch with bug fix",
+        "side",
+        env={"GIT_AUTHOR_DATE": "1600100000 +0000", "GIT_COMMITTER_DATE": "1600100000 +0000"},
+    )
     first_parent_diff = repo.git("diff", "--stat", "HEAD^1", "HEAD")
     assert "src/app.py" in first_parent_diff, "the merge should change app.py relative to its first parent"
     repo.git("revert", "--no-edit", "HEAD~1")  # reverts "add other"; its message is not a fix
@@ -203,8 +225,9 @@ def test_odd_file_names(repo: Repo) -> None:
         # "src/a*.py" taken as a glob would also match the test file changed alongside it.
         repo.commit({name: f"value = {i + 2}\n", "src/a_test.py": f"value = {i + 2}\n"}, f"Fix file {i}")
     found, stats = run_szz(repo)
-    assert found == {"add odd files": (tuple(f"Fix file {i}" for i in reversed(range(len(ODD_NAMES)))),
-                                       len(ODD_NAMES))}, f"each odd name is blamed once, nothing else; got {found}"
+    assert found == {
+        "add odd files": (tuple(f"Fix file {i}" for i in reversed(range(len(ODD_NAMES)))), len(ODD_NAMES))
+    }, f"each odd name is blamed once, nothing else; got {found}"
     assert stats.files_blamed == len(ODD_NAMES) and stats.files_skipped_missing == 0, stats
 
 
@@ -223,9 +246,10 @@ def test_shallow_clone_does_not_blame_the_boundary(repo: Repo, tmp_path: Path) -
 
 # --- reverts ----------------------------------------------------------------------------------------
 
+
 def reverts(repo: Repo, **kwargs: Any) -> dict[str, tuple[str, ...]]:
     found = labels.find_reverts(str(repo.path), **kwargs)
-    assert all(l.source == "revert" and l.lines == 0 for l in found)
+    assert all(lb.source == "revert" and lb.lines == 0 for lb in found)
     return {subject: evidence for subject, (evidence, _) in readable(repo, found).items()}
 
 
@@ -255,8 +279,9 @@ def test_abbreviated_and_unknown_shas(repo: Repo) -> None:
     repo.commit({"src/app.py": "a = 1\n"}, f'Revert "bad change"\n\nThis reverts commit {bad[:8]}.')
     repo.commit({"src/app.py": "a = 3\n"}, f"Undo\n\nThis reverts commit {'f' * 40}.\nThis Reverts Commit {bad}.")
     found = reverts(repo)
-    assert found == {"bad change": ("Undo", 'Revert "bad change"')}, \
+    assert found == {"bad change": ("Undo", 'Revert "bad change"')}, (
         f"an abbreviated sha resolves, an unknown one is ignored; got {found}"
+    )
 
 
 def test_reverts_on_other_branches_count_with_all(repo: Repo) -> None:
@@ -271,27 +296,42 @@ def test_reverts_on_other_branches_count_with_all(repo: Repo) -> None:
 
 # --- parsing details --------------------------------------------------------------------------------
 
+
 def test_diff_parser_counts_hunk_lines_instead_of_trusting_prefixes() -> None:
-    out = (b'diff --git "a/n\\nl.py" "b/n\\nl.py"\nindex 1..2 100644\n--- "a/n\\nl.py"\n+++ "b/n\\nl.py"\n'
-           b"@@ -3,2 +3 @@ x\n--- a/b\n-+++ b/c\n+new\n\\ No newline at end of file\n"
-           b"diff --git a/x y.py b/x y.py\nindex 1..2 100644\nBinary files a/x y.py and b/x y.py differ\n")
+    out = (
+        b'diff --git "a/n\\nl.py" "b/n\\nl.py"\nindex 1..2 100644\n--- "a/n\\nl.py"\n+++ "b/n\\nl.py"\n'
+        b"@@ -3,2 +3 @@ x\n--- a/b\n-+++ b/c\n+new\n\\ No newline at end of file\n"
+        b"diff --git a/x y.py b/x y.py\nindex 1..2 100644\nBinary files a/x y.py and b/x y.py differ\n"
+    )
     removed, binary = labels._parse_diff(out)
     assert removed == {"n\nl.py": [(3, b"-- a/b"), (4, b"+++ b/c")]}
     assert binary == {"x y.py"}
 
 
-@pytest.mark.parametrize("path,text,noise", [
-    ("a.py", b"   # note", True), ("a.py", b"", True), ("a.py", b"x = 1  # note", False),
-    ("a.c", b"#include <x.h>", False), ("a.c", b" * doc", True), ("a.c", b"*p = 0;", False),
-    ("a.c", b"/* a */ x = 1;", False), ("a.c", b"/* a */", True), ("a.c", b"--i;", False),
-    ("a.lua", b"-- note", True), ("a.go", b"// note", True), ("a.txt.py", b"// x", False),
-])
+@pytest.mark.parametrize(
+    "path,text,noise",
+    [
+        ("a.py", b"   # note", True),
+        ("a.py", b"", True),
+        ("a.py", b"x = 1  # note", False),
+        ("a.c", b"#include <x.h>", False),
+        ("a.c", b" * doc", True),
+        ("a.c", b"*p = 0;", False),
+        ("a.c", b"/* a */ x = 1;", False),
+        ("a.c", b"/* a */", True),
+        ("a.c", b"--i;", False),
+        ("a.lua", b"-- note", True),
+        ("a.go", b"// note", True),
+        ("a.txt.py", b"// x", False),
+    ],
+)
 def test_comment_lines(path: str, text: bytes, noise: bool) -> None:
     assert labels._is_noise(text, labels._comment_style(path)) is noise
 
 
 def test_not_a_repository(tmp_path: Path) -> None:
     from ci_risk_hook.git import repo as git
+
     with pytest.raises(git.GitError):
         labels.szz(str(tmp_path))
     with pytest.raises(git.GitError):
@@ -314,9 +354,16 @@ def test_binary_source_files_are_skipped(repo: Repo) -> None:
 
 
 def test_user_git_config_does_not_change_results(repo: Repo) -> None:
-    for key, value in [("diff.noprefix", "true"), ("color.ui", "always"), ("diff.external", "false"),
-                       ("blame.ignoreRevsFile", ".no-such-file"), ("log.showSignature", "true"),
-                       ("diff.mnemonicPrefix", "true"), ("core.quotepath", "true"), ("diff.algorithm", "patience")]:
+    for key, value in [
+        ("diff.noprefix", "true"),
+        ("color.ui", "always"),
+        ("diff.external", "false"),
+        ("blame.ignoreRevsFile", ".no-such-file"),
+        ("log.showSignature", "true"),
+        ("diff.mnemonicPrefix", "true"),
+        ("core.quotepath", "true"),
+        ("diff.algorithm", "patience"),
+    ]:
         repo.git("config", key, value)
     repo.commit({"src/ä.py": APP}, "add area")
     repo.commit({"src/ä.py": APP.replace("w * h", "abs(w * h)")}, "Fix negative area")

@@ -6,6 +6,7 @@ Here every build runs for three build intervals, so at any moment the three
 previous builds are still running, and only a pipeline that waits for
 *finished* builds passes.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -15,13 +16,12 @@ import numpy as np
 import pytest
 
 from ci_risk_hook.cli import main as cli
+from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.model.backtest import backtest
 from ci_risk_hook.model.dataset import Table, ci_table, szz_table
-from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.outcomes.store import open_store
-
-from testing.repos import Repo, lines
 from testing.modelkit import grow_history
+from testing.repos import Repo, lines
 
 warnings.filterwarnings("ignore", category=UserWarning)
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -69,7 +69,9 @@ def test_every_retrain_of_the_backtest_learns_only_from_builds_finished_before_i
 ) -> None:
     table = overlapping_table(tmp_path)
     seen: list[tuple[Table, Table]] = []
-    result = backtest(table, retrain_every=15, min_train=40, on_retrain=lambda history, block: seen.append((history, block)))
+    result = backtest(
+        table, retrain_every=15, min_train=40, on_retrain=lambda history, block: seen.append((history, block))
+    )
     assert result.retrains == len(seen) >= 3
     for history, block in seen:
         first_start = int(block.started.min())
@@ -94,15 +96,14 @@ def test_the_published_baseline_is_the_previous_finished_build(overlapping: Repo
     assert result.parrot != result.parrot_ordered
 
 
-def test_szz_labels_are_known_only_once_their_fix_exists(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_szz_labels_are_known_only_once_their_fix_exists(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo.commit({"src/geometry.py": "def area(w, h):\n    return w * h\n"}, "add area", at=1_600_000_000)
-    buggy = repo.commit({"src/geometry.py": "def area(w, h):\n    return w + h\n"}, "refactor area",
-                        at=1_600_003_600)
+    buggy = repo.commit({"src/geometry.py": "def area(w, h):\n    return w + h\n"}, "refactor area", at=1_600_003_600)
     for i in range(5):
         repo.commit({f"docs/page{i}.md": lines(3)}, f"docs {i}", at=1_600_007_200 + i * 3600)
-    fix = repo.commit({"src/geometry.py": "def area(w, h):\n    return w * h\n"}, "fix wrong area",
-                      at=1_600_030_000)
+    fix = repo.commit({"src/geometry.py": "def area(w, h):\n    return w * h\n"}, "fix wrong area", at=1_600_030_000)
     monkeypatch.setenv("CI_RISK_DB", str(tmp_path / "history.sqlite"))
     monkeypatch.chdir(repo.path)
     assert cli.main(["backfill"]) == 0

@@ -20,8 +20,6 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-
-from testing.repos import REPO_ROOT
 from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -47,6 +45,7 @@ from ci_risk_hook.model.export import (
     write_artifact,
 )
 from ci_risk_hook.model.scoring import Explanation, ModelError, PortableModel, load_model
+from testing.repos import REPO_ROOT
 
 TOL = 1e-9
 N_FEATURES = 8
@@ -78,8 +77,14 @@ X_TEST_NAN, _ = make_data(300, seed=1, nan_rate=0.15)
 class Case:
     """One estimator configuration and how sklearn should see missing values."""
 
-    def __init__(self, name: str, build: Callable[[], Any], train_nan: bool, native: bool,
-                 imputation: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        build: Callable[[], Any],
+        train_nan: bool,
+        native: bool,
+        imputation: dict[str, float] | None = None,
+    ) -> None:
         self.name = name
         self.build = build
         self.train_nan = train_nan
@@ -91,28 +96,64 @@ class Case:
 
 
 CASES = [
-    Case("random_forest_nan", lambda: RandomForestClassifier(n_estimators=25, max_depth=8, random_state=0),
-         train_nan=True, native=True),
+    Case(
+        "random_forest_nan",
+        lambda: RandomForestClassifier(n_estimators=25, max_depth=8, random_state=0),
+        train_nan=True,
+        native=True,
+    ),
     # Trained without NaN but asked about NaN later: sklearn still routes it.
-    Case("random_forest_no_nan_seen", lambda: RandomForestClassifier(n_estimators=15, random_state=1),
-         train_nan=False, native=True),
-    Case("extra_trees_nan", lambda: ExtraTreesClassifier(n_estimators=25, max_depth=8, random_state=0),
-         train_nan=True, native=True),
-    Case("gradient_boosting", lambda: GradientBoostingClassifier(n_estimators=60, max_depth=3, subsample=0.8,
-                                                                 random_state=0),
-         train_nan=False, native=False, imputation=IMPUTATION),
-    Case("hist_gradient_boosting_nan", lambda: HistGradientBoostingClassifier(max_iter=60, random_state=0),
-         train_nan=True, native=True),
-    Case("logistic_regression", lambda: LogisticRegression(C=0.5, max_iter=1000),
-         train_nan=False, native=False, imputation=IMPUTATION),
-    Case("pipeline_median_imputer_scaler_lr",
-         lambda: make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression()),
-         train_nan=True, native=True),
-    Case("pipeline_mean_imputer_lr",
-         lambda: make_pipeline(SimpleImputer(strategy="mean"), LogisticRegression()),
-         train_nan=True, native=True),
-    Case("pipeline_scaler_lr", lambda: make_pipeline(StandardScaler(), LogisticRegression()),
-         train_nan=False, native=False, imputation=IMPUTATION),
+    Case(
+        "random_forest_no_nan_seen",
+        lambda: RandomForestClassifier(n_estimators=15, random_state=1),
+        train_nan=False,
+        native=True,
+    ),
+    Case(
+        "extra_trees_nan",
+        lambda: ExtraTreesClassifier(n_estimators=25, max_depth=8, random_state=0),
+        train_nan=True,
+        native=True,
+    ),
+    Case(
+        "gradient_boosting",
+        lambda: GradientBoostingClassifier(n_estimators=60, max_depth=3, subsample=0.8, random_state=0),
+        train_nan=False,
+        native=False,
+        imputation=IMPUTATION,
+    ),
+    Case(
+        "hist_gradient_boosting_nan",
+        lambda: HistGradientBoostingClassifier(max_iter=60, random_state=0),
+        train_nan=True,
+        native=True,
+    ),
+    Case(
+        "logistic_regression",
+        lambda: LogisticRegression(C=0.5, max_iter=1000),
+        train_nan=False,
+        native=False,
+        imputation=IMPUTATION,
+    ),
+    Case(
+        "pipeline_median_imputer_scaler_lr",
+        lambda: make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression()),
+        train_nan=True,
+        native=True,
+    ),
+    Case(
+        "pipeline_mean_imputer_lr",
+        lambda: make_pipeline(SimpleImputer(strategy="mean"), LogisticRegression()),
+        train_nan=True,
+        native=True,
+    ),
+    Case(
+        "pipeline_scaler_lr",
+        lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+        train_nan=False,
+        native=False,
+        imputation=IMPUTATION,
+    ),
 ]
 
 _FITTED: dict[str, Any] = {}
@@ -166,12 +207,20 @@ def boundary_rows(artifact: dict[str, Any], n: int = 300) -> np.ndarray:
     rs = np.random.RandomState(7)
     X = rs.normal(size=(n, N_FEATURES))
     for j in range(N_FEATURES):
-        ts = [t for tree in artifact["model"]["trees"] for f, t in zip(tree["feature"], tree["threshold"])
-              if f == j and abs(t) < 1e30]
+        ts = [
+            t
+            for tree in artifact["model"]["trees"]
+            for f, t in zip(tree["feature"], tree["threshold"])
+            if f == j and abs(t) < 1e30
+        ]
         if ts:
             t = np.asarray(ts)
-            X[:, j] = rs.choice(np.concatenate([t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf),
-                                                t.astype(np.float32).astype(np.float64)]), size=n)
+            X[:, j] = rs.choice(
+                np.concatenate(
+                    [t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), t.astype(np.float32).astype(np.float64)]
+                ),
+                size=n,
+            )
     return X
 
 
@@ -182,21 +231,26 @@ def boundary_rows(artifact: dict[str, Any], n: int = 300) -> np.ndarray:
 def test_predict_proba_matches_sklearn(case: Case, tmp_path: Path) -> None:
     est = fitted(case)
     model = write_and_load(export(case), tmp_path)
-    for label, X in [("training rows", X_TRAIN_NAN if case.train_nan else X_TRAIN),
-                     ("fresh rows", X_TEST), ("fresh rows with missing values", X_TEST_NAN)]:
+    for label, X in [
+        ("training rows", X_TRAIN_NAN if case.train_nan else X_TRAIN),
+        ("fresh rows", X_TEST),
+        ("fresh rows with missing values", X_TEST_NAN),
+    ]:
         expected = est.predict_proba(sklearn_view(case, X))[:, 1]
         assert_close(model.predict_proba(as_rows(X)), expected, f"{case.name}, {label}")
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith(("random", "extra", "gradient", "hist"))],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.name.startswith(("random", "extra", "gradient", "hist"))], ids=repr
+)
 def test_split_boundaries_match_sklearn(case: Case) -> None:
     """sklearn trees compare float32(x) <= threshold; values at the boundary must agree."""
     artifact = export(case)
     X = boundary_rows(artifact)
     expected = fitted(case).predict_proba(X)[:, 1]
-    assert_close(PortableModel.from_dict(artifact).predict_proba(X.tolist()), expected,
-                 f"{case.name}, rows on split boundaries")
+    assert_close(
+        PortableModel.from_dict(artifact).predict_proba(X.tolist()), expected, f"{case.name}, rows on split boundaries"
+    )
 
 
 def test_infinite_values_match_hist_gradient_boosting() -> None:
@@ -206,8 +260,11 @@ def test_infinite_values_match_hist_gradient_boosting() -> None:
     X[3::7, 2] = -np.inf
     X[5::11, 6] = np.inf
     expected = fitted(case).predict_proba(X)[:, 1]
-    assert_close(PortableModel.from_dict(export(case)).predict_proba(X.tolist()), expected,
-                 "HistGradientBoosting with +-inf inputs")
+    assert_close(
+        PortableModel.from_dict(export(case)).predict_proba(X.tolist()),
+        expected,
+        "HistGradientBoosting with +-inf inputs",
+    )
 
 
 def test_nan_and_none_mean_the_same() -> None:
@@ -254,49 +311,55 @@ def model_scores(est: Any, X: np.ndarray, space: str) -> np.ndarray:
 CALIBRATION_CASES = [
     (case, space, method)
     for case in CASES
-    if case.name in ("random_forest_nan", "gradient_boosting", "hist_gradient_boosting_nan",
-                     "pipeline_median_imputer_scaler_lr")
+    if case.name
+    in ("random_forest_nan", "gradient_boosting", "hist_gradient_boosting_nan", "pipeline_median_imputer_scaler_lr")
     for space in ("probability", "log-odds")
     for method in ("platt", "isotonic")
     if not (case.name.startswith("random") and space == "log-odds")
 ]
 
 
-@pytest.mark.parametrize("case,space,method", CALIBRATION_CASES,
-                         ids=lambda v: v if isinstance(v, str) else repr(v))
-def test_calibrated_probabilities_match_sklearn_calibrators(case: Case, space: str, method: str,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize("case,space,method", CALIBRATION_CASES, ids=lambda v: v if isinstance(v, str) else repr(v))
+def test_calibrated_probabilities_match_sklearn_calibrators(
+    case: Case, space: str, method: str, tmp_path: Path
+) -> None:
     est = fitted(case)
     calib_X = sklearn_view(case, X_TEST_NAN[:150])
     scores = model_scores(est, calib_X, space)
-    calibrator: Any = (_SigmoidCalibration() if method == "platt"
-                       else IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1))
+    calibrator: Any = (
+        _SigmoidCalibration() if method == "platt" else IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
+    )
     calibrator.fit(scores, Y_TEST[:150])
-    model = write_and_load(export(case, calibration=calibration_from_sklearn(calibrator, input_space=space)),
-                           tmp_path)
+    model = write_and_load(export(case, calibration=calibration_from_sklearn(calibrator, input_space=space)), tmp_path)
     X = np.vstack([X_TEST_NAN, X_TRAIN])  # training rows reach outside the isotonic range
     sk_X = sklearn_view(case, X)
     expected = calibrator.predict(model_scores(est, sk_X, space))
     what = f"{case.name}, {method} on {space}"
     assert_close(model.predict_proba(as_rows(X)), expected, what)
-    assert_close(model.predict_proba(as_rows(X), calibrated=False), est.predict_proba(sk_X)[:, 1],
-                 what + " (uncalibrated)")
+    assert_close(
+        model.predict_proba(as_rows(X), calibrated=False), est.predict_proba(sk_X)[:, 1], what + " (uncalibrated)"
+    )
 
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
-@pytest.mark.parametrize("case", [c for c in CASES if c.name in ("random_forest_nan", "logistic_regression",
-                                                                 "hist_gradient_boosting_nan")], ids=repr)
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c.name in ("random_forest_nan", "logistic_regression", "hist_gradient_boosting_nan")],
+    ids=repr,
+)
 def test_calibrated_classifier_cv_round_trips(case: Case, method: str) -> None:
     ccv = CalibratedClassifierCV(FrozenEstimator(fitted(case)), method=method)
     ccv.fit(sklearn_view(case, X_TEST_NAN[:200]), Y_TEST[:200])
     estimator, calibration = split_calibrated_classifier(ccv)
     expected_space = "probability" if case.name.startswith("random") else "log-odds"
     assert calibration["input"] == expected_space
-    model = PortableModel.from_dict(
-        export_model(estimator, NAMES, imputation=case.imputation, calibration=calibration))
+    model = PortableModel.from_dict(export_model(estimator, NAMES, imputation=case.imputation, calibration=calibration))
     X = np.vstack([X_TEST_NAN, X_TRAIN_NAN])
-    assert_close(model.predict_proba(as_rows(X)), ccv.predict_proba(sklearn_view(case, X))[:, 1],
-                 f"CalibratedClassifierCV({method}) over {case.name}")
+    assert_close(
+        model.predict_proba(as_rows(X)),
+        ccv.predict_proba(sklearn_view(case, X))[:, 1],
+        f"CalibratedClassifierCV({method}) over {case.name}",
+    )
 
 
 def test_platt_convention_is_documented_formula() -> None:
@@ -340,7 +403,7 @@ def test_saabas_contributions_add_up_to_the_model_output(case: Case) -> None:
             f"{case.name} row {i}: base_value + sum(contributions) = {total!r} "
             f"but the model output is {e.model_output!r} ({e.space})"
         )
-        sk = est.predict_proba(sklearn_view(case, X_TEST_NAN[i:i + 1]))[0, 1]
+        sk = est.predict_proba(sklearn_view(case, X_TEST_NAN[i : i + 1]))[0, 1]
         in_space = e.model_output if e.space == "probability" else 1 / (1 + math.exp(-e.model_output))
         assert abs(in_space - sk) <= TOL, f"{case.name} row {i}: explained output {in_space!r} != sklearn {sk!r}"
         assert e.raw_probability == e.probability == model.predict_proba([row])[0]
@@ -353,10 +416,14 @@ def test_forest_base_value_is_mean_root_value() -> None:
     assert model.explain({}).base_value == pytest.approx(float(np.mean(roots)), abs=1e-12)
 
 
-@pytest.mark.parametrize("build,X", [
-    (lambda: GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0), X_TRAIN),
-    (lambda: HistGradientBoostingClassifier(max_iter=40, random_state=0), X_TRAIN_NAN),
-], ids=["gradient_boosting", "hist_gradient_boosting"])
+@pytest.mark.parametrize(
+    "build,X",
+    [
+        (lambda: GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0), X_TRAIN),
+        (lambda: HistGradientBoostingClassifier(max_iter=40, random_state=0), X_TRAIN_NAN),
+    ],
+    ids=["gradient_boosting", "hist_gradient_boosting"],
+)
 def test_boosting_base_value_is_the_mean_training_log_odds(build: Callable[[], Any], X: np.ndarray) -> None:
     """Internal node values are leaf means, so the root is the average prediction.
 
@@ -410,8 +477,17 @@ def test_explain_treats_absent_names_as_missing_and_ignores_extra_keys() -> None
 
 def test_artifact_layout(tmp_path: Path) -> None:
     artifact = export(CASES[0], thresholds={"warn": 0.5, "block": 0.8}, provenance={"trained_on": "unit test"})
-    assert set(artifact) == {"format", "format_version", "feature_names", "imputation", "model",
-                             "calibration", "thresholds", "provenance", "sha256"}
+    assert set(artifact) == {
+        "format",
+        "format_version",
+        "feature_names",
+        "imputation",
+        "model",
+        "calibration",
+        "thresholds",
+        "provenance",
+        "sha256",
+    }
     assert artifact["format"] == "ci-risk-model" and artifact["format_version"] == 1
     tree = artifact["model"]["trees"][0]
     assert len(tree["leaf_value"]) == len(tree["value"]) + 1
@@ -443,7 +519,7 @@ def test_tampered_number_is_a_checksum_error(tmp_path: Path) -> None:
     assert match, "test setup: no leaf value found in the artifact"
     old = match.group(1)
     new = "0.5" if old != "0.5" else "0.25"
-    path.write_text(text[:match.start(1)] + new + text[match.end(1):])
+    path.write_text(text[: match.start(1)] + new + text[match.end(1) :])
     with pytest.raises(ModelError, match="checksum"):
         load_model(path)
 
@@ -458,14 +534,17 @@ def test_tampered_dict_is_a_checksum_error() -> None:
     assert PortableModel.from_dict(seal_artifact(artifact)).thresholds == {"warn": 0.1}
 
 
-@pytest.mark.parametrize("content,match", [
-    ("{not json", "not valid JSON"),
-    ("", "not valid JSON"),
-    ('{"format": "something-else", "format_version": 1}', "not a ci-risk model"),
-    ('[1, 2, 3]', "expected a JSON object"),
-    ('{"format": "ci-risk-model", "format_version": 2}', "format_version"),
-    ('{"format": "ci-risk-model", "format_version": 1, "sha256": NaN}', "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("{not json", "not valid JSON"),
+        ("", "not valid JSON"),
+        ('{"format": "something-else", "format_version": 1}', "not a ci-risk model"),
+        ("[1, 2, 3]", "expected a JSON object"),
+        ('{"format": "ci-risk-model", "format_version": 2}', "format_version"),
+        ('{"format": "ci-risk-model", "format_version": 1, "sha256": NaN}', "not valid JSON"),
+    ],
+)
 def test_unreadable_artifacts_raise_model_error(tmp_path: Path, content: str, match: str) -> None:
     path = tmp_path / "model.json"
     path.write_text(content)
@@ -485,17 +564,20 @@ def _resealed(mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     return seal_artifact(artifact)
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda a: a["model"]["trees"][0]["leaf_value"].pop(), "leaf_value"),
-    (lambda a: a["model"]["trees"][0]["feature"].__setitem__(0, N_FEATURES), "feature"),
-    (lambda a: a["model"]["trees"][0]["left"].__setitem__(0, 10 ** 6), "left"),
-    (lambda a: a["model"]["trees"][0]["threshold"].__setitem__(0, "x"), "threshold"),
-    (lambda a: a["model"]["trees"][0].pop("missing_left"), "missing_left"),
-    (lambda a: a["model"].__setitem__("kind", "svm"), "kind"),
-    (lambda a: a.__setitem__("feature_names", ["a", "a"]), "feature_names"),
-    (lambda a: a.__setitem__("thresholds", {"warn": 2}), "thresholds"),
-    (lambda a: a.__setitem__("calibration", {"kind": "isotonic", "x": [0.5, 0.2], "y": [0, 1]}), "increasing"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda a: a["model"]["trees"][0]["leaf_value"].pop(), "leaf_value"),
+        (lambda a: a["model"]["trees"][0]["feature"].__setitem__(0, N_FEATURES), "feature"),
+        (lambda a: a["model"]["trees"][0]["left"].__setitem__(0, 10**6), "left"),
+        (lambda a: a["model"]["trees"][0]["threshold"].__setitem__(0, "x"), "threshold"),
+        (lambda a: a["model"]["trees"][0].pop("missing_left"), "missing_left"),
+        (lambda a: a["model"].__setitem__("kind", "svm"), "kind"),
+        (lambda a: a.__setitem__("feature_names", ["a", "a"]), "feature_names"),
+        (lambda a: a.__setitem__("thresholds", {"warn": 2}), "thresholds"),
+        (lambda a: a.__setitem__("calibration", {"kind": "isotonic", "x": [0.5, 0.2], "y": [0, 1]}), "increasing"),
+    ],
+)
 def test_inconsistent_artifacts_raise_model_error(mutate: Callable[[dict[str, Any]], None], match: str) -> None:
     with pytest.raises(ModelError, match=match):
         PortableModel.from_dict(_resealed(mutate))
@@ -508,6 +590,7 @@ def test_cyclic_tree_is_detected_instead_of_hanging() -> None:
         tree["right"][1] = 0
         tree["left"][0] = 1
         tree["right"][0] = 1
+
     model = PortableModel.from_dict(_resealed(make_cycle))
     with pytest.raises(ModelError, match="point forward"):
         model.predict_proba([[0.0] * N_FEATURES])
@@ -526,20 +609,33 @@ def test_bad_rows_raise_clear_errors() -> None:
 # -- export refuses what it cannot represent --------------------------------------------------
 
 
-@pytest.mark.parametrize("build,match", [
-    (lambda: SVC().fit(X_TRAIN, Y_TRAIN), "unsupported estimator SVC"),
-    (lambda: DecisionTreeClassifier(random_state=0).fit(X_TRAIN, Y_TRAIN), "unsupported estimator"),
-    (lambda: make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=3)).fit(X_TRAIN, Y_TRAIN),
-     "final step must be LogisticRegression"),
-    (lambda: make_pipeline(StandardScaler(), SimpleImputer(), LogisticRegression()).fit(X_TRAIN, Y_TRAIN),
-     "only \\[SimpleImputer\\] then \\[StandardScaler\\]"),
-    (lambda: RandomForestClassifier(n_estimators=3, random_state=0).fit(X_TRAIN, Y_TRAIN + (X_TRAIN[:, 0] > 1)),
-     "binary labels"),
-    (lambda: HistGradientBoostingClassifier(max_iter=5, categorical_features=[3]).fit(X_TRAIN, Y_TRAIN),
-     "categorical"),
-    (lambda: make_pipeline(SimpleImputer(add_indicator=True), LogisticRegression()).fit(X_TRAIN_NAN, Y_TRAIN),
-     "add_indicator"),
-])
+@pytest.mark.parametrize(
+    "build,match",
+    [
+        (lambda: SVC().fit(X_TRAIN, Y_TRAIN), "unsupported estimator SVC"),
+        (lambda: DecisionTreeClassifier(random_state=0).fit(X_TRAIN, Y_TRAIN), "unsupported estimator"),
+        (
+            lambda: make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=3)).fit(X_TRAIN, Y_TRAIN),
+            "final step must be LogisticRegression",
+        ),
+        (
+            lambda: make_pipeline(StandardScaler(), SimpleImputer(), LogisticRegression()).fit(X_TRAIN, Y_TRAIN),
+            "only \\[SimpleImputer\\] then \\[StandardScaler\\]",
+        ),
+        (
+            lambda: RandomForestClassifier(n_estimators=3, random_state=0).fit(X_TRAIN, Y_TRAIN + (X_TRAIN[:, 0] > 1)),
+            "binary labels",
+        ),
+        (
+            lambda: HistGradientBoostingClassifier(max_iter=5, categorical_features=[3]).fit(X_TRAIN, Y_TRAIN),
+            "categorical",
+        ),
+        (
+            lambda: make_pipeline(SimpleImputer(add_indicator=True), LogisticRegression()).fit(X_TRAIN_NAN, Y_TRAIN),
+            "add_indicator",
+        ),
+    ],
+)
 def test_unsupported_estimators_raise_value_error(build: Callable[[], Any], match: str) -> None:
     est = build()
     with pytest.raises(ValueError, match=match):
@@ -571,8 +667,9 @@ def test_scoring_never_imports_numpy_sklearn_or_pandas(tmp_path: Path) -> None:
         "print(json.dumps({'heavy': heavy, 'p': p, 'e': e.probability}))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, env=env,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=60
+    )
     assert proc.returncode == 0, f"scoring in a fresh interpreter failed:\n{proc.stderr}"
     result = json.loads(proc.stdout)
     assert result["heavy"] == [], f"importing/scoring pulled in heavy modules: {result['heavy']}"
@@ -596,12 +693,15 @@ def test_platt_calibration_is_the_same_in_training_and_scoring(a: float, b: floa
     assert np.allclose(trained, scored, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("xs, ys", [
-    ([0.5], [0.3]),
-    ([0.0, 1.0], [0.1, 0.9]),
-    ([0.05, 0.2, 0.21, 0.5, 0.8, 0.97], [0.0, 0.1, 0.1, 0.35, 0.6, 1.0]),
-    ([0.1, 0.3, 0.6], [0.2, 0.2, 0.2]),
-])
+@pytest.mark.parametrize(
+    "xs, ys",
+    [
+        ([0.5], [0.3]),
+        ([0.0, 1.0], [0.1, 0.9]),
+        ([0.05, 0.2, 0.21, 0.5, 0.8, 0.97], [0.0, 0.1, 0.1, 0.35, 0.6, 1.0]),
+        ([0.1, 0.3, 0.6], [0.2, 0.2, 0.2]),
+    ],
+)
 def test_isotonic_calibration_is_the_same_in_training_and_scoring(xs: list[float], ys: list[float]) -> None:
     import numpy as np
 

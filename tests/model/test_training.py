@@ -1,4 +1,5 @@
 """Training and backtesting on constructed histories where the right answer is known."""
+
 from __future__ import annotations
 
 import json
@@ -9,15 +10,14 @@ import numpy as np
 import pytest
 
 from ci_risk_hook.cli import main as cli
+from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.model.backtest import LeakError, assert_no_future, backtest, parrot_deferrable, training_rows
 from ci_risk_hook.model.dataset import DEMO_FEATURES, Table, ci_table
-from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.model.scoring import PortableModel
-from ci_risk_hook.outcomes.store import open_store
 from ci_risk_hook.model.training import export, fit, train
-
-from testing.repos import Repo
+from ci_risk_hook.outcomes.store import open_store
 from testing.modelkit import grow_history
+from testing.repos import Repo
 
 warnings.filterwarnings("ignore", category=UserWarning)
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -40,9 +40,17 @@ def synthetic(n: int = 600, seed: int = 3) -> Table:
         y[i] = int(rng.random() < min(p, 0.95))
         prev = y[i]
     started = np.arange(n, dtype=np.int64) * 3600
-    return Table(X, y, started, started + 600, X[:, COL["prev_build_failed"]].copy(),
-                 np.zeros((n, len(DEMO_FEATURES))) + rng.random((n, len(DEMO_FEATURES))),
-                 [f"{i:040x}" for i in range(n)], ["main"] * n, "ci")
+    return Table(
+        X,
+        y,
+        started,
+        started + 600,
+        X[:, COL["prev_build_failed"]].copy(),
+        np.zeros((n, len(DEMO_FEATURES))) + rng.random((n, len(DEMO_FEATURES))),
+        [f"{i:040x}" for i in range(n)],
+        ["main"] * n,
+        "ci",
+    )
 
 
 def test_thresholds_meet_their_targets_on_validation_data() -> None:
@@ -100,6 +108,7 @@ def test_parrot_deferral_is_the_expected_share_at_ninety_percent_recall() -> Non
 
 # -- through the store and the CLI -------------------------------------------
 
+
 @pytest.fixture
 def recorded(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     """A repository with 120 commits whose simulated CI outcomes are recorded in the store."""
@@ -124,7 +133,9 @@ def test_training_features_use_only_builds_finished_before(recorded: Repo, tmp_p
     assert np.array_equal(prev[1:], table.y[:-1])  # each build finished before the next started
 
 
-def test_train_writes_a_model_the_hook_uses_and_keeps_the_previous(recorded: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_writes_a_model_the_hook_uses_and_keeps_the_previous(
+    recorded: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["train"]) == 0
     out = capsys.readouterr().out
     assert "trained on 120 builds" in out and "chose " in out
@@ -156,7 +167,9 @@ def test_a_worse_challenger_is_not_installed(recorded: Repo, capsys: pytest.Capt
     assert model.read_bytes() == before
 
 
-def test_backtest_report_and_predictions_file(recorded: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_report_and_predictions_file(
+    recorded: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     predictions = tmp_path / "predictions.csv"
     assert cli.main(["backtest", "--retrain-every", "30", "--format", "json", "--predictions", str(predictions)]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -181,6 +194,7 @@ def test_fitting_candidates_in_parallel_changes_nothing() -> None:
 
 
 # -- time features beyond anything seen in training ------------------------------
+
 
 def with_time(table: Table, seed: int = 5) -> Table:
     """`synthetic` plus the hours since the previous build, as a real history has them (a few hours)."""

@@ -1,12 +1,13 @@
-"""Thresholds and calibration judged on builds the training never saw (later in time), not on the slice that chose them."""
+"""Thresholds and calibration judged on later builds the training never saw, not on the slice that chose them."""
+
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
 
-from ci_risk_hook.model.dataset import DEMO_FEATURES, Table
 from ci_risk_hook.features.extract import FEATURE_NAMES
+from ci_risk_hook.model.dataset import DEMO_FEATURES, Table
 from ci_risk_hook.model.training import fit, train
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -25,8 +26,17 @@ def history(n: int, seed: int, base_rate: float = 0.05) -> Table:
     p = np.minimum(base_rate + 0.55 * ci + 0.3 * newcomer, 0.95)
     y = (rng.random(n) < p).astype(int)
     started = np.arange(n, dtype=np.int64) * 3600
-    return Table(X, y, started, started + 600, np.zeros(n), rng.random((n, len(DEMO_FEATURES))),
-                 [f"{i:040x}" for i in range(n)], ["main"] * n, "ci")
+    return Table(
+        X,
+        y,
+        started,
+        started + 600,
+        np.zeros(n),
+        rng.random((n, len(DEMO_FEATURES))),
+        [f"{i:040x}" for i in range(n)],
+        ["main"] * n,
+        "ci",
+    )
 
 
 def test_warn_and_block_thresholds_hold_on_later_builds_they_were_not_chosen_on() -> None:

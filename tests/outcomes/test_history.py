@@ -1,9 +1,10 @@
 """Outcomes flowing in (record, run, import, backfill) and back out as build-history features."""
+
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -13,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.analysis import analyze
-from ci_risk_hook.mining.backfill import backfill_commits
 from ci_risk_hook.features.extract import FEATURE_NAMES, Limits, store_features
+from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
+from ci_risk_hook.mining.backfill import backfill_commits
 from ci_risk_hook.outcomes.store import PriorBuild, open_store
-
-from testing.repos import Repo, lines, make_repo, run_cli as run
+from testing.repos import Repo, lines, make_repo
+from testing.repos import run_cli as run
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
 
@@ -49,14 +50,20 @@ def builds(db: Path) -> list:
 
 # -- history features ------------------------------------------------------
 
+
 def prior(branch: str, failed: bool, t: int, author: str = "a@x", files: tuple[str, ...] = ("f.py",)) -> PriorBuild:
     return PriorBuild("c" * 40, branch, failed, t, t + 60, author, frozenset(files))
 
 
 def test_store_features_from_earlier_builds() -> None:
-    history = [prior("main", True, 0), prior("main", False, 100), prior("dev", True, 150, files=("g.py",)),
-               prior("main", False, 200, author="b@x"), prior("main", True, 300, files=("g.py",)),
-               prior("main", False, 400)]
+    history = [
+        prior("main", True, 0),
+        prior("main", False, 100),
+        prior("dev", True, 150, files=("g.py",)),
+        prior("main", False, 200, author="b@x"),
+        prior("main", True, 300, files=("g.py",)),
+        prior("main", False, 400),
+    ]
     v = store_features(history, "main", ["f.py"], "a@x", now=400 + 7200)
     assert v["prev_build_failed"] == 0.0
     assert v["fail_rate_last5"] == pytest.approx(2 / 5)  # main: fail, pass, pass, fail, pass
@@ -82,7 +89,10 @@ def test_store_features_are_unknown_without_history() -> None:
 
 # -- record and run --------------------------------------------------------
 
-def test_record_is_idempotent_and_computes_features(project: Repo, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_record_is_idempotent_and_computes_features(
+    project: Repo, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(["record", "--status", "fail"], capsys)
     assert code == 0 and "recorded fail" in out and "(new)" in out
     code, out, _ = run(["record", "--status", "fail"], capsys)
@@ -92,13 +102,14 @@ def test_record_is_idempotent_and_computes_features(project: Repo, db: Path, cap
     store = open_store(str(db))
     features = store.build_features(store.execute("SELECT id FROM repositories").fetchone()[0])
     store.close()
-    (author, files, values), = features.values()
+    ((author, files, values),) = features.values()
     assert author == "maint@example.com" and files == ["src/app.py", "tests/test_app.py"]
     assert list(values) == list(FEATURE_NAMES)
 
 
-def test_record_rerun_from_ci_marks_flaky(project: Repo, db: Path, capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_record_rerun_from_ci_marks_flaky(
+    project: Repo, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GITHUB_RUN_ID", "4242")
     monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "1")
     run(["record", "--status", "fail"], capsys)
@@ -107,7 +118,9 @@ def test_record_rerun_from_ci_marks_flaky(project: Repo, db: Path, capsys: pytes
     code, out, _ = run(["history"], capsys)
     assert code == 0 and "(flaky)" in out
     assert {(b.attempt, b.status, b.flaky, b.job_id) for b in builds(db)} == {
-        (1, "fail", True, "4242"), (2, "pass", False, "4242")}
+        (1, "fail", True, "4242"),
+        (2, "pass", False, "4242"),
+    }
 
 
 def test_record_unknown_commit_is_an_error(project: Repo, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,12 +129,16 @@ def test_record_unknown_commit_is_an_error(project: Repo, capsys: pytest.Capture
 
 
 def test_run_streams_output_records_and_keeps_the_exit_code(project: Repo, db: Path) -> None:
-    ok = subprocess.run([CI_RISK, "run", "--", sys.executable, "-c", "print('tests: 3 passed')"],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [CI_RISK, "run", "--", sys.executable, "-c", "print('tests: 3 passed')"], capture_output=True, text=True
+    )
     assert ok.returncode == 0 and ok.stdout == "tests: 3 passed\n"
     project.commit({"src/app.py": lines(99)}, "break it")
-    bad = subprocess.run([CI_RISK, "run", "--", sys.executable, "-c", "import sys; print('1 failed'); sys.exit(3)"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [CI_RISK, "run", "--", sys.executable, "-c", "import sys; print('1 failed'); sys.exit(3)"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 3 and bad.stdout == "1 failed\n"
     assert "recorded fail" in bad.stderr
     statuses = [(b.status, b.source) for b in builds(db)]
@@ -141,13 +158,17 @@ def test_hook_uses_recorded_history(project: Repo, db: Path, capsys: pytest.Capt
 
 # -- import ----------------------------------------------------------------
 
-def test_import_csv_reports_unknown_commits_and_skipped(project: Repo, db: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_import_csv_reports_unknown_commits_and_skipped(
+    project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shas = project.git("rev-list", "--reverse", "HEAD").split()
     rows = ["commit,status,branch,started_at,duration_s"]
     rows += [f"{sha},{'failed' if i % 2 else 'passed'},main,2024-01-0{i + 1} 10:00:00,30" for i, sha in enumerate(shas)]
-    rows += ["0123456789abcdef0123456789abcdef01234567,success,main,2024-01-09 10:00:00,30",
-             f"{shas[0]},cancelled,main,2024-01-09 11:00:00,1"]
+    rows += [
+        "0123456789abcdef0123456789abcdef01234567,success,main,2024-01-09 10:00:00,30",
+        f"{shas[0]},cancelled,main,2024-01-09 11:00:00,1",
+    ]
     f = tmp_path / "outcomes.csv"
     f.write_text("\n".join(rows) + "\n")
     code, out, _ = run(["import", str(f), "--format", "csv"], capsys)
@@ -161,8 +182,9 @@ def test_import_csv_reports_unknown_commits_and_skipped(project: Repo, db: Path,
     assert "(0 new)" in out and len(builds(db)) == 7
 
 
-def test_import_malformed_row_writes_nothing(project: Repo, db: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_malformed_row_writes_nothing(
+    project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sha = project.head()
     f = tmp_path / "bad.csv"
     f.write_text(f"commit,status\n{sha},passed\n{sha},exploded\n")
@@ -176,17 +198,35 @@ def test_import_malformed_row_writes_nothing(project: Repo, db: Path, tmp_path: 
 
 def test_import_github_runs(project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sha = project.head()
-    runs = [{"headSha": sha, "headBranch": "main", "conclusion": "failure", "createdAt": "2024-03-01T10:00:00Z",
-             "updatedAt": "2024-03-01T10:05:00Z", "event": "push", "databaseId": 11},
-            {"headSha": sha, "headBranch": "main", "conclusion": "success", "createdAt": "2024-03-01T11:00:00Z",
-             "updatedAt": "2024-03-01T11:04:00Z", "event": "push", "databaseId": 12}]
+    runs = [
+        {
+            "headSha": sha,
+            "headBranch": "main",
+            "conclusion": "failure",
+            "createdAt": "2024-03-01T10:00:00Z",
+            "updatedAt": "2024-03-01T10:05:00Z",
+            "event": "push",
+            "databaseId": 11,
+        },
+        {
+            "headSha": sha,
+            "headBranch": "main",
+            "conclusion": "success",
+            "createdAt": "2024-03-01T11:00:00Z",
+            "updatedAt": "2024-03-01T11:04:00Z",
+            "event": "push",
+            "databaseId": 12,
+        },
+    ]
     f = tmp_path / "runs.json"
     f.write_text(json.dumps(runs))
     code, out, _ = run(["import", str(f), "--format", "github"], capsys)
     assert code == 0 and "2 outcomes recorded" in out
     rows = sorted(builds(db), key=lambda b: b.job_id)
-    assert [(b.job_id, b.status, b.duration_s, b.flaky) for b in rows] == [("11", "fail", 300.0, True),
-                                                                            ("12", "pass", 240.0, False)]
+    assert [(b.job_id, b.status, b.duration_s, b.flaky) for b in rows] == [
+        ("11", "fail", 300.0, True),
+        ("12", "pass", 240.0, False),
+    ]
 
 
 def test_corrupt_store_is_one_line_and_untouched(project: Repo, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,6 +238,7 @@ def test_corrupt_store_is_one_line_and_untouched(project: Repo, db: Path, capsys
 
 
 # -- backfill --------------------------------------------------------------
+
 
 def test_backfill_features_equal_the_hooks_features(history_repo: Repo, tmp_path: Path) -> None:
     """Training-serving skew check: backfill's streaming history answers exactly as the index does."""
@@ -238,9 +279,11 @@ def _big_history(path: Path, commits: int) -> Repo:
     parts: list[str] = []
     for i in range(commits):
         message, content = f"change {i}", f"{i}\n"
-        parts.append(f"commit refs/heads/main\nmark :{i + 1}\n"
-                     f"committer Dev{i % 7} <dev{i % 7}@example.com> {1_600_000_000 + i * 60} +0000\n"
-                     f"data {len(message)}\n{message}\n")
+        parts.append(
+            f"commit refs/heads/main\nmark :{i + 1}\n"
+            f"committer Dev{i % 7} <dev{i % 7}@example.com> {1_600_000_000 + i * 60} +0000\n"
+            f"data {len(message)}\n{message}\n"
+        )
         if i:
             parts.append(f"from :{i}\n")
         parts.append(f"M 100644 inline src/m{i % 50}.py\ndata {len(content)}\n{content}\n")
@@ -253,8 +296,9 @@ def test_backfill_killed_midway_completes_on_the_next_run(tmp_path: Path) -> Non
     repo = _big_history(tmp_path / "big", 6000)
     db = tmp_path / "h.sqlite"
     env = {**os.environ, "CI_RISK_DB": str(db)}
-    proc = subprocess.Popen([CI_RISK, "backfill", "--no-szz"], cwd=repo.path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [CI_RISK, "backfill", "--no-szz"], cwd=repo.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 30
     stored = 0
     while time.monotonic() < deadline and proc.poll() is None:
@@ -276,11 +320,14 @@ def test_backfill_killed_midway_completes_on_the_next_run(tmp_path: Path) -> Non
     assert total == distinct == 6000
 
 
-def test_import_travis_with_a_misspelled_repository_is_a_usage_error(project: Repo, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_travis_with_a_misspelled_repository_is_a_usage_error(
+    project: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = tmp_path / "builds.csv"
-    f.write_text("repo,lang,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type,n_jobs\n"
-                 f"owner/real,python,1,{project.head()},,main,passed,60,2020-01-01 10:00:00 UTC,push,1\n")
+    f.write_text(
+        "repo,lang,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type,n_jobs\n"
+        f"owner/real,python,1,{project.head()},,main,passed,60,2020-01-01 10:00:00 UTC,push,1\n"
+    )
     code, _, err = run(["import", str(f), "--format", "travis", "--travis-repo", "owner/typo"], capsys)
     assert code == 2 and "no rows for repository 'owner/typo'" in err
     code, out, _ = run(["import", str(f), "--format", "travis", "--travis-repo", "owner/real"], capsys)
@@ -289,10 +336,11 @@ def test_import_travis_with_a_misspelled_repository_is_a_usage_error(project: Re
 
 # -- bad values from CI's environment and from import files --------------------
 
+
 @pytest.mark.parametrize("attempt", ["abc", "1.5", "\u00b2", "0", "99999999999999999999999"])
 def test_a_ci_attempt_that_is_not_a_number_is_one_line_and_records_nothing(
-        project: Repo, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        attempt: str) -> None:
+    project: Repo, db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, attempt: str
+) -> None:
     monkeypatch.setenv("GITHUB_RUN_ID", "4242")
     monkeypatch.setenv("GITHUB_RUN_ATTEMPT", attempt)
     code, _, err = run(["record", "--status", "pass"], capsys)
@@ -303,15 +351,17 @@ def test_a_ci_attempt_that_is_not_a_number_is_one_line_and_records_nothing(
     assert code == 0 and [(b.job_id, b.attempt) for b in builds(db)] == [("4242", 2)]
 
 
-def test_a_ci_job_id_is_any_text_and_run_keeps_the_commands_exit_code(project: Repo, db: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ci_job_id_is_any_text_and_run_keeps_the_commands_exit_code(
+    project: Repo, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {**os.environ, "BUILD_ID": " 2024-05-01_10-00-00 "}  # Jenkins' old ids are dates
     ok = subprocess.run([CI_RISK, "record", "--status", "pass"], capture_output=True, text=True, env=env)
     assert ok.returncode == 0, ok.stderr
     assert [b.job_id for b in builds(db)] == ["2024-05-01_10-00-00"]
     env = {**os.environ, "GITHUB_RUN_ID": "7", "GITHUB_RUN_ATTEMPT": "second"}
-    failing = subprocess.run([CI_RISK, "run", "--", sys.executable, "-c", "raise SystemExit(4)"],
-                             capture_output=True, text=True, env=env)
+    failing = subprocess.run(
+        [CI_RISK, "run", "--", sys.executable, "-c", "raise SystemExit(4)"], capture_output=True, text=True, env=env
+    )
     assert failing.returncode == 4
     assert "outcome not recorded: GITHUB_RUN_ATTEMPT: not a whole number" in failing.stderr
     assert "Traceback" not in failing.stderr and len(builds(db)) == 1
@@ -319,12 +369,26 @@ def test_a_ci_job_id_is_any_text_and_run_keeps_the_commands_exit_code(project: R
 
 def _json_export(fmt: str, sha: str, **change: object) -> str:
     if fmt == "github":
-        item: dict[str, object] = {"headSha": sha, "headBranch": "main", "conclusion": "success", "event": "push",
-                                   "createdAt": "2024-03-01T10:00:00Z", "updatedAt": "2024-03-01T10:05:00Z",
-                                   "databaseId": 1}
+        item: dict[str, object] = {
+            "headSha": sha,
+            "headBranch": "main",
+            "conclusion": "success",
+            "event": "push",
+            "createdAt": "2024-03-01T10:00:00Z",
+            "updatedAt": "2024-03-01T10:05:00Z",
+            "databaseId": 1,
+        }
     else:
-        item = {"id": 1, "sha": sha, "ref": "main", "status": "success", "source": "push",
-                "started_at": "2024-03-01T10:00:00Z", "finished_at": "2024-03-01T10:05:00Z", "duration": 300}
+        item = {
+            "id": 1,
+            "sha": sha,
+            "ref": "main",
+            "status": "success",
+            "source": "push",
+            "started_at": "2024-03-01T10:00:00Z",
+            "finished_at": "2024-03-01T10:05:00Z",
+            "duration": 300,
+        }
     item.update(change)
     return json.dumps([item], allow_nan=True)
 
@@ -332,30 +396,72 @@ def _json_export(fmt: str, sha: str, **change: object) -> str:
 HUGE = 10**400  # json.dumps writes every digit
 
 
-@pytest.mark.parametrize("fmt, make, where", [
-    ("csv", lambda sha: f"commit,status,attempt\n{sha},passed,100000000000000000000000\n", ":2: attempt: out of range"),
-    ("csv", lambda sha: f"commit,status,started_at\n{sha},passed,10000000000000000000\n", ":2: started_at: out of range"),
-    ("csv", lambda sha: f"commit,status,started_at\n{sha},passed,1714560000000\n", ":2: started_at: out of range"),
-    ("csv", lambda sha: f"commit,status,started_at,duration_s\n{sha},passed,1000,1e300\n", ":2: duration_s: out of range"),
-    ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,inf\n", ":2: duration_s: not a number"),
-    ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,NaN\n", ":2: duration_s: not a number"),
-    ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,-60\n", ":2: duration_s: negative"),
-    ("github", lambda sha: _json_export("github", sha, createdAt="10000000000000000000"), ":item 1: createdAt: out of range"),
-    ("github", lambda sha: _json_export("github", sha, attempt=10**23), ":item 1: attempt: out of range"),
-    ("gitlab", lambda sha: _json_export("gitlab", sha, duration=1e300), ":item 1: duration: out of range"),
-    ("gitlab", lambda sha: _json_export("gitlab", sha, duration=HUGE), ":item 1: duration: out of range"),
-    ("gitlab", lambda sha: _json_export("gitlab", sha, duration=float("nan")), ":item 1: duration: expected a number"),
-    ("gitlab", lambda sha: _json_export("gitlab", sha, duration=-1), ":item 1: duration: expected a number of seconds >= 0"),
-    ("gitlab", lambda sha: _json_export("gitlab", sha, started_at="0001-01-01T00:00:00+01:00"),
-     ":item 1: started_at: out of range"),
-    ("travis", lambda sha: "repo,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type\n"
-                           f"o/r,1,{sha},,main,passed,1e300,2024-01-01 00:00:00 UTC,push\n", ":2: duration_s: out of range"),
-    ("travis", lambda sha: "repo,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type\n"
-                           f"o/r,1,{sha},,main,passed,60,10000000000000000000,push\n", ":2: started_at: out of range"),
-])
+@pytest.mark.parametrize(
+    "fmt, make, where",
+    [
+        (
+            "csv",
+            lambda sha: f"commit,status,attempt\n{sha},passed,100000000000000000000000\n",
+            ":2: attempt: out of range",
+        ),
+        (
+            "csv",
+            lambda sha: f"commit,status,started_at\n{sha},passed,10000000000000000000\n",
+            ":2: started_at: out of range",
+        ),
+        ("csv", lambda sha: f"commit,status,started_at\n{sha},passed,1714560000000\n", ":2: started_at: out of range"),
+        (
+            "csv",
+            lambda sha: f"commit,status,started_at,duration_s\n{sha},passed,1000,1e300\n",
+            ":2: duration_s: out of range",
+        ),
+        ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,inf\n", ":2: duration_s: not a number"),
+        ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,NaN\n", ":2: duration_s: not a number"),
+        ("csv", lambda sha: f"commit,status,duration_s\n{sha},passed,-60\n", ":2: duration_s: negative"),
+        (
+            "github",
+            lambda sha: _json_export("github", sha, createdAt="10000000000000000000"),
+            ":item 1: createdAt: out of range",
+        ),
+        ("github", lambda sha: _json_export("github", sha, attempt=10**23), ":item 1: attempt: out of range"),
+        ("gitlab", lambda sha: _json_export("gitlab", sha, duration=1e300), ":item 1: duration: out of range"),
+        ("gitlab", lambda sha: _json_export("gitlab", sha, duration=HUGE), ":item 1: duration: out of range"),
+        (
+            "gitlab",
+            lambda sha: _json_export("gitlab", sha, duration=float("nan")),
+            ":item 1: duration: expected a number",
+        ),
+        (
+            "gitlab",
+            lambda sha: _json_export("gitlab", sha, duration=-1),
+            ":item 1: duration: expected a number of seconds >= 0",
+        ),
+        (
+            "gitlab",
+            lambda sha: _json_export("gitlab", sha, started_at="0001-01-01T00:00:00+01:00"),
+            ":item 1: started_at: out of range",
+        ),
+        (
+            "travis",
+            lambda sha: (
+                "repo,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type\n"
+                f"o/r,1,{sha},,main,passed,1e300,2024-01-01 00:00:00 UTC,push\n"
+            ),
+            ":2: duration_s: out of range",
+        ),
+        (
+            "travis",
+            lambda sha: (
+                "repo,build_id,commit,pull_req,branch,status,duration_s,started_at,event_type\n"
+                f"o/r,1,{sha},,main,passed,60,10000000000000000000,push\n"
+            ),
+            ":2: started_at: out of range",
+        ),
+    ],
+)
 def test_out_of_range_numbers_in_an_import_are_one_line_and_write_nothing(
-        project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        fmt: str, make: object, where: str) -> None:
+    project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, make: object, where: str
+) -> None:
     f = tmp_path / f"export.{'json' if fmt in ('github', 'gitlab') else 'csv'}"
     f.write_text(make(project.head()))  # type: ignore[operator]
     code, _, err = run(["import", str(f), "--format", fmt], capsys)
@@ -367,16 +473,21 @@ def test_out_of_range_numbers_in_an_import_are_one_line_and_write_nothing(
 
 # -- large imports: batches, one transaction, bounded memory, progress -------------
 
-def test_an_import_in_many_batches_is_still_one_transaction(project: Repo, db: Path, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_an_import_in_many_batches_is_still_one_transaction(
+    project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ci_risk_hook.outcomes import record as capture
 
     monkeypatch.setattr(capture, "BATCH_ROWS", 7)
     shas = project.git("rev-list", "HEAD").split()
-    good = [f"{shas[i % len(shas)]},{'failed' if i % 4 == 0 else 'passed'},main,{1_700_000_000 + i},{i}" for i in range(60)]
+    good = [
+        f"{shas[i % len(shas)]},{'failed' if i % 4 == 0 else 'passed'},main,{1_700_000_000 + i},{i}" for i in range(60)
+    ]
     f = tmp_path / "outcomes.csv"
-    f.write_text("commit,status,branch,started_at,job_id\n" + "\n".join(good + [f"{shas[0]},passed,main,soon,60"]) + "\n")
+    f.write_text(
+        "commit,status,branch,started_at,job_id\n" + "\n".join(good + [f"{shas[0]},passed,main,soon,60"]) + "\n"
+    )
     code, _, err = run(["import", str(f), "--format", "csv"], capsys)
     assert code == 2 and f"{f}:62: started_at: not a time" in err
     assert builds(db) == [], "the batches stored before the bad row were rolled back"
@@ -403,33 +514,45 @@ def test_build_features_page_through_the_builds_and_follow_the_branch(history_re
     def record(sha: str, t: int, branch: str | None = "main") -> BuildRecord:
         return BuildRecord(sha, "pass", "csv", branch=branch, started_at=t, job_id=str(t))
 
-    plan = [record(c[1], 10), record(c[1], 20), record(c[4], 30), record(c[3], 40, branch="dev"),
-            record("f" * 40, 50), record(c[5], 60), record(c[2], 70, branch=None), record(c[3], 80, branch=None)]
+    plan = [
+        record(c[1], 10),
+        record(c[1], 20),
+        record(c[4], 30),
+        record(c[3], 40, branch="dev"),
+        record("f" * 40, 50),
+        record(c[5], 60),
+        record(c[2], 70, branch=None),
+        record(c[3], 80, branch=None),
+    ]
     store.add_builds(target.repo_id, plan, [rec.commit != "f" * 40 for rec in plan])
     seen: list[tuple[int, int]] = []
-    assert compute_build_features(target, str(r.path), batch=3, progress=lambda done, total: seen.append((done, total))) == 7
+    assert (
+        compute_build_features(target, str(r.path), batch=3, progress=lambda done, total: seen.append((done, total)))
+        == 7
+    )
     features = store.build_features(target.repo_id)
-    commits_in_range = {b.started_at: features[b.id][2]["n_commits"] if b.id in features else None
-                        for b in store.builds(target.repo_id)}
+    commits_in_range = {
+        b.started_at: features[b.id][2]["n_commits"] if b.id in features else None for b in store.builds(target.repo_id)
+    }
     assert commits_in_range == {
-        10: 1,     # first build: c0..c1
-        20: 1,     # the same commit again: its first parent, not an empty range
-        30: 3,     # c1..c4
-        40: 1,     # first on dev
+        10: 1,  # first build: c0..c1
+        20: 1,  # the same commit again: its first parent, not an empty range
+        30: 3,  # c1..c4
+        40: 1,  # first on dev
         50: None,  # a commit this clone lacks: no features, and not anyone's previous build
-        60: 1,     # c4..c5, past the unknown commit
-        70: 1,     # no branch: first of its kind
-        80: 1,     # c2..c3 on the same (missing) branch
+        60: 1,  # c4..c5, past the unknown commit
+        70: 1,  # no branch: first of its kind
+        80: 1,  # c2..c3 on the same (missing) branch
     }
     assert seen == [(3, 7), (6, 7), (7, 7)]
     store.close()
 
 
-def test_import_prints_progress_lines_off_a_terminal(project: Repo, db: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from ci_risk_hook.outcomes import record as capture
+def test_import_prints_progress_lines_off_a_terminal(
+    project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ci_risk_hook import progress
+    from ci_risk_hook.outcomes import record as capture
 
     monkeypatch.setattr(progress, "EVERY_S", 0.0)  # a line at every step instead of every few seconds
     monkeypatch.setattr(capture, "BATCH_ROWS", 10)
@@ -442,16 +565,23 @@ def test_import_prints_progress_lines_off_a_terminal(project: Repo, db: Path, tm
     lines_ = err.splitlines()
     assert "\r" not in err and "\x1b" not in err, "plain lines off a terminal"
     assert [line.split(",")[0] for line in lines_ if "reading outcomes" in line] == [
-        "ci-risk: reading outcomes: 10 rows", "ci-risk: reading outcomes: 20 rows", "ci-risk: reading outcomes: 25 rows"]
+        "ci-risk: reading outcomes: 10 rows",
+        "ci-risk: reading outcomes: 20 rows",
+        "ci-risk: reading outcomes: 25 rows",
+    ]
     assert [line.split(" (")[0] for line in lines_ if "computing features" in line] == [
-        "ci-risk: computing features: 10 of 25 builds", "ci-risk: computing features: 20 of 25 builds",
-        "ci-risk: computing features: 25 of 25 builds"]
+        "ci-risk: computing features: 10 of 25 builds",
+        "ci-risk: computing features: 20 of 25 builds",
+        "ci-risk: computing features: 25 of 25 builds",
+    ]
 
 
 # -- which store a command uses ---------------------------------------------------------
 
+
 def test_commands_follow_the_repositorys_store_and_only_recording_repoints_it(
-        history_repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    history_repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Reading (history, train, backtest, report) with the default store or another CI_RISK_DB must not take the
     hook's build history away; without --db or CI_RISK_DB a command reads the store the repository records into."""
     monkeypatch.chdir(history_repo.path)

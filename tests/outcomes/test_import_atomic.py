@@ -1,4 +1,5 @@
 """An import is one transaction: a failure while writing row N leaves the store exactly as it was."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -7,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ci_risk_hook.outcomes.store import open_store
-
-from testing.repos import Repo, run_cli as run
+from testing.repos import Repo
+from testing.repos import run_cli as run
 
 
 def test_a_store_failure_midway_through_an_import_writes_nothing(
@@ -19,8 +20,9 @@ def test_a_store_failure_midway_through_an_import_writes_nothing(
     monkeypatch.chdir(history_repo.path)
     shas = [history_repo.commit({"src/app.py": f"x = {i}\n"}, f"change {i}") for i in range(30)]
     rows = ["commit,status,branch,started_at,duration_s"]
-    rows += [f"{sha},{'failed' if i % 3 == 0 else 'passed'},main,{1_600_000_000 + i * 3600},60"
-             for i, sha in enumerate(shas)]
+    rows += [
+        f"{sha},{'failed' if i % 3 == 0 else 'passed'},main,{1_600_000_000 + i * 3600},60" for i, sha in enumerate(shas)
+    ]
     outcomes = tmp_path / "outcomes.csv"
     outcomes.write_text("\n".join(rows) + "\n")
     open_store(str(db)).close()

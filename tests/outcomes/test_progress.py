@@ -1,4 +1,5 @@
 """Progress of long commands: a line every few seconds in a log, a live counter on a terminal."""
+
 from __future__ import annotations
 
 import io

@@ -4,6 +4,7 @@ PostgreSQL tests run when CI_RISK_TEST_POSTGRES_URL is set (`.ci/run` sets
 it to this machine's server) and are skipped, with that reason shown,
 otherwise. Each test gets its own PostgreSQL schema, dropped afterwards.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def build(i: int, status: str = "pass", **kw: object) -> BuildRecord:
-    fields = dict(commit=SHA[i], status=status, source="csv", branch="main", started_at=1_000 + 100 * i,
-                  duration_s=50.0)
+    fields = dict(
+        commit=SHA[i], status=status, source="csv", branch="main", started_at=1_000 + 100 * i, duration_s=50.0
+    )
     fields.update(kw)
     return BuildRecord(**fields)  # type: ignore[arg-type]
 
@@ -87,8 +89,9 @@ def test_a_rerun_that_passes_marks_the_failure_flaky(store_url: str) -> None:
 def test_prior_builds_are_those_finished_before_oldest_first(store_url: str) -> None:
     store = open_store(store_url)
     repo = store.repository_id("c" * 40)
-    store.add_builds(repo, [build(i, "fail" if i % 3 == 0 else "pass", branch="main" if i % 2 else "dev")
-                            for i in range(1, 30)])
+    store.add_builds(
+        repo, [build(i, "fail" if i % 3 == 0 else "pass", branch="main" if i % 2 else "dev") for i in range(1, 30)]
+    )
     now = 1_000 + 100 * 20  # build 20 starts now; build 19 finished at 1950
     prior = store.prior_builds(repo, now, "main", limit=5)
     assert [p.started_at for p in prior] == sorted(p.started_at for p in prior)
@@ -103,19 +106,30 @@ def test_the_build_before_another_on_its_branch_and_pages_of_builds_without_feat
     """What the feature phase of a large import reads instead of every build at once."""
     store = open_store(store_url)
     repo = store.repository_id("e" * 40)
-    plan = [build(1), build(2, started_at=1_300), build(3, branch="dev"), build(4),
-            build(5, started_at=None), build(6, branch=None), build(7, branch=None), build(2, job_id="rerun")]
+    plan = [
+        build(1),
+        build(2, started_at=1_300),
+        build(3, branch="dev"),
+        build(4),
+        build(5, started_at=None),
+        build(6, branch=None),
+        build(7, branch=None),
+        build(2, job_id="rerun"),
+    ]
     store.add_builds(repo, plan, [record.commit != SHA[4] for record in plan])
     rows = {(b.commit, b.job_id): b for b in store.builds(repo)}
-    previous = {f"{SHA.index(commit)}{job}": store.previous_commit_on_branch(repo, b) for (commit, job), b in rows.items()}
+    previous = {
+        f"{SHA.index(commit)}{job}": store.previous_commit_on_branch(repo, b) for (commit, job), b in rows.items()
+    }
     assert previous == {
-        "1": None,               # the first on main
-        "2": None,               # started at 1,300, after its own rerun (1,200): no range of its own
-        "3": None,               # the first on dev
-        "4": SHA[2],             # a commit this clone lacks still has a build before it...
-        "5": SHA[2],             # ...but is nobody's previous build; 5 has no start: recorded later than all
-        "6": None, "7": SHA[6],  # no branch is a branch of its own
-        "2rerun": SHA[1],        # started at 1,200: after build 1 (1,100)
+        "1": None,  # the first on main
+        "2": None,  # started at 1,300, after its own rerun (1,200): no range of its own
+        "3": None,  # the first on dev
+        "4": SHA[2],  # a commit this clone lacks still has a build before it...
+        "5": SHA[2],  # ...but is nobody's previous build; 5 has no start: recorded later than all
+        "6": None,
+        "7": SHA[6],  # no branch is a branch of its own
+        "2rerun": SHA[1],  # started at 1,200: after build 1 (1,100)
     }
     pending = store.count_builds_without_features(repo)
     assert pending == 7  # the unknown commit never gets features
@@ -138,7 +152,10 @@ def test_flaky_failures_marked_over_the_whole_repository_in_one_statement(store_
         store.upsert_builds(other, [build(2, "pass")])
     store.mark_flaky(repo)
     assert {(b.commit, b.status): b.flaky for b in store.builds(repo)} == {
-        (SHA[1], "fail"): True, (SHA[2], "fail"): False, (SHA[1], "pass"): False}
+        (SHA[1], "fail"): True,
+        (SHA[2], "fail"): False,
+        (SHA[1], "pass"): False,
+    }
     store.close()
 
 
@@ -160,8 +177,9 @@ WRITER = textwrap.dedent("""
 def test_eight_processes_record_concurrently(store_url: str, tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    procs = [subprocess.Popen([sys.executable, str(script), store_url, str(w)], stderr=subprocess.PIPE)
-             for w in range(8)]
+    procs = [
+        subprocess.Popen([sys.executable, str(script), store_url, str(w)], stderr=subprocess.PIPE) for w in range(8)
+    ]
     errors = [(p.wait(), p.stderr.read().decode() if p.stderr else "") for p in procs]
     assert all(code == 0 for code, _ in errors), errors
     store = open_store(store_url)
@@ -260,13 +278,18 @@ def test_commands_and_the_hook_print_store_urls_without_passwords(tmp_path: Path
     repo.commit({"b.py": "b\n"}, "second")
     ci_risk = str(Path(sys.executable).parent / "ci-risk")
     env = {**os.environ, "CI_RISK_DB": _hostile_urls()[1]}
-    for args in (["history"], ["record", "--status", "pass"], ["history", "--db", "host=127.0.0.1 password=PASSWORD-9"]):
+    for args in (
+        ["history"],
+        ["record", "--status", "pass"],
+        ["history", "--db", "host=127.0.0.1 password=PASSWORD-9"],
+    ):
         proc = subprocess.run([ci_risk, *args], cwd=repo.path, capture_output=True, text=True, env=env)
         assert proc.returncode == 1, (args, proc.stderr)
         assert "PASSWORD" not in proc.stdout + proc.stderr, (args, proc.stdout + proc.stderr)
     assert not list(repo.path.glob("host=*")), "a libpq key=value string must not become a SQLite file"
-    check = subprocess.run([ci_risk, "check", "--from", "HEAD~1"], cwd=repo.path, capture_output=True, text=True,
-                           env=env)
+    check = subprocess.run(
+        [ci_risk, "check", "--from", "HEAD~1"], cwd=repo.path, capture_output=True, text=True, env=env
+    )
     assert check.returncode == 0 and "PASSWORD" not in check.stdout + check.stderr, check.stdout + check.stderr
     assert "build history unavailable (postgresql://dev@127.0.0.1:" in check.stdout, check.stdout
     assert "/x?sslmode=disable&application_name=ci: cannot connect" in check.stdout, check.stdout
@@ -286,18 +309,24 @@ def test_the_remembered_store_holds_no_password(tmp_path: Path) -> None:
     psycopg.connect(kept, autocommit=True).close()  # still reaches the same server
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("postgresql://u:pw@h:5432/db", "postgresql://u@h:5432/db"),
-    ("postgresql://u:p w@h/db", "postgresql://u@h/db"),
-    ("postgresql://h/db?sslmode=require&password=pw&application_name=x", "postgresql://h/db?sslmode=require&application_name=x"),
-    ("postgresql://h/db?password=pw", "postgresql://h/db"),
-    ("postgres://:pw@h/", "postgres://h/"),
-    ("host=h password=pw port=1", "host=h password=*** port=1"),
-    ("host=h password = 'p w\\' x' port=1", "host=h password=*** port=1"),
-    ("host=h sslpassword=pw", "host=h sslpassword=***"),
-    ("/home/me/history.sqlite", "/home/me/history.sqlite"),
-    ("postgresql://h:5432/db?application_name=a@b", "postgresql://h:5432/db?application_name=a@b"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://u:pw@h:5432/db", "postgresql://u@h:5432/db"),
+        ("postgresql://u:p w@h/db", "postgresql://u@h/db"),
+        (
+            "postgresql://h/db?sslmode=require&password=pw&application_name=x",
+            "postgresql://h/db?sslmode=require&application_name=x",
+        ),
+        ("postgresql://h/db?password=pw", "postgresql://h/db"),
+        ("postgres://:pw@h/", "postgres://h/"),
+        ("host=h password=pw port=1", "host=h password=*** port=1"),
+        ("host=h password = 'p w\\' x' port=1", "host=h password=*** port=1"),
+        ("host=h sslpassword=pw", "host=h sslpassword=***"),
+        ("/home/me/history.sqlite", "/home/me/history.sqlite"),
+        ("postgresql://h:5432/db?application_name=a@b", "postgresql://h:5432/db?application_name=a@b"),
+    ],
+)
 def test_redact_removes_passwords_from_urls_and_key_value_strings(url: str, shown: str) -> None:
     from ci_risk_hook.outcomes.store import redact
 

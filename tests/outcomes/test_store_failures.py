@@ -8,6 +8,7 @@ immutable flag (`chattr +i`), which stops root too; a user gets `chmod a-w`.
 "Full" is SQLite's own SQLITE_FULL, raised by capping the connection's pages
 (`PRAGMA max_page_count`), which behaves as a full disk does for SQLite.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,8 @@ import pytest
 
 from ci_risk_hook.outcomes import store as store_module
 from ci_risk_hook.outcomes.store import Store, open_store
-
-from testing.repos import Repo, lines, run_cli as run
+from testing.repos import Repo, lines
+from testing.repos import run_cli as run
 
 
 @contextlib.contextmanager
@@ -76,16 +77,22 @@ def build_rows(db: Path) -> list[tuple[Any, ...]]:
 
 def csv_file(tmp_path: Path, shas: list[str], rows: int) -> Path:
     f = tmp_path / "outcomes.csv"
-    f.write_text("commit,status,branch,started_at,job_id\n" + "".join(
-        f"{shas[i % len(shas)]},{'failed' if i % 5 == 0 else 'passed'},main,{1_700_000_000 + 60 * i},{i}\n"
-        for i in range(rows)))
+    f.write_text(
+        "commit,status,branch,started_at,job_id\n"
+        + "".join(
+            f"{shas[i % len(shas)]},{'failed' if i % 5 == 0 else 'passed'},main,{1_700_000_000 + 60 * i},{i}\n"
+            for i in range(rows)
+        )
+    )
     return f
 
 
 # -- read-only ---------------------------------------------------------------
 
+
 def test_a_read_only_store_file_is_still_read_and_a_write_is_one_line(
-        project: Repo, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project: Repo, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["record", "--status", "fail"], capsys)[0] == 0
     before = build_rows(db)
     project.commit({"src/app.py": lines(80)}, "next")
@@ -99,8 +106,9 @@ def test_a_read_only_store_file_is_still_read_and_a_write_is_one_line(
     assert build_rows(db) == before
 
 
-def test_a_read_only_store_directory_still_allows_reads(project: Repo, db: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_read_only_store_directory_still_allows_reads(
+    project: Repo, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """SQLite's WAL mode needs a -shm file beside the store: in a read-only directory it cannot be made."""
     assert run(["record", "--status", "fail"], capsys)[0] == 0
     project.commit({"src/app.py": lines(90)}, "the change being pushed")
@@ -119,7 +127,9 @@ def test_a_read_only_store_directory_still_allows_reads(project: Repo, db: Path,
     assert [row[1] for row in build_rows(db)] == ["fail"]
 
 
-def test_a_reader_never_migrates_or_writes_the_store(project: Repo, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_reader_never_migrates_or_writes_the_store(
+    project: Repo, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The hook opens the store read-only: no schema upgrade (an index on a big table) inside a push."""
     assert run(["record", "--status", "fail"], capsys)[0] == 0
     with contextlib.closing(sqlite3.connect(db)) as conn:  # as an older ci-risk left it: schema 1
@@ -129,14 +139,21 @@ def test_a_reader_never_migrates_or_writes_the_store(project: Repo, db: Path, ca
     reader = open_store(str(db), create=False)
     try:
         assert reader.read_only and reader.schema_version() == 1
-        assert len(reader.prior_builds(reader.find_repository(project.git("rev-list", "--max-parents=0", "HEAD")) or 0,
-                                       2**40, "main")) == 1
+        assert (
+            len(
+                reader.prior_builds(
+                    reader.find_repository(project.git("rev-list", "--max-parents=0", "HEAD")) or 0, 2**40, "main"
+                )
+            )
+            == 1
+        )
     finally:
         reader.close()
     assert open_store(str(db)).schema_version() == store_module.SCHEMA_VERSION  # a writer upgrades it
 
 
 # -- full ----------------------------------------------------------------------
+
 
 def cap_pages(patch: pytest.MonkeyPatch, extra_pages: int) -> None:
     """Every store opened from now on may grow by `extra_pages` pages at most, as on a nearly full disk."""
@@ -151,8 +168,9 @@ def cap_pages(patch: pytest.MonkeyPatch, extra_pages: int) -> None:
     patch.setattr(store_module, "_open_sqlite", capped)
 
 
-def test_a_full_store_is_one_line_and_nothing_is_imported(project: Repo, db: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_full_store_is_one_line_and_nothing_is_imported(
+    project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(["record", "--status", "pass"], capsys)[0] == 0
     before = build_rows(db)
     shas = project.git("rev-list", "HEAD").split()
@@ -166,7 +184,8 @@ def test_a_full_store_is_one_line_and_nothing_is_imported(project: Repo, db: Pat
 
 
 def test_a_store_that_fills_up_during_features_keeps_the_outcomes_and_resumes(
-        project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shas = project.git("rev-list", "HEAD").split()
     f = csv_file(tmp_path, shas, 1500)
     original = Store.set_build_features
@@ -198,8 +217,10 @@ def test_a_store_that_fills_up_during_features_keeps_the_outcomes_and_resumes(
 
 # -- unwritable home -----------------------------------------------------------
 
-def test_an_unwritable_home_is_one_line(history_repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_an_unwritable_home_is_one_line(
+    history_repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A home whose parent is a regular file: no one can create it, root included."""
     monkeypatch.chdir(history_repo.path)
     blocker = tmp_path / "not-a-directory"
@@ -216,7 +237,8 @@ def test_an_unwritable_home_is_one_line(history_repo: Repo, tmp_path: Path, monk
 
 
 def test_a_real_push_reads_build_history_from_a_read_only_store_directory(
-        project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project: Repo, db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ci_risk = str(Path(sys.executable).parent / "ci-risk")
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)

@@ -4,6 +4,7 @@ Eight racing writers catch a missing lock only when the race happens to
 interleave. Here the interleaving is forced: the test holds the lock as a
 migrator caught mid-way, and only lets go once ci-risk is seen waiting.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,10 @@ def test_a_second_migrator_waits_for_the_first_and_then_migrates_once(fresh_sche
 
     other = psycopg.connect(fresh_schema_url)  # a transaction, as a migrator in another process would hold
     other.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
-    other.execute("CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                  "applied_at BIGINT NOT NULL)")
+    other.execute(
+        "CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+        "applied_at BIGINT NOT NULL)"
+    )
     outcome: dict[str, object] = {}
 
     def first_run() -> None:
@@ -60,7 +63,8 @@ def test_a_second_migrator_waits_for_the_first_and_then_migrates_once(fresh_sche
             while time.monotonic() < deadline and runner.is_alive():
                 waiting = watcher.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> %s",
-                    (other.info.backend_pid,)).fetchone()
+                    (other.info.backend_pid,),
+                ).fetchone()
                 if waiting and waiting[0]:
                     waited = True
                     break

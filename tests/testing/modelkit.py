@@ -5,16 +5,16 @@ configuration changes, newcomers, large changes) plus noise; the model is a
 real RandomForest trained on the features ci-risk computes, exported to the
 portable artifact. Tests then pick thresholds around its actual score.
 """
+
 from __future__ import annotations
 
 import json
 import random
 from pathlib import Path
 
-from ci_risk_hook.git import repo as git
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import FEATURE_NAMES, Limits
-
+from ci_risk_hook.git import repo as git
 from testing.repos import Repo, lines
 
 MAINTAINERS = ["Ada Maintainer <ada@example.com>", "Bo Maintainer <bo@example.com>"]
@@ -25,8 +25,17 @@ def grow_history(repo: Repo, commits: int = 80, seed: int = 7) -> dict[str, int]
     """Commit a mixed history; return the simulated CI outcome (1 = failed) per commit."""
     rng = random.Random(seed)
     labels: dict[str, int] = {}
-    repo.commit({"src/core.py": lines(40), "tests/test_core.py": lines(20), ".github/workflows/ci.yml": lines(15),
-                 "setup.cfg": lines(10), "README.md": lines(5)}, "initial import", author=MAINTAINERS[0])
+    repo.commit(
+        {
+            "src/core.py": lines(40),
+            "tests/test_core.py": lines(20),
+            ".github/workflows/ci.yml": lines(15),
+            "setup.cfg": lines(10),
+            "README.md": lines(5),
+        },
+        "initial import",
+        author=MAINTAINERS[0],
+    )
     newcomer_turn = 0
     for i in range(commits):
         risky = rng.random() < 0.3
@@ -72,8 +81,9 @@ def train_model(repo: Repo, labels: dict[str, int], out: Path) -> Path:
     rows, y = training_rows(repo, labels)
     forest = RandomForestClassifier(n_estimators=40, max_depth=5, min_samples_leaf=3, random_state=0)
     forest.fit(np.array(rows), np.array(y))
-    artifact = export_model(forest, list(FEATURE_NAMES), provenance={"trained_on": "simulated test history",
-                                                                     "rows": len(y)})
+    artifact = export_model(
+        forest, list(FEATURE_NAMES), provenance={"trained_on": "simulated test history", "rows": len(y)}
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     write_artifact(artifact, out)
     return out

@@ -1,4 +1,5 @@
 """Real git repositories in temporary directories, with commits by chosen authors at chosen times."""
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,18 @@ class Repo:
         self.path = path
         self.clock = 1_600_000_000
 
-    def git(self, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None, check: bool = True) -> str:
+    def git(
+        self,
+        *args: str,
+        input: bytes | None = None,  # noqa: A002 - subprocess.run's own name for it
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> str:
         proc = subprocess.run(
-            ["git", *args], cwd=self.path, input=input, capture_output=True,
+            ["git", *args],
+            cwd=self.path,
+            input=input,
+            capture_output=True,
             env={**os.environ, **(env or {})},
         )
         if check and proc.returncode != 0:
@@ -51,8 +61,12 @@ class Repo:
         name, _, email = author.partition(" <")
         date = f"{self.clock} +0000"
         env = {
-            "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email.rstrip(">"), "GIT_AUTHOR_DATE": date,
-            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email.rstrip(">"), "GIT_COMMITTER_DATE": date,
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email.rstrip(">"),
+            "GIT_AUTHOR_DATE": date,
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email.rstrip(">"),
+            "GIT_COMMITTER_DATE": date,
         }
         self.git("commit", "-q", "--no-verify", "--no-gpg-sign", "--allow-empty", "-m", message, env=env)
         return self.head()

@@ -5,6 +5,7 @@ installed by .ci/run; elsewhere the browser tests are skipped, visibly (and
 under CI=true they fail instead). The repository's data and the model's
 provenance are treated as hostile: nothing in them may run in the page.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,14 +24,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from ci_risk_hook.views import dashboard
-from ci_risk_hook.views import dashboard_page
-from ci_risk_hook.views import demo
 from ci_risk_hook.features.extract import FEATURE_NAMES, Facts, FeatureResult
-from ci_risk_hook.gate.evaluate import bundled_model_path
 from ci_risk_hook.features.reasons import describe
+from ci_risk_hook.gate.evaluate import bundled_model_path
 from ci_risk_hook.model.scoring import PortableModel
-
+from ci_risk_hook.views import dashboard, dashboard_page, demo
 from testing.repos import REPO_ROOT, Repo, lines, make_repo
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -68,8 +66,14 @@ def base_url(server: dashboard.DashboardServer) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{server.server_address[1]}/"
 
 
-def raw_request(server: dashboard.DashboardServer, method: str, path: str, headers: dict[str, str | None],
-                body: bytes = b"", timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
+def raw_request(
+    server: dashboard.DashboardServer,
+    method: str,
+    path: str,
+    headers: dict[str, str | None],
+    body: bytes = b"",
+    timeout: float = 30.0,
+) -> tuple[int, dict[str, str], bytes]:
     """One request with exactly these headers (a None value leaves the header out, Host included)."""
     host = str(server.server_address[0])
     conn = http.client.HTTPConnection(host, server.server_address[1], timeout=timeout)
@@ -89,9 +93,14 @@ def own_host(server: dashboard.DashboardServer) -> str:
     return f"127.0.0.1:{server.server_address[1]}"
 
 
-def post_whatif(server: dashboard.DashboardServer, body: bytes, **headers: str | None) -> tuple[int, dict[str, str], bytes]:
-    sent: dict[str, str | None] = {"Host": own_host(server), "Content-Type": "application/json",
-                                   "Content-Length": str(len(body))}
+def post_whatif(
+    server: dashboard.DashboardServer, body: bytes, **headers: str | None
+) -> tuple[int, dict[str, str], bytes]:
+    sent: dict[str, str | None] = {
+        "Host": own_host(server),
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+    }
     sent.update({name.replace("_", "-"): value for name, value in headers.items()})
     return raw_request(server, "POST", "/api/whatif", sent, body)
 
@@ -106,8 +115,14 @@ def one_line_error(body: bytes) -> str:
 
 # ---- a model whose coefficients we choose, and whose provenance is hostile ------------------------------------------
 
-COEFFICIENTS = {"la": 0.01, "files_ci": 2.0, "files_build": 2.0, "files_test": 3.0, "n_commits": -10.0,
-                "author_sexp": 0.1}
+COEFFICIENTS = {
+    "la": 0.01,
+    "files_ci": 2.0,
+    "files_build": 2.0,
+    "files_test": 3.0,
+    "n_commits": -10.0,
+    "author_sexp": 0.1,
+}
 
 
 def linear_artifact(coefficients: dict[str, float], provenance: dict[str, Any], intercept: float = -1.0) -> dict:
@@ -123,17 +138,35 @@ def linear_artifact(coefficients: dict[str, float], provenance: dict[str, Any], 
     lr = LogisticRegression().fit(X, [0, 1, 0, 1])
     lr.coef_ = np.array([[coefficients.get(name, 0.0) for name in FEATURE_NAMES]])
     lr.intercept_ = np.array([intercept])
-    return export_model(lr, list(FEATURE_NAMES), imputation={name: 0.0 for name in FEATURE_NAMES},
-                        feature_means=[0.0] * n, provenance=provenance)
+    return export_model(
+        lr,
+        list(FEATURE_NAMES),
+        imputation={name: 0.0 for name in FEATURE_NAMES},
+        feature_means=[0.0] * n,
+        provenance=provenance,
+    )
 
 
-METRICS = {"precision": 0.5, "recall": 0.75, "f1": 0.6, "roc_auc": 0.8, "pr_auc": 0.55, "brier": 0.12,
-           "deferrable_at_90": 0.3}
+METRICS = {
+    "precision": 0.5,
+    "recall": 0.75,
+    "f1": 0.6,
+    "roc_auc": 0.8,
+    "pr_auc": 0.55,
+    "brier": 0.12,
+    "deferrable_at_90": 0.3,
+}
 HOSTILE_PROVENANCE = {
     "chosen": PWN_SCRIPT + "\u2028<!--",
     "rows": 120,
-    "backtest": {"builds": 120, "predicted": "<b id=pwned-b>70</b>", "retrains": 3,
-                 "model": METRICS, "parrot": {**METRICS, "f1": 0.4}, PWN_KEY: {**METRICS, "f1": 0.2}},
+    "backtest": {
+        "builds": 120,
+        "predicted": "<b id=pwned-b>70</b>",
+        "retrains": 3,
+        "model": METRICS,
+        "parrot": {**METRICS, "f1": 0.4},
+        PWN_KEY: {**METRICS, "f1": 0.2},
+    },
 }
 
 
@@ -143,8 +176,8 @@ def hostile_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
 
     Built once per module (the tests only read it), with git's configuration isolated as conftest does.
     """
-    from ci_risk_hook.outcomes.record import compute_build_features, open_for_repo
     from ci_risk_hook.model.export import write_artifact
+    from ci_risk_hook.outcomes.record import compute_build_features, open_for_repo
     from ci_risk_hook.outcomes.records import BuildRecord
 
     home = tmp_path_factory.mktemp("hostile-home")
@@ -156,19 +189,35 @@ def hostile_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
         env.setenv("GIT_CONFIG_NOSYSTEM", "1")
         repo = make_repo(tmp_path_factory.mktemp("hostile") / "project")
         maintainer = "Maintainer <maint@example.com>"
-        repo.commit({"src/app.py": lines(50), "README.md": "# app\n", "setup.py": "setup()\n"}, "initial import",
-                    author=maintainer)
+        repo.commit(
+            {"src/app.py": lines(50), "README.md": "# app\n", "setup.py": "setup()\n"},
+            "initial import",
+            author=maintainer,
+        )
         for i in range(5):
-            repo.commit({"src/app.py": lines(51 + i), "tests/test_app.py": lines(10 + i, "test")}, f"improve {i}",
-                        author=maintainer)
+            repo.commit(
+                {"src/app.py": lines(51 + i), "tests/test_app.py": lines(10 + i, "test")},
+                f"improve {i}",
+                author=maintainer,
+            )
         repo.commit({"tests/test_" + "x" * 180 + ".py": lines(3)}, "a test with a long name", author=maintainer)
         target = open_for_repo(str(store_path(repo)), str(repo.path))
         try:
             commits = repo.git("log", "--reverse", "--format=%H %ct").splitlines()
-            target.store.add_builds(target.repo_id, [
-                BuildRecord(commit=sha, status="fail" if i == 2 else "pass", source="record", branch="main",
-                            started_at=int(at) + 60, finished_at=int(at) + 600)
-                for i, (sha, at) in enumerate(line.split() for line in commits)])
+            target.store.add_builds(
+                target.repo_id,
+                [
+                    BuildRecord(
+                        commit=sha,
+                        status="fail" if i == 2 else "pass",
+                        source="record",
+                        branch="main",
+                        started_at=int(at) + 60,
+                        finished_at=int(at) + 600,
+                    )
+                    for i, (sha, at) in enumerate(line.split() for line in commits)
+                ],
+            )
             compute_build_features(target, str(repo.path))
         finally:
             target.store.close()
@@ -202,10 +251,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dashboard.Dashb
 
 # ---- the API ------------------------------------------------------------------------------------------------------
 
+
 def test_api_scores_what_if_inputs(served: dashboard.DashboardServer) -> None:
     def whatif(body: dict) -> dict:
-        request = urllib.request.Request(base_url(served) + "api/whatif", data=json.dumps(body).encode(),
-                                         method="POST", headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            base_url(served) + "api/whatif",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request) as response:
             return json.loads(response.read())
 
@@ -227,8 +281,10 @@ def test_server_binds_loopback_and_says_so() -> None:
         server.server_close()
 
 
-def test_reasons_carry_their_direction_and_a_dominant_lowering_factor_is_shown(hostile: dashboard.DashboardServer) -> None:
-    """Three reasons raise the risk, yet the score is low: the factor that lowers it must be on the page, as lowering."""
+def test_reasons_carry_their_direction_and_a_dominant_lowering_factor_is_shown(
+    hostile: dashboard.DashboardServer,
+) -> None:
+    """Three reasons raise the risk, yet the score is low: the factor lowering it must be on the page, as lowering."""
     status, _, body = raw_request(hostile, "GET", "/api/pending", {"Host": own_host(hostile)})
     pending = json.loads(body)
     assert status == 200 and pending["probability"] < 0.01, pending
@@ -265,7 +321,7 @@ def test_what_if_reasons_are_whole_sentences_without_the_facts_behind_them() -> 
 
 
 def test_the_metrics_panel_shows_the_evaluation_the_demo_model_carries(served: dashboard.DashboardServer) -> None:
-    """After `ci-risk demo` the panel is never empty: a backtest if the model carries one, else its training validation."""
+    """After `ci-risk demo` the panel is never empty: the model's backtest, else its training validation."""
     status, _, body = raw_request(served, "GET", "/api/metrics", {"Host": own_host(served)})
     panel = json.loads(body)
     assert status == 200
@@ -278,12 +334,14 @@ def test_the_metrics_panel_shows_the_evaluation_the_demo_model_carries(served: d
 
 
 def test_the_metrics_panel_names_each_kind_of_evaluation() -> None:
-    backtest = dashboard.metrics_panel({"backtest": {"builds": 300, "predicted": 250, "retrains": 10,
-                                                     "model": METRICS, "parrot": METRICS}})
+    backtest = dashboard.metrics_panel(
+        {"backtest": {"builds": 300, "predicted": 250, "retrains": 10, "model": METRICS, "parrot": METRICS}}
+    )
     assert backtest["columns"] == ["ci-risk", "Parrot"] and "250 of 300 builds" in backtest["detail"]
     assert [row["label"] for row in backtest["rows"]][:3] == ["precision (failing)", "recall (failing)", "F1 (failing)"]
-    validation = dashboard.metrics_panel({"validation_average_precision": {"forest": 0.7, "gbdt": float("nan")},
-                                          "chosen": "forest", "rows": 300})
+    validation = dashboard.metrics_panel(
+        {"validation_average_precision": {"forest": 0.7, "gbdt": float("nan")}, "chosen": "forest", "rows": 300}
+    )
     assert validation["title"] == "How the model was validated in training"
     assert validation["rows"] == [{"label": "forest (chosen)", "values": [0.7]}, {"label": "gbdt", "values": [None]}]
     bundled_path = bundled_model_path()
@@ -301,10 +359,21 @@ def test_the_metrics_panel_names_each_kind_of_evaluation() -> None:
 LOOPBACK_HOSTS = ("127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "[::1]:{port}", "127.0.0.2:{port}")
 
 
-@pytest.mark.parametrize("host", [
-    "evil.example", "evil.example:{port}", "127.0.0.1.evil.example:{port}", "localhost.evil.example:{port}",
-    "localhost:{other}", "127.0.0.1", "localhost:{port}@evil.example", "10.0.0.1:{port}", "", None,
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:{port}",
+        "127.0.0.1.evil.example:{port}",
+        "localhost.evil.example:{port}",
+        "localhost:{other}",
+        "127.0.0.1",
+        "localhost:{port}@evil.example",
+        "10.0.0.1:{port}",
+        "",
+        None,
+    ],
+)
 def test_only_loopback_host_names_are_answered(hostile: dashboard.DashboardServer, host: str | None) -> None:
     """DNS rebinding: an attacker's name resolving to 127.0.0.1 must not read e-mails, branches and paths."""
     port = hostile.server_address[1]
@@ -320,58 +389,79 @@ def test_only_loopback_host_names_are_answered(hostile: dashboard.DashboardServe
         assert status == 200 and "maint@example.com" in body.decode(), loopback
 
 
-@pytest.mark.parametrize("origin", ["http://evil.example", "http://localhost.evil.example:{port}", "null",
-                                    "https://127.0.0.1:{port}", "http://127.0.0.1:{other}"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://evil.example",
+        "http://localhost.evil.example:{port}",
+        "null",
+        "https://127.0.0.1:{port}",
+        "http://127.0.0.1:{other}",
+    ],
+)
 def test_only_same_origin_what_if_posts_are_scored(hostile: dashboard.DashboardServer, origin: str) -> None:
     port = hostile.server_address[1]
     status, headers, body = post_whatif(hostile, b'{"la": 10}', Origin=origin.format(port=port, other=port + 1))
     assert status == 403 and "Origin" in one_line_error(body)
     assert "access-control-allow-origin" not in headers
     for own in (f"http://{own_host(hostile)}", f"http://localhost:{port}", None):  # None: curl, a script
-        status, _, body = post_whatif(hostile, b'{"la": 10}', Origin=own,
-                                     Host=own[len("http://"):] if own else own_host(hostile))
+        status, _, body = post_whatif(
+            hostile, b'{"la": 10}', Origin=own, Host=own[len("http://") :] if own else own_host(hostile)
+        )
         assert status == 200 and 0 <= json.loads(body)["probability"] <= 1, own
 
 
-@pytest.mark.parametrize("headers, body, says", [
-    ({"Content-Length": None}, b'{"la": 1}', "Content-Length is required"),
-    ({"Content-Length": "-5"}, b'{"la": 1}', "Content-Length"),
-    ({"Content-Length": "ten"}, b'{"la": 1}', "Content-Length"),
-    ({"Content-Length": "1e3"}, b'{"la": 1}', "Content-Length"),
-    ({"Content-Length": "9" * 5000}, b'{"la": 1}', "too large"),
-    ({"Content-Length": str(10**12)}, b'{"la": 1}', "too large"),
-    ({"Content-Length": str(dashboard.MAX_BODY + 1)}, b'{"la": 1}', "too large"),
-    ({"Content-Length": None, "Transfer-Encoding": "chunked"}, b'9\r\n{"la": 1}\r\n0\r\n\r\n', "chunked"),
-    ({"Content-Type": "text/plain"}, b'{"la": 1}', "Content-Type"),
-    ({"Content-Type": "application/x-www-form-urlencoded"}, b"la=1", "Content-Type"),
-    ({"Content-Type": None}, b'{"la": 1}', "Content-Type"),
-    ({}, b'{"la": NaN}', "non-finite"),
-    ({}, b'{"la": Infinity}', "non-finite"),
-    ({}, b'{"la": -Infinity}', "non-finite"),
-    ({}, b'{"la": 1e999}', "la"),
-    ({}, b'{"la": "nan"}', "la"),
-    ({}, b'{"la": -1}', "la"),
-    ({}, b'{"la": ' + b"9" * 400 + b"}", "la"),
-    ({}, b'{"la": [1]}', "la"),
-    ({}, b'{"files_ci": 7}', "files_ci"),
-    ({}, b'{"prev_build_failed": "maybe"}', "prev_build_failed"),
-    ({}, b'{"__proto__": 1}', "unknown what-if input"),
-    ({}, b"[" * 30000 + b"]" * 30000, "nested too deeply"),
-    ({}, b'{"a":' * 10000 + b"1" + b"}" * 10000, "nested too deeply"),
-    ({}, b"[1, 2]", "JSON object"),
-    ({}, b"{not json", "not JSON"),
-    ({}, b'{"la": 1}\xff', "UTF-8"),
-])
-def test_bad_what_if_requests_get_a_one_line_json_400(hostile: dashboard.DashboardServer, capfd: pytest.CaptureFixture[str],
-                                                      headers: dict[str, str | None], body: bytes, says: str) -> None:
-    status, response_headers, answer = post_whatif(hostile, body, **{k.replace("-", "_"): v for k, v in headers.items()})
+@pytest.mark.parametrize(
+    "headers, body, says",
+    [
+        ({"Content-Length": None}, b'{"la": 1}', "Content-Length is required"),
+        ({"Content-Length": "-5"}, b'{"la": 1}', "Content-Length"),
+        ({"Content-Length": "ten"}, b'{"la": 1}', "Content-Length"),
+        ({"Content-Length": "1e3"}, b'{"la": 1}', "Content-Length"),
+        ({"Content-Length": "9" * 5000}, b'{"la": 1}', "too large"),
+        ({"Content-Length": str(10**12)}, b'{"la": 1}', "too large"),
+        ({"Content-Length": str(dashboard.MAX_BODY + 1)}, b'{"la": 1}', "too large"),
+        ({"Content-Length": None, "Transfer-Encoding": "chunked"}, b'9\r\n{"la": 1}\r\n0\r\n\r\n', "chunked"),
+        ({"Content-Type": "text/plain"}, b'{"la": 1}', "Content-Type"),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"la=1", "Content-Type"),
+        ({"Content-Type": None}, b'{"la": 1}', "Content-Type"),
+        ({}, b'{"la": NaN}', "non-finite"),
+        ({}, b'{"la": Infinity}', "non-finite"),
+        ({}, b'{"la": -Infinity}', "non-finite"),
+        ({}, b'{"la": 1e999}', "la"),
+        ({}, b'{"la": "nan"}', "la"),
+        ({}, b'{"la": -1}', "la"),
+        ({}, b'{"la": ' + b"9" * 400 + b"}", "la"),
+        ({}, b'{"la": [1]}', "la"),
+        ({}, b'{"files_ci": 7}', "files_ci"),
+        ({}, b'{"prev_build_failed": "maybe"}', "prev_build_failed"),
+        ({}, b'{"__proto__": 1}', "unknown what-if input"),
+        ({}, b"[" * 30000 + b"]" * 30000, "nested too deeply"),
+        ({}, b'{"a":' * 10000 + b"1" + b"}" * 10000, "nested too deeply"),
+        ({}, b"[1, 2]", "JSON object"),
+        ({}, b"{not json", "not JSON"),
+        ({}, b'{"la": 1}\xff', "UTF-8"),
+    ],
+)
+def test_bad_what_if_requests_get_a_one_line_json_400(
+    hostile: dashboard.DashboardServer,
+    capfd: pytest.CaptureFixture[str],
+    headers: dict[str, str | None],
+    body: bytes,
+    says: str,
+) -> None:
+    status, response_headers, answer = post_whatif(
+        hostile, body, **{k.replace("-", "_"): v for k, v in headers.items()}
+    )
     assert status == 400, (status, answer)
     assert says in one_line_error(answer)
     assert response_headers["content-type"] == "application/json"
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_a_body_shorter_than_its_length_is_refused_once_the_client_goes_quiet(hostile: dashboard.DashboardServer) -> None:
+def test_a_body_shorter_than_its_length_is_refused_once_the_client_goes_quiet(
+    hostile: dashboard.DashboardServer,
+) -> None:
     hostile.socket_timeout = 0.5
     try:
         status, _, body = post_whatif(hostile, b'{"la": 1}', Content_Length="100")
@@ -381,16 +471,23 @@ def test_a_body_shorter_than_its_length_is_refused_once_the_client_goes_quiet(ho
 
 
 def test_unknown_methods_and_paths_get_json_errors(hostile: dashboard.DashboardServer) -> None:
-    for method, path, code in (("GET", "/nope", 404), ("POST", "/api/pending", 404), ("DELETE", "/", 501),
-                               ("OPTIONS", "/api/whatif", 501)):
-        status, headers, body = raw_request(hostile, method, path, {"Host": own_host(hostile),
-                                                                   "Origin": "http://evil.example"})
+    for method, path, code in (
+        ("GET", "/nope", 404),
+        ("POST", "/api/pending", 404),
+        ("DELETE", "/", 501),
+        ("OPTIONS", "/api/whatif", 501),
+    ):
+        status, headers, body = raw_request(
+            hostile, method, path, {"Host": own_host(hostile), "Origin": "http://evil.example"}
+        )
         assert status == code and one_line_error(body)
         assert "access-control-allow-origin" not in headers
 
 
 def test_responses_carry_a_strict_content_security_policy_and_nosniff(hostile: dashboard.DashboardServer) -> None:
-    status, headers, body = raw_request(hostile, "GET", "/", {"Host": own_host(hostile), "Origin": "http://evil.example"})
+    status, headers, body = raw_request(
+        hostile, "GET", "/", {"Host": own_host(hostile), "Origin": "http://evil.example"}
+    )
     assert status == 200 and headers["x-content-type-options"] == "nosniff"
     assert "access-control-allow-origin" not in headers
     policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
@@ -476,6 +573,7 @@ def test_the_dashboard_serves_on_ipv6_loopback(hostile_repo: Repo) -> None:
 
 # ---- in a real browser --------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     require_browser()
@@ -484,9 +582,18 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -532,7 +639,9 @@ def test_browser_what_if_changes_the_score(served: dashboard.DashboardServer, br
     driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
 
-def test_browser_runs_nothing_from_the_model_or_the_repository(hostile: dashboard.DashboardServer, browser: Any) -> None:
+def test_browser_runs_nothing_from_the_model_or_the_repository(
+    hostile: dashboard.DashboardServer, browser: Any
+) -> None:
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -542,7 +651,9 @@ def test_browser_runs_nothing_from_the_model_or_the_repository(hostile: dashboar
     assert len(driver.find_elements(By.TAG_NAME, "script")) == 2
     label = driver.execute_script("return document.getElementById('model').textContent")
     assert label == "repository logistic (" + PWN_SCRIPT + "\u2028<!--)"
-    headers = [th.get_attribute("textContent") for th in driver.find_elements(By.CSS_SELECTOR, "#metrics tr:first-child th")]
+    headers = [
+        th.get_attribute("textContent") for th in driver.find_elements(By.CSS_SELECTOR, "#metrics tr:first-child th")
+    ]
     assert headers == ["", "ci-risk", "Parrot", PWN_KEY], headers
     assert "<b id=pwned-b>70</b> of 120 builds" in driver.find_element(By.ID, "metrics-detail").text
     assert driver.find_element(By.ID, "metrics-title").text == "How the model backtested on this repository"
@@ -550,8 +661,9 @@ def test_browser_runs_nothing_from_the_model_or_the_repository(hostile: dashboar
     assert violations == [], violations
 
 
-def test_browser_marks_reasons_that_lower_the_risk_and_wraps_long_ones(hostile: dashboard.DashboardServer,
-                                                                       browser: Any) -> None:
+def test_browser_marks_reasons_that_lower_the_risk_and_wraps_long_ones(
+    hostile: dashboard.DashboardServer, browser: Any
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -571,6 +683,7 @@ def test_browser_marks_reasons_that_lower_the_risk_and_wraps_long_ones(hostile: 
     assert driver.find_elements(By.CSS_SELECTOR, "#whatif-reasons li.lowers")
     overflowing = driver.execute_script(
         "return [...document.querySelectorAll('li, td, th')].filter(e => e.scrollWidth > e.clientWidth + 1)"
-        ".map(e => e.textContent.slice(0, 60))")
+        ".map(e => e.textContent.slice(0, 60))"
+    )
     assert overflowing == [], overflowing
     assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")

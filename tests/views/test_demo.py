@@ -3,6 +3,7 @@
 One demo (the default, as a newcomer runs it) is built per module and then used the way its output says:
 every "Try next" command, run exactly as printed in the demo's directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,14 @@ def _clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     home = tmp_path_factory.mktemp("demo-home")
-    env = {**_clean_env(), "HOME": str(home), "CI_RISK_HOME": str(home / "ci-risk"), "NO_COLOR": "1",
-           "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"), "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {
+        **_clean_env(),
+        "HOME": str(home),
+        "CI_RISK_HOME": str(home / "ci-risk"),
+        "NO_COLOR": "1",
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
     directory = tmp_path_factory.mktemp("demo") / "d"
     started = time.time()
     proc = subprocess.run([CI_RISK, "demo", str(directory)], capture_output=True, text=True, env=env)
@@ -118,8 +125,9 @@ def test_with_ci_risk_db_set_the_demo_keeps_its_own_store_and_the_pointer_agrees
     elsewhere = tmp_path / "team" / "history.sqlite"
     env = {**os.environ, "CI_RISK_DB": str(elsewhere)}
     directory = tmp_path / "d"
-    proc = subprocess.run([CI_RISK, "demo", str(directory), "--commits", "100"], capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run(
+        [CI_RISK, "demo", str(directory), "--commits", "100"], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     own = directory / ".git" / "ci-risk" / "history.sqlite"
     assert (directory / ".git" / "ci-risk" / "store").read_text().strip() == str(own)
@@ -143,8 +151,15 @@ def test_demo_is_deterministic_for_a_seed_and_a_clock(tmp_path: Path) -> None:
 
 
 def test_the_demo_history_ends_when_the_demo_runs(built: Demo) -> None:
-    newest = int(subprocess.run(["git", "log", "-1", "--all", "--format=%ct"], cwd=built.directory,
-                                capture_output=True, text=True, check=True).stdout)
+    newest = int(
+        subprocess.run(
+            ["git", "log", "-1", "--all", "--format=%ct"],
+            cwd=built.directory,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert built.started - 3600 < newest <= time.time()
 
 

@@ -1,4 +1,5 @@
 """`ci-risk report`: real PNG images of the expected size, and one HTML page holding them and the metrics."""
+
 from __future__ import annotations
 
 import html
@@ -33,11 +34,16 @@ def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_writes_each_chart_and_a_self_contained_page(demo_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     env_db = str(demo_repo / ".git" / "ci-risk" / "history.sqlite")
-    scored = subprocess.run([CI_RISK, "check", "--from", "main", "--to", "new-ci", "--db", env_db], cwd=demo_repo,
-                            capture_output=True, text=True)
+    scored = subprocess.run(
+        [CI_RISK, "check", "--from", "main", "--to", "new-ci", "--db", env_db],
+        cwd=demo_repo,
+        capture_output=True,
+        text=True,
+    )
     assert scored.returncode == 0 and scored.stdout.startswith("ci-risk: risk"), scored.stderr
-    proc = subprocess.run([CI_RISK, "report", "--out", str(out), "--html", "--db", env_db], cwd=demo_repo,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [CI_RISK, "report", "--out", str(out), "--html", "--db", env_db], cwd=demo_repo, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     for name in CHARTS:
         assert png_size(out / f"{name}.png") == (800, 500), name
@@ -56,8 +62,12 @@ def test_report_writes_each_chart_and_a_self_contained_page(demo_repo: Path, tmp
 
 def test_report_without_recorded_history_is_a_one_line_error(tmp_path: Path, history_repo: object) -> None:
     db = tmp_path / "h.sqlite"
-    proc = subprocess.run([CI_RISK, "report", "--db", str(db)], cwd=history_repo.path,  # type: ignore[attr-defined]
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [CI_RISK, "report", "--db", str(db)],
+        cwd=history_repo.path,  # type: ignore[attr-defined]
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("Error: nothing to backtest") and proc.stderr.count("\n") == 1
 
@@ -69,14 +79,20 @@ def test_report_skips_damaged_lines_of_the_scored_log(demo_repo: Path, tmp_path:
     good = b'{"time": 1, "range": "main..good", "probability": 0.5, "decision": "warn", "reasons": ["a reason"]}\n'
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_bytes(good + b'[1, 2]\n"text"\n42\n{"range": "main..no-probability"}\n'
-                        b'{"range": "main..typed", "probability": "0.5", "decision": "warn", "reasons": []}\n'
-                        b'{"range": "main..reasons", "probability": 0.5, "decision": "warn", "reasons": "x"}\n'
-                        b'{"range": "main..nan", "probability": NaN, "decision": "warn", "reasons": []}\n'
-                        b'\xff\xfe\x00 binary garbage \x80\n' + b"[" * 100_000 + b"\n" + b'{"unterminated": ')
+        log.write_bytes(
+            good + b'[1, 2]\n"text"\n42\n{"range": "main..no-probability"}\n'
+            b'{"range": "main..typed", "probability": "0.5", "decision": "warn", "reasons": []}\n'
+            b'{"range": "main..reasons", "probability": 0.5, "decision": "warn", "reasons": "x"}\n'
+            b'{"range": "main..nan", "probability": NaN, "decision": "warn", "reasons": []}\n'
+            b"\xff\xfe\x00 binary garbage \x80\n" + b"[" * 100_000 + b"\n" + b'{"unterminated": '
+        )
         env_db = str(demo_repo / ".git" / "ci-risk" / "history.sqlite")
-        proc = subprocess.run([CI_RISK, "report", "--out", str(tmp_path / "out"), "--html", "--db", env_db],
-                              cwd=demo_repo, capture_output=True, text=True)
+        proc = subprocess.run(
+            [CI_RISK, "report", "--out", str(tmp_path / "out"), "--html", "--db", env_db],
+            cwd=demo_repo,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
         pushes = (tmp_path / "out" / "report.html").read_text().split('<ul id="scored">')[1].split("</ul>\n")[0]
         assert "main..good: risk 0.50 (warn)" in pushes and "a reason" in pushes
