@@ -15,7 +15,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -29,10 +28,10 @@ from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.mining import labels
 from ci_risk_hook.outcomes.store import open_store
+from testing.postgres import fresh_schema
 from testing.repos import Repo, make_repo, run_cli
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
-PG_URL = os.environ.get("CI_RISK_TEST_POSTGRES_URL")
 
 LATIN1 = b"src/caf\xe9.py"
 LATIN1_KEY = "src/caf\\xe9.py"
@@ -253,19 +252,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
         monkeypatch.setenv("CI_RISK_DB", url)
         yield url
         return
-    if not PG_URL:
-        pytest.skip("PostgreSQL tests need CI_RISK_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    import psycopg
-
-    schema = f"ci_risk_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    monkeypatch.setenv("CI_RISK_DB", url)
-    yield url
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema() as url:
+        monkeypatch.setenv("CI_RISK_DB", url)
+        yield url
 
 
 def test_record_backfill_szz_and_history_keep_the_name(

@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -20,8 +19,8 @@ import pytest
 
 from ci_risk_hook.outcomes.records import BuildRecord
 from ci_risk_hook.outcomes.store import SCHEMA_VERSION, StoreError, open_store
+from testing.postgres import PG_URL, fresh_schema
 
-PG_URL = os.environ.get("CI_RISK_TEST_POSTGRES_URL")
 SHA = [f"{i:040x}" for i in range(1, 100)]
 
 
@@ -30,17 +29,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "history.sqlite")
         return
-    if not PG_URL:
-        pytest.skip("PostgreSQL tests need CI_RISK_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    import psycopg
-
-    schema = f"ci_risk_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema() as url:
+        yield url
 
 
 def build(i: int, status: str = "pass", **kw: object) -> BuildRecord:

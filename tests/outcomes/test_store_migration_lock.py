@@ -7,32 +7,20 @@ migrator caught mid-way, and only lets go once ci-risk is seen waiting.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from typing import Iterator
 
 import pytest
 
 from ci_risk_hook.outcomes.store import _PG_LOCK_KEY, SCHEMA_VERSION, open_store
-
-PG_URL = os.environ.get("CI_RISK_TEST_POSTGRES_URL")
+from testing.postgres import fresh_schema
 
 
 @pytest.fixture
 def fresh_schema_url() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip("PostgreSQL tests need CI_RISK_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    import psycopg
-
-    schema = f"ci_risk_lock_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema("ci_risk_lock") as url:
+        yield url
 
 
 def test_a_second_migrator_waits_for_the_first_and_then_migrates_once(fresh_schema_url: str) -> None:
