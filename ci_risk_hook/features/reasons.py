@@ -8,7 +8,7 @@ many lines.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Optional, Sequence
 
 from ci_risk_hook.features import categories
 from ci_risk_hook.features.extract import BY_NAME, Facts, FeatureResult
@@ -87,7 +87,7 @@ def _category(cat: str) -> Callable[[float, Mapping[str, float | None], Facts], 
     return describe
 
 
-_Describer = Callable[[float, Mapping[str, float | None], Facts], str]
+_Describer = Callable[[float, Mapping[str, Optional[float]], Facts], str]  # Optional: evaluated at run time on 3.9
 
 _DESCRIBE: dict[str, _Describer] = {
     "n_commits": lambda x, v, f: f"{_plural(x, 'commit')} in this push",
