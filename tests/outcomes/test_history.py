@@ -26,19 +26,6 @@ from testing.repos import run_cli as run
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
 
 
-@pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "store" / "history.sqlite"
-    monkeypatch.setenv("CI_RISK_DB", str(path))
-    return path
-
-
-@pytest.fixture
-def project(history_repo: Repo, monkeypatch: pytest.MonkeyPatch, db: Path) -> Repo:
-    monkeypatch.chdir(history_repo.path)
-    return history_repo
-
-
 def builds(db: Path) -> list:
     store = open_store(str(db))
     try:

@@ -51,19 +51,6 @@ def read_only(path: Path) -> Iterator[None]:
         subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
-@pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "store" / "history.sqlite"
-    monkeypatch.setenv("CI_RISK_DB", str(path))
-    return path
-
-
-@pytest.fixture
-def project(history_repo: Repo, monkeypatch: pytest.MonkeyPatch, db: Path) -> Repo:
-    monkeypatch.chdir(history_repo.path)
-    return history_repo
-
-
 def one_line_error(err: str) -> str:
     assert "Traceback" not in err, err
     assert err.strip().count("\n") == 0, f"expected one line, got {err!r}"
