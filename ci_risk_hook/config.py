@@ -34,6 +34,8 @@ DEFAULT_WARN_AT = 0.5
 DEFAULT_BLOCK_AT = 0.8
 DEFAULT_INDEX_BUDGET = 1.0  # seconds a push may spend building the history index
 DEFAULT_STORE_BUDGET = 1.0  # seconds a push waits for the outcomes store
+DEFAULT_MODEL_REFRESH = 6 * 3600.0  # seconds between two checks of the team model source
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class ConfigError(CiRiskError):
@@ -124,6 +126,35 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _interval(text: str) -> float:
+    """A duration: seconds, or a number with s, m, h or d (`30m`, `6h`, `1d`)."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], None)
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ConfigError(f"expected an interval such as 30m, 6h or 1d, got {text!r}") from None
+    if not 0.0 < seconds < float("inf"):
+        raise ConfigError(f"expected a positive interval such as 30m, 6h or 1d, got {text!r}")
+    return seconds
+
+
+def _source(text: str) -> str:
+    if not text.strip():
+        raise ConfigError("expected a URL or directory, got nothing")
+    return text.strip()
+
+
+def _trusted_keys(text: str) -> tuple[str, ...]:
+    from ci_risk_hook.distribution.keys import KeyError_, parse_public_keys
+
+    try:
+        return parse_public_keys(text)
+    except KeyError_ as exc:
+        raise ConfigError(str(exc)) from None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("mode", "CI_RISK_MODE", _mode, "warn (default): report; block: stop risky pushes; off: do nothing", True),
     Setting(
@@ -168,9 +199,30 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds a push waits for the outcomes store before going on without build history (default 1)",
         True,
     ),
+    Setting(
+        "model_source",
+        "CI_RISK_MODEL_SOURCE",
+        _source,
+        "where the team's published model is pulled from: a directory or fsspec URL (s3://, file://, ...)",
+        False,
+    ),
+    Setting(
+        "trusted_keys",
+        "CI_RISK_TRUSTED_KEYS",
+        _trusted_keys,
+        "public keys (from `ci-risk model keygen`) a pulled model must be signed by; comma separated",
+        True,
+    ),
+    Setting(
+        "model_refresh",
+        "CI_RISK_MODEL_REFRESH",
+        _interval,
+        "how often the hook checks the model source, in the background (default 6h)",
+        True,
+    ),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
-PATH_SETTINGS = ("model", "db")  # a relative value is relative to the file that gives it
+PATH_SETTINGS = ("model", "db", "model_source")  # a relative value is relative to the file that gives it
 
 
 class Settings:
@@ -184,6 +236,9 @@ class Settings:
         self.db: str | None = None
         self.index_budget = DEFAULT_INDEX_BUDGET
         self.store_budget = DEFAULT_STORE_BUDGET
+        self.model_source: str | None = None
+        self.trusted_keys: tuple[str, ...] = ()
+        self.model_refresh = DEFAULT_MODEL_REFRESH
         self.sources: dict[str, str] = {}  # setting -> where its value came from
         self.refused: list[str] = []  # settings the trust model does not take from where they came (warnings)
         self.errors: list[str] = []  # unusable values ignored by a tolerant resolve (the hook's --strict fails on them)

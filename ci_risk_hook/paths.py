@@ -6,7 +6,8 @@ root-commit cache. The history index (with its build lock and log) lives
 there too unless `CI_RISK_INDEX_DIR` moves it; that variable moves the index
 only. Per user: the data directory (`CI_RISK_HOME` overrides) holds the
 default store and the error log; the config file is `CI_RISK_CONFIG`, else
-`config.ini` in the user config directory.
+`config.ini` in the user config directory; the cache directory
+(`CI_RISK_CACHE` overrides) holds team models pulled from a model source.
 
 Imported on every push: standard library only, platformdirs loaded lazily.
 """
@@ -21,6 +22,7 @@ APP = "ci-risk"
 INDEX_DIR_ENV = "CI_RISK_INDEX_DIR"
 HOME_ENV = "CI_RISK_HOME"
 USER_CONFIG_ENV = "CI_RISK_CONFIG"
+CACHE_ENV = "CI_RISK_CACHE"
 
 MODEL_FILE = "model.json"
 INDEX_FILE = "history-index.sqlite"
@@ -31,6 +33,11 @@ ROOT_COMMIT_CACHE = "root-commit"
 STORE_FILE = "history.sqlite"
 ERROR_LOG = "error.log"
 USER_CONFIG_FILE = "config.ini"
+TEAM_MODELS_DIR = "team-models"
+MANIFEST_FILE = "manifest.json"
+TEAM_STATE_FILE = "state.json"
+TEAM_LOCK_FILE = "refresh.lock"
+TEAM_LOG_FILE = "refresh.log"
 
 
 # -- per repository (common_dir: git's common dir, `.git` of the main worktree) --
@@ -108,6 +115,45 @@ def default_store_file() -> str:
 
 def error_log() -> str:
     return os.path.join(user_data_dir(), ERROR_LOG)
+
+
+def user_cache_dir() -> str:
+    """Files ci-risk can download again (pulled team models); CI_RISK_CACHE overrides (tests set it)."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return os.path.abspath(os.path.expanduser(override))
+    if sys.platform.startswith("linux"):  # computed as platformdirs does, without importing it on a push
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, APP)
+    import platformdirs
+
+    return str(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
+def team_model_dir(source_key: str) -> str:
+    """One pulled source's cache: its model, manifest, refresh state, lock and log (`source_key` is a digest)."""
+    return os.path.join(user_cache_dir(), TEAM_MODELS_DIR, source_key)
+
+
+def team_model(source_key: str) -> str:
+    return os.path.join(team_model_dir(source_key), MODEL_FILE)
+
+
+def team_manifest(source_key: str) -> str:
+    return os.path.join(team_model_dir(source_key), MANIFEST_FILE)
+
+
+def team_state(source_key: str) -> str:
+    return os.path.join(team_model_dir(source_key), TEAM_STATE_FILE)
+
+
+def team_lock(source_key: str) -> str:
+    return os.path.join(team_model_dir(source_key), TEAM_LOCK_FILE)
+
+
+def team_log(source_key: str) -> str:
+    return os.path.join(team_model_dir(source_key), TEAM_LOG_FILE)
 
 
 def user_config_file(env: Mapping[str, str] | None = None) -> str:

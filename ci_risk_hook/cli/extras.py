@@ -23,6 +23,8 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
         ("threadpoolctl", "threadpoolctl"),
         ("matplotlib", "matplotlib"),
     ),
+    "team": (("fsspec", "fsspec"), ("cryptography", "cryptography")),
+    "s3": (("fsspec", "fsspec"), ("cryptography", "cryptography"), ("s3fs", "s3fs")),
 }
 
 
@@ -37,8 +39,15 @@ def missing(extra: str) -> list[str]:
     return [dist for module, dist in EXTRAS[extra] if importlib.util.find_spec(module) is None]
 
 
-def require(extra: str) -> None:
-    """Raise MissingExtra, naming the `pip install` that fixes it, unless `extra` is installed."""
+def require(extra: str, url: str | None = None) -> None:
+    """Raise MissingExtra, naming the `pip install` that fixes it, unless `extra` is installed.
+
+    With `url` (a model source), the extra its protocol needs instead (`s3` for s3://).
+    """
+    if url is not None:
+        from ci_risk_hook.distribution.remote import protocol_of
+
+        extra = "s3" if protocol_of(url) in ("s3", "s3a") else extra
     lacking = missing(extra)
     if lacking:
         command = click.get_current_context(silent=True)

@@ -762,8 +762,11 @@ def model_show(fmt: str) -> None:
 
     info = git.repo_info()
     settings = config.resolve({}, toplevel=info.toplevel, tolerant=True)  # the model the hook would use
-    choice = choose_model(settings, info)
+    notes: list[str] = []
+    choice = choose_model(settings, info, notes)
     _settings_warnings(settings)
+    for note in notes:
+        click.echo(clean(f"ci-risk: {note}"), err=True)
     if choice is None:
         click.echo("ci-risk: no model available yet: `ci-risk train` (after recording outcomes) creates one")
         return
@@ -804,6 +807,82 @@ def model_show(fmt: str) -> None:
         click.echo(metrics.text_table(prov["backtest"]))
     elif prov.get("evaluation"):
         click.echo(_evaluation_text(prov["evaluation"]))
+
+
+@model.command("publish")
+@click.argument("dest")
+@click.option("--model", "model_path", default=None, help="Artifact to publish (default: this repository's model).")
+@click.option("--sign", "key_file", default=None, help="Sign with this private key (from `ci-risk model keygen`).")
+def model_publish(dest: str, model_path: str | None, key_file: str | None) -> None:
+    """Publish a model to DEST (a directory, file://, s3:// or any fsspec URL): artifact first, manifest last."""
+    require("team", dest)
+    from ci_risk_hook.distribution.published import publish
+    from ci_risk_hook.distribution.remote import redact
+    from ci_risk_hook.model.scoring import read_artifact
+
+    if model_path is None:
+        from ci_risk_hook import paths
+        from ci_risk_hook.git import repo as git
+
+        model_path = paths.repo_model(git.repo_info().common_dir)
+    manifest = publish(read_artifact(model_path), dest, signing_key=key_file)
+    signed = f", signed by key {manifest['signature']['key_id']}" if "signature" in manifest else ", unsigned"
+    click.echo(
+        clean(
+            f"published {manifest['artifact']['sha256'][:12]} to {redact(dest)} (created {manifest['created']}{signed})"
+        )
+    )
+
+
+@model.command("pull")
+@click.argument("src", required=False)
+@click.option("--force", is_flag=True, help="Accept a model older than the cached one (a deliberate rollback).")
+def model_pull(src: str | None, force: bool) -> None:
+    """Download, verify and cache the team model from SRC (default: the model_source setting)."""
+    from ci_risk_hook import config
+    from ci_risk_hook.git import repo as git
+
+    try:
+        toplevel = git.repo_info().toplevel
+    except git.GitError:
+        toplevel = None  # outside a repository: the environment and the user's config still count
+    settings = config.resolve({}, toplevel=toplevel)
+    _settings_warnings(settings)
+    source = src or settings.model_source
+    if not source:
+        raise click.UsageError("no source: give SRC or set model_source (CI_RISK_MODEL_SOURCE or the user config)")
+    require("team", source)
+    from ci_risk_hook.distribution.cache import pull
+    from ci_risk_hook.distribution.remote import redact
+
+    pulled = pull(source, settings.trusted_keys, force=force)
+    verified = f", signature by key {pulled.signed_by} verified" if pulled.signed_by else ", no trusted keys configured"
+    what = "already up to date with" if pulled.status == "current" else "pulled from"
+    click.echo(
+        clean(
+            f"{what} {redact(source)}: {pulled.manifest['artifact']['sha256'][:12]} "
+            f"(published {pulled.manifest.get('created')}{verified}) -> {pulled.path}"
+        )
+    )
+
+
+@model.command("keygen")
+@click.argument("private_file")
+@click.option("--public-out", default=None, help="Also write the public key line to this file.")
+def model_keygen(private_file: str, public_out: str | None) -> None:
+    """Make an Ed25519 signing key: the private key to PRIVATE_FILE (0600), the public key printed."""
+    require("team")
+    from ci_risk_hook.distribution import keys
+
+    public = keys.generate(private_file)
+    if public_out:
+        with open(public_out, "w", encoding="ascii") as fh:
+            fh.write(public + "\n")
+    click.echo(public)
+    click.echo(
+        clean(f"# private key: {private_file} (keep it secret); trust the public key with trusted_keys = {public}"),
+        err=True,
+    )
 
 
 def _evaluation_text(evaluation: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from ci_risk_hook import paths
-from ci_risk_hook.config import Settings
+from ci_risk_hook.config import CONFIG_FILE, Settings
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import FEATURE_NAMES, FeatureResult, Limits, store_features
 from ci_risk_hook.features.reasons import Reason, top_reasons
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class ModelChoice(NamedTuple):
     model: PortableModel
     path: str
-    source: str  # "option", "$CI_RISK_MODEL", "repository", "bundled"
+    source: str  # "option", "$CI_RISK_MODEL", "user config", "team (SOURCE)", ".ci-risk.ini", "repository", "bundled"
 
 
 class RangeReport:
@@ -75,15 +75,33 @@ def bundled_model_path() -> str | None:
     return None
 
 
-def choose_model(settings: Settings, info: git.RepoInfo) -> ModelChoice | None:
-    """The configured model, else this repository's trained one, else the bundled one.
+def choose_model(
+    settings: Settings, info: git.RepoInfo, notes: list[str] | None = None, *, refresh: bool = False
+) -> ModelChoice | None:
+    """The first model found, by precedence (README, "Which model is used"):
 
-    A repository file's `model` reaches here only as a regular file inside the
-    work tree (config.repository_model); every source is size-capped and
+    1. `model` from an option, CI_RISK_MODEL or the user's config;
+    2. the team model pulled from `model_source` (the cached copy; with
+       `refresh`, a background refresh when due);
+    3. `model` from the repository's .ci-risk.ini (a regular file inside the
+       work tree, config.repository_model);
+    4. the model `ci-risk train` wrote for this repository;
+    5. the bundled model.
+
+    Why the team model falls through (none pulled yet, last refresh failed)
+    is appended to `notes`, one line each. Every source is size-capped and
     range-checked by load_model.
     """
-    if settings.model:
+    notes = [] if notes is None else notes
+    from_repository = settings.sources.get("model") == CONFIG_FILE
+    if settings.model and not from_repository:
         return ModelChoice(_load(settings.model), settings.model, settings.sources.get("model", "option"))
+    if settings.model_source:
+        team = _team_model(settings, notes, refresh)
+        if team is not None:
+            return team
+    if settings.model:
+        return ModelChoice(_load(settings.model), settings.model, CONFIG_FILE)
     repo_path = repo_model_path(info)
     if os.path.isfile(repo_path):
         return ModelChoice(_load(repo_path), repo_path, "repository")
@@ -91,6 +109,23 @@ def choose_model(settings: Settings, info: git.RepoInfo) -> ModelChoice | None:
     if bundled is not None:
         return ModelChoice(_load(bundled), bundled, "bundled")
     return None
+
+
+def _team_model(settings: Settings, notes: list[str], refresh: bool) -> ModelChoice | None:
+    from ci_risk_hook.distribution import team
+    from ci_risk_hook.model.scoring import ModelError
+
+    assert settings.model_source is not None
+    cached = team.cached_model(
+        settings.model_source, settings.trusted_keys, settings.model_refresh, notes, refresh=refresh
+    )
+    if cached is None:
+        return None
+    try:
+        return ModelChoice(_load(cached.path), cached.path, cached.label)
+    except ModelError as exc:
+        notes.append(f"team model: the cached copy is unusable ({exc}); using the next model")
+        return None
 
 
 def _load(path: str) -> PortableModel:
@@ -114,9 +149,11 @@ def evaluate(
     now: int | None = None,
 ) -> GateReport:
     """Score each range; `now` (default: the clock) is when the push happens, for build-history features."""
-    choice = choose_model(settings, info)
+    notes: list[str] = []
+    choice = choose_model(settings, info, notes, refresh=True)
     warn_at, block_at = settings.thresholds(choice.model.thresholds if choice else None)
     report = GateReport(settings, warn_at, block_at, choice)
+    report.notes.extend(notes)
     limits = Limits(max_commits=settings.max_commits)
     history = _BuildHistory(settings, info, cwd, int(time.time()) if now is None else now, [r.branch for r in ranges])
     for push_range in ranges:

@@ -1,0 +1,153 @@
+"""The team model on the push path: use the cached pull, refresh it in the background, never wait on the network.
+
+When a model source is configured the hook loads the model last pulled from
+it (from the cache), and at most once per `model_refresh` interval hands a
+refresh to a detached `python -m ci_risk_hook.distribution.refresh` holding
+an flock (as the history index's background builder does), so a push never
+waits for the source and two pushes never refresh at once. What went wrong
+last time (offline, refused, missing extra) is one line of the push's output.
+`refresh_now` is the foreground pull with a time limit, for CI steps.
+
+The standard library only; fsspec and cryptography load in the refresher.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import NamedTuple, Sequence
+
+from ci_risk_hook import paths
+from ci_risk_hook.distribution import cache
+from ci_risk_hook.distribution.remote import missing_extra, redact
+
+SOURCE_ENV = "CI_RISK_MODEL_SOURCE"
+KEYS_ENV = "CI_RISK_TRUSTED_KEYS"
+_LOG_KEEP_BYTES = 64 * 1024
+
+
+class Cached(NamedTuple):
+    path: str  # the cached model file
+    label: str  # how output names it: "team (SOURCE)"
+
+
+def cached_model(
+    source: str, trusted_keys: Sequence[str], interval: float, notes: list[str], *, refresh: bool
+) -> Cached | None:
+    """The cached team model of `source`, or None (with a note saying which model the push falls back to).
+
+    With `refresh`, starts a background refresh when the last check is older than `interval` seconds.
+    """
+    key = cache.source_key(source)
+    shown = redact(source)
+    state = cache.read_state(key)
+    model_path = paths.team_model(key)
+    have = os.path.isfile(model_path)
+    hint = missing_extra(source)
+    started = None
+    if hint is None and refresh and _due(state, interval):
+        started = _start_refresh(source, trusted_keys, key)
+    error = state.get("error") if isinstance(state.get("error"), str) else None
+    if have:
+        if hint:
+            notes.append(f"team model: cannot refresh from {shown} ({hint}); using the cached one")
+        elif error:
+            notes.append(f"team model: last refresh failed ({error}); using the cached one")
+        elif started:
+            notes.append(f"team model: {started}")
+        return Cached(model_path, f"team ({shown})")
+    if hint:
+        notes.append(f"team model: cannot pull from {shown} ({hint}); using the next model")
+    elif error:
+        notes.append(f"team model: none cached yet (last pull failed: {error}); using the next model")
+    else:
+        notes.append(
+            f"team model: none cached yet from {shown}; {started or 'a pull is under way'}; using the next model"
+        )
+    return None
+
+
+def _due(state: dict[str, object], interval: float) -> bool:
+    last = max((v for v in (state.get("attempted"), state.get("checked")) if isinstance(v, (int, float))), default=0.0)
+    now = time.time()
+    return not (0.0 <= now - float(last) < interval)  # a clock set back counts as due
+
+
+def _start_refresh(source: str, trusted_keys: Sequence[str], key: str) -> str | None:
+    """Hand an flock to a detached refresher; what to tell the user, or None when one is already running."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: `ci-risk model pull` by hand
+        return None
+    directory = paths.team_model_dir(key)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(paths.team_lock(key), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a refresh is running (or the file system has no flock)
+            return None
+        cache.write_state(key, attempted=time.time())
+        log = paths.team_log(key)
+        if os.path.exists(log) and os.path.getsize(log) > _LOG_KEEP_BYTES:
+            os.remove(log)
+        env = dict(os.environ)
+        env[SOURCE_ENV] = source  # in the environment, not on a command line `ps` shows: it may hold a secret
+        env[KEYS_ENV] = ",".join(trusted_keys)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ci_risk_hook.distribution.refresh", "--lock-fd", str(fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=(fd,),
+                start_new_session=True,
+                env=env,
+            )
+    except OSError as exc:
+        return f"could not start a background refresh ({exc.strerror or exc})"
+    finally:
+        os.close(fd)  # the refresher's copy keeps the lock until it exits
+    return f"checking {redact(source)} for a newer model in the background (pid {proc.pid})"
+
+
+def refresh_now(source: str, trusted_keys: Sequence[str], timeout: float) -> str:
+    """Pull in the foreground for at most `timeout` seconds (a CI step); one line saying what happened.
+
+    Never raises for the source's trouble: a step must not fail because the
+    model store is down. The cached model (if any) stays in use.
+    """
+    from ci_risk_hook.distribution.manifest import DistributionError
+
+    shown = redact(source)
+    result: list[object] = []
+
+    def work() -> None:
+        try:
+            result.append(cache.pull(source, trusted_keys))
+        except DistributionError as exc:
+            result.append(exc)
+        except Exception as exc:  # noqa: BLE001 - in a thread: reported as a line, never raised
+            result.append(exc)
+
+    worker = threading.Thread(target=work, name="ci-risk-pull", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not result:
+        return f"team model: {shown} did not answer within {timeout:g} s; using the cached or next model"
+    outcome = result[0]
+    if isinstance(outcome, cache.Pulled):
+        created = outcome.manifest.get("created", "?")
+        if outcome.status == "current":
+            return f"team model: up to date with {shown} (published {created})"
+        return f"team model: pulled from {shown} (published {created})"
+    from ci_risk_hook.distribution.remote import describe
+
+    text = str(outcome) if isinstance(outcome, DistributionError) else describe(outcome, source)  # type: ignore[arg-type]
+    return f"team model: pull failed ({text}); using the cached or next model"
