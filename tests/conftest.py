@@ -1,6 +1,6 @@
 """Fixtures that build real git repositories in temporary directories.
 
-Every test runs with HOME, CI_RISK_HOME, CI_RISK_CONFIG and git's global config pointed at
+Every test runs with HOME, CI_RISK_HOME, CI_RISK_CACHE, CI_RISK_CONFIG and git's global config pointed at
 temporary places, so no test reads or writes a real user's files.
 """
 
@@ -26,6 +26,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     for name in list(os.environ):
         if name.startswith(("PRE_COMMIT_", "CI_RISK_")) and name not in ("CI_RISK_HOME",):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CI_RISK_CACHE", str(home / "cache"))  # pulled team models
     monkeypatch.setenv("CI_RISK_CONFIG", str(home / "ci-risk-config.ini"))  # the user's own config file (absent)
     # The push's time budgets guard latency, not results: on a busy test machine a
     # one-second budget would make history features unknown at random. Tests of

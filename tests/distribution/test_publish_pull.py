@@ -1,0 +1,212 @@
+"""Publish then pull through a directory, file:// and a real S3 API server; what is refused keeps the old model.
+
+Every case runs the real commands (`ci-risk model publish/pull`) in-process
+and then looks at the files: the published directory, the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ci_risk_hook import paths
+from ci_risk_hook.distribution import cache
+from ci_risk_hook.distribution.manifest import MAX_MANIFEST_BYTES, schema_version
+from ci_risk_hook.distribution.published import publish, read_published
+from ci_risk_hook.features.extract import FEATURE_NAMES
+from ci_risk_hook.model.scoring import load_model
+from testing.published import artifact_variant, bundled_artifact, write_by_hand
+from testing.repos import run_cli
+
+
+@pytest.fixture(params=["directory", "file-url", "s3"])
+def dest(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "directory":
+        return str(tmp_path / "published")
+    if request.param == "file-url":
+        return (tmp_path / "published").as_uri()
+    bucket = request.getfixturevalue("s3_bucket")
+    return f"s3://{bucket}/models/org"
+
+
+def cached(source: str) -> Path:
+    return Path(paths.team_model(cache.source_key(source)))
+
+
+def test_publish_then_pull_installs_the_same_bytes(
+    dest: str, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(["model", "publish", dest, "--model", str(model_file)], capsys)
+    assert code == 0, err
+    assert "published" in out and "unsigned" in out
+    code, out, err = run_cli(["model", "pull", dest], capsys)
+    assert code == 0, err
+    assert "pulled from" in out
+    raw = model_file.read_bytes()
+    assert cached(dest).read_bytes() == raw
+    assert load_model(cached(dest), known_features=FEATURE_NAMES).thresholds["warn"] == 0.31
+
+    published = read_published(dest)
+    assert published is not None
+    artifact, manifest = published
+    assert manifest["artifact"]["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert manifest["artifact"]["path"] == f"models/{manifest['artifact']['sha256']}.json"
+    assert manifest["feature_schema"]["version"] == schema_version(FEATURE_NAMES)
+    assert manifest["provenance"]["ci_risk_version"]
+    assert "@" in manifest["provenance"]["publisher"]
+    assert manifest["created"].endswith("Z") and manifest["created_ms"] > 0
+    assert artifact["thresholds"]["warn"] == 0.31
+
+    code, out, _ = run_cli(["model", "pull", dest], capsys)
+    assert code == 0 and "already up to date" in out
+
+
+def test_a_second_publish_replaces_the_manifest_keeps_the_old_artifact_and_moves_time_forward(tmp_path: Path) -> None:
+    dest = str(tmp_path / "published")
+    first = publish(artifact_variant(0.31), dest, metrics={"f1": 0.5})
+    # the next publisher's clock is behind: the new manifest must still be the later one
+    (tmp_path / "published" / "manifest.json").write_bytes(
+        (tmp_path / "published" / "manifest.json")
+        .read_bytes()
+        .replace(f'"created_ms":{first["created_ms"]}'.encode(), b'"created_ms":9999999999999')
+    )
+    second = publish(artifact_variant(0.32), dest)
+    assert second["created_ms"] == 9999999999999 + 1
+    assert (tmp_path / "published" / first["artifact"]["path"]).exists()
+    assert first["metrics"] == {"f1": 0.5}
+    published = read_published(dest)
+    assert published is not None and published.artifact["thresholds"]["warn"] == 0.32
+
+
+def test_nothing_published_is_none_for_the_library_and_a_refusal_for_pull(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert read_published(str(tmp_path)) is None
+    code, _, err = run_cli(["model", "pull", str(tmp_path)], capsys)
+    assert code == 1 and "nothing published" in err and len(err.strip().splitlines()) == 1
+
+
+def test_publish_refuses_a_file_that_is_not_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    code, _, err = run_cli(["model", "publish", str(tmp_path / "out"), "--model", str(bad)], capsys)
+    assert code == 1 and "not a ci-risk model artifact" in err
+    assert not (tmp_path / "out").exists()
+
+
+# -- refused, and the cached model stays -----------------------------------------------------
+
+
+def _pull_refused(source: str, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    code, out, err = run_cli(["model", "pull", source, *extra], capsys)
+    assert code == 1, (out, err)
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.fixture
+def installed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, bytes]:
+    """A published directory whose model (warn 0.31) is already pulled into the cache."""
+    dest = tmp_path / "published"
+    publish(artifact_variant(0.31), str(dest))
+    assert run_cli(["model", "pull", str(dest)], capsys)[0] == 0
+    return dest, cached(str(dest)).read_bytes()
+
+
+def test_a_tampered_artifact_is_refused_by_its_sha256(
+    installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest, before = installed
+    publish(artifact_variant(0.32), str(dest))
+    manifest = json.loads((dest / "manifest.json").read_bytes())
+    artifact = dest / manifest["artifact"]["path"]
+    artifact.write_bytes(artifact.read_bytes().replace(b'"warn":0.32', b'"warn":0.99'))
+    err = _pull_refused(str(dest), capsys)
+    assert "does not match the manifest" in err
+    assert cached(str(dest)).read_bytes() == before
+
+
+def test_an_incompatible_feature_schema_is_refused_and_the_old_model_kept(
+    installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest, before = installed
+    names = list(bundled_artifact()["feature_names"])
+    names[0] = "feature_of_a_later_version"
+    write_by_hand(dest, artifact_variant(0.33, feature_names=names))
+    err = _pull_refused(str(dest), capsys)
+    assert "incompatible feature schema" in err and "feature_of_a_later_version" in err
+    assert cached(str(dest)).read_bytes() == before
+
+
+def test_a_replayed_older_manifest_is_refused_unless_forced(
+    installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest, _ = installed
+    old_manifest = (dest / "manifest.json").read_bytes()
+    publish(artifact_variant(0.32), str(dest))
+    assert run_cli(["model", "pull", str(dest)], capsys)[0] == 0
+    newer = cached(str(dest)).read_bytes()
+    (dest / "manifest.json").write_bytes(old_manifest)  # the bucket serves the old, validly signed manifest again
+    err = _pull_refused(str(dest), capsys)
+    assert "older" in err and "--force" in err
+    assert cached(str(dest)).read_bytes() == newer
+    code, out, err = run_cli(["model", "pull", str(dest), "--force"], capsys)
+    assert code == 0, err
+    assert load_model(cached(str(dest))).thresholds["warn"] == 0.31
+
+
+@pytest.mark.parametrize(
+    "path", ["../../../outside.json", "/etc/passwd", "models/../manifest.json", "models/other.json"]
+)
+def test_a_manifest_naming_anything_but_its_content_address_is_refused(
+    installed: tuple[Path, bytes], path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest, before = installed
+    raw = artifact_variant(0.34)
+    sha = hashlib.sha256(raw).hexdigest()
+    (dest.parent / "outside.json").write_bytes(raw)
+    write_by_hand(dest, raw, artifact={"path": path, "sha256": sha, "bytes": len(raw)})
+    err = _pull_refused(str(dest), capsys)
+    assert "artifact.path must be" in err
+    assert cached(str(dest)).read_bytes() == before
+
+
+def test_a_huge_manifest_is_refused_without_reading_it_all(
+    installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest, before = installed
+    with open(dest / "manifest.json", "wb") as fh:
+        fh.truncate(MAX_MANIFEST_BYTES * 1000)  # sparse: a GB that costs no disk
+    err = _pull_refused(str(dest), capsys)
+    assert "larger than" in err
+    assert cached(str(dest)).read_bytes() == before
+
+
+def test_an_artifact_larger_than_its_manifest_says_is_refused(
+    installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest, before = installed
+    raw = artifact_variant(0.35)
+    data = write_by_hand(dest, raw)
+    with open(dest / data["artifact"]["path"], "ab") as fh:
+        fh.write(b" " * 4096)
+    err = _pull_refused(str(dest), capsys)
+    assert "larger than" in err or "does not match" in err
+    assert cached(str(dest)).read_bytes() == before
+
+
+def test_an_unreachable_source_names_it_without_its_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with __import__("socket").socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    source = f"http://deploy:hunter2-secret@127.0.0.1:{port}/models?token=s3cr3t-token"
+    err = _pull_refused(source, capsys)
+    assert "hunter2" not in err and "s3cr3t" not in err
+    assert "127.0.0.1" in err
+    state = cache.read_state(cache.source_key(source))
+    assert state["error"] and "hunter2" not in json.dumps(state) and "s3cr3t" not in json.dumps(state)
+    assert not os.path.exists(paths.team_model(cache.source_key(source)))
