@@ -236,3 +236,25 @@ def test_refresh_now_pulls(tmp_path: Path) -> None:
         == f"team model: pulled from {dest} (published {manifest['created']})"
     )
     assert "up to date" in team.refresh_now(str(dest), (), timeout=60)
+
+
+def test_the_push_path_with_a_team_model_imports_no_fsspec_cryptography_or_click(
+    pushable: Repo, tmp_path: Path
+) -> None:
+    dest = tmp_path / "published"
+    publish(artifact_variant(0.0), str(dest))
+    assert ci_risk("model", "pull", str(dest)).returncode == 0
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ci_risk_hook", "hook"],
+        cwd=pushable.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI_RISK_MODEL_SOURCE": str(dest), "CI_RISK_MODEL_REFRESH": "0.001"},
+        timeout=300,
+    )
+    assert proc.returncode == 0 and f"model: team ({dest})" in proc.stdout, proc.stdout + proc.stderr
+    assert "checking" in proc.stdout  # the refresh was started, in another process
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    heavy = {"fsspec", "s3fs", "botocore", "aiohttp", "cryptography", "click", "platformdirs"}
+    assert not imported & heavy, imported & heavy
+    wait_for_refresh(str(dest))
