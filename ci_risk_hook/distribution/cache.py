@@ -41,7 +41,11 @@ def source_key(source: str) -> str:
 
 
 def read_state(key: str) -> dict[str, Any]:
-    """{attempted, checked, error}: times are Unix seconds; {} when missing or unreadable."""
+    """{attempted, checked, error, verified_key}: times are Unix seconds; {} when missing or unreadable.
+
+    `verified_key`: the trusted public key whose signature the last successful
+    pull verified (None when no key was configured then).
+    """
     try:
         with open(paths.team_state(key), "rb") as fh:
             data = json.loads(fh.read(_MAX_STATE_BYTES).decode("utf-8"))
@@ -83,7 +87,8 @@ def pull(source: str, trusted_keys: Sequence[str] = (), *, force: bool = False) 
     except DistributionError as exc:
         write_state(key, checked=time.time(), error=str(exc))
         raise
-    write_state(key, checked=time.time(), error=None)
+    signer = result.manifest["signature"]["key"] if result.signed_by else None
+    write_state(key, checked=time.time(), error=None, verified_key=signer)
     return result
 
 

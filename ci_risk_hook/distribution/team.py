@@ -46,9 +46,12 @@ def cached_model(
     state = cache.read_state(key)
     model_path = paths.team_model(key)
     have = os.path.isfile(model_path)
+    unverified = bool(have and trusted_keys and state.get("verified_key") not in trusted_keys)
+    if unverified:  # pulled before these keys were trusted: not used until a pull verifies it
+        have = False
     hint = missing_extra(source)
     started = None
-    if hint is None and refresh and _due(state, interval):
+    if hint is None and refresh and (unverified or _due(state, interval)):
         started = _start_refresh(source, trusted_keys, key)
     error = state.get("error") if isinstance(state.get("error"), str) else None
     if have:
@@ -60,13 +63,16 @@ def cached_model(
             notes.append(f"team model: {started}")
         return Cached(model_path, f"team ({shown})")
     if hint:
-        notes.append(f"team model: cannot pull from {shown} ({hint}); using the next model")
+        why = f"cannot pull from {shown} ({hint})"
+    elif unverified:
+        why = "the cached model was not verified with the trusted keys" + (f"; {started}" if started else "")
     elif error:
-        notes.append(f"team model: none cached yet (last pull failed: {error}); using the next model")
+        why = f"none cached yet (last pull failed: {error})"
+    elif started:
+        why = f"none cached yet from {shown}; {started}"
     else:
-        notes.append(
-            f"team model: none cached yet from {shown}; {started or 'a pull is under way'}; using the next model"
-        )
+        why = f"none cached yet from {shown} (a pull started recently; `ci-risk model pull` fetches it now)"
+    notes.append(f"team model: {why}; using the next model")
     return None
 
 
@@ -115,6 +121,24 @@ def _start_refresh(source: str, trusted_keys: Sequence[str], key: str) -> str | 
     finally:
         os.close(fd)  # the refresher's copy keeps the lock until it exits
     return f"checking {redact(source)} for a newer model in the background (pid {proc.pid})"
+
+
+CI_PULL_TIMEOUT = 10.0  # seconds a CI step waits for the model source before scoring with what it has
+
+
+def refresh_for_ci(settings: object, timeout: float = CI_PULL_TIMEOUT) -> str | None:
+    """`check --ci`: pull the team model in the foreground (bounded) when a source is configured; the line to show.
+
+    `settings`: config.Settings. None when no model source is configured.
+    Call before `evaluate`, which then uses what was pulled (or the cache).
+    """
+    source = getattr(settings, "model_source", None)
+    if not source:
+        return None
+    hint = missing_extra(source)
+    if hint:
+        return f"team model: cannot pull from {redact(source)} ({hint}); using the cached or next model"
+    return refresh_now(source, getattr(settings, "trusted_keys", ()), timeout)
 
 
 def refresh_now(source: str, trusted_keys: Sequence[str], timeout: float) -> str:

@@ -41,6 +41,7 @@ COMMON = (
     GateOption("--model", "model", "text", "Model artifact (.json) to score with."),
     GateOption("--max-commits", "max_commits", "positive", "Most commits of one push to read."),
     GateOption("--db", "db", "text", "History store (file or postgresql:// URL) for build-history features."),
+    GateOption("--model-source", "model_source", "text", "Where the team's published model is pulled from."),
     GateOption("--format", "output_format", "choice", "Output format.", choices=FORMATS, default="text"),
 )
 CHECK = (

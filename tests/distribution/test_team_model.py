@@ -258,3 +258,30 @@ def test_the_push_path_with_a_team_model_imports_no_fsspec_cryptography_or_click
     heavy = {"fsspec", "s3fs", "botocore", "aiohttp", "cryptography", "click", "platformdirs"}
     assert not imported & heavy, imported & heavy
     wait_for_refresh(str(dest))
+
+
+def test_a_model_cached_before_keys_were_trusted_is_not_used_until_a_pull_verifies_it(
+    pushable: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from testing.repos import run_cli
+
+    dest = tmp_path / "published"
+    publish(artifact_variant(0.0), str(dest))  # unsigned
+    assert ci_risk("model", "pull", str(dest)).returncode == 0
+    code, public, _ = run_cli(["model", "keygen", str(tmp_path / "k.pem")], capsys)
+    assert code == 0
+    env = {"CI_RISK_MODEL_SOURCE": str(dest), "CI_RISK_TRUSTED_KEYS": public.strip(), "CI_RISK_WARN_AT": "0"}
+    code, out = git_push(pushable, **env)
+    assert code == 0 and pushed(pushable), out
+    assert "team model: the cached model was not verified with the trusted keys" in out
+    assert "model: bundled" in out
+    wait_for_refresh(str(dest))  # the refresh it started is refused: the model is unsigned
+    assert "not signed" in cache.read_state(cache.source_key(str(dest)))["error"]
+
+
+def test_check_ci_helper_pulls_in_the_foreground_only_with_a_source(tmp_path: Path) -> None:
+    dest = tmp_path / "published"
+    publish(artifact_variant(0.3), str(dest))
+    assert team.refresh_for_ci(config.resolve({}, env={})) is None
+    line = team.refresh_for_ci(config.resolve({"model_source": str(dest)}, env={}), timeout=60)
+    assert line is not None and line.startswith(f"team model: pulled from {dest}")
