@@ -285,3 +285,23 @@ def test_check_ci_helper_pulls_in_the_foreground_only_with_a_source(tmp_path: Pa
     assert team.refresh_for_ci(config.resolve({}, env={})) is None
     line = team.refresh_for_ci(config.resolve({"model_source": str(dest)}, env={}), timeout=60)
     assert line is not None and line.startswith(f"team model: pulled from {dest}")
+
+
+@pytest.mark.parametrize("absent", ["fsspec", "s3fs"])
+def test_without_the_extra_the_push_names_it_and_pull_is_a_usage_error(
+    absent: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An installation without the package (simulated: the module lookup finds nothing) says what installs it."""
+    import importlib.util
+
+    from testing.repos import run_cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
+    source = "s3://bucket/org" if absent == "s3fs" else str(tmp_path)
+    extra = "s3" if absent == "s3fs" else "team"
+    notes: list[str] = []
+    assert team.cached_model(source, (), 3600.0, notes, refresh=True) is None
+    assert len(notes) == 1 and f"pip install 'ci-risk[{extra}]'" in notes[0] and "using the next model" in notes[0]
+    code, _, err = run_cli(["model", "pull", source], capsys)
+    assert code == 2 and f"pip install 'ci-risk[{extra}]'" in err
