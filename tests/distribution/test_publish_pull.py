@@ -210,3 +210,31 @@ def test_an_unreachable_source_names_it_without_its_secrets(tmp_path: Path, caps
     state = cache.read_state(cache.source_key(source))
     assert state["error"] and "hunter2" not in json.dumps(state) and "s3cr3t" not in json.dumps(state)
     assert not os.path.exists(paths.team_model(cache.source_key(source)))
+
+
+def test_pull_through_a_local_http_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Any fsspec URL: here a plain static HTTP server over the published directory (read-only, as a CDN)."""
+    import functools
+    import http.server
+    import threading
+
+    dest = tmp_path / "published"
+    manifest = publish(artifact_variant(0.36), str(dest))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = f"http://127.0.0.1:{server.server_address[1]}/published"
+        code, out, err = run_cli(["model", "pull", source], capsys)
+        assert code == 0, err
+        assert cached(source).read_bytes() == (dest / manifest["artifact"]["path"]).read_bytes()
+        publish(artifact_variant(0.37), str(dest))
+        tampered = dest / json.loads((dest / "manifest.json").read_bytes())["artifact"]["path"]
+        tampered.write_bytes(tampered.read_bytes().replace(b'"warn":0.37', b'"warn":0.97'))
+        code, _, err = run_cli(["model", "pull", source], capsys)
+        assert code == 1 and "does not match the manifest" in err
+        assert load_model(cached(source)).thresholds["warn"] == 0.36
+    finally:
+        server.shutdown()
+        server.server_close()
