@@ -266,6 +266,7 @@ def test_the_fast_parser_hands_anything_unusual_to_click() -> None:
             "model": None,
             "max_commits": None,
             "db": None,
+            "model_source": None,
             "output_format": "text",
             "from_rev": "HEAD~2",
             "to_rev": None,
