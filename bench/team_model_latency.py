@@ -12,7 +12,8 @@ model's forest (published and pulled as the team model where one is used):
                  every run: the first run starts a refresher that hangs
                  (holding the lock), later runs find the lock taken
   refused, due   the source refuses connections; due on every run: every run
-                 starts a detached refresher (which fails at once)
+                 starts a detached refresher (which fails at once; the next
+                 configuration's run waits 0.5 s for it to finish)
 
 Usage: python bench/team_model_latency.py [--runs 30]
 Needs the team extra (fsspec, cryptography) in the running environment.
@@ -99,6 +100,49 @@ def timed(cwd: Path, env: dict[str, str]) -> float:
     return elapsed
 
 
+def in_process(env: dict[str, str], cached_source: str, silent_source: str) -> None:
+    """What the team model adds to a push, measured apart from the process start that dominates the noise."""
+    probe = (
+        "import time, statistics\n"
+        "import ci_risk_hook.gate.evaluate, ci_risk_hook.gate.output, ci_risk_hook.gate.run\n"  # the push's own
+        "t = time.perf_counter()\n"
+        "from ci_risk_hook.distribution import team\n"
+        "imported = (time.perf_counter() - t) * 1000\n"
+        "def per_call(source, interval):\n"
+        "    runs = []\n"
+        "    for _ in range(200):\n"
+        "        t = time.perf_counter()\n"
+        "        team.cached_model(source, (), interval, [], refresh=True)\n"
+        "        runs.append((time.perf_counter() - t) * 1000)\n"
+        "    return statistics.median(runs)\n"
+        f"cached = per_call({cached_source!r}, 86400.0)\n"
+        f"due = per_call({silent_source!r}, 1e-9)\n"
+        "print(f'{imported:.2f} {cached:.3f} {due:.3f}')\n"
+    )
+    import fcntl
+
+    from ci_risk_hook import paths
+    from ci_risk_hook.distribution import cache
+
+    os.environ["CI_RISK_CACHE"] = env["CI_RISK_CACHE"]
+    lock = os.open(paths.team_lock(cache.source_key(silent_source)), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a refresher is running: the due calls must not start 1,800 of them
+    times = [
+        subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(9)
+    ]
+    imports = statistics.median(float(t[0]) for t in times)
+    cached = statistics.median(float(t[1]) for t in times)
+    silent = statistics.median(float(t[2]) for t in times)
+    print("in-process, medians of 9 interpreters:")
+    print(f"  importing the team-model modules      {imports:6.2f} ms (after what every push imports)")
+    print(f"  finding the cached model, not due     {cached:6.3f} ms per push")
+    print(f"  same, due, refresher holding the lock {silent:6.3f} ms per push")
+    os.close(lock)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -139,6 +183,8 @@ def main() -> int:
         for _ in range(args.runs):
             for name, env in configs.items():
                 times[name].append(timed(repo, env) * 1000)
+                if name == "refused, due":
+                    time.sleep(0.5)  # its detached refresher must not run during the next configuration's check
         offline = statistics.median(times["offline"])
         print(f"ci-risk check, {args.runs} interleaved runs each, load average {os.getloadavg()[0]:.1f}:")
         for name, values in times.items():
@@ -148,6 +194,7 @@ def main() -> int:
                 f"  vs offline {median - offline:+5.1f} ms"
             )
         print(f"  silent server: {len(silent.held)} connection(s) held open by hung refreshers")
+        in_process(base, str(published), silent_source)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

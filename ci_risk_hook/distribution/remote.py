@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import tempfile
 from typing import Any
 
 from ci_risk_hook.distribution.manifest import DistributionError
@@ -149,6 +148,8 @@ def _protocols(fs: Any) -> tuple[str, ...]:
 
 def write_atomic(path: str, data: bytes) -> None:
     """A local file replaced in one rename: readers see the old bytes or the new."""
+    import tempfile  # only when writing: ~3 ms the push does not need
+
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)

@@ -83,31 +83,44 @@ def _due(state: dict[str, object], interval: float) -> bool:
 
 
 def _start_refresh(source: str, trusted_keys: Sequence[str], key: str) -> str | None:
-    """Hand an flock to a detached refresher; what to tell the user, or None when one is already running."""
+    """Take the refresh lock now and start the detached refresher when this process exits.
+
+    Started at exit, after the push's report is printed, so its start-up does
+    not compete with the push for the CPU. What to tell the user, or None
+    when a refresh is already running.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: `ci-risk model pull` by hand
         return None
-    directory = paths.team_model_dir(key)
     try:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(paths.team_model_dir(key), exist_ok=True)
         fd = os.open(paths.team_lock(key), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: a refresh is running (or the file system has no flock)
-            return None
-        cache.write_state(key, attempted=time.time())
-        log = paths.team_log(key)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: a refresh is running (or the file system has no flock)
+        os.close(fd)
+        return None
+    cache.write_state(key, attempted=time.time())
+    import atexit
+
+    atexit.register(_spawn_refresher, source, tuple(trusted_keys), key, fd)
+    return f"checking {redact(source)} for a newer model in the background (log: {paths.team_log(key)})"
+
+
+def _spawn_refresher(source: str, trusted_keys: tuple[str, ...], key: str, fd: int) -> None:
+    """Hand the held lock to `python -m ci_risk_hook.distribution.refresh`; best effort (the next push retries)."""
+    log = paths.team_log(key)
+    env = dict(os.environ)
+    env[SOURCE_ENV] = source  # in the environment, not on a command line `ps` shows: it may hold a secret
+    env[KEYS_ENV] = ",".join(trusted_keys)
+    try:
         if os.path.exists(log) and os.path.getsize(log) > _LOG_KEEP_BYTES:
             os.remove(log)
-        env = dict(os.environ)
-        env[SOURCE_ENV] = source  # in the environment, not on a command line `ps` shows: it may hold a secret
-        env[KEYS_ENV] = ",".join(trusted_keys)
         with open(log, "ab") as out:
-            proc = subprocess.Popen(
+            subprocess.Popen(
                 [sys.executable, "-m", "ci_risk_hook.distribution.refresh", "--lock-fd", str(fd)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -116,11 +129,10 @@ def _start_refresh(source: str, trusted_keys: Sequence[str], key: str) -> str | 
                 start_new_session=True,
                 env=env,
             )
-    except OSError as exc:
-        return f"could not start a background refresh ({exc.strerror or exc})"
+    except OSError:
+        cache.write_state(key, attempted=0)  # nothing started: due again on the next push
     finally:
         os.close(fd)  # the refresher's copy keeps the lock until it exits
-    return f"checking {redact(source)} for a newer model in the background (pid {proc.pid})"
 
 
 CI_PULL_TIMEOUT = 10.0  # seconds a CI step waits for the model source before scoring with what it has
