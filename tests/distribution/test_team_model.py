@@ -180,17 +180,43 @@ def test_a_push_never_waits_for_a_source_that_does_not_answer(
     assert out.count("team model:") == 1
 
 
-def test_a_failed_refresh_keeps_the_cached_model_and_says_so_in_one_line(pushable: Repo, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "trouble, said",
+    [
+        ("gone", "nothing published at"),
+        ("tampered", "does not match the manifest"),
+        ("signed by another key", "not trusted"),
+    ],
+)
+def test_a_refused_or_failed_refresh_keeps_the_cached_model_and_says_so_in_one_line(
+    trouble: str, said: str, pushable: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ci_risk_hook.distribution import keys
+
     dest = tmp_path / "published"
-    publish(artifact_variant(0.0), str(dest))
-    assert ci_risk("model", "pull", str(dest)).returncode == 0
-    (dest / "manifest.json").unlink()  # the source is gone (offline, deleted)
-    assert ci_risk("model", "pull", str(dest)).returncode == 1
-    code, out = git_push(pushable, CI_RISK_MODEL_SOURCE=str(dest))
+    ours = tmp_path / "ours.pem"
+    public = keys.generate(str(ours))
+    publish(artifact_variant(0.0), str(dest), signing_key=str(ours))
+    env = {"CI_RISK_MODEL_SOURCE": str(dest), "CI_RISK_TRUSTED_KEYS": public}
+    assert ci_risk("model", "pull", **env).returncode == 0
+    if trouble == "gone":
+        (dest / "manifest.json").unlink()
+    elif trouble == "tampered":
+        manifest = publish(artifact_variant(0.02), str(dest), signing_key=str(ours))
+        artifact = dest / manifest["artifact"]["path"]
+        artifact.write_bytes(artifact.read_bytes().replace(b'"warn":0.02', b'"warn":0.92'))
+    else:
+        theirs = tmp_path / "theirs.pem"
+        keys.generate(str(theirs))
+        publish(artifact_variant(0.03), str(dest), signing_key=str(theirs))
+    failed = ci_risk("model", "pull", **env)  # what the background refresh does, in the foreground
+    assert failed.returncode == 1 and said in failed.stderr
+    code, out = git_push(pushable, **env)
     assert code == 0 and pushed(pushable), out
     assert out.count("team model:") == 1
-    assert "team model: last refresh failed (nothing published at" in out and "using the cached one" in out
+    assert "team model: last refresh failed (" in out and said in out and "using the cached one" in out
     assert f"model: team ({dest})" in out
+    assert load_model(paths.team_model(cache.source_key(str(dest)))).thresholds["warn"] == 0.0
 
 
 def test_when_due_the_push_refreshes_in_the_background_and_the_next_push_uses_the_new_model(
