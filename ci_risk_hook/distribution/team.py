@@ -50,10 +50,11 @@ def cached_model(
     if unverified:  # pulled before these keys were trusted: not used until a pull verifies it
         have = False
     hint = missing_extra(source)
-    started = None
-    if hint is None and refresh and (unverified or _due(state, interval)):
-        started = _start_refresh(source, trusted_keys, key)
     error = state.get("error") if isinstance(state.get("error"), str) else None
+    started = None
+    # an unverified cache is checked again at once, unless that check has failed already (then: the interval)
+    if hint is None and refresh and ((unverified and not error) or _due(state, interval)):
+        started = _start_refresh(source, trusted_keys, key)
     if have:
         if hint:
             notes.append(f"team model: cannot refresh from {shown} ({hint}); using the cached one")
