@@ -825,13 +825,28 @@ def model_publish(dest: str, model_path: str | None, key_file: str | None) -> No
         from ci_risk_hook.git import repo as git
 
         model_path = paths.repo_model(git.repo_info().common_dir)
-    manifest = publish(read_artifact(model_path), dest, signing_key=key_file)
+    manifest = publish(read_artifact(model_path), dest, signing_key=key_file, provenance=_publish_provenance())
     signed = f", signed by key {manifest['signature']['key_id']}" if "signature" in manifest else ", unsigned"
     click.echo(
         clean(
             f"published {manifest['artifact']['sha256'][:12]} to {redact(dest)} (created {manifest['created']}{signed})"
         )
     )
+
+
+def _publish_provenance() -> dict[str, Any]:
+    """Which store the publisher trains from (without its password), when this is a repository that has one."""
+    from ci_risk_hook import config
+    from ci_risk_hook.git import repo as git
+    from ci_risk_hook.outcomes.store import redact, remembered
+
+    try:
+        info = git.repo_info()
+    except git.GitError:
+        return {}
+    settings = config.resolve({}, toplevel=info.toplevel, tolerant=True)
+    store = settings.db or remembered(info.common_dir)
+    return {"store": redact(store)} if store else {}
 
 
 @model.command("pull")

@@ -238,3 +238,20 @@ def test_pull_through_a_local_http_server(tmp_path: Path, capsys: pytest.Capture
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_publish_records_the_store_it_trains_from_without_its_password(
+    tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from testing.repos import make_repo
+
+    repo = make_repo(tmp_path / "project")
+    repo.commit({"a.py": "x = 1\n"}, "initial")
+    monkeypatch.chdir(repo.path)
+    monkeypatch.setenv("CI_RISK_DB", "postgresql://ci:hunter2@db.example/ci_risk")
+    dest = tmp_path / "published"
+    code, _, err = run_cli(["model", "publish", str(dest), "--model", str(model_file)], capsys)
+    assert code == 0, err
+    manifest = json.loads((dest / "manifest.json").read_bytes())
+    assert manifest["provenance"]["store"] == "postgresql://ci@db.example/ci_risk"
+    assert b"hunter2" not in (dest / "manifest.json").read_bytes()
