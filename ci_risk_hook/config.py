@@ -34,6 +34,7 @@ DEFAULT_WARN_AT = 0.5
 DEFAULT_BLOCK_AT = 0.8
 DEFAULT_INDEX_BUDGET = 1.0  # seconds a push may spend building the history index
 DEFAULT_STORE_BUDGET = 1.0  # seconds a push waits for the outcomes store
+DEFAULT_DEEPEN_BUDGET = 60.0  # seconds a CI step may spend deepening a shallow clone
 
 
 class ConfigError(CiRiskError):
@@ -162,6 +163,13 @@ SETTINGS: tuple[Setting, ...] = (
         True,
     ),
     Setting(
+        "deepen_budget",
+        "CI_RISK_DEEPEN_BUDGET",
+        _seconds,
+        "seconds `check --ci` and `record --ci` may spend fetching history a shallow clone lacks (default 60)",
+        False,  # it reaches the network: never from a committed file
+    ),
+    Setting(
         "store_budget",
         "CI_RISK_STORE_BUDGET",
         _seconds,
@@ -184,6 +192,7 @@ class Settings:
         self.db: str | None = None
         self.index_budget = DEFAULT_INDEX_BUDGET
         self.store_budget = DEFAULT_STORE_BUDGET
+        self.deepen_budget = DEFAULT_DEEPEN_BUDGET
         self.sources: dict[str, str] = {}  # setting -> where its value came from
         self.refused: list[str] = []  # settings the trust model does not take from where they came (warnings)
         self.errors: list[str] = []  # unusable values ignored by a tolerant resolve (the hook's --strict fails on them)

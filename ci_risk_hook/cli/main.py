@@ -115,11 +115,11 @@ def cli() -> None:
 @cli.command()
 @_gate_options(gate_options.CHECK)
 @_gate_options(gate_options.COMMON)
-def check(from_rev: str | None, to_rev: str | None, branch: str | None, **options: Any) -> None:
-    """Score the commits a push would publish, with the top reasons."""
-    from ci_risk_hook.gate.run import check_source, run_gate
+def check(**options: Any) -> None:
+    """Score the commits a push would publish (with --ci: the commits a CI job builds), with the top reasons."""
+    from ci_risk_hook.gate.run import check as run_check
 
-    sys.exit(run_gate(check_source(from_rev, to_rev, branch), options))
+    sys.exit(run_check(options))
 
 
 @cli.command()
