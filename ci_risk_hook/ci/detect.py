@@ -97,7 +97,7 @@ def _branch_name(ref: str) -> str | None:
 def _shown(text: str) -> str:
     from ci_risk_hook.safetext import clean
 
-    return repr(clean(text if len(text) <= 60 else text[:57] + "..."))
+    return "'" + clean(text if len(text) <= 60 else text[:57] + "...") + "'"
 
 
 def _short(sha: str | None) -> str:
