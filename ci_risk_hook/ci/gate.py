@@ -128,8 +128,11 @@ class CiCheck:
             return outputs.render(report, "gitlab")
         return outputs.render(report, output_format, self.where)
 
-    def publish(self, report: Any, rendered: str) -> list[str]:
-        """Side outputs: the GitHub job summary, the --output file; returns extra stdout lines (annotations)."""
+    def publish(self, report: Any, rendered: str, output_format: str) -> list[str]:
+        """Side outputs: the GitHub job summary, the --output file; returns extra stdout lines (annotations).
+
+        With --format json stdout stays one JSON document: no annotation line (the summary is still written).
+        """
         from ci_risk_hook.ci import outputs
 
         lines: list[str] = []
@@ -148,15 +151,15 @@ class CiCheck:
                 except OSError as exc:
                     _err(clean(f"ci-risk: warning: cannot append to GITHUB_STEP_SUMMARY: {exc.strerror or exc}"))
             line = outputs.annotation(report)
-            if line:
+            if line and output_format not in ("json", "github"):  # --format github prints it already
                 lines.append(line)
         return lines
 
-    def failed(self, message: str, strict: bool) -> list[str]:
+    def failed(self, message: str, strict: bool, output_format: str) -> list[str]:
         """ci-risk could not check the change: on GitHub, an annotation says so where people look."""
         from ci_risk_hook.safetext import workflow_data
 
-        if self.context is None or self.context.system != "github":
+        if self.env.get("GITHUB_ACTIONS") != "true" or output_format == "json":  # the context may be what failed
             return []
         level = "error" if strict else "warning"
         return [f"::{level} title=ci-risk did not check this change::{workflow_data(clean(message))}"]

@@ -100,7 +100,7 @@ def run_gate(
         extra: list[str] = []
         if ci is not None:
             text = ci.render(report, output_format)
-            extra = ci.publish(report, text)
+            extra = ci.publish(report, text, output_format)
         elif output_format == "json":
             text = output.render_json(report)
         elif output_format == "text":
@@ -114,7 +114,7 @@ def run_gate(
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - a bug in ci-risk must not stop a push
         if ci is not None:
-            for line in ci.failed(errors.handle(exc).message, settings.strict):
+            for line in ci.failed(errors.handle(exc).message, settings.strict, output_format):
                 _out(line)
         return fail(exc, settings.strict, output_format=output_format)
     finally:

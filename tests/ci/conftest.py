@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -37,11 +36,3 @@ def upstream(tmp_path: Path) -> Repo:
         r.commit({f"src/feature{i}.py": lines(10 + i)}, f"feature step {i}")
     r.git("checkout", "-q", "main")
     return r
-
-
-def shallow_clone(upstream: Repo, dest: Path, branch: str, depth: int = 1) -> Repo:
-    subprocess.run(
-        ["git", "clone", "-q", f"--depth={depth}", "--branch", branch, f"file://{upstream.path}", str(dest)],
-        check=True,
-    )
-    return Repo(dest)

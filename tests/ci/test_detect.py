@@ -35,7 +35,13 @@ def test_github_push_uses_before_and_after(tmp_path: Path) -> None:
     ctx = detect.detect(github(tmp_path, "push", {"before": A, "after": B, "ref": "refs/heads/main"}))
     assert ctx is not None
     assert (ctx.system, ctx.tip, ctx.base, ctx.base_kind, ctx.branch) == ("github", B, A, COMMIT, "main")
-    assert (ctx.run_id, ctx.attempt, ctx.job, ctx.repository, ctx.job_key) == ("123", 2, "test", "owner/project", "123/test")
+    assert (ctx.run_id, ctx.attempt, ctx.job, ctx.repository, ctx.job_key) == (
+        "123",
+        2,
+        "test",
+        "owner/project",
+        "123/test",
+    )
     assert "before..after from GITHUB_EVENT_PATH" in detect.describe(ctx)
 
 
@@ -57,7 +63,13 @@ def test_github_other_events_score_the_tip_alone(tmp_path: Path) -> None:
 
 
 def test_gitlab_push_merge_request_and_new_branch() -> None:
-    base = {"GITLAB_CI": "true", "CI_COMMIT_SHA": B, "CI_COMMIT_REF_NAME": "main", "CI_PIPELINE_ID": "9", "CI_JOB_ID": "77"}
+    base = {
+        "GITLAB_CI": "true",
+        "CI_COMMIT_SHA": B,
+        "CI_COMMIT_REF_NAME": "main",
+        "CI_PIPELINE_ID": "9",
+        "CI_JOB_ID": "77",
+    }
     ctx = detect.detect({**base, "CI_COMMIT_BEFORE_SHA": A, "CI_PIPELINE_SOURCE": "push", "CI_PROJECT_PATH": "g/p"})
     assert ctx is not None and (ctx.base, ctx.base_kind, ctx.branch, ctx.job_key, ctx.repository) == (
         A,
