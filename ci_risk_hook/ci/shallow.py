@@ -161,7 +161,10 @@ def _range(
     if context.base_kind == COMMIT and context.base:
         if _has(context.base, cwd) or fetcher.fetch(["--depth=1", str(remote), context.base]):
             return PushRange(tip=tip, exclude=(context.base,), branch=context.branch), [tip, context.base]
-        notes.append(f"the base {context.base[:10]} is neither here nor on the remote (a force push?): tip alone")
+        if fetcher.timed_out:
+            notes.append(f"the base {context.base[:10]} was not fetched within the deepening budget: tip alone")
+        else:
+            notes.append(f"the base {context.base[:10]} is neither here nor on the remote (a force push?): tip alone")
     elif context.base_kind == BRANCH and context.base and remote:
         ref = f"refs/remotes/{remote}/{context.base}"
         refspec = f"+refs/heads/{context.base}:{ref}"

@@ -211,3 +211,19 @@ def test_output_file_holds_the_format_asked_for(
     code, out, _ = run(["check", "--from", "HEAD~1", "--format", "markdown", "--output", str(target)], capsys)
     assert code == 0 and target.read_text().startswith("### ci\\-risk: ") and out.startswith("ci-risk: ")
     assert outputs.SECTION == "ci_risk"
+
+
+def test_out_of_deepening_budget_it_scores_what_is_known_and_says_so(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clone = shallow_clone(upstream, tmp_path / "clone", "main")
+    github_env(monkeypatch, tmp_path, "push", {"before": upstream.git("rev-parse", "main~4"), "after": upstream.head()})
+    monkeypatch.setenv("CI_RISK_DEEPEN_BUDGET", "0")
+    monkeypatch.chdir(clone.path)
+    code, out, err = run(["check", "--ci", "--format", "json"], capsys)
+    assert code == 0, err
+    report = scored(out)
+    assert report["ranges"][0]["commits"] == [upstream.head()]
+    assert any("not fetched within the deepening budget" in n for n in report["notes"])
+    assert any("history incomplete" in n and "budget" in n for n in report["notes"])
+    assert clone.git("rev-list", "--count", "HEAD") == "1"  # nothing fetched
