@@ -88,10 +88,18 @@ def record_job(
     deepen_budget: float,
     started_at: float | None = None,
     duration: float | None = None,
+    status_origin: str | None = None,
+    job: str | None = None,
+    attempt: int | None = None,
+    branch: str | None = None,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
 ) -> JobOutcome:
-    """Record this CI job's outcome; `started_at` (a time) or `duration` when the caller measured them."""
+    """Record this CI job's outcome; `started_at` (a time) or `duration` when the caller measured them.
+
+    `job`, `attempt` and `branch` overrule the CI system's: the legs of a GitHub matrix share one
+    GITHUB_JOB, so each needs its own `--job-id` (e.g. `tests-${{ matrix.python }}`) to keep its own row.
+    """
     from ci_risk_hook.outcomes.record import record_outcome
     from ci_risk_hook.safetext import clean
 
@@ -101,7 +109,14 @@ def record_job(
         from ci_risk_hook.ci.gate import SYSTEM_VARIABLES
 
         raise detect.CiEnvError(f"--ci: no CI system detected (none of {SYSTEM_VARIABLES} is set)")
+    context = context._replace(
+        job=job if job is not None else context.job,
+        attempt=attempt if attempt is not None else context.attempt,
+        branch=branch if branch is not None else context.branch,
+    )
     outcome, origin = status_of(status, env)
+    if status_origin:
+        origin = f"{status} from {status_origin}"
     if outcome is None:
         return JobOutcome(clean(f"ci-risk: not recorded: the job's status is {origin}, not an outcome"), False)
     info = git.repo_info(cwd)

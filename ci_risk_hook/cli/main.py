@@ -256,7 +256,18 @@ def record(
     if ci:
         from ci_risk_hook.ci.job import record_job
 
-        done = record_job(db, status, source=source, deepen_budget=_deepen_budget(), duration=duration)
+        if commit != "HEAD" or base is not None:
+            raise click.UsageError("--ci takes the commit and its range from the CI system: no --commit/--base")
+        done = record_job(
+            db,
+            status,
+            source=source,
+            deepen_budget=_deepen_budget(),
+            duration=duration,
+            job=job_id,
+            attempt=attempt,
+            branch=branch,
+        )
         click.echo(done.message)
         return
     if status not in ("pass", "fail"):
@@ -311,7 +322,16 @@ def run(
             from ci_risk_hook.ci.job import record_job
 
             message = record_job(
-                db, status, source="run", deepen_budget=_deepen_budget(), started_at=started, duration=duration
+                db,
+                status,
+                source="run",
+                deepen_budget=_deepen_budget(),
+                started_at=started,
+                duration=duration,
+                status_origin=f"the command's exit code {code}",
+                job=job_id,
+                attempt=attempt,
+                branch=branch,
             ).message
         else:
             message = _record(

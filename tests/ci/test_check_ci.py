@@ -227,3 +227,11 @@ def test_out_of_deepening_budget_it_scores_what_is_known_and_says_so(
     assert any("not fetched within the deepening budget" in n for n in report["notes"])
     assert any("history incomplete" in n and "budget" in n for n in report["notes"])
     assert clone.git("rev-list", "--count", "HEAD") == "1"  # nothing fetched
+
+
+def test_markdown_escapes_untrusted_text_exactly() -> None:
+    from ci_risk_hook.safetext import markdown
+
+    assert markdown("a|b <img src=x> [l](u)\n# h `c` *d*") == (
+        "a\\|b &lt;img src=x\\> \\[l\\]\\(u\\)\\\\n\\# h \\`c\\` \\*d\\*"
+    )

@@ -135,3 +135,19 @@ def test_run_ci_records_into_postgresql_with_its_measured_duration(
                 "SELECT status, job_id, attempt, branch, duration_s IS NOT NULL FROM builds"
             ).fetchall()
         assert found == [("pass", "900/tests", 1, "main", True)]
+
+
+def test_matrix_legs_keep_their_own_rows_with_job_id(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GitHub gives every leg of a matrix the same GITHUB_JOB: --job-id tells them apart."""
+    db = tmp_path / "store.sqlite"
+    monkeypatch.setenv("CI_RISK_DB", str(db))
+    github(monkeypatch, tmp_path, upstream.git("rev-parse", "main~1"), upstream.head())
+    monkeypatch.chdir(upstream.path)
+    for leg, status in (("tests-3.9", "success"), ("tests-3.12", "failure")):
+        code, out, err = run(["record", "--ci", "--status", status, "--job-id", leg], capsys)
+        assert code == 0, err
+    assert [r[2:5] for r in rows(db)] == [("pass", "900/tests-3.9", 1), ("fail", "900/tests-3.12", 1)]
+    code, _, err = run(["record", "--ci", "--status", "success", "--commit", "HEAD~1"], capsys)
+    assert code == 2 and "no --commit/--base" in err
