@@ -48,6 +48,7 @@ class CiCheck:
         self.context: detect.CiContext | None = None
         self.notes: list[str] = []
         self.where = ""
+        self._saved_repo: str | None = None  # CI_RISK_REPO before this run set it
 
     # -- the range ----------------------------------------------------------------
 
@@ -112,7 +113,9 @@ class CiCheck:
             self.notes.append(f"repository not looked up by name in the store: {exc}")
             return
         if root is not None:
-            os.environ["CI_RISK_REPO"] = root  # read by the gate's build-history look-up in this process
+            # Read by the gate's build-history look-up, during this run only (`render` and `failed` restore it).
+            self._saved_repo = os.environ.get("CI_RISK_REPO", "")
+            os.environ["CI_RISK_REPO"] = root
             self.notes.append(f"shallow clone: repository found in the store by its name {self.context.repository}")
 
     # -- the outputs ----------------------------------------------------------------
@@ -121,6 +124,7 @@ class CiCheck:
         """What stdout shows: the format asked for; in text, as the CI system shows logs best."""
         from ci_risk_hook.ci import outputs
 
+        self._restore_env()
         report.notes[:0] = self.notes
         if output_format == "json":
             return outputs.json_extra(outputs.render(report, "json"), self.ci_dict())
@@ -159,10 +163,19 @@ class CiCheck:
         """ci-risk could not check the change: on GitHub, an annotation says so where people look."""
         from ci_risk_hook.safetext import workflow_data
 
+        self._restore_env()
         if self.env.get("GITHUB_ACTIONS") != "true" or output_format == "json":  # the context may be what failed
             return []
         level = "error" if strict else "warning"
         return [f"::{level} title=ci-risk did not check this change::{workflow_data(clean(message))}"]
+
+    def _restore_env(self) -> None:
+        if self._saved_repo is not None:
+            if self._saved_repo:
+                os.environ["CI_RISK_REPO"] = self._saved_repo
+            else:
+                os.environ.pop("CI_RISK_REPO", None)
+            self._saved_repo = None
 
     def ci_dict(self) -> dict[str, Any]:
         c = self.context

@@ -120,7 +120,7 @@ def record_job(
     if outcome is None:
         return JobOutcome(clean(f"ci-risk: not recorded: the job's status is {origin}, not an outcome"), False)
     info = git.repo_info(cwd)
-    tip = context.tip if context.tip != "HEAD" else "HEAD"
+    tip = context.tip
     if tip != "HEAD" and not git.existing_commits([tip], cwd):
         tip = "HEAD"  # the checkout has only its merge commit: record what was built
     base = context.base if context.base_kind == detect.COMMIT and context.base else None

@@ -36,8 +36,10 @@ class Prepared(NamedTuple):
 class Fetcher:
     """`git fetch` calls that share one time budget; a call still running when it ends is stopped."""
 
-    def __init__(self, cwd: str | None, remote: str | None, budget: float) -> None:
+    def __init__(self, cwd: str | None, remote: str | None, budget: float, shallow: bool = True) -> None:
         self.cwd = cwd
+        # `--depth=1` on a complete clone would make it shallow: only a shallow clone fetches one commit deep.
+        self.one = ["--depth=1"] if shallow else []
         self.remote = remote
         self.deadline = time.monotonic() + budget
         self.started = time.monotonic()
@@ -119,10 +121,10 @@ def is_complete(push_range: PushRange, info: git.RepoInfo, cwd: str | None = Non
 
 def prepare(context: CiContext, info: git.RepoInfo, budget: float, cwd: str | None = None) -> Prepared:
     """The range to score for `context`, its commits fetched as far as the budget allows."""
-    fetcher = Fetcher(cwd, remote_name(cwd), budget)
+    fetcher = Fetcher(cwd, remote_name(cwd), budget, shallow=info.is_shallow)
     notes: list[str] = []
     tip = _resolve(context.tip, cwd) if context.tip == "HEAD" else context.tip
-    if tip is None or not _has(tip, cwd) and not fetcher.fetch(["--depth=1", str(fetcher.remote), tip]):
+    if tip is None or not _has(tip, cwd) and not fetcher.fetch([*fetcher.one, str(fetcher.remote), tip]):
         head = _resolve("HEAD", cwd)
         if head is None:
             raise git.GitError(f"the commit to score ({context.tip[:10]}) is neither here nor fetchable")
@@ -159,7 +161,7 @@ def _range(
     """The range for the context's kind of base (None: the tip alone), and what a deepening fetch asks for."""
     remote = fetcher.remote
     if context.base_kind == COMMIT and context.base:
-        if _has(context.base, cwd) or fetcher.fetch(["--depth=1", str(remote), context.base]):
+        if _has(context.base, cwd) or fetcher.fetch([*fetcher.one, str(remote), context.base]):
             return PushRange(tip=tip, exclude=(context.base,), branch=context.branch), [tip, context.base]
         if fetcher.timed_out:
             notes.append(f"the base {context.base[:10]} was not fetched within the deepening budget: tip alone")
@@ -169,14 +171,14 @@ def _range(
         ref = f"refs/remotes/{remote}/{context.base}"
         refspec = f"+refs/heads/{context.base}:{ref}"
         if _resolve(ref, cwd) is None:
-            fetcher.fetch(["--depth=1", remote, refspec])
+            fetcher.fetch([*fetcher.one, remote, refspec])
         base = _resolve(ref, cwd)
         if base is not None:
             return PushRange(tip=tip, exclude=(base,), branch=context.branch), [tip, refspec]
         notes.append(f"the target branch {context.base} could not be fetched: tip alone")
     elif context.base_kind == REMOTES and remote:
         refspec = ALL_BRANCHES.format(remote=remote)
-        fetcher.fetch(["--depth=1", remote, refspec])  # the other branches' tips, one commit each
+        fetcher.fetch([*fetcher.one, remote, refspec])  # the other branches (in a shallow clone: their tips)
         own = f"{remote}/{context.branch}" if context.branch else None
         return (
             PushRange(tip=tip, exclude_remotes="", except_ref=own, branch=context.branch),

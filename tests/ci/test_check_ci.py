@@ -235,3 +235,20 @@ def test_markdown_escapes_untrusted_text_exactly() -> None:
     assert markdown("a|b <img src=x> [l](u)\n# h `c` *d*") == (
         "a\\|b &lt;img src=x\\> \\[l\\]\\(u\\)\\\\n\\# h \\`c\\` \\*d\\*"
     )
+
+
+def test_a_complete_clone_stays_complete(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fetch-depth: 0 checkouts: fetching the other branches for a new branch must not make the clone shallow."""
+    import subprocess
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--single-branch", "--branch", "feature", str(upstream.path), str(clone)])
+    tip = upstream.git("rev-parse", "feature")
+    github_env(monkeypatch, tmp_path, "push", {"before": ZEROS, "after": tip}, GITHUB_REF_NAME="feature")
+    monkeypatch.chdir(clone)
+    code, out, err = run(["check", "--ci", "--format", "json"], capsys)
+    assert code == 0, err
+    assert scored(out)["ranges"][0]["commits"] == [upstream.git("rev-parse", f"feature~{i}") for i in range(3)]
+    assert Repo(clone).git("rev-parse", "--is-shallow-repository") == "false"
