@@ -98,6 +98,7 @@ class CiCheck:
         from ci_risk_hook.outcomes.store import StoreError, open_store, remembered
 
         assert self.context is not None
+        info = git.repo_info()  # deepening may have completed the clone: then its root commit is known
         if not self.context.repository or identity.known_root(info) is not None:
             return
         url = settings.db or os.environ.get("CI_RISK_DB") or remembered(info.common_dir)

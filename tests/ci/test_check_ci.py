@@ -252,3 +252,27 @@ def test_a_complete_clone_stays_complete(
     assert code == 0, err
     assert scored(out)["ranges"][0]["commits"] == [upstream.git("rev-parse", f"feature~{i}") for i in range(3)]
     assert Repo(clone).git("rev-parse", "--is-shallow-repository") == "false"
+
+
+def test_a_shallow_gate_finds_the_build_history_by_the_ci_slug(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The root commit is unknown in a depth-1 clone; the store's repository named owner/upstream is found instead."""
+    monkeypatch.setenv("CI_RISK_DB", str(tmp_path / "store.sqlite"))
+    github_env(monkeypatch, tmp_path, "push", {"before": upstream.git("rev-parse", "main~2"), "after": upstream.head()})
+    monkeypatch.setenv("GITHUB_REF_NAME", "main")
+    monkeypatch.chdir(upstream.path)
+    assert run(["record", "--ci", "--status", "failure"], capsys)[0] == 0  # names the repository owner/upstream
+    clone = shallow_clone(upstream, tmp_path / "clone", "main")
+    monkeypatch.chdir(clone.path)
+    monkeypatch.setenv("GITHUB_RUN_ID", "556")
+    monkeypatch.setenv("CI_RISK_DEEPEN_BUDGET", "0")  # no fetching: the clone stays shallow
+    code, out, err = run(["check", "--ci", "--format", "json"], capsys)
+    assert code == 0, err
+    report = scored(out)
+    assert report["ranges"][0]["features"]["prev_build_failed"] == 1
+    assert any("found in the store by its name owner/upstream" in n for n in report["notes"])
+    assert clone.git("rev-parse", "--is-shallow-repository") == "true"
+    import os
+
+    assert "CI_RISK_REPO" not in os.environ  # set for that run only
