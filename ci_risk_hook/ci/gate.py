@@ -127,6 +127,8 @@ class CiCheck:
 
         self._restore_env()
         report.notes[:0] = self.notes
+        if not self.where:  # --output without --ci: the ranges scored
+            self.where = ", ".join(entry.push_range.describe() for entry in report.ranges)
         if output_format == "json":
             return outputs.json_extra(outputs.render(report, "json"), self.ci_dict())
         if output_format == "text" and self.context is not None and self.context.system == "gitlab":
