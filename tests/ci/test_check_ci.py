@@ -276,3 +276,38 @@ def test_a_shallow_gate_finds_the_build_history_by_the_ci_slug(
     import os
 
     assert "CI_RISK_REPO" not in os.environ  # set for that run only
+
+
+def test_azure_pull_request_fetches_its_target_branch(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clone = shallow_clone(upstream, tmp_path / "clone", "feature")  # single-branch: main is not even known
+    assert clone.git("branch", "-r").split() == ["origin/feature"]
+    for name, value in {
+        "TF_BUILD": "True",
+        "BUILD_SOURCEVERSION": upstream.git("rev-parse", "feature"),
+        "SYSTEM_PULLREQUEST_SOURCECOMMITID": upstream.git("rev-parse", "feature"),
+        "SYSTEM_PULLREQUEST_TARGETBRANCH": "refs/heads/main",
+        "SYSTEM_PULLREQUEST_SOURCEBRANCH": "refs/heads/feature",
+        "BUILD_BUILDID": "12",
+        "SYSTEM_JOBATTEMPT": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(clone.path)
+    code, out, err = run(["check", "--ci", "--format", "json"], capsys)
+    assert code == 0, err
+    report = scored(out)
+    assert report["ranges"][0]["commits"] == [upstream.git("rev-parse", f"feature~{i}") for i in range(3)]
+    assert report["ci"]["system"] == "azure" and report["ci"]["branch"] == "feature"
+
+
+def test_block_mode_exits_1_with_an_error_annotation(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github_env(monkeypatch, tmp_path, "push", {"before": upstream.git("rev-parse", "main~1"), "after": upstream.head()})
+    monkeypatch.chdir(upstream.path)
+    code, out, _ = run(["check", "--ci", "--mode", "block", "--warn-at", "0", "--block-at", "0"], capsys)
+    assert code == 1
+    assert out.rstrip("\n").split("\n")[-1].startswith("::error title=ci-risk%3A BLOCKED%3A this change is likely")
+    code, out, _ = run(["check", "--ci", "--mode", "block", "--block-at", "1"], capsys)
+    assert code == 0 and "::error" not in out
