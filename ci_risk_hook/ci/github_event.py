@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import Any
 
 from ci_risk_hook.ci.detect import SHA, ZERO, CiEnvError
@@ -22,7 +23,10 @@ def read(path: str) -> dict[str, Any]:
     if not path:
         return {}
     try:
-        size = os.stat(path).st_size
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the job, a device never end
+            raise CiEnvError("GITHUB_EVENT_PATH: not a regular file")
+        size = info.st_size
         if size > MAX_EVENT_BYTES:
             raise CiEnvError(f"GITHUB_EVENT_PATH: {size:,} bytes, larger than any GitHub event ({MAX_EVENT_BYTES:,})")
         with open(path, "rb") as fh:

@@ -57,7 +57,7 @@ class Fetcher:
             return False
         self.calls += 1
         proc = subprocess.Popen(
-            ["git", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", *args],
+            ["git", "fetch", "--quiet", "--no-tags", *args],
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -185,3 +185,18 @@ def test_hostile_variables(tmp_path: Path) -> None:
         detect.detect({"GITLAB_CI": "true", "CI_COMMIT_SHA": "\x1b[2J"})
     with pytest.raises(CiEnvError, match="GIT_COMMIT is not set"):
         detect.detect({"JENKINS_URL": "https://ci.example/"})
+
+
+def test_an_event_path_that_is_not_a_file_never_blocks(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero", str(tmp_path)):
+        env = github(tmp_path, "push", {})
+        env["GITHUB_EVENT_PATH"] = path
+        with pytest.raises(CiEnvError, match="not a regular file"):
+            detect.detect(env)
+    env["GITHUB_EVENT_PATH"] = str(tmp_path / "missing.json")
+    with pytest.raises(CiEnvError, match="cannot read the event file"):
+        detect.detect(env)
