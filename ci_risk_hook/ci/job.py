@@ -28,15 +28,23 @@ class JobOutcome(NamedTuple):
     recorded: bool
 
 
+# Variables that hold the job's status where the CI system gives one to the job itself.
+STATUS_VARIABLES = ("CI_JOB_STATUS", "AGENT_JOBSTATUS")  # GitLab's after_script; Azure Pipelines
+
+
 def status_of(given: str | None, env: Mapping[str, str]) -> tuple[str | None, str]:
     """(pass | fail | None for "not an outcome", where it came from); CiEnvError when nobody says."""
     from ci_risk_hook.outcomes.records import normalize_status
 
-    text, origin = (given, "--status") if given else (env.get("CI_JOB_STATUS", "").strip(), "CI_JOB_STATUS")
+    text, origin = (given or "").strip(), "--status"
+    for name in () if text else STATUS_VARIABLES:
+        text, origin = env.get(name, "").strip(), name
+        if text:
+            break
     if not text:
         raise detect.CiEnvError(
-            "--ci: give --status (GitHub: --status ${{ job.status }}); only GitLab's after_script says it "
-            "(CI_JOB_STATUS)"
+            "--ci: give --status (GitHub: --status ${{ job.status }}; Jenkins: ${currentBuild.currentResult}); "
+            "only GitLab's after_script (CI_JOB_STATUS) and Azure Pipelines (AGENT_JOBSTATUS) say it themselves"
         )
     try:
         return normalize_status(text), f"{text} from {origin}"

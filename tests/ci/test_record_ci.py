@@ -151,3 +151,18 @@ def test_matrix_legs_keep_their_own_rows_with_job_id(
     assert [r[2:5] for r in rows(db)] == [("pass", "900/tests-3.9", 1), ("fail", "900/tests-3.12", 1)]
     code, _, err = run(["record", "--ci", "--status", "success", "--commit", "HEAD~1"], capsys)
     assert code == 2 and "no --commit/--base" in err
+
+
+def test_status_words_of_each_ci_system() -> None:
+    from ci_risk_hook.ci.detect import CiEnvError
+    from ci_risk_hook.ci.job import status_of
+
+    assert status_of("UNSTABLE", {}) == ("fail", "UNSTABLE from --status")  # Jenkins: tests failed
+    assert status_of("ABORTED", {})[0] is None
+    assert status_of(None, {"AGENT_JOBSTATUS": "SucceededWithIssues"}) == (
+        "pass",
+        "SucceededWithIssues from AGENT_JOBSTATUS",
+    )
+    assert status_of("failure", {"CI_JOB_STATUS": "success"})[0] == "fail"  # the option wins
+    with pytest.raises(CiEnvError, match="CI_JOB_STATUS: unknown status"):
+        status_of(None, {"CI_JOB_STATUS": "\x1b[31mgreen?"})
