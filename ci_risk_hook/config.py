@@ -36,6 +36,7 @@ DEFAULT_INDEX_BUDGET = 1.0  # seconds a push may spend building the history inde
 DEFAULT_STORE_BUDGET = 1.0  # seconds a push waits for the outcomes store
 DEFAULT_MODEL_REFRESH = 6 * 3600.0  # seconds between two checks of the team model source
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DEFAULT_DEEPEN_BUDGET = 60.0  # seconds a CI step may spend deepening a shallow clone
 
 
 class ConfigError(CiRiskError):
@@ -193,6 +194,13 @@ SETTINGS: tuple[Setting, ...] = (
         True,
     ),
     Setting(
+        "deepen_budget",
+        "CI_RISK_DEEPEN_BUDGET",
+        _seconds,
+        "seconds `check --ci` and `record --ci` may spend fetching history a shallow clone lacks (default 60)",
+        False,  # it reaches the network: never from a committed file
+    ),
+    Setting(
         "store_budget",
         "CI_RISK_STORE_BUDGET",
         _seconds,
@@ -239,6 +247,7 @@ class Settings:
         self.model_source: str | None = None
         self.trusted_keys: tuple[str, ...] = ()
         self.model_refresh = DEFAULT_MODEL_REFRESH
+        self.deepen_budget = DEFAULT_DEEPEN_BUDGET
         self.sources: dict[str, str] = {}  # setting -> where its value came from
         self.refused: list[str] = []  # settings the trust model does not take from where they came (warnings)
         self.errors: list[str] = []  # unusable values ignored by a tolerant resolve (the hook's --strict fails on them)

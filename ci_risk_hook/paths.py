@@ -30,6 +30,7 @@ INDEX_BUILD_LOG = "index-build.log"
 SCORED_LOG = "scored.jsonl"
 STORE_POINTER = "store"
 ROOT_COMMIT_CACHE = "root-commit"
+CI_JOB_START = "ci-job-start"
 STORE_FILE = "history.sqlite"
 ERROR_LOG = "error.log"
 USER_CONFIG_FILE = "config.ini"
@@ -89,6 +90,11 @@ def store_pointer(common_dir: str) -> str:
 
 def root_commit_cache(common_dir: str) -> str:
     return os.path.join(repo_dir(common_dir), ROOT_COMMIT_CACHE)
+
+
+def ci_job_start(common_dir: str) -> str:
+    """When `check --ci` first ran in this CI job: `record --ci` takes it as the job's start."""
+    return os.path.join(repo_dir(common_dir), CI_JOB_START)
 
 
 def repo_store_file(common_dir: str) -> str:

@@ -64,3 +64,27 @@ def csv_cell(value: Any) -> Any:
     if value.startswith(_FORMULA_START):
         value = "'" + value
     return clean(value)
+
+
+# Characters Markdown (GitHub's flavour) gives a meaning: escaped so a file name cannot add a heading,
+# a link, a table cell or HTML to a job summary. `&` first, so the entities written here stay intact.
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|~>"} | {"<": "&lt;", "&": "&amp;"})
+
+
+def markdown(text: str) -> str:
+    """Untrusted text as inert Markdown on one line: escapes as in `clean`, then Markdown's punctuation."""
+    return clean(text).translate(_MARKDOWN)
+
+
+def workflow_data(text: str) -> str:
+    """The message of a GitHub workflow command (`::warning::MESSAGE`): %, CR and LF percent-encoded.
+
+    As the runner's own toolkit does (escapeData); the message may hold `::`, since the runner splits
+    the line at the first `::` after the command's properties, which cannot hold one (see below).
+    """
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def workflow_property(text: str) -> str:
+    """A property of a workflow command (`title=...`): also `:` and `,`, so it cannot end the properties."""
+    return workflow_data(text).replace(":", "%3A").replace(",", "%2C")

@@ -197,6 +197,32 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         ("tests/cli/test_cli.py::test_outside_a_repository_fails_open",),
     ),
+    Mutant(
+        "ci-no-deepening",
+        "a CI gate in a depth-1 clone scores one commit of a ten-commit push",
+        "ci_risk_hook/ci/shallow.py",
+        (
+            (
+                'if not fetcher.fetch([f"--deepen={depth}", fetcher.remote, *wants]):',
+                "if True:",
+            ),
+        ),
+        ("tests/ci/test_check_ci.py::test_github_push_in_a_depth_1_clone_is_deepened_to_its_base",),
+    ),
+    Mutant(
+        "ci-rerun-overwrites-attempts",
+        "a rerun of a failed CI run erases the failure from the history",
+        "ci_risk_hook/ci/job.py",
+        (("        attempt=context.attempt,\n", "        attempt=1,\n"),),
+        ("tests/ci/test_record_ci.py::test_record_ci_is_idempotent_per_attempt_in_a_shallow_clone",),
+    ),
+    Mutant(
+        "ci-annotation-unescaped",
+        "a file name can forge a second workflow command or annotation",
+        "ci_risk_hook/safetext.py",
+        (('return text.replace("%", "%25").replace("\\r", "%0D").replace("\\n", "%0A")', "return text"),),
+        ("tests/ci/test_check_ci.py",),
+    ),
 )
 
 

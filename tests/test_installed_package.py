@@ -46,3 +46,16 @@ def test_the_installed_package_carries_the_bundled_model_and_scores_with_it(repo
     assert report["model"]["source"] == "bundled", report["model"]
     assert Path(report["model"]["path"]).resolve().parent == bundled
     assert 0.0 <= report["ranges"][0]["probability"] <= 1.0
+
+
+def test_setup_cfg_lists_every_subpackage() -> None:
+    """setup.cfg names packages one by one: a new subpackage left out installs without it (ImportError in CI)."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(REPO_ROOT / "setup.cfg")
+    listed = set(parser["options"]["packages"].split())
+    found = {
+        ".".join(path.parent.relative_to(REPO_ROOT).parts) for path in (REPO_ROOT / "ci_risk_hook").rglob("__init__.py")
+    }
+    assert found - listed == set()

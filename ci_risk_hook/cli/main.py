@@ -115,11 +115,11 @@ def cli() -> None:
 @cli.command()
 @_gate_options(gate_options.CHECK)
 @_gate_options(gate_options.COMMON)
-def check(from_rev: str | None, to_rev: str | None, branch: str | None, **options: Any) -> None:
-    """Score the commits a push would publish, with the top reasons."""
-    from ci_risk_hook.gate.run import check_source, run_gate
+def check(**options: Any) -> None:
+    """Score the commits a push would publish (with --ci: the commits a CI job builds), with the top reasons."""
+    from ci_risk_hook.gate.run import check as run_check
 
-    sys.exit(run_gate(check_source(from_rev, to_rev, branch), options))
+    sys.exit(run_check(options))
 
 
 @cli.command()
@@ -208,8 +208,27 @@ def _record(db: str | None, status: str, commit: str, **details: Any) -> str:
     return f"ci-risk: recorded {status} for {record.commit[:10]} on {clean(record.branch or '(no branch)')} ({state})"
 
 
+def _deepen_budget() -> float:
+    from ci_risk_hook import config
+    from ci_risk_hook.git import repo as git
+
+    return float(config.resolve({}, toplevel=git.repo_info().toplevel, tolerant=True).deepen_budget)
+
+
+def _ci_option(func: F) -> F:
+    return click.option(
+        "--ci",
+        is_flag=True,
+        help="This CI job's outcome: commit, branch, run id, attempt and job from the CI system's variables.",
+    )(func)
+
+
 @cli.command()
-@click.option("--status", type=click.Choice(["pass", "fail"]), required=True, help="The CI outcome.")
+@click.option(
+    "--status",
+    default=None,
+    help="The CI outcome: pass or fail (with --ci also the CI system's words: success, failure, cancelled...).",
+)
 @click.option("--commit", default="HEAD", show_default=True, help="The commit CI built.")
 @click.option("--base", default=None, help="Start of the pushed range (default: the previous build on the branch).")
 @click.option("--branch", default=None, help="Branch built (default: the checked-out branch).")
@@ -219,9 +238,10 @@ def _record(db: str | None, status: str, commit: str, **details: Any) -> str:
     "--attempt", type=click.IntRange(1), default=None, help="Rerun number (default: GITHUB_RUN_ATTEMPT or 1)."
 )
 @click.option("--duration", type=click.FloatRange(0), default=None, help="Build duration in seconds.")
+@_ci_option
 @_db_option
 def record(
-    status: str,
+    status: str | None,
     commit: str,
     base: str | None,
     branch: str | None,
@@ -229,9 +249,31 @@ def record(
     job_id: str | None,
     attempt: int | None,
     duration: float | None,
+    ci: bool,
     db: str | None,
 ) -> None:
     """Record one CI outcome (idempotent per commit, source, job and attempt)."""
+    if ci:
+        from ci_risk_hook.ci.job import record_job
+
+        if commit != "HEAD" or base is not None:
+            raise click.UsageError("--ci takes the commit and its range from the CI system: no --commit/--base")
+        done = record_job(
+            db,
+            status,
+            source=source,
+            deepen_budget=_deepen_budget(),
+            duration=duration,
+            job=job_id,
+            attempt=attempt,
+            branch=branch,
+        )
+        click.echo(done.message)
+        return
+    if status not in ("pass", "fail"):
+        raise click.BadParameter(
+            "pass or fail" if status else "missing (give --status pass|fail, or --ci)", param_hint="--status"
+        )
     now = int(time.time())  # recorded when the build has finished
     started = int(now - duration) if duration is not None else now
     click.echo(
@@ -255,9 +297,12 @@ def record(
 @click.option("--branch", default=None, help="Branch built (default: the checked-out branch).")
 @click.option("--job-id", default=None, help="CI job id (default: from the CI system's variables).")
 @click.option("--attempt", type=click.IntRange(1), default=None, help="Rerun number.")
+@_ci_option
 @_db_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | None, command: tuple[str, ...]) -> None:
+def run(
+    branch: str | None, job_id: str | None, attempt: int | None, ci: bool, db: str | None, command: tuple[str, ...]
+) -> None:
     """Run a test command, stream its output, record pass/fail for HEAD, exit with its code."""
     import subprocess
 
@@ -273,18 +318,34 @@ def run(branch: str | None, job_id: str | None, attempt: int | None, db: str | N
     exit_code = code if code >= 0 else 128 - code
     status = "pass" if code == 0 else "fail"
     try:
-        message = _record(
-            db,
-            status,
-            "HEAD",
-            branch=branch,
-            source="run",
-            job_id=job_id,
-            attempt=attempt,
-            started_at=int(started),
-            duration=duration,
-            finished_at=int(started + duration),
-        )
+        if ci:
+            from ci_risk_hook.ci.job import record_job
+
+            message = record_job(
+                db,
+                status,
+                source="run",
+                deepen_budget=_deepen_budget(),
+                started_at=started,
+                duration=duration,
+                status_origin=f"the command's exit code {code}",
+                job=job_id,
+                attempt=attempt,
+                branch=branch,
+            ).message
+        else:
+            message = _record(
+                db,
+                status,
+                "HEAD",
+                branch=branch,
+                source="run",
+                job_id=job_id,
+                attempt=attempt,
+                started_at=int(started),
+                duration=duration,
+                finished_at=int(started + duration),
+            )
         click.echo(message, err=True)
     except errors.CiRiskError as exc:
         click.echo(f"ci-risk: warning: outcome not recorded: {errors.handle(exc).message}", err=True)

@@ -88,11 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from ci_risk_hook.cli.main import main as click_main
 
         return click_main(args)
-    from ci_risk_hook.gate.run import check_source, hook_source, run_gate
+    from ci_risk_hook.gate.run import check, hook_source, run_gate
 
     command, options, positionals = parsed
     if command == "check":
-        source = check_source(options.pop("from_rev"), options.pop("to_rev"), options.pop("branch"))
-    else:
-        source = hook_source(options.pop("raw"), positionals[0] if positionals else None)
-    return run_gate(source, options, in_hook=command == "hook")
+        return check(options)
+    source = hook_source(options.pop("raw"), positionals[0] if positionals else None)
+    return run_gate(source, options, in_hook=True)

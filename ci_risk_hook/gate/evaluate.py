@@ -147,10 +147,15 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     cwd: str | None = None,
     now: int | None = None,
+    refresh: bool = True,
 ) -> GateReport:
-    """Score each range; `now` (default: the clock) is when the push happens, for build-history features."""
+    """Score each range; `now` (default: the clock) is when the push happens, for build-history features.
+
+    `refresh`: a push starts the team model's background refresh when due; a CI step pulls in the foreground
+    before (`ci.gate`) and leaves nothing running after the job.
+    """
     notes: list[str] = []
-    choice = choose_model(settings, info, notes, refresh=True)
+    choice = choose_model(settings, info, notes, refresh=refresh)
     warn_at, block_at = settings.thresholds(choice.model.thresholds if choice else None)
     report = GateReport(settings, warn_at, block_at, choice)
     report.notes.extend(notes)

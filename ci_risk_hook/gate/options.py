@@ -13,7 +13,7 @@ from typing import Any, Callable, NamedTuple
 
 from ci_risk_hook import config
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "markdown", "github", "gitlab")
 
 
 class GateOption(NamedTuple):
@@ -42,12 +42,27 @@ COMMON = (
     GateOption("--max-commits", "max_commits", "positive", "Most commits of one push to read."),
     GateOption("--db", "db", "text", "History store (file or postgresql:// URL) for build-history features."),
     GateOption("--model-source", "model_source", "text", "Where the team's published model is pulled from."),
-    GateOption("--format", "output_format", "choice", "Output format.", choices=FORMATS, default="text"),
+    GateOption(
+        "--format",
+        "output_format",
+        "choice",
+        "Output format: text, json, markdown (a job summary), github (an annotation), gitlab (a log section).",
+        choices=FORMATS,
+        default="text",
+    ),
 )
 CHECK = (
     GateOption("--from", "from_rev", "text", "Base revision (default: @{upstream}, else what no remote has)."),
     GateOption("--to", "to_rev", "text", "Tip revision (default: HEAD)."),
     GateOption("--branch", "branch", "text", "Branch CI will build (default: the checked-out branch)."),
+    GateOption(
+        "--ci",
+        "ci",
+        "flag",
+        "Run as a CI step: the range, branch and ids from the CI system's variables; shallow clones deepened.",
+        default=False,
+    ),
+    GateOption("--output", "output_file", "text", "Also write the report, in --format, to this file."),
 )
 HOOK = (GateOption("--raw", "raw", "flag", "Read git's pre-push stdin (set by `ci-risk install`).", default=False),)
 

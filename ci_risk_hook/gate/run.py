@@ -48,12 +48,15 @@ class Progress:
             _err(f"{prefix}ci-risk: history index ready ({time.monotonic() - self.started:.1f} s)")
 
 
-def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hook: bool = False) -> int:
+def run_gate(
+    range_source: Callable[[Any, Any], Any], options: dict[str, Any], in_hook: bool = False, ci: Any = None
+) -> int:
     """Shared by `check` and `hook`: resolve settings and ranges, score, print, exit.
 
     In the hook a bad setting from the environment or a file is a warning and
     the push goes on (a typo committed to .ci-risk.ini must not stop every
-    push); `check`, run by hand, treats it as a usage error.
+    push); `check`, run by hand, treats it as a usage error. `ci` (a
+    `ci.gate.CiCheck`) renders for the CI system and writes its side outputs.
     """
     from ci_risk_hook import config
     from ci_risk_hook.git import ranges
@@ -88,22 +91,39 @@ def run_gate(range_source: Callable[[Any], Any], options: dict[str, Any], in_hoo
         from ci_risk_hook.gate import evaluate as gate
         from ci_risk_hook.gate import output
 
-        push_ranges = range_source(info)
-        report = gate.evaluate(push_ranges, settings, info, progress)
+        push_ranges = range_source(info, settings)
+        if ci is not None:
+            info = git.repo_info()  # a CI range may have deepened the clone: its shallow boundary moved
+        report = gate.evaluate(push_ranges, settings, info, progress, refresh=ci is None)
         gate.remember_scores(info, report)
         # Rendered inside the guard too: a bug in the output must not stop a push either.
-        if output_format == "json":
+        extra: list[str] = []
+        if ci is not None:
+            text = ci.render(report, output_format)
+            extra = ci.publish(report, text, output_format)
+        elif output_format == "json":
             text = output.render_json(report)
-        else:
+        elif output_format == "text":
             text = output.render_text(report, colour=output.use_colour(sys.stdout))
+        else:
+            from ci_risk_hook.ci import outputs
+
+            text = outputs.render(report, output_format, ", ".join(r.describe() for r in push_ranges))
     except ranges.RangeError as exc:  # a bad revision (exit 2), or nothing to check yet (exit 0)
         _err(f"ci-risk: {clean(str(exc))}")
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - a bug in ci-risk must not stop a push
+        if ci is not None:
+            for line in ci.failed(errors.handle(exc).message, settings.strict, output_format):
+                _out(line)
         return fail(exc, settings.strict, output_format=output_format)
     finally:
         progress.finish()
+    if ci is not None and ci.output_file:
+        text = output.render_text(report)  # the file has the format asked for; the log shows the text
     _out(text)
+    for line in extra:
+        _out(line)
     return report.exit_code
 
 
@@ -126,21 +146,38 @@ def _json_error(code: int, message: str, output_format: str) -> int:
     return code
 
 
-def check_source(from_rev: str | None, to_rev: str | None, branch: str | None) -> Callable[[Any], Any]:
+def check(options: dict[str, Any]) -> int:
+    """`ci-risk check` from either parser: the manual range, or with --ci the CI system's."""
+    from_rev, to_rev, branch = options.pop("from_rev"), options.pop("to_rev"), options.pop("branch")
+    output_file = options.pop("output_file", None)
+    if options.pop("ci", False):
+        from ci_risk_hook.ci.gate import CiCheck
+
+        ci = CiCheck(from_rev, to_rev, branch, output_file)
+        return run_gate(ci.source, options, ci=ci)
+    if output_file:
+        from ci_risk_hook.ci.gate import CiCheck
+
+        ci = CiCheck(from_rev, to_rev, branch, output_file, env={})  # no CI system: --output alone
+        return run_gate(check_source(from_rev, to_rev, branch), options, ci=ci)
+    return run_gate(check_source(from_rev, to_rev, branch), options)
+
+
+def check_source(from_rev: str | None, to_rev: str | None, branch: str | None) -> Callable[[Any, Any], Any]:
     from ci_risk_hook.git import ranges
     from ci_risk_hook.git import repo as git
 
-    def source(info: Any) -> Any:
+    def source(info: Any, settings: Any = None) -> Any:
         return [ranges.explicit(from_rev, to_rev)._replace(branch=branch or git.current_branch(info))]
 
     return source
 
 
-def hook_source(raw: bool, remote: str | None) -> Callable[[Any], Any]:
+def hook_source(raw: bool, remote: str | None) -> Callable[[Any, Any], Any]:
     from ci_risk_hook.git import ranges
     from ci_risk_hook.git import repo as git
 
-    def source(info: Any) -> Any:
+    def source(info: Any, settings: Any = None) -> Any:
         if raw:
             lines = [] if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read().splitlines()
             return ranges.from_hook_stdin(lines, remote or "origin")

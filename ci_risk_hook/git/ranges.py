@@ -31,11 +31,17 @@ class PushRange(NamedTuple):
     exclude_remotes: str | None = None
     label: str = ""
     branch: str | None = None  # the branch CI will build, for build-history features
+    # With exclude_remotes: a remote-tracking ref (`origin/feature`) left out of the exclusion, so a CI
+    # checkout of a new branch scores the commits on no *other* remote branch.
+    except_ref: str | None = None
 
     def rev_args(self) -> list[str]:
         args = [self.tip, *(f"^{sha}" for sha in self.exclude)]
         if self.exclude_remotes is not None:
-            args += ["--not", f"--remotes={self.exclude_remotes}" if self.exclude_remotes else "--remotes"]
+            args.append("--not")
+            if self.except_ref:
+                args.append(f"--exclude={self.except_ref}")
+            args.append(f"--remotes={self.exclude_remotes}" if self.exclude_remotes else "--remotes")
         return args
 
     def describe(self) -> str:
@@ -44,6 +50,8 @@ class PushRange(NamedTuple):
             return f"{base}..{self.tip[:10]}"
         if self.exclude_remotes is not None:
             where = f"remote '{self.exclude_remotes}'" if self.exclude_remotes else "any remote"
+            if self.except_ref:
+                where = f"any remote branch but {self.except_ref}"
             return f"{self.tip[:10]} (commits not on {where})"
         return f"{self.tip[:10]} (whole history)"
 

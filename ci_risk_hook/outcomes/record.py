@@ -34,14 +34,18 @@ class Target(NamedTuple):
     info: git.RepoInfo
 
 
-def open_for_repo(db: str | None, cwd: str | None = None, *, records: bool = False) -> Target:
+def open_for_repo(
+    db: str | None, cwd: str | None = None, *, records: bool = False, identity: tuple[str, str] | None = None
+) -> Target:
     """Open the store and this repository's row in it, identified by its root commit.
 
     Without `db` it is the store this repository records into (see `store_for`). A command that
     `records` outcomes notes its store in the git dir for the hook; one that only reads never does.
+    `identity` (root commit, name) is given by a caller that found it otherwise (a shallow CI clone:
+    `ci.identity`).
     """
     info = git.repo_info(cwd)
-    root = git.root_commit(info, cwd)
+    root = identity[0] if identity else git.root_commit(info, cwd)
     if root is None:
         raise CaptureError(
             "cannot identify this repository: shallow clone or no commits yet "
@@ -50,7 +54,7 @@ def open_for_repo(db: str | None, cwd: str | None = None, *, records: bool = Fal
     url = store_for(info.common_dir, db)
     store = open_store(url)
     try:
-        repo_id = store.repository_id(root, git.repo_name(info))
+        repo_id = store.repository_id(root, (identity[1] if identity else "") or git.repo_name(info))
     except StoreError:
         store.close()
         raise
@@ -235,6 +239,7 @@ def record_outcome(
     started_at: int | None = None,
     duration: float | None = None,
     finished_at: int | None = None,
+    identity: tuple[str, str] | None = None,
 ) -> Recorded:
     """Store one CI outcome for `commit` (job and attempt default to the CI system's) and compute its features.
 
@@ -245,8 +250,12 @@ def record_outcome(
         ci_job_id, ci_attempt = ci_job(os.environ, want_attempt=attempt is None)
     except ValueError as exc:
         raise CiVariableError(f"{exc}; nothing recorded") from None
-    target = open_for_repo(db, records=True)
+    target = open_for_repo(db, records=True, identity=identity)
     try:
+        if identity and identity[1]:
+            from ci_risk_hook.ci.identity import name_repository
+
+            name_repository(target.store, target.repo_id, identity[1])
         sha = git.resolve_commits([commit]).get(commit)
         if sha is None:
             raise CaptureError(f"not a commit: {commit}")

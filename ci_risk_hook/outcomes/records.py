@@ -39,6 +39,7 @@ _STATUS = {
     "success": PASS,
     "successful": PASS,
     "succeeded": PASS,
+    "succeededwithissues": PASS,  # Azure Pipelines' Agent.JobStatus: passed, with warnings
     "ok": PASS,
     "green": PASS,
     "fail": FAIL,
@@ -50,7 +51,9 @@ _STATUS = {
     "red": FAIL,
     "timed_out": FAIL,
     "startup_failure": FAIL,
+    "unstable": FAIL,  # Jenkins' currentResult when tests failed
     "cancelled": None,
+    "aborted": None,  # Jenkins
     "canceled": None,
     "skipped": None,
     "neutral": None,

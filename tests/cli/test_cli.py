@@ -271,6 +271,8 @@ def test_the_fast_parser_hands_anything_unusual_to_click() -> None:
             "from_rev": "HEAD~2",
             "to_rev": None,
             "branch": None,
+            "ci": False,
+            "output_file": None,
         },
         [],
     )

@@ -81,6 +81,15 @@ def make_repo(path: Path) -> Repo:
     return Repo(path)
 
 
+def shallow_clone(upstream: Repo, dest: Path, branch: str, depth: int = 1) -> Repo:
+    """`git clone --depth N file://...`: a clone as shallow as a CI checkout."""
+    subprocess.run(
+        ["git", "clone", "-q", f"--depth={depth}", "--branch", branch, f"file://{upstream.path}", str(dest)],
+        check=True,
+    )
+    return Repo(dest)
+
+
 def lines(n: int, prefix: str = "line") -> str:
     return "".join(f"{prefix} {i}\n" for i in range(n))
 
