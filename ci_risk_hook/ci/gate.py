@@ -80,7 +80,7 @@ class CiCheck:
         return [prepared.push_range._replace(label=self.where, branch=git.short_branch(context.branch))]
 
     def _pull_team_model(self, settings: Any) -> None:
-        """A CI step pulls the team model in the foreground (bounded); the source's trouble is a note, never a failure."""
+        """A CI step pulls the team model in the foreground, bounded; trouble at the source is a note, not a failure."""
         from ci_risk_hook.distribution import team
 
         line = team.refresh_for_ci(settings)
