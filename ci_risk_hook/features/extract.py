@@ -176,6 +176,14 @@ def extract(
         return FeatureResult(values, facts, [], notes)
 
     files: dict[str, _Aggregate] = {}
+    # A file renamed within the range: its history is that of its name before the range.
+    origins: dict[str, str] = {}
+    for commit in reversed(commits):  # oldest first, so renames of renames resolve to the first name
+        if commit.sha in shallow_commits:
+            continue
+        for change in commit.files:
+            if change.old_path is not None:
+                origins[change.path] = origins.get(change.old_path, change.old_path)
     lines_known = True
     partial_commits = 0
     for commit in commits:
@@ -237,7 +245,7 @@ def extract(
     tip = commits[0]
     facts.author_email = tip.author_email
     if index is not None and history_known and n_known:
-        _history_features(values, facts, commits, files, index, limits, notes)
+        _history_features(values, facts, commits, files, origins, index, limits, notes)
     elif not history_known:
         notes.append("history features unknown: shallow clone (run `git fetch --unshallow` for full history)")
     return FeatureResult(values, facts, [c.sha for c in commits], notes)
@@ -248,6 +256,7 @@ def _history_features(
     facts: Facts,
     commits: Sequence[git.Commit],
     files: dict[str, _Aggregate],
+    origins: dict[str, str],
     index: HistorySource,
     limits: Limits,
     notes: list[str],
@@ -258,7 +267,9 @@ def _history_features(
         notes.append(f"{len(paths)} files changed: history looked up for the {limits.max_history_files} most changed")
         paths.sort(key=lambda p: -((files[p].added or 0) + (files[p].deleted or 0)))
         paths = paths[: limits.max_history_files]
-    histories = index.file_histories(paths, before)
+    names = list(dict.fromkeys(origins.get(p, p) for p in paths))
+    by_name = index.file_histories(names, before)
+    histories = {p: by_name[origins.get(p, p)] for p in paths if origins.get(p, p) in by_name}
     facts.new_paths = [p for p in paths if p not in histories]
     values["new_files"] = float(len(facts.new_paths))
     if histories:
@@ -270,7 +281,7 @@ def _history_features(
         values["file_age_days"] = 0.0
         values["days_since_file_change"] = 0.0
     values["lt"] = float(sum(h.lines for h in histories.values()))
-    nuc, ndev = index.distinct_prior(list(histories), before)
+    nuc, ndev = index.distinct_prior([n for n in names if n in by_name], before)
     values["nuc"] = float(nuc)
     values["ndev"] = float(ndev)
     author = index.author_history(facts.author_email, facts.subsystems, before)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time as _time
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 from ci_risk_hook import paths
 from ci_risk_hook.errors import EXIT_BLOCKED, EXIT_INTERNAL, CiRiskError
@@ -31,8 +31,13 @@ from ci_risk_hook.git import repo as git
 
 # 2: names stored as name keys (version 1 held other spellings of non-UTF-8
 # names and backslashes); an older index is a cache of the old keys, rebuilt.
-SCHEMA_VERSION = "2"
-_OLDER_VERSIONS = ("1",)
+# 3: renames recorded (older versions saw a rename as a delete plus an add).
+SCHEMA_VERSION = "3"
+_OLDER_VERSIONS = ("1", "2")
+# How far a file's history follows renames: at most this many earlier names
+# per file, so a push's look-ups stay a few indexed queries.
+MAX_RENAMED_NAMES = 8
+_T = TypeVar("_T")
 MAX_TIPS = 50
 _BATCH = 2000
 _SQL_CHUNK = 500
@@ -56,6 +61,9 @@ CREATE TABLE IF NOT EXISTS changes(
 CREATE TABLE IF NOT EXISTS commit_subsystems(
     author_id INTEGER NOT NULL, subsystem TEXT NOT NULL, time INTEGER NOT NULL, commit_id INTEGER NOT NULL,
     PRIMARY KEY(author_id, subsystem, time, commit_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS renames(
+    new_path_id INTEGER NOT NULL, time INTEGER NOT NULL, commit_id INTEGER NOT NULL, old_path_id INTEGER NOT NULL,
+    PRIMARY KEY(new_path_id, time, commit_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tips(sha TEXT PRIMARY KEY, added_at REAL NOT NULL);
 """
 
@@ -394,7 +402,10 @@ class HistoryIndex:
             if not fresh:
                 return 0
             authors = self._ids("authors", "email", {c.author_email for c in fresh})
-            paths = self._ids("paths", "path", {f.path for c in fresh for f in c.files}, lambda p: (subsystem_of(p),))
+            names = {f.path for c in fresh for f in c.files} | {
+                f.old_path for c in fresh for f in c.files if f.old_path is not None
+            }
+            paths = self._ids("paths", "path", names, lambda p: (subsystem_of(p),))
             self.db.executemany(
                 "INSERT INTO commits(sha, author_id, time, n_parents) VALUES(?, ?, ?, ?)",
                 [(c.sha, authors[c.author_email], c.time, len(c.parents)) for c in fresh],
@@ -402,20 +413,25 @@ class HistoryIndex:
             commit_ids = self._ids("commits", "sha", {c.sha for c in fresh})
             change_rows = []
             subsystem_rows = []
+            rename_rows = []
             for c in fresh:
                 cid = commit_ids[c.sha]
                 aid = authors[c.author_email]
                 for f in c.files:
                     change_rows.append((paths[f.path], c.time, cid, aid, f.added, f.deleted))
+                    if f.old_path is not None:
+                        rename_rows.append((paths[f.path], c.time, cid, paths[f.old_path]))
                 for sub in {subsystem_of(f.path) for f in c.files}:
                     subsystem_rows.append((aid, sub, c.time, cid))
             self.db.executemany("INSERT OR IGNORE INTO changes VALUES(?, ?, ?, ?, ?, ?)", change_rows)
             self.db.executemany("INSERT OR IGNORE INTO commit_subsystems VALUES(?, ?, ?, ?)", subsystem_rows)
+            self.db.executemany("INSERT OR IGNORE INTO renames VALUES(?, ?, ?, ?)", rename_rows)
             return len(fresh)
 
     # -- asking ------------------------------------------------------------
 
     def file_histories(self, paths: Sequence[str], before: int) -> dict[str, FileHistory]:
+        """Each file's history before `before`, through its earlier names (see `_earlier_names`)."""
         result: dict[str, FileHistory] = {}
         for chunk in _chunks(list(paths)):
             marks = ",".join("?" * len(chunk))
@@ -427,30 +443,94 @@ class HistoryIndex:
                 [before, *chunk],
             )
             for path, first, last, count, lines in rows:
-                result[path] = FileHistory(path, int(first), int(last), int(count), max(0, int(lines or 0)))
+                result[path] = FileHistory(path, int(first), int(last), int(count), int(lines or 0))
+        for path, earlier in self._earlier_names(paths, before).items():
+            for path_id, until in earlier:
+                first, last, count, lines = self.db.execute(
+                    """SELECT MIN(time), MAX(time), COUNT(*), SUM(COALESCE(added, 0) - COALESCE(deleted, 0))
+                       FROM changes WHERE path_id = ? AND time < ?""",
+                    (path_id, until),
+                ).fetchone()
+                if not count:
+                    continue
+                own = result.get(path)
+                if own is None:
+                    result[path] = FileHistory(path, int(first), int(last), int(count), int(lines or 0))
+                else:
+                    result[path] = FileHistory(
+                        path,
+                        min(own.first_time, int(first)),
+                        max(own.last_time, int(last)),
+                        own.changes + int(count),
+                        own.lines + int(lines or 0),
+                    )
+        return {path: h._replace(lines=max(0, h.lines)) for path, h in result.items()}
+
+    def _earlier_names(self, paths: Sequence[str], before: int) -> dict[str, list[tuple[int, int]]]:
+        """For each renamed file, (path id, until) of its earlier names: what was changed under them before the rename.
+
+        Follows renames of renames, at most MAX_RENAMED_NAMES per file. A
+        name's changes count up to and including its rename's time (`until`
+        is exclusive), as backfill's streaming history hands a file's history on.
+        """
+        ids = dict(zip(*self._path_id_map(paths)))
+        result: dict[str, list[tuple[int, int]]] = {}
+        # frontier: (file, path id, until) whose renames are still to be looked up
+        frontier = [(path, pid, before) for path, pid in ids.items()]
+        seen: dict[str, set[int]] = {path: {pid} for path, pid in ids.items()}
+        while frontier:
+            by_id: dict[int, list[tuple[str, int]]] = {}
+            for path, pid, until in frontier:
+                by_id.setdefault(pid, []).append((path, until))
+            frontier = []
+            rows: list[tuple[int, int, int]] = []
+            for chunk in _chunks(list(by_id)):
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(
+                    f"SELECT new_path_id, time, old_path_id FROM renames WHERE new_path_id IN ({marks}) AND time < ?",
+                    [*chunk, before],
+                ).fetchall()
+            for new_id, when, old_id in rows:
+                for path, until in by_id[int(new_id)]:
+                    names = seen[path]
+                    if when >= until or old_id in names or len(names) > MAX_RENAMED_NAMES:
+                        continue
+                    names.add(int(old_id))
+                    result.setdefault(path, []).append((int(old_id), int(when) + 1))
+                    frontier.append((path, int(old_id), int(when) + 1))
         return result
 
     def distinct_prior(self, paths: Sequence[str], before: int) -> tuple[int, int]:
-        """(distinct commits, distinct authors) that touched any of these paths before `before`."""
+        """(distinct commits, distinct authors) that touched these paths, or their earlier names, before `before`."""
         ids = self._path_ids(paths)
         if not ids:
             return 0, 0
         # One IN list of integer ids: a join through a temp table of path
         # strings is 20x slower on a hot file set.
         marks = ",".join("?" * len(ids))
+        query = f"SELECT commit_id, author_id FROM changes WHERE path_id IN ({marks}) AND time < ?"
+        args: list[int] = [*ids, before]
+        for earlier in self._earlier_names(paths, before).values():
+            for path_id, until in earlier:
+                query += " UNION ALL SELECT commit_id, author_id FROM changes WHERE path_id = ? AND time < ?"
+                args += [path_id, until]
         row = self.db.execute(
-            f"""SELECT COUNT(DISTINCT commit_id), COUNT(DISTINCT author_id) FROM changes
-                WHERE path_id IN ({marks}) AND time < ?""",
-            [*ids, before],
+            f"SELECT COUNT(DISTINCT commit_id), COUNT(DISTINCT author_id) FROM ({query})", args
         ).fetchone()
         return int(row[0]), int(row[1])
 
     def _path_ids(self, paths: Sequence[str]) -> list[int]:
+        return self._path_id_map(paths)[1]
+
+    def _path_id_map(self, paths: Sequence[str]) -> tuple[list[str], list[int]]:
+        names: list[str] = []
         ids: list[int] = []
         for chunk in _chunks(list(paths)):
             marks = ",".join("?" * len(chunk))
-            ids.extend(int(r[0]) for r in self.db.execute(f"SELECT id FROM paths WHERE path IN ({marks})", chunk))
-        return ids
+            for name, pid in self.db.execute(f"SELECT path, id FROM paths WHERE path IN ({marks})", chunk):
+                names.append(str(name))
+                ids.append(int(pid))
+        return names, ids
 
     def author_history(
         self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
@@ -547,6 +627,6 @@ class BuildLock:
             self.fd = None
 
 
-def _chunks(items: list[str]) -> Iterator[list[str]]:
+def _chunks(items: list[_T]) -> Iterator[list[_T]]:
     for start in range(0, len(items), _SQL_CHUNK):
         yield items[start : start + _SQL_CHUNK]

@@ -32,9 +32,17 @@ from ci_risk_hook import paths
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 
 ZERO_SHA = "0" * 40
+# Rename detection: exact renames always; the similarity search (quadratic in
+# the files added and deleted) only when a commit adds and deletes at most this
+# many, so a huge reorganisation cannot stall the hook. One value for every
+# caller, so the hook, the history index and backfill see the same renames.
+RENAME_LIMIT = 200
+_RENAME_ARGS = ("-M", f"-l{RENAME_LIMIT}")
 
 # One record per commit: RS, then fields split by US, then NUL; numstat
-# entries ("added<TAB>deleted<TAB>path") follow, each NUL-terminated.
+# entries ("added<TAB>deleted<TAB>path") follow, each NUL-terminated. A
+# rename's entry has an empty path, and its old and new names follow as two
+# more NUL-terminated fields (so any byte but NUL in a name is safe).
 _LOG_FORMAT = "tformat:%x1e%H%x1f%P%x1f%ae%x1f%ct%x1f%s"
 # Messages of commits made with another i18n.commitEncoding are re-encoded to
 # UTF-8 whatever the user's i18n.logOutputEncoding says.
@@ -63,6 +71,7 @@ class FileChange(NamedTuple):
     path: str
     added: int | None  # None for binary files or unknown line counts
     deleted: int | None
+    old_path: str | None = None  # the name before, when this change renames the file
 
     @property
     def is_binary(self) -> bool:
@@ -250,16 +259,51 @@ def _parse_header(token: bytes) -> Commit:
     )
 
 
-def _parse_numstat(token: bytes) -> FileChange:
-    added, deleted, path = token.split(b"\t", 2)
+def _numstat_change(counts: tuple[bytes, bytes], path: bytes, old_path: bytes | None = None) -> FileChange:
+    added, deleted = counts
+    old = None if old_path is None else decode_name(old_path)
     if added == b"-":
-        return FileChange(decode_name(path), None, None)
-    return FileChange(decode_name(path), int(added), int(deleted))
+        return FileChange(decode_name(path), None, None, old)
+    return FileChange(decode_name(path), int(added), int(deleted), old)
+
+
+class _NumstatParser:
+    """Tokens of `git log -z --numstat` (NUL-separated) to commits, one token at a time."""
+
+    def __init__(self) -> None:
+        self.current: Commit | None = None
+        self.rename_counts: tuple[bytes, bytes] | None = None  # a rename's counts, waiting for its two names
+        self.names: list[bytes] = []
+
+    def feed(self, token: bytes) -> Commit | None:
+        """Take one token; the previous commit once a new one starts, else None."""
+        if self.rename_counts is not None:
+            # A name, taken as is: it may start with a newline.
+            self.names.append(token)
+            if len(self.names) == 2:
+                old, new = self.names
+                if self.current is not None:
+                    self.current.files.append(_numstat_change(self.rename_counts, new, old))
+                self.rename_counts, self.names = None, []
+            return None
+        token = token.lstrip(b"\n")
+        if not token:
+            return None
+        if token[:1] == b"\x1e":
+            done, self.current = self.current, _parse_header(token[1:])
+            return done
+        if self.current is not None:
+            added, deleted, path = token.split(b"\t", 2)
+            if path:
+                self.current.files.append(_numstat_change((added, deleted), path))
+            else:
+                self.rename_counts = (added, deleted)
+        return None
 
 
 def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
     """Parse `git log -z --numstat --format=_LOG_FORMAT` incrementally."""
-    current: Commit | None = None
+    parser = _NumstatParser()
     pending = b""
     # read1: whatever git has written so far, so each commit is handed on as
     # soon as it is complete (a caller's deadline is checked between commits).
@@ -272,20 +316,13 @@ def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
         tokens = pending.split(b"\0")
         pending = tokens.pop()
         for token in tokens:
-            token = token.lstrip(b"\n")
-            if not token:
-                continue
-            if token[:1] == b"\x1e":
-                if current is not None:
-                    yield current
-                current = _parse_header(token[1:])
-            elif current is not None:
-                current.files.append(_parse_numstat(token))
-    tail = pending.lstrip(b"\n")
-    if tail and current is not None and tail[:1] != b"\x1e":
-        current.files.append(_parse_numstat(tail))
-    if current is not None:
-        yield current
+            done = parser.feed(token)
+            if done is not None:
+                yield done
+    if pending.lstrip(b"\n")[:1] not in (b"", b"\x1e") or parser.rename_counts is not None:
+        parser.feed(pending)
+    if parser.current is not None:
+        yield parser.current
 
 
 def _log_args(numstat: bool) -> list[str]:
@@ -294,7 +331,7 @@ def _log_args(numstat: bool) -> list[str]:
         "core.quotepath=false",
         "log",
         "-z",
-        "--no-renames",
+        *_RENAME_ARGS,
         "--no-color",
         "--no-ext-diff",
         LOG_ENCODING,
@@ -354,7 +391,7 @@ def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]
             "diff-tree",
             "-z",
             "-r",
-            "--no-renames",
+            *_RENAME_ARGS,
             "--root",
             "--no-commit-id",
             "--raw",
@@ -368,6 +405,10 @@ def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]
     while i < len(tokens) - 1:
         meta = tokens[i]
         if meta.startswith(b":"):
+            if meta.split()[-1][:1] in (b"R", b"C"):  # a rename or copy: old name, then new name
+                files.append(FileChange(decode_name(tokens[i + 2]), None, None, decode_name(tokens[i + 1])))
+                i += 3
+                continue
             files.append(FileChange(decode_name(tokens[i + 1]), None, None))
             i += 2
         else:

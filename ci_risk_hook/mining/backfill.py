@@ -33,6 +33,18 @@ class _File:
         self.commits: set[int] = set()
         self.authors: set[str] = set()
 
+    def merged_into(self, other: _File | None) -> _File:
+        """A new state holding this history and `other`'s (the file a rename lands on, if it had one)."""
+        merged = _File(self.first)
+        merged.last, merged.lines = self.last, self.lines
+        merged.commits, merged.authors = set(self.commits), set(self.authors)
+        if other is not None:
+            merged.first, merged.last = min(merged.first, other.first), max(merged.last, other.last)
+            merged.lines += other.lines
+            merged.commits |= other.commits
+            merged.authors |= other.authors
+        return merged
+
 
 class _Author:
     __slots__ = ("times", "subsystems")
@@ -67,6 +79,10 @@ class StreamingHistory:
             author.subsystems.setdefault(sub, set()).add(cid)
         for change in commit.files:
             state = self.files.get(change.path)
+            before_rename = None if change.old_path is None else self.files.get(change.old_path)
+            if before_rename is not None:
+                # The file's history goes on under its new name (the index follows renames the same way).
+                state = self.files[change.path] = before_rename.merged_into(state)
             if state is None:
                 state = self.files[change.path] = _File(t)
             if t < state.first:
