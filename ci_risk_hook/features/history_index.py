@@ -45,6 +45,7 @@ _SQL_CHUNK = 500
 # written. Commits from that id on lack some ancestors until it completes.
 _WALK_TARGETS = "walk_targets"
 _WALK_FROM_ID = "walk_from_id"
+_IDENTITIES = "mailmap"  # the fingerprint of the .mailmap the authors were read through
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -167,20 +168,32 @@ def _unusable(path: str, exc: BaseException) -> HistoryIndexError:
 
 
 class HistoryIndex:
-    def __init__(self, path: str, cwd: str | None = None) -> None:
+    """The index of one repository.
+
+    Authors are stored as git prints them through the repository's .mailmap
+    (`git.Commit.author_email`); `identities` is that .mailmap's fingerprint
+    (`git.mailmap_fingerprint`, read from `cwd`'s repository when None). An
+    index built through another .mailmap holds other identities: it is
+    emptied and rebuilt, as an index of an older schema is.
+    """
+
+    def __init__(self, path: str, cwd: str | None = None, identities: str | None = None) -> None:
         self.path = path
         self.cwd = cwd
         try:
+            if identities is None:
+                identities = git.mailmap_fingerprint(git.repo_info(cwd).toplevel)
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             version = self._meta("schema_version")
-            if version in _OLDER_VERSIONS:
-                version = self._drop_older()
+            if version in _OLDER_VERSIONS or (version == SCHEMA_VERSION and self._meta(_IDENTITIES) != identities):
+                version = self._drop_stale(identities)
             if version is None:
                 self.db.executescript(_SCHEMA)
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (SCHEMA_VERSION,))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_IDENTITIES, identities))
             elif version != SCHEMA_VERSION:
                 raise HistoryIndexError(f"history index {path} has schema {version}, expected {SCHEMA_VERSION}")
             else:
@@ -191,14 +204,14 @@ class HistoryIndex:
     def close(self) -> None:
         self.db.close()
 
-    def _drop_older(self) -> str | None:
-        """Empty an index of an older schema; the version found under the write lock (None once emptied).
+    def _drop_stale(self, identities: str) -> str | None:
+        """Empty an index of an older schema or other identities; the version under the write lock (None once emptied).
 
         Checked again under the lock, so a second process never empties what the first has rebuilt.
         """
         with self._transaction():
             version = self._meta("schema_version")
-            if version in _OLDER_VERSIONS:
+            if version in _OLDER_VERSIONS or (version == SCHEMA_VERSION and self._meta(_IDENTITIES) != identities):
                 for (table,) in self.db.execute(
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
                 ).fetchall():

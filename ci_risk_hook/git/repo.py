@@ -24,6 +24,7 @@ undecodable bytes written `\\xNN` and backslashes kept, which cannot fail.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from typing import IO, Iterable, Iterator, NamedTuple, Sequence
@@ -43,7 +44,12 @@ _RENAME_ARGS = ("-M", f"-l{RENAME_LIMIT}")
 # entries ("added<TAB>deleted<TAB>path") follow, each NUL-terminated. A
 # rename's entry has an empty path, and its old and new names follow as two
 # more NUL-terminated fields (so any byte but NUL in a name is safe).
-_LOG_FORMAT = "tformat:%x1e%H%x1f%P%x1f%ae%x1f%ct%x1f%s"
+# %aE: the author's e-mail through the repository's .mailmap (and git's
+# mailmap.file / mailmap.blob settings), so one person with several addresses
+# is one author; without a mapping it is the address as committed. Either way
+# it is then lower-cased (`_parse_header`): addresses differing only in case
+# are one author.
+_LOG_FORMAT = "tformat:%x1e%H%x1f%P%x1f%aE%x1f%ct%x1f%s"
 # Messages of commits made with another i18n.commitEncoding are re-encoded to
 # UTF-8 whatever the user's i18n.logOutputEncoding says.
 LOG_ENCODING = "--encoding=UTF-8"
@@ -216,6 +222,20 @@ def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
     return RepoInfo(
         toplevel=toplevel, common_dir=common_dir, git_dir=git_dir, is_shallow=is_shallow, shallow_commits=shallow
     )
+
+
+def mailmap_fingerprint(toplevel: str) -> str:
+    """Which .mailmap authors are read through: the SHA-1 of the work tree's `.mailmap`, "" without one.
+
+    A file read, no git process (the push path asks). The mailmap.file and
+    mailmap.blob settings are not part of it: after changing them, rebuild
+    the history index (`ci-risk index --rebuild`).
+    """
+    try:
+        with open(os.path.join(toplevel, ".mailmap"), "rb") as fh:
+            return hashlib.sha1(fh.read()).hexdigest()
+    except OSError:
+        return ""
 
 
 def repo_name(info: RepoInfo) -> str:
