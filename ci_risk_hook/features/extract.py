@@ -176,9 +176,13 @@ def extract(
         return FeatureResult(values, facts, [], notes)
 
     files: dict[str, _Aggregate] = {}
+    # A merge's changes are its diff against its first parent; when the
+    # merged branch's own commits are in the range they already carry them.
+    in_range = {c.sha for c in commits}
+    counted = [c for c in commits if not (c.is_merge and any(p in in_range for p in c.parents[1:]))]
     # A file renamed within the range: its history is that of its name before the range.
     origins: dict[str, str] = {}
-    for commit in reversed(commits):  # oldest first, so renames of renames resolve to the first name
+    for commit in reversed(counted):  # oldest first, so renames of renames resolve to the first name
         if commit.sha in shallow_commits:
             continue
         for change in commit.files:
@@ -186,7 +190,7 @@ def extract(
                 origins[change.path] = origins.get(change.old_path, change.old_path)
     lines_known = True
     partial_commits = 0
-    for commit in commits:
+    for commit in counted:
         if commit.sha in shallow_commits:
             # A shallow boundary's diff is against nothing: every file looks new.
             partial_commits += 1

@@ -415,8 +415,8 @@ class HistoryIndex:
             if not fresh:
                 return 0
             authors = self._ids("authors", "email", {c.author_email for c in fresh})
-            names = {f.path for c in fresh for f in c.files} | {
-                f.old_path for c in fresh for f in c.files if f.old_path is not None
+            names = {f.path for c in fresh for f in c.history_files()} | {
+                f.old_path for c in fresh for f in c.history_files() if f.old_path is not None
             }
             paths = self._ids("paths", "path", names, lambda p: (subsystem_of(p),))
             self.db.executemany(
@@ -430,11 +430,11 @@ class HistoryIndex:
             for c in fresh:
                 cid = commit_ids[c.sha]
                 aid = authors[c.author_email]
-                for f in c.files:
+                for f in c.history_files():
                     change_rows.append((paths[f.path], c.time, cid, aid, f.added, f.deleted))
                     if f.old_path is not None:
                         rename_rows.append((paths[f.path], c.time, cid, paths[f.old_path]))
-                for sub in {subsystem_of(f.path) for f in c.files}:
+                for sub in {subsystem_of(f.path) for f in c.history_files()}:
                     subsystem_rows.append((aid, sub, c.time, cid))
             self.db.executemany("INSERT OR IGNORE INTO changes VALUES(?, ?, ?, ?, ?, ?)", change_rows)
             self.db.executemany("INSERT OR IGNORE INTO commit_subsystems VALUES(?, ?, ?, ?)", subsystem_rows)

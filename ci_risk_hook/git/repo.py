@@ -104,6 +104,10 @@ class Commit:
     def is_merge(self) -> bool:
         return len(self.parents) > 1
 
+    def history_files(self) -> list[FileChange]:
+        """The changes this commit adds to a file's history: none for a merge, whose branch's commits carry them."""
+        return [] if self.is_merge else self.files
+
 
 def _git_env() -> dict[str, str]:
     env = dict(os.environ)
@@ -352,6 +356,9 @@ def _log_args(numstat: bool) -> list[str]:
         "log",
         "-z",
         *_RENAME_ARGS,
+        # A merge's files and lines: its diff against its first parent, what
+        # it brings into the branch (git >= 2.31); without this, none at all.
+        "--diff-merges=first-parent",
         "--no-color",
         "--no-ext-diff",
         LOG_ENCODING,
@@ -402,8 +409,8 @@ def _stream_log(
         yield last
 
 
-def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]:
-    """File list of one commit from trees alone (no blob reads)."""
+def _raw_files(cwd: str | os.PathLike[str] | None, sha: str, parents: Sequence[str] = ()) -> list[FileChange]:
+    """File list of one commit from trees alone (no blob reads); a merge's against its first parent."""
     out = run(
         [
             "-c",
@@ -415,6 +422,7 @@ def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]
             "--root",
             "--no-commit-id",
             "--raw",
+            *parents[:1],
             sha,
         ],
         cwd,
@@ -487,7 +495,7 @@ def iter_commits(
             )
             single = header[:1]
             for commit in single:
-                commit.files = _raw_files(cwd, first)
+                commit.files = _raw_files(cwd, first, commit.parents if commit.is_merge else ())
                 commit.lines_unknown = True
         yield from single
 

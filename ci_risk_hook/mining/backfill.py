@@ -75,9 +75,10 @@ class StreamingHistory:
         if author is None:
             author = self.authors[commit.author_email] = _Author()
         insort(author.times, t)
-        for sub in {subsystem_of(f.path) for f in commit.files}:
+        files = commit.history_files()
+        for sub in {subsystem_of(f.path) for f in files}:
             author.subsystems.setdefault(sub, set()).add(cid)
-        for change in commit.files:
+        for change in files:
             state = self.files.get(change.path)
             before_rename = None if change.old_path is None else self.files.get(change.old_path)
             if before_rename is not None:
