@@ -26,9 +26,7 @@ class HistorySource(Protocol):
 
     def file_histories(self, paths: Sequence[str], before: int) -> dict[str, FileHistory]: ...
     def distinct_prior(self, paths: Sequence[str], before: int) -> tuple[int, int]: ...
-    def author_history(
-        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
-    ) -> AuthorHistory: ...
+    def author_history(self, email: str, subsystems: Sequence[str], before: int) -> AuthorHistory: ...
 
 
 class PriorBuildLike(Protocol):
@@ -77,7 +75,7 @@ SCHEMA: tuple[Feature, ...] = (
     _f("lt", "file_history", "lines in the changed files before the range (LT)"),
     # the author (of the range's newest commit)
     _f("author_exp", "author", "the author's earlier commits in this repository (EXP)"),
-    _f("author_rexp", "author", "the author's commits in the 90 days before (REXP)"),
+    _f("author_rexp", "author", "the author's earlier commits, each weighted 1/(its age in whole years + 1) (REXP)"),
     _f("author_sexp", "author", "the author's earlier commits in these subsystems (SEXP)"),
     _f("author_first_commit", "author", "1 if the author has no earlier commit here"),
     _f("author_tenure_days", "author", "days since the author's first commit here"),
@@ -290,7 +288,7 @@ def _history_features(
     values["ndev"] = float(ndev)
     author = index.author_history(facts.author_email, facts.subsystems, before)
     values["author_exp"] = float(author.commits)
-    values["author_rexp"] = float(author.recent_commits)
+    values["author_rexp"] = author.recent_experience
     values["author_sexp"] = float(author.subsystem_commits)
     values["author_first_commit"] = 1.0 if author.commits == 0 else 0.0
     values["author_tenure_days"] = 0.0 if author.first_time is None else (before - author.first_time) / DAY

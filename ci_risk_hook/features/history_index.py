@@ -105,11 +105,24 @@ class FileHistory(NamedTuple):
     lines: int  # net lines added over its history: its size, for text files
 
 
+YEAR = 31_557_600  # seconds in a year of 365.25 days
+
+
 class AuthorHistory(NamedTuple):
     commits: int
     first_time: int | None
-    recent_commits: int
+    recent_experience: float  # Kamei's REXP: see `weighted_experience`
     subsystem_commits: int
+
+
+def weighted_experience(counts_by_age: Iterable[tuple[int, int]]) -> float:
+    """Kamei et al.'s REXP from (age in whole years, commits of that age): each commit weighs 1/(age + 1).
+
+    Whole years, as Commit Guru computes it: a commit this year weighs 1, one
+    made one to two years ago 1/2, and so on. Summed youngest first, so the
+    index and backfill's streaming history give the same float.
+    """
+    return sum(count / (age + 1) for age, count in sorted(counts_by_age))
 
 
 def build(
@@ -545,9 +558,7 @@ class HistoryIndex:
                 ids.append(int(pid))
         return names, ids
 
-    def author_history(
-        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
-    ) -> AuthorHistory:
+    def author_history(self, email: str, subsystems: Sequence[str], before: int) -> AuthorHistory:
         row = self.db.execute("SELECT id FROM authors WHERE email=?", (email.lower(),)).fetchone()
         if row is None:
             return AuthorHistory(0, None, 0, 0)
@@ -555,10 +566,13 @@ class HistoryIndex:
         count, first = self.db.execute(
             "SELECT COUNT(*), MIN(time) FROM commits WHERE author_id=? AND time < ?", (aid, before)
         ).fetchone()
-        recent = self.db.execute(
-            "SELECT COUNT(*) FROM commits WHERE author_id=? AND time >= ? AND time < ?",
-            (aid, before - recent_days * 86400, before),
-        ).fetchone()[0]
+        recent = weighted_experience(
+            (int(age), int(n))
+            for age, n in self.db.execute(
+                "SELECT (? - time) / ?, COUNT(*) FROM commits WHERE author_id=? AND time < ? GROUP BY 1",
+                (before, YEAR, aid, before),
+            )
+        )
         sub_count = 0
         if subsystems:
             marks = ",".join("?" * len(subsystems))
@@ -567,7 +581,7 @@ class HistoryIndex:
                     WHERE author_id=? AND subsystem IN ({marks}) AND time < ?""",
                 [aid, *subsystems, before],
             ).fetchone()[0]
-        return AuthorHistory(int(count), None if first is None else int(first), int(recent), int(sub_count))
+        return AuthorHistory(int(count), None if first is None else int(first), recent, int(sub_count))
 
 
 class _Transaction:

@@ -11,11 +11,11 @@ sources to the same answers.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from typing import Callable, NamedTuple, Sequence
 
 from ci_risk_hook.features.extract import FEATURE_NAMES, Limits, extract
-from ci_risk_hook.features.history_index import AuthorHistory, FileHistory, subsystem_of
+from ci_risk_hook.features.history_index import YEAR, AuthorHistory, FileHistory, subsystem_of, weighted_experience
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.outcomes.store import Store
 
@@ -112,9 +112,7 @@ class StreamingHistory:
                 authors |= state.authors
         return len(commits), len(authors)
 
-    def author_history(
-        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
-    ) -> AuthorHistory:
+    def author_history(self, email: str, subsystems: Sequence[str], before: int) -> AuthorHistory:
         author = self.authors.get(email.lower())
         if author is None:
             return AuthorHistory(0, None, 0, 0)
@@ -122,11 +120,25 @@ class StreamingHistory:
         end = bisect_left(times, before)
         if end == 0:
             return AuthorHistory(0, None, 0, 0)
-        recent = end - bisect_left(times, before - recent_days * 86400, 0, end)
+        recent = weighted_experience(_by_age(times, end, before))
         touched: set[int] = set()
         for sub in subsystems:
             touched |= author.subsystems.get(sub, set())
         return AuthorHistory(end, times[0], recent, len(touched))
+
+
+def _by_age(times: list[int], end: int, before: int) -> list[tuple[int, int]]:
+    """(age in whole years before `before`, commits of that age) of the sorted times[:end], as the index groups."""
+    counts: list[tuple[int, int]] = []
+    age = 0
+    newer = end
+    while newer > 0:
+        older = bisect_right(times, before - (age + 1) * YEAR, 0, newer)
+        if newer > older:
+            counts.append((age, newer - older))
+        newer = older
+        age += 1
+    return counts
 
 
 class BackfillStats(NamedTuple):
