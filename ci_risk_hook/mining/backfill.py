@@ -19,7 +19,9 @@ from ci_risk_hook.features.history_index import YEAR, AuthorHistory, FileHistory
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.outcomes.store import Store
 
-SCHEMA_VERSION = "features-v1:" + str(len(FEATURE_NAMES))
+# v2 (issue 12): renames followed, authors through .mailmap, merges' first-parent
+# diffs, Kamei's REXP. Features stored under another version are computed again.
+SCHEMA_VERSION = "features-v2:" + str(len(FEATURE_NAMES))
 _WRITE_BATCH = 1000
 
 
@@ -159,11 +161,12 @@ def backfill_commits(
 ) -> BackfillStats:
     """Features for every commit of the history, oldest first; resumable.
 
-    Commits already stored are not computed again, but still pass through
-    the streaming history, which needs every earlier commit to answer.
+    Commits already stored (with this SCHEMA_VERSION) are not computed
+    again, but still pass through the streaming history, which needs every
+    earlier commit to answer; features of an older version are replaced.
     """
     started = time.monotonic()
-    known = store.commit_features_known(repo_id)
+    known = store.commit_features_known(repo_id, SCHEMA_VERSION)
     history = StreamingHistory()
     limits = Limits()
     pending: list[tuple[str, int, str | None, str, dict[str, float | None]]] = []
