@@ -534,16 +534,26 @@ class HistoryIndex:
         # One IN list of integer ids: a join through a temp table of path
         # strings is 20x slower on a hot file set.
         marks = ",".join("?" * len(ids))
-        query = f"SELECT commit_id, author_id FROM changes WHERE path_id IN ({marks}) AND time < ?"
-        args: list[int] = [*ids, before]
-        for earlier in self._earlier_names(paths, before).values():
-            for path_id, until in earlier:
-                query += " UNION ALL SELECT commit_id, author_id FROM changes WHERE path_id = ? AND time < ?"
-                args += [path_id, until]
-        row = self.db.execute(
-            f"SELECT COUNT(DISTINCT commit_id), COUNT(DISTINCT author_id) FROM ({query})", args
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        own = f"FROM changes WHERE path_id IN ({marks}) AND time < ?"
+        earlier = [pair for pairs in self._earlier_names(paths, before).values() for pair in pairs]
+        if not earlier:
+            row = self.db.execute(
+                f"SELECT COUNT(DISTINCT commit_id), COUNT(DISTINCT author_id) {own}", [*ids, before]
+            ).fetchone()
+            return int(row[0]), int(row[1])
+        commits: set[int] = set()
+        authors: set[int] = set()
+        queries: list[tuple[str, list[int]]] = [(f"SELECT DISTINCT commit_id, author_id {own}", [*ids, before])]
+        for start in range(0, len(earlier), _SQL_CHUNK // 2):
+            chunk = earlier[start : start + _SQL_CHUNK // 2]
+            terms = " OR ".join("(path_id = ? AND time < ?)" for _ in chunk)
+            args = [value for pair in chunk for value in pair]
+            queries.append((f"SELECT DISTINCT commit_id, author_id FROM changes WHERE {terms}", args))
+        for sql, args in queries:
+            for commit_id, author_id in self.db.execute(sql, args):
+                commits.add(int(commit_id))
+                authors.add(int(author_id))
+        return len(commits), len(authors)
 
     def _path_ids(self, paths: Sequence[str]) -> list[int]:
         return self._path_id_map(paths)[1]

@@ -118,3 +118,23 @@ def test_backfill_follows_renames_as_the_index_does(repo: Repo, tmp_path: Path) 
         expected = analyze(PushRange(tip=sha, exclude=tuple(parents[:1])), info, Limits(), cwd=str(repo.path)).values
         assert stored[sha] == expected, sha
     store.close()
+
+
+def test_a_push_touching_hundreds_of_renamed_files_follows_them_all(repo: Repo) -> None:
+    """More earlier names than one SQL statement may hold (SQLite: 500 terms of a compound SELECT)."""
+    count = 600
+    (repo.path / "old").mkdir()
+    for i in range(count):
+        (repo.path / "old" / f"m{i}.py").write_text(f"value = {i}\n")
+    repo.git("add", "-A")
+    repo.commit({}, "add modules", author=ALICE, at=T0)
+    repo.git("mv", "old", "new")
+    repo.commit({}, "move modules", author=BOB, at=T0 + DAY)
+    base = repo.head()
+    for i in range(count):
+        (repo.path / "new" / f"m{i}.py").write_text(f"value = {i + 1}\n")
+    repo.git("add", "-A")
+    repo.commit({}, "bump all", author=ALICE, at=T0 + 2 * DAY)
+    v = push_features(repo, base)
+    assert (v["nf"], v["new_files"], v["nuc"], v["ndev"]) == (count, 0, 2, 2)
+    assert v["file_age_days"] == pytest.approx(2)
