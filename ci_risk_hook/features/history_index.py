@@ -7,6 +7,10 @@ from one streaming `git log --numstat` pass and then only with commits it has
 not seen. Facts are always asked "before time t", so the same index serves a
 push (t = its first commit) and backfill (t = each historical commit).
 
+A file's history follows its renames: what was changed under its earlier
+names, up to each rename, counts as its own (`_earlier_names`, bounded).
+A merge adds no file history: its branch's own commits carry the changes.
+
 Paths, subsystems and e-mails are stored as git's name keys (`git.decode_name`):
 plain text that maps one-to-one to the bytes git printed, so a file whose
 name is not UTF-8 has one row and is found again by the next push.
