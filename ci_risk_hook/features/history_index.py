@@ -352,7 +352,7 @@ class HistoryIndex:
         rev_args = ["--ignore-missing", *targets]
         if tips:
             rev_args += ["--not", *tips]
-        commits = git.iter_commits(rev_args, self.cwd)
+        commits = git.iter_commits(rev_args, self.cwd, merge_diffs=False)
         try:
             added = self.add_commits(commits, progress, deadline)
         finally:
