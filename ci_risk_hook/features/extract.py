@@ -288,7 +288,7 @@ def _history_features(
     values["ndev"] = float(ndev)
     author = index.author_history(facts.author_email, facts.subsystems, before)
     values["author_exp"] = float(author.commits)
-    values["author_rexp"] = author.recent_experience
+    values["author_rexp"] = float(author.recent_experience)
     values["author_sexp"] = float(author.subsystem_commits)
     values["author_first_commit"] = 1.0 if author.commits == 0 else 0.0
     values["author_tenure_days"] = 0.0 if author.first_time is None else (before - author.first_time) / DAY

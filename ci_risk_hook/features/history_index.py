@@ -575,7 +575,7 @@ class HistoryIndex:
     def author_history(self, email: str, subsystems: Sequence[str], before: int) -> AuthorHistory:
         row = self.db.execute("SELECT id FROM authors WHERE email=?", (email.lower(),)).fetchone()
         if row is None:
-            return AuthorHistory(0, None, 0, 0)
+            return AuthorHistory(0, None, 0.0, 0)
         aid = int(row[0])
         count, first = self.db.execute(
             "SELECT COUNT(*), MIN(time) FROM commits WHERE author_id=? AND time < ?", (aid, before)

@@ -117,11 +117,11 @@ class StreamingHistory:
     def author_history(self, email: str, subsystems: Sequence[str], before: int) -> AuthorHistory:
         author = self.authors.get(email.lower())
         if author is None:
-            return AuthorHistory(0, None, 0, 0)
+            return AuthorHistory(0, None, 0.0, 0)
         times = author.times
         end = bisect_left(times, before)
         if end == 0:
-            return AuthorHistory(0, None, 0, 0)
+            return AuthorHistory(0, None, 0.0, 0)
         recent = weighted_experience(_by_age(times, end, before))
         touched: set[int] = set()
         for sub in subsystems:
