@@ -38,7 +38,7 @@ ZERO_SHA = "0" * 40
 # many, so a huge reorganisation cannot stall the hook. One value for every
 # caller, so the hook, the history index and backfill see the same renames.
 RENAME_LIMIT = 200
-_RENAME_ARGS = ("-M", f"-l{RENAME_LIMIT}")
+RENAME_ARGS = ("-M", f"-l{RENAME_LIMIT}")
 
 # One record per commit: RS, then fields split by US, then NUL; numstat
 # entries ("added<TAB>deleted<TAB>path") follow, each NUL-terminated. A
@@ -355,7 +355,7 @@ def _log_args(numstat: bool, merge_diffs: bool = True) -> list[str]:
         "core.quotepath=false",
         "log",
         "-z",
-        *_RENAME_ARGS,
+        *RENAME_ARGS,
         # A merge's files and lines: its diff against its first parent, what
         # it brings into the branch (git >= 2.31); without this, none at all.
         "--diff-merges=first-parent" if merge_diffs else "--diff-merges=off",
@@ -418,7 +418,7 @@ def _raw_files(cwd: str | os.PathLike[str] | None, sha: str, parents: Sequence[s
             "diff-tree",
             "-z",
             "-r",
-            *_RENAME_ARGS,
+            *RENAME_ARGS,
             "--root",
             "--no-commit-id",
             "--raw",

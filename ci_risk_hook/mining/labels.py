@@ -280,24 +280,33 @@ def _fix_commits(
 _NOT_FILES = (b"120000", b"160000")
 
 
-def _modified_files(cwd: str, shas: Sequence[str]) -> dict[str, list[str]]:
-    """Paths each commit modifies in place (status M, regular files), from trees only."""
-    result: dict[str, list[str]] = {sha: [] for sha in shas}
+def _modified_files(cwd: str, shas: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """(old, new) paths of the regular files each commit modifies: in place (old == new) or while renaming them.
+
+    From trees only. A pure rename (100 % similar) changes no line and is left out.
+    """
+    result: dict[str, list[tuple[str, str]]] = {sha: [] for sha in shas}
     if not shas:
         return result
     stdin = ("\n".join(shas) + "\n").encode("ascii")
-    out = git.run(["diff-tree", "-z", "-r", "--no-renames", "--raw", "--stdin"], cwd, stdin=stdin)
+    out = git.run(["diff-tree", "-z", "-r", *git.RENAME_ARGS, "--raw", "--stdin"], cwd, stdin=stdin)
     tokens = out.split(b"\0")
-    current: list[str] = []
+    current: list[tuple[str, str]] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
         if token.startswith(b":"):
             meta = token[1:].split()
-            path = tokens[i + 1] if i + 1 < len(tokens) else b""
-            i += 2
-            if len(meta) == 5 and meta[4] == b"M" and meta[0] not in _NOT_FILES and meta[1] not in _NOT_FILES:
-                current.append(git.decode_name(path))
+            status = meta[4] if len(meta) == 5 else b""
+            renamed = status[:1] in (b"R", b"C")
+            names = tokens[i + 1 : i + (3 if renamed else 2)]
+            i += 3 if renamed else 2
+            if meta[0] in _NOT_FILES or meta[1] in _NOT_FILES:
+                continue
+            if status == b"M":
+                current.append((git.decode_name(names[0]),) * 2)
+            elif status[:1] == b"R" and status != b"R100" and len(names) == 2:
+                current.append((git.decode_name(names[0]), git.decode_name(names[1])))
             continue
         token = token.strip(b"\n")
         if token:
@@ -466,6 +475,10 @@ def _parse_diff(out: bytes) -> tuple[dict[str, list[tuple[int, bytes]]], set[str
         i += 1
         if line.startswith(b"diff --git "):
             path = _header_path(line[len(b"diff --git ") :])
+        elif line.startswith(b"rename from ") and path is not None:
+            # A file renamed by the fix: its lines are blamed under the parent's name.
+            name = line[len(b"rename from ") :]
+            path = git.decode_name(_unquote(name) if name.startswith(b'"') else name)
         elif line.startswith(b"Binary files ") and path is not None:
             binary.add(path)
         elif line.startswith(b"@@ ") and path is not None:
@@ -506,7 +519,8 @@ def _diff(cwd: str, fix: _Fix, paths: Sequence[str]) -> bytes:
         "diff",
         "-w",
         "-U0",
-        "--no-renames",
+        # Renames paired as in _modified_files: the pathspecs name both sides of each.
+        *git.RENAME_ARGS,
         "--no-color",
         "--no-ext-diff",
         "--no-textconv",
@@ -589,17 +603,21 @@ def _blame(cwd: str, fix: _Fix, path: str, line_numbers: Iterable[int]) -> dict[
     return _parse_blame(git.run([*args, fix.parent, "--", git.encode_name(path)], cwd))
 
 
-def _removed_lines(cwd: str, fix: _Fix, paths: list[str], stats: SzzStats) -> dict[str, list[tuple[int, bytes]]]:
-    """One diff for all files of the fix; file by file only when an object is missing."""
+def _removed_lines(
+    cwd: str, fix: _Fix, files: list[tuple[str, str]], stats: SzzStats
+) -> dict[str, list[tuple[int, bytes]]]:
+    """Lines removed per file, under its name in the fix's parent; one diff for all files of the fix,
+    file by file (a renamed file's two names together) only when an object is missing."""
     try:
-        removed, binary = _parse_diff(_diff(cwd, fix, paths))
+        removed, binary = _parse_diff(_diff(cwd, fix, _names(files)))
     except git.GitError as exc:
         if not _is_missing(exc):
             raise
         removed, binary = {}, set()
-        for path in paths:
+        for pair in files:
+            path = pair[0]
             try:
-                one, one_binary = _parse_diff(_diff(cwd, fix, [path]))
+                one, one_binary = _parse_diff(_diff(cwd, fix, _names([pair])))
             except git.GitError as inner:
                 if not _is_missing(inner):
                     raise
@@ -612,10 +630,14 @@ def _removed_lines(cwd: str, fix: _Fix, paths: list[str], stats: SzzStats) -> di
     return {path: found for path, found in removed.items() if path not in binary}
 
 
+def _names(files: Sequence[tuple[str, str]]) -> list[str]:
+    return list(dict.fromkeys(name for pair in files for name in pair))
+
+
 def _szz_fix(
     cwd: str,
     fix: _Fix,
-    paths: list[str],
+    paths: list[tuple[str, str]],
     shallow: frozenset[str],
     since: int | None,
     max_candidates: int | None = MAX_CANDIDATES,
@@ -623,7 +645,7 @@ def _szz_fix(
     """Lines blamed per fix-inducing commit for one fix; runs in a worker thread, so it shares nothing."""
     stats = SzzStats()
     blamed_lines: dict[str, int] = {}
-    sources = [p for p in paths if _is_source(p)]
+    sources = [(old, new) for old, new in paths if _is_source(old) and _is_source(new)]
     if not sources:
         return blamed_lines, stats
     for path, removed in _removed_lines(cwd, fix, sources, stats).items():
@@ -684,10 +706,10 @@ def szz(
 
     Fixes: non-merge commits of `git log <rev_args>` that `is_fix` accepts
     (with `bugs`, a tracker's bug reports, when given), newest first, at
-    most `max_fixes`. For each source
-    file a fix modifies in place, the non-blank, non-comment lines it deletes
-    or changes (ignoring whitespace) are blamed (`blame -w`) in the fix's
-    parent. `since` (epoch seconds) drops fixes and blamed commits committed
+    most `max_fixes`. For each source file a fix modifies (in place, or
+    while renaming it), the non-blank, non-comment lines it deletes or changes
+    (ignoring whitespace) are blamed (`blame -w`) in the fix's parent, under
+    the file's name there. `since` (epoch seconds) drops fixes and blamed commits committed
     before it. With a tracker's report dates, a line last changed after the
     bug was reported is not blamed (it cannot have caused that report); without
     one, only the fix's own time bounds the candidates. A fix blaming more than

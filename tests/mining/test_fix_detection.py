@@ -101,3 +101,29 @@ def test_a_tracker_export_is_read_with_dates_and_numbers(tmp_path: Path) -> None
     export.write_text("key,created\nABC-1,yesterday-ish\n")
     with pytest.raises(labels.BugIssuesError, match=r"bugs.csv:2: REPORTED"):
         labels.load_bug_issues(str(export))
+
+
+APP = "def area(w, h):\n    return w * h\n\n\ndef name():\n    return 'app'\n\n\ndef size():\n    return 3\n"
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [("src/app.py", "src/core.py"), ('src/we"ird\\name.py', "src/core.py"), ("src/naïve dir/app.py", 'src/a "b".py')],
+)
+def test_a_fix_that_renames_the_file_it_repairs_blames_the_lines_under_the_old_name(
+    repo: Repo, old: str, new: str
+) -> None:
+    repo.commit({old: APP}, "add app", at=T0)
+    repo.commit({"src/other.py": "x = 1\n"}, "unrelated", at=T0 + DAY)
+    (repo.path / new).parent.mkdir(parents=True, exist_ok=True)
+    repo.git("mv", old, new)
+    repo.commit({new: APP.replace("w * h", "abs(w * h)")}, "Fix area for negative sizes", at=T0 + 2 * DAY)
+    assert blamed(repo)[0] == {"add app": ("Fix area for negative sizes",)}
+
+
+def test_a_pure_rename_in_a_fix_blames_no_one(repo: Repo) -> None:
+    repo.commit({"src/app.py": APP, "src/b.py": "b = 1\n"}, "add app", at=T0)
+    repo.git("mv", "src/app.py", "src/core.py")
+    repo.commit({"src/b.py": "b = 2\n"}, "Fix b and move app", at=T0 + DAY)
+    assert blamed(repo)[0] == {"add app": ("Fix b and move app",)}
+    assert blamed(repo)[1].files_blamed == 1
