@@ -160,7 +160,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "rexp-equals-exp",
         "recent experience indistinguishable from all experience",
         "ci_risk_hook/features/extract.py",
-        (('values["author_rexp"] = float(author.recent_commits)', 'values["author_rexp"] = float(author.commits)'),),
+        (('values["author_rexp"] = float(author.recent_experience)', 'values["author_rexp"] = float(author.commits)'),),
         ("tests/features/test_feature_values.py",),
     ),
     Mutant(

@@ -470,11 +470,19 @@ def _bar(label: str) -> Any:
 @click.option("--max-commits", type=click.IntRange(1), default=None, help="Compute at most N new commits this run.")
 @click.option("--szz/--no-szz", default=True, help="Label fix-inducing commits with SZZ (the slow part).")
 @click.option("--max-fixes", type=click.IntRange(1), default=None, help="With SZZ: look at the newest N fix commits.")
+@click.option(
+    "--bug-issues",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With SZZ: the tracker's bug reports, CSV rows KEY,REPORTED (fixes are the commits naming them).",
+)
 @_db_option
-def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: int | None, db: str | None) -> None:
+def backfill(
+    since: str | None, max_commits: int | None, szz: bool, max_fixes: int | None, bug_issues: str | None, db: str | None
+) -> None:
     """Mine the history: features of every commit, of every recorded build, and labels from git."""
     from ci_risk_hook.mining.backfill import backfill_commits
-    from ci_risk_hook.mining.labels import label_history
+    from ci_risk_hook.mining.labels import label_history, load_bug_issues
     from ci_risk_hook.outcomes.records import parse_time
     from ci_risk_hook.outcomes.store import StoreError
 
@@ -484,6 +492,7 @@ def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: i
             since_ts = parse_time(since)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
+    bugs = None if bug_issues is None else load_bug_issues(bug_issues)
     target = _open_target(db, records=True)
     try:
         stats = backfill_commits(
@@ -497,7 +506,13 @@ def backfill(since: str | None, max_commits: int | None, szz: bool, max_fixes: i
         click.echo(f"ci-risk: features computed for {builds:,} recorded builds")
         _print_labels(
             label_history(
-                target.store, target.repo_id, szz_too=szz, max_fixes=max_fixes, since=since_ts, progress=_bar("SZZ")
+                target.store,
+                target.repo_id,
+                szz_too=szz,
+                max_fixes=max_fixes,
+                since=since_ts,
+                progress=_bar("SZZ"),
+                bugs=bugs,
             )
         )
     except StoreError as exc:  # e.g. a full disk: what was stored is kept, and the next run resumes from it
@@ -517,12 +532,15 @@ def _counter(label: str) -> Any:
 
 
 def _print_labels(labelled: Any) -> None:
+    from ci_risk_hook.mining.labels import MAX_CANDIDATES
+
     click.echo(f"ci-risk: {labelled.reverts:,} reverted commits labelled ({labelled.reverts_seconds:.1f} s)")
     if labelled.szz is not None:
         found, stats = labelled.szz
         click.echo(
             f"ci-risk: SZZ: {len(found):,} fix-inducing commits from {stats.fixes_seen:,} fixes "
-            f"({labelled.szz_seconds:.1f} s; {stats.files_skipped_missing:,} files skipped: objects missing)"
+            f"({labelled.szz_seconds:.1f} s; {stats.files_skipped_missing:,} files skipped: objects missing; "
+            f"{stats.fixes_skipped_candidates:,} fixes skipped: more than {MAX_CANDIDATES} candidates)"
         )
 
 

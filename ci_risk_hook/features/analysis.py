@@ -40,7 +40,9 @@ def analyze(
         # The budget is for indexing; the push's own commits above are read whatever it is.
         deadline = None if index_budget is None else time.monotonic() + index_budget
         try:
-            index = HistoryIndex(paths.index_file(info.common_dir), cwd)
+            index = HistoryIndex(
+                paths.index_file(info.common_dir), cwd, identities=git.mailmap_fingerprint(info.toplevel)
+            )
         except HistoryIndexError as exc:
             # history_known stays True: the history exists, only the index is unusable (not a shallow clone).
             extra_notes.append(f"{exc}; history features unknown")

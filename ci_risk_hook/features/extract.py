@@ -26,9 +26,7 @@ class HistorySource(Protocol):
 
     def file_histories(self, paths: Sequence[str], before: int) -> dict[str, FileHistory]: ...
     def distinct_prior(self, paths: Sequence[str], before: int) -> tuple[int, int]: ...
-    def author_history(
-        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
-    ) -> AuthorHistory: ...
+    def author_history(self, email: str, subsystems: Sequence[str], before: int) -> AuthorHistory: ...
 
 
 class PriorBuildLike(Protocol):
@@ -77,7 +75,7 @@ SCHEMA: tuple[Feature, ...] = (
     _f("lt", "file_history", "lines in the changed files before the range (LT)"),
     # the author (of the range's newest commit)
     _f("author_exp", "author", "the author's earlier commits in this repository (EXP)"),
-    _f("author_rexp", "author", "the author's commits in the 90 days before (REXP)"),
+    _f("author_rexp", "author", "the author's earlier commits, each weighted 1/(its age in whole years + 1) (REXP)"),
     _f("author_sexp", "author", "the author's earlier commits in these subsystems (SEXP)"),
     _f("author_first_commit", "author", "1 if the author has no earlier commit here"),
     _f("author_tenure_days", "author", "days since the author's first commit here"),
@@ -176,9 +174,21 @@ def extract(
         return FeatureResult(values, facts, [], notes)
 
     files: dict[str, _Aggregate] = {}
+    # A merge's changes are its diff against its first parent; when the
+    # merged branch's own commits are in the range they already carry them.
+    in_range = {c.sha for c in commits}
+    counted = [c for c in commits if not (c.is_merge and any(p in in_range for p in c.parents[1:]))]
+    # A file renamed within the range: its history is that of its name before the range.
+    origins: dict[str, str] = {}
+    for commit in reversed(counted):  # oldest first, so renames of renames resolve to the first name
+        if commit.sha in shallow_commits:
+            continue
+        for change in commit.files:
+            if change.old_path is not None:
+                origins[change.path] = origins.get(change.old_path, change.old_path)
     lines_known = True
     partial_commits = 0
-    for commit in commits:
+    for commit in counted:
         if commit.sha in shallow_commits:
             # A shallow boundary's diff is against nothing: every file looks new.
             partial_commits += 1
@@ -237,7 +247,7 @@ def extract(
     tip = commits[0]
     facts.author_email = tip.author_email
     if index is not None and history_known and n_known:
-        _history_features(values, facts, commits, files, index, limits, notes)
+        _history_features(values, facts, commits, files, origins, index, limits, notes)
     elif not history_known:
         notes.append("history features unknown: shallow clone (run `git fetch --unshallow` for full history)")
     return FeatureResult(values, facts, [c.sha for c in commits], notes)
@@ -248,6 +258,7 @@ def _history_features(
     facts: Facts,
     commits: Sequence[git.Commit],
     files: dict[str, _Aggregate],
+    origins: dict[str, str],
     index: HistorySource,
     limits: Limits,
     notes: list[str],
@@ -258,7 +269,9 @@ def _history_features(
         notes.append(f"{len(paths)} files changed: history looked up for the {limits.max_history_files} most changed")
         paths.sort(key=lambda p: -((files[p].added or 0) + (files[p].deleted or 0)))
         paths = paths[: limits.max_history_files]
-    histories = index.file_histories(paths, before)
+    names = list(dict.fromkeys(origins.get(p, p) for p in paths))
+    by_name = index.file_histories(names, before)
+    histories = {p: by_name[origins.get(p, p)] for p in paths if origins.get(p, p) in by_name}
     facts.new_paths = [p for p in paths if p not in histories]
     values["new_files"] = float(len(facts.new_paths))
     if histories:
@@ -270,12 +283,12 @@ def _history_features(
         values["file_age_days"] = 0.0
         values["days_since_file_change"] = 0.0
     values["lt"] = float(sum(h.lines for h in histories.values()))
-    nuc, ndev = index.distinct_prior(list(histories), before)
+    nuc, ndev = index.distinct_prior([n for n in names if n in by_name], before)
     values["nuc"] = float(nuc)
     values["ndev"] = float(ndev)
     author = index.author_history(facts.author_email, facts.subsystems, before)
     values["author_exp"] = float(author.commits)
-    values["author_rexp"] = float(author.recent_commits)
+    values["author_rexp"] = float(author.recent_experience)
     values["author_sexp"] = float(author.subsystem_commits)
     values["author_first_commit"] = 1.0 if author.commits == 0 else 0.0
     values["author_tenure_days"] = 0.0 if author.first_time is None else (before - author.first_time) / DAY

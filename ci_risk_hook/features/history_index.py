@@ -7,6 +7,10 @@ from one streaming `git log --numstat` pass and then only with commits it has
 not seen. Facts are always asked "before time t", so the same index serves a
 push (t = its first commit) and backfill (t = each historical commit).
 
+A file's history follows its renames: what was changed under its earlier
+names, up to each rename, counts as its own (`_earlier_names`, bounded).
+A merge adds no file history: its branch's own commits carry the changes.
+
 Paths, subsystems and e-mails are stored as git's name keys (`git.decode_name`):
 plain text that maps one-to-one to the bytes git printed, so a file whose
 name is not UTF-8 has one row and is found again by the next push.
@@ -23,7 +27,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time as _time
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence, TypeVar
 
 from ci_risk_hook import paths
 from ci_risk_hook.errors import EXIT_BLOCKED, EXIT_INTERNAL, CiRiskError
@@ -31,8 +35,13 @@ from ci_risk_hook.git import repo as git
 
 # 2: names stored as name keys (version 1 held other spellings of non-UTF-8
 # names and backslashes); an older index is a cache of the old keys, rebuilt.
-SCHEMA_VERSION = "2"
-_OLDER_VERSIONS = ("1",)
+# 3: renames recorded (older versions saw a rename as a delete plus an add).
+SCHEMA_VERSION = "3"
+_OLDER_VERSIONS = ("1", "2")
+# How far a file's history follows renames: at most this many earlier names
+# per file, so a push's look-ups stay a few indexed queries.
+MAX_RENAMED_NAMES = 8
+_T = TypeVar("_T")
 MAX_TIPS = 50
 _BATCH = 2000
 _SQL_CHUNK = 500
@@ -40,6 +49,7 @@ _SQL_CHUNK = 500
 # written. Commits from that id on lack some ancestors until it completes.
 _WALK_TARGETS = "walk_targets"
 _WALK_FROM_ID = "walk_from_id"
+_IDENTITIES = "mailmap"  # the fingerprint of the .mailmap the authors were read through
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +66,9 @@ CREATE TABLE IF NOT EXISTS changes(
 CREATE TABLE IF NOT EXISTS commit_subsystems(
     author_id INTEGER NOT NULL, subsystem TEXT NOT NULL, time INTEGER NOT NULL, commit_id INTEGER NOT NULL,
     PRIMARY KEY(author_id, subsystem, time, commit_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS renames(
+    new_path_id INTEGER NOT NULL, time INTEGER NOT NULL, commit_id INTEGER NOT NULL, old_path_id INTEGER NOT NULL,
+    PRIMARY KEY(new_path_id, time, commit_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tips(sha TEXT PRIMARY KEY, added_at REAL NOT NULL);
 """
 
@@ -96,11 +109,24 @@ class FileHistory(NamedTuple):
     lines: int  # net lines added over its history: its size, for text files
 
 
+YEAR = 31_557_600  # seconds in a year of 365.25 days
+
+
 class AuthorHistory(NamedTuple):
     commits: int
     first_time: int | None
-    recent_commits: int
+    recent_experience: float  # Kamei's REXP: see `weighted_experience`
     subsystem_commits: int
+
+
+def weighted_experience(counts_by_age: Iterable[tuple[int, int]]) -> float:
+    """Kamei et al.'s REXP from (age in whole years, commits of that age): each commit weighs 1/(age + 1).
+
+    Whole years, as Commit Guru computes it: a commit this year weighs 1, one
+    made one to two years ago 1/2, and so on. Summed youngest first, so the
+    index and backfill's streaming history give the same float.
+    """
+    return sum(count / (age + 1) for age, count in sorted(counts_by_age))
 
 
 def build(
@@ -159,20 +185,32 @@ def _unusable(path: str, exc: BaseException) -> HistoryIndexError:
 
 
 class HistoryIndex:
-    def __init__(self, path: str, cwd: str | None = None) -> None:
+    """The index of one repository.
+
+    Authors are stored as git prints them through the repository's .mailmap
+    (`git.Commit.author_email`); `identities` is that .mailmap's fingerprint
+    (`git.mailmap_fingerprint`, read from `cwd`'s repository when None). An
+    index built through another .mailmap holds other identities: it is
+    emptied and rebuilt, as an index of an older schema is.
+    """
+
+    def __init__(self, path: str, cwd: str | None = None, identities: str | None = None) -> None:
         self.path = path
         self.cwd = cwd
         try:
+            if identities is None:
+                identities = git.mailmap_fingerprint(git.repo_info(cwd).toplevel)
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             version = self._meta("schema_version")
-            if version in _OLDER_VERSIONS:
-                version = self._drop_older()
+            if version in _OLDER_VERSIONS or (version == SCHEMA_VERSION and self._meta(_IDENTITIES) != identities):
+                version = self._drop_stale(identities)
             if version is None:
                 self.db.executescript(_SCHEMA)
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (SCHEMA_VERSION,))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_IDENTITIES, identities))
             elif version != SCHEMA_VERSION:
                 raise HistoryIndexError(f"history index {path} has schema {version}, expected {SCHEMA_VERSION}")
             else:
@@ -183,14 +221,14 @@ class HistoryIndex:
     def close(self) -> None:
         self.db.close()
 
-    def _drop_older(self) -> str | None:
-        """Empty an index of an older schema; the version found under the write lock (None once emptied).
+    def _drop_stale(self, identities: str) -> str | None:
+        """Empty an index of an older schema or other identities; the version under the write lock (None once emptied).
 
         Checked again under the lock, so a second process never empties what the first has rebuilt.
         """
         with self._transaction():
             version = self._meta("schema_version")
-            if version in _OLDER_VERSIONS:
+            if version in _OLDER_VERSIONS or (version == SCHEMA_VERSION and self._meta(_IDENTITIES) != identities):
                 for (table,) in self.db.execute(
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
                 ).fetchall():
@@ -314,7 +352,7 @@ class HistoryIndex:
         rev_args = ["--ignore-missing", *targets]
         if tips:
             rev_args += ["--not", *tips]
-        commits = git.iter_commits(rev_args, self.cwd)
+        commits = git.iter_commits(rev_args, self.cwd, merge_diffs=False)
         try:
             added = self.add_commits(commits, progress, deadline)
         finally:
@@ -394,7 +432,10 @@ class HistoryIndex:
             if not fresh:
                 return 0
             authors = self._ids("authors", "email", {c.author_email for c in fresh})
-            paths = self._ids("paths", "path", {f.path for c in fresh for f in c.files}, lambda p: (subsystem_of(p),))
+            names = {f.path for c in fresh for f in c.history_files()} | {
+                f.old_path for c in fresh for f in c.history_files() if f.old_path is not None
+            }
+            paths = self._ids("paths", "path", names, lambda p: (subsystem_of(p),))
             self.db.executemany(
                 "INSERT INTO commits(sha, author_id, time, n_parents) VALUES(?, ?, ?, ?)",
                 [(c.sha, authors[c.author_email], c.time, len(c.parents)) for c in fresh],
@@ -402,20 +443,25 @@ class HistoryIndex:
             commit_ids = self._ids("commits", "sha", {c.sha for c in fresh})
             change_rows = []
             subsystem_rows = []
+            rename_rows = []
             for c in fresh:
                 cid = commit_ids[c.sha]
                 aid = authors[c.author_email]
-                for f in c.files:
+                for f in c.history_files():
                     change_rows.append((paths[f.path], c.time, cid, aid, f.added, f.deleted))
-                for sub in {subsystem_of(f.path) for f in c.files}:
+                    if f.old_path is not None:
+                        rename_rows.append((paths[f.path], c.time, cid, paths[f.old_path]))
+                for sub in {subsystem_of(f.path) for f in c.history_files()}:
                     subsystem_rows.append((aid, sub, c.time, cid))
             self.db.executemany("INSERT OR IGNORE INTO changes VALUES(?, ?, ?, ?, ?, ?)", change_rows)
             self.db.executemany("INSERT OR IGNORE INTO commit_subsystems VALUES(?, ?, ?, ?)", subsystem_rows)
+            self.db.executemany("INSERT OR IGNORE INTO renames VALUES(?, ?, ?, ?)", rename_rows)
             return len(fresh)
 
     # -- asking ------------------------------------------------------------
 
     def file_histories(self, paths: Sequence[str], before: int) -> dict[str, FileHistory]:
+        """Each file's history before `before`, through its earlier names (see `_earlier_names`)."""
         result: dict[str, FileHistory] = {}
         for chunk in _chunks(list(paths)):
             marks = ",".join("?" * len(chunk))
@@ -427,45 +473,120 @@ class HistoryIndex:
                 [before, *chunk],
             )
             for path, first, last, count, lines in rows:
-                result[path] = FileHistory(path, int(first), int(last), int(count), max(0, int(lines or 0)))
+                result[path] = FileHistory(path, int(first), int(last), int(count), int(lines or 0))
+        for path, earlier in self._earlier_names(paths, before).items():
+            for path_id, until in earlier:
+                first, last, count, lines = self.db.execute(
+                    """SELECT MIN(time), MAX(time), COUNT(*), SUM(COALESCE(added, 0) - COALESCE(deleted, 0))
+                       FROM changes WHERE path_id = ? AND time < ?""",
+                    (path_id, until),
+                ).fetchone()
+                if not count:
+                    continue
+                own = result.get(path)
+                if own is None:
+                    result[path] = FileHistory(path, int(first), int(last), int(count), int(lines or 0))
+                else:
+                    result[path] = FileHistory(
+                        path,
+                        min(own.first_time, int(first)),
+                        max(own.last_time, int(last)),
+                        own.changes + int(count),
+                        own.lines + int(lines or 0),
+                    )
+        return {path: h._replace(lines=max(0, h.lines)) for path, h in result.items()}
+
+    def _earlier_names(self, paths: Sequence[str], before: int) -> dict[str, list[tuple[int, int]]]:
+        """For each renamed file, (path id, until) of its earlier names: what was changed under them before the rename.
+
+        Follows renames of renames, at most MAX_RENAMED_NAMES per file. A
+        name's changes count up to and including its rename's time (`until`
+        is exclusive), as backfill's streaming history hands a file's history on.
+        """
+        ids = dict(zip(*self._path_id_map(paths)))
+        result: dict[str, list[tuple[int, int]]] = {}
+        # frontier: (file, path id, until) whose renames are still to be looked up
+        frontier = [(path, pid, before) for path, pid in ids.items()]
+        seen: dict[str, set[int]] = {path: {pid} for path, pid in ids.items()}
+        while frontier:
+            by_id: dict[int, list[tuple[str, int]]] = {}
+            for path, pid, until in frontier:
+                by_id.setdefault(pid, []).append((path, until))
+            frontier = []
+            rows: list[tuple[int, int, int]] = []
+            for chunk in _chunks(list(by_id)):
+                marks = ",".join("?" * len(chunk))
+                rows += self.db.execute(
+                    f"SELECT new_path_id, time, old_path_id FROM renames WHERE new_path_id IN ({marks}) AND time < ?",
+                    [*chunk, before],
+                ).fetchall()
+            for new_id, when, old_id in rows:
+                for path, until in by_id[int(new_id)]:
+                    names = seen[path]
+                    if when >= until or old_id in names or len(names) > MAX_RENAMED_NAMES:
+                        continue
+                    names.add(int(old_id))
+                    result.setdefault(path, []).append((int(old_id), int(when) + 1))
+                    frontier.append((path, int(old_id), int(when) + 1))
         return result
 
     def distinct_prior(self, paths: Sequence[str], before: int) -> tuple[int, int]:
-        """(distinct commits, distinct authors) that touched any of these paths before `before`."""
+        """(distinct commits, distinct authors) that touched these paths, or their earlier names, before `before`."""
         ids = self._path_ids(paths)
         if not ids:
             return 0, 0
         # One IN list of integer ids: a join through a temp table of path
         # strings is 20x slower on a hot file set.
         marks = ",".join("?" * len(ids))
-        row = self.db.execute(
-            f"""SELECT COUNT(DISTINCT commit_id), COUNT(DISTINCT author_id) FROM changes
-                WHERE path_id IN ({marks}) AND time < ?""",
-            [*ids, before],
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        own = f"FROM changes WHERE path_id IN ({marks}) AND time < ?"
+        earlier = [pair for pairs in self._earlier_names(paths, before).values() for pair in pairs]
+        if not earlier:
+            row = self.db.execute(
+                f"SELECT COUNT(DISTINCT commit_id), COUNT(DISTINCT author_id) {own}", [*ids, before]
+            ).fetchone()
+            return int(row[0]), int(row[1])
+        commits: set[int] = set()
+        authors: set[int] = set()
+        queries: list[tuple[str, list[int]]] = [(f"SELECT DISTINCT commit_id, author_id {own}", [*ids, before])]
+        for start in range(0, len(earlier), _SQL_CHUNK // 2):
+            chunk = earlier[start : start + _SQL_CHUNK // 2]
+            terms = " OR ".join("(path_id = ? AND time < ?)" for _ in chunk)
+            args = [value for pair in chunk for value in pair]
+            queries.append((f"SELECT DISTINCT commit_id, author_id FROM changes WHERE {terms}", args))
+        for sql, args in queries:
+            for commit_id, author_id in self.db.execute(sql, args):
+                commits.add(int(commit_id))
+                authors.add(int(author_id))
+        return len(commits), len(authors)
 
     def _path_ids(self, paths: Sequence[str]) -> list[int]:
+        return self._path_id_map(paths)[1]
+
+    def _path_id_map(self, paths: Sequence[str]) -> tuple[list[str], list[int]]:
+        names: list[str] = []
         ids: list[int] = []
         for chunk in _chunks(list(paths)):
             marks = ",".join("?" * len(chunk))
-            ids.extend(int(r[0]) for r in self.db.execute(f"SELECT id FROM paths WHERE path IN ({marks})", chunk))
-        return ids
+            for name, pid in self.db.execute(f"SELECT path, id FROM paths WHERE path IN ({marks})", chunk):
+                names.append(str(name))
+                ids.append(int(pid))
+        return names, ids
 
-    def author_history(
-        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
-    ) -> AuthorHistory:
+    def author_history(self, email: str, subsystems: Sequence[str], before: int) -> AuthorHistory:
         row = self.db.execute("SELECT id FROM authors WHERE email=?", (email.lower(),)).fetchone()
         if row is None:
-            return AuthorHistory(0, None, 0, 0)
+            return AuthorHistory(0, None, 0.0, 0)
         aid = int(row[0])
         count, first = self.db.execute(
             "SELECT COUNT(*), MIN(time) FROM commits WHERE author_id=? AND time < ?", (aid, before)
         ).fetchone()
-        recent = self.db.execute(
-            "SELECT COUNT(*) FROM commits WHERE author_id=? AND time >= ? AND time < ?",
-            (aid, before - recent_days * 86400, before),
-        ).fetchone()[0]
+        recent = weighted_experience(
+            (int(age), int(n))
+            for age, n in self.db.execute(
+                "SELECT (? - time) / ?, COUNT(*) FROM commits WHERE author_id=? AND time < ? GROUP BY 1",
+                (before, YEAR, aid, before),
+            )
+        )
         sub_count = 0
         if subsystems:
             marks = ",".join("?" * len(subsystems))
@@ -474,7 +595,7 @@ class HistoryIndex:
                     WHERE author_id=? AND subsystem IN ({marks}) AND time < ?""",
                 [aid, *subsystems, before],
             ).fetchone()[0]
-        return AuthorHistory(int(count), None if first is None else int(first), int(recent), int(sub_count))
+        return AuthorHistory(int(count), None if first is None else int(first), recent, int(sub_count))
 
 
 class _Transaction:
@@ -547,6 +668,6 @@ class BuildLock:
             self.fd = None
 
 
-def _chunks(items: list[str]) -> Iterator[list[str]]:
+def _chunks(items: list[_T]) -> Iterator[list[_T]]:
     for start in range(0, len(items), _SQL_CHUNK):
         yield items[start : start + _SQL_CHUNK]

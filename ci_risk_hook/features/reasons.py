@@ -109,7 +109,9 @@ _DESCRIBE: dict[str, _Describer] = {
     "ndev": lambda x, v, f: f"{_plural(x, 'person', 'people')} changed these files before",
     "lt": lambda x, v, f: f"the changed files held {int(x):,} lines before this push",
     "author_exp": lambda x, v, f: f"the author's {_ordinal(int(x) + 1)} commit in this repository",
-    "author_rexp": lambda x, v, f: f"the author made {_plural(x, 'commit')} here in the last 90 days",
+    "author_rexp": lambda x, v, f: (
+        f"the author's recent experience here is {x:.1f} (commits weighted by 1/(years ago + 1))"
+    ),
     "author_sexp": lambda x, v, f: (
         f"the author's {_plural(x, 'earlier commit')} in {_some(f.subsystems) or 'these subsystems'}"
     ),

@@ -24,6 +24,7 @@ undecodable bytes written `\\xNN` and backslashes kept, which cannot fail.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from typing import IO, Iterable, Iterator, NamedTuple, Sequence
@@ -32,10 +33,23 @@ from ci_risk_hook import paths
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 
 ZERO_SHA = "0" * 40
+# Rename detection: exact renames always; the similarity search (quadratic in
+# the files added and deleted) only when a commit adds and deletes at most this
+# many, so a huge reorganisation cannot stall the hook. One value for every
+# caller, so the hook, the history index and backfill see the same renames.
+RENAME_LIMIT = 200
+RENAME_ARGS = ("-M", f"-l{RENAME_LIMIT}")
 
 # One record per commit: RS, then fields split by US, then NUL; numstat
-# entries ("added<TAB>deleted<TAB>path") follow, each NUL-terminated.
-_LOG_FORMAT = "tformat:%x1e%H%x1f%P%x1f%ae%x1f%ct%x1f%s"
+# entries ("added<TAB>deleted<TAB>path") follow, each NUL-terminated. A
+# rename's entry has an empty path, and its old and new names follow as two
+# more NUL-terminated fields (so any byte but NUL in a name is safe).
+# %aE: the author's e-mail through the repository's .mailmap (and git's
+# mailmap.file / mailmap.blob settings), so one person with several addresses
+# is one author; without a mapping it is the address as committed. Either way
+# it is then lower-cased (`_parse_header`): addresses differing only in case
+# are one author.
+_LOG_FORMAT = "tformat:%x1e%H%x1f%P%x1f%aE%x1f%ct%x1f%s"
 # Messages of commits made with another i18n.commitEncoding are re-encoded to
 # UTF-8 whatever the user's i18n.logOutputEncoding says.
 LOG_ENCODING = "--encoding=UTF-8"
@@ -63,6 +77,7 @@ class FileChange(NamedTuple):
     path: str
     added: int | None  # None for binary files or unknown line counts
     deleted: int | None
+    old_path: str | None = None  # the name before, when this change renames the file
 
     @property
     def is_binary(self) -> bool:
@@ -88,6 +103,10 @@ class Commit:
     @property
     def is_merge(self) -> bool:
         return len(self.parents) > 1
+
+    def history_files(self) -> list[FileChange]:
+        """The changes this commit adds to a file's history: none for a merge, whose branch's commits carry them."""
+        return [] if self.is_merge else self.files
 
 
 def _git_env() -> dict[str, str]:
@@ -209,6 +228,20 @@ def repo_info(cwd: str | os.PathLike[str] | None = None) -> RepoInfo:
     )
 
 
+def mailmap_fingerprint(toplevel: str) -> str:
+    """Which .mailmap authors are read through: the SHA-1 of the work tree's `.mailmap`, "" without one.
+
+    A file read, no git process (the push path asks). The mailmap.file and
+    mailmap.blob settings are not part of it: after changing them, rebuild
+    the history index (`ci-risk index --rebuild`).
+    """
+    try:
+        with open(os.path.join(toplevel, ".mailmap"), "rb") as fh:
+            return hashlib.sha1(fh.read()).hexdigest()
+    except OSError:
+        return ""
+
+
 def repo_name(info: RepoInfo) -> str:
     """The work tree's directory name as a name key: a label that any store can hold."""
     return decode_name(os.fsencode(os.path.basename(info.toplevel.rstrip("/"))))
@@ -250,16 +283,51 @@ def _parse_header(token: bytes) -> Commit:
     )
 
 
-def _parse_numstat(token: bytes) -> FileChange:
-    added, deleted, path = token.split(b"\t", 2)
+def _numstat_change(counts: tuple[bytes, bytes], path: bytes, old_path: bytes | None = None) -> FileChange:
+    added, deleted = counts
+    old = None if old_path is None else decode_name(old_path)
     if added == b"-":
-        return FileChange(decode_name(path), None, None)
-    return FileChange(decode_name(path), int(added), int(deleted))
+        return FileChange(decode_name(path), None, None, old)
+    return FileChange(decode_name(path), int(added), int(deleted), old)
+
+
+class _NumstatParser:
+    """Tokens of `git log -z --numstat` (NUL-separated) to commits, one token at a time."""
+
+    def __init__(self) -> None:
+        self.current: Commit | None = None
+        self.rename_counts: tuple[bytes, bytes] | None = None  # a rename's counts, waiting for its two names
+        self.names: list[bytes] = []
+
+    def feed(self, token: bytes) -> Commit | None:
+        """Take one token; the previous commit once a new one starts, else None."""
+        if self.rename_counts is not None:
+            # A name, taken as is: it may start with a newline.
+            self.names.append(token)
+            if len(self.names) == 2:
+                old, new = self.names
+                if self.current is not None:
+                    self.current.files.append(_numstat_change(self.rename_counts, new, old))
+                self.rename_counts, self.names = None, []
+            return None
+        token = token.lstrip(b"\n")
+        if not token:
+            return None
+        if token[:1] == b"\x1e":
+            done, self.current = self.current, _parse_header(token[1:])
+            return done
+        if self.current is not None:
+            added, deleted, path = token.split(b"\t", 2)
+            if path:
+                self.current.files.append(_numstat_change((added, deleted), path))
+            else:
+                self.rename_counts = (added, deleted)
+        return None
 
 
 def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
     """Parse `git log -z --numstat --format=_LOG_FORMAT` incrementally."""
-    current: Commit | None = None
+    parser = _NumstatParser()
     pending = b""
     # read1: whatever git has written so far, so each commit is handed on as
     # soon as it is complete (a caller's deadline is checked between commits).
@@ -272,29 +340,25 @@ def _parse_stream(stream: IO[bytes]) -> Iterator[Commit]:
         tokens = pending.split(b"\0")
         pending = tokens.pop()
         for token in tokens:
-            token = token.lstrip(b"\n")
-            if not token:
-                continue
-            if token[:1] == b"\x1e":
-                if current is not None:
-                    yield current
-                current = _parse_header(token[1:])
-            elif current is not None:
-                current.files.append(_parse_numstat(token))
-    tail = pending.lstrip(b"\n")
-    if tail and current is not None and tail[:1] != b"\x1e":
-        current.files.append(_parse_numstat(tail))
-    if current is not None:
-        yield current
+            done = parser.feed(token)
+            if done is not None:
+                yield done
+    if pending.lstrip(b"\n")[:1] not in (b"", b"\x1e") or parser.rename_counts is not None:
+        parser.feed(pending)
+    if parser.current is not None:
+        yield parser.current
 
 
-def _log_args(numstat: bool) -> list[str]:
+def _log_args(numstat: bool, merge_diffs: bool = True) -> list[str]:
     return [
         "-c",
         "core.quotepath=false",
         "log",
         "-z",
-        "--no-renames",
+        *RENAME_ARGS,
+        # A merge's files and lines: its diff against its first parent, what
+        # it brings into the branch (git >= 2.31); without this, none at all.
+        "--diff-merges=first-parent" if merge_diffs else "--diff-merges=off",
         "--no-color",
         "--no-ext-diff",
         LOG_ENCODING,
@@ -304,10 +368,10 @@ def _log_args(numstat: bool) -> list[str]:
 
 
 def _stream_log(
-    cwd: str | os.PathLike[str] | None, extra: Sequence[str], stdin: bytes | None = None
+    cwd: str | os.PathLike[str] | None, extra: Sequence[str], stdin: bytes | None = None, merge_diffs: bool = True
 ) -> Iterator[Commit]:
     proc = subprocess.Popen(
-        ["git", *_log_args(numstat=True), *extra],
+        ["git", *_log_args(numstat=True, merge_diffs=merge_diffs), *extra],
         cwd=cwd,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -345,8 +409,8 @@ def _stream_log(
         yield last
 
 
-def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]:
-    """File list of one commit from trees alone (no blob reads)."""
+def _raw_files(cwd: str | os.PathLike[str] | None, sha: str, parents: Sequence[str] = ()) -> list[FileChange]:
+    """File list of one commit from trees alone (no blob reads); a merge's against its first parent."""
     out = run(
         [
             "-c",
@@ -354,10 +418,11 @@ def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]
             "diff-tree",
             "-z",
             "-r",
-            "--no-renames",
+            *RENAME_ARGS,
             "--root",
             "--no-commit-id",
             "--raw",
+            *parents[:1],
             sha,
         ],
         cwd,
@@ -368,6 +433,10 @@ def _raw_files(cwd: str | os.PathLike[str] | None, sha: str) -> list[FileChange]
     while i < len(tokens) - 1:
         meta = tokens[i]
         if meta.startswith(b":"):
+            if meta.split()[-1][:1] in (b"R", b"C"):  # a rename or copy: old name, then new name
+                files.append(FileChange(decode_name(tokens[i + 2]), None, None, decode_name(tokens[i + 1])))
+                i += 3
+                continue
             files.append(FileChange(decode_name(tokens[i + 1]), None, None))
             i += 2
         else:
@@ -381,8 +450,14 @@ def iter_commits(
     *,
     max_count: int | None = None,
     extra: Sequence[str] = (),
+    merge_diffs: bool = True,
 ) -> Iterator[Commit]:
     """Commits of `git log <rev_args>` with their numstat, newest first.
+
+    A merge's files are its diff against its first parent; `merge_diffs=False`
+    leaves them empty for a caller that never uses them (the history index:
+    `Commit.history_files`), as computing them nearly doubles the time of a
+    walk over numpy's whole history.
 
     Optimistic: one `git log` process. When an object is missing (a shallow,
     partial or damaged clone), the remaining commits are read one by one and
@@ -392,7 +467,7 @@ def iter_commits(
     limit = [f"--max-count={max_count}"] if max_count is not None else []
     seen: set[str] = set()
     try:
-        for commit in _stream_log(cwd, [*limit, *extra, *rev_args, "--"]):
+        for commit in _stream_log(cwd, [*limit, *extra, *rev_args, "--"], merge_diffs=merge_diffs):
             seen.add(commit.sha)
             yield commit
         return
@@ -404,7 +479,10 @@ def iter_commits(
         batch_seen: list[str] = []
         try:
             for commit in _stream_log(
-                cwd, ["--no-walk=unsorted", "--stdin"], stdin="\n".join(remaining).encode() + b"\n"
+                cwd,
+                ["--no-walk=unsorted", "--stdin"],
+                stdin="\n".join(remaining).encode() + b"\n",
+                merge_diffs=merge_diffs,
             ):
                 batch_seen.append(commit.sha)
                 yield commit
@@ -419,14 +497,14 @@ def iter_commits(
         # try it alone before giving up on its line counts.
         first = remaining.pop(0)
         try:
-            single = list(_stream_log(cwd, ["--no-walk", first]))
+            single = list(_stream_log(cwd, ["--no-walk", first], merge_diffs=merge_diffs))
         except MissingObjectError:
             header = list(
                 _stream_log(cwd, ["--no-walk", "--format=" + _LOG_FORMAT[len("tformat:") :], "--no-patch", first])
             )
             single = header[:1]
             for commit in single:
-                commit.files = _raw_files(cwd, first)
+                commit.files = _raw_files(cwd, first, commit.parents if commit.is_merge and merge_diffs else ())
                 commit.lines_unknown = True
         yield from single
 

@@ -11,15 +11,17 @@ sources to the same answers.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from typing import Callable, NamedTuple, Sequence
 
 from ci_risk_hook.features.extract import FEATURE_NAMES, Limits, extract
-from ci_risk_hook.features.history_index import AuthorHistory, FileHistory, subsystem_of
+from ci_risk_hook.features.history_index import YEAR, AuthorHistory, FileHistory, subsystem_of, weighted_experience
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.outcomes.store import Store
 
-SCHEMA_VERSION = "features-v1:" + str(len(FEATURE_NAMES))
+# v2 (issue 12): renames followed, authors through .mailmap, merges' first-parent
+# diffs, Kamei's REXP. Features stored under another version are computed again.
+SCHEMA_VERSION = "features-v2:" + str(len(FEATURE_NAMES))
 _WRITE_BATCH = 1000
 
 
@@ -32,6 +34,18 @@ class _File:
         self.lines = 0
         self.commits: set[int] = set()
         self.authors: set[str] = set()
+
+    def merged_into(self, other: _File | None) -> _File:
+        """A new state holding this history and `other`'s (the file a rename lands on, if it had one)."""
+        merged = _File(self.first)
+        merged.last, merged.lines = self.last, self.lines
+        merged.commits, merged.authors = set(self.commits), set(self.authors)
+        if other is not None:
+            merged.first, merged.last = min(merged.first, other.first), max(merged.last, other.last)
+            merged.lines += other.lines
+            merged.commits |= other.commits
+            merged.authors |= other.authors
+        return merged
 
 
 class _Author:
@@ -63,10 +77,15 @@ class StreamingHistory:
         if author is None:
             author = self.authors[commit.author_email] = _Author()
         insort(author.times, t)
-        for sub in {subsystem_of(f.path) for f in commit.files}:
+        files = commit.history_files()
+        for sub in {subsystem_of(f.path) for f in files}:
             author.subsystems.setdefault(sub, set()).add(cid)
-        for change in commit.files:
+        for change in files:
             state = self.files.get(change.path)
+            before_rename = None if change.old_path is None else self.files.get(change.old_path)
+            if before_rename is not None:
+                # The file's history goes on under its new name (the index follows renames the same way).
+                state = self.files[change.path] = before_rename.merged_into(state)
             if state is None:
                 state = self.files[change.path] = _File(t)
             if t < state.first:
@@ -95,21 +114,33 @@ class StreamingHistory:
                 authors |= state.authors
         return len(commits), len(authors)
 
-    def author_history(
-        self, email: str, subsystems: Sequence[str], before: int, recent_days: int = 90
-    ) -> AuthorHistory:
+    def author_history(self, email: str, subsystems: Sequence[str], before: int) -> AuthorHistory:
         author = self.authors.get(email.lower())
         if author is None:
-            return AuthorHistory(0, None, 0, 0)
+            return AuthorHistory(0, None, 0.0, 0)
         times = author.times
         end = bisect_left(times, before)
         if end == 0:
-            return AuthorHistory(0, None, 0, 0)
-        recent = end - bisect_left(times, before - recent_days * 86400, 0, end)
+            return AuthorHistory(0, None, 0.0, 0)
+        recent = weighted_experience(_by_age(times, end, before))
         touched: set[int] = set()
         for sub in subsystems:
             touched |= author.subsystems.get(sub, set())
         return AuthorHistory(end, times[0], recent, len(touched))
+
+
+def _by_age(times: list[int], end: int, before: int) -> list[tuple[int, int]]:
+    """(age in whole years before `before`, commits of that age) of the sorted times[:end], as the index groups."""
+    counts: list[tuple[int, int]] = []
+    age = 0
+    newer = end
+    while newer > 0:
+        older = bisect_right(times, before - (age + 1) * YEAR, 0, newer)
+        if newer > older:
+            counts.append((age, newer - older))
+        newer = older
+        age += 1
+    return counts
 
 
 class BackfillStats(NamedTuple):
@@ -130,11 +161,12 @@ def backfill_commits(
 ) -> BackfillStats:
     """Features for every commit of the history, oldest first; resumable.
 
-    Commits already stored are not computed again, but still pass through
-    the streaming history, which needs every earlier commit to answer.
+    Commits already stored (with this SCHEMA_VERSION) are not computed
+    again, but still pass through the streaming history, which needs every
+    earlier commit to answer; features of an older version are replaced.
     """
     started = time.monotonic()
-    known = store.commit_features_known(repo_id)
+    known = store.commit_features_known(repo_id, SCHEMA_VERSION)
     history = StreamingHistory()
     limits = Limits()
     pending: list[tuple[str, int, str | None, str, dict[str, float | None]]] = []

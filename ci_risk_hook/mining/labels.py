@@ -11,7 +11,7 @@ labels the original revert; the commit the original revert undid keeps its
 own label (it was reverted once, whatever happened next).
 
 SZZ: B-SZZ (Sliwerski, Zimmermann, Zeller 2005) with the AG-SZZ noise filters
-of Kim et al. 2006; `szz` states the exact rules.
+of Kim et al. 2006; `szz` states the exact rules, `is_fix` which commits are fixes.
 """
 
 from __future__ import annotations
@@ -19,11 +19,22 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
+from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
 from ci_risk_hook.features import categories
-from ci_risk_hook.features.extract import FIX_RE, REVERT_RE
+from ci_risk_hook.features.extract import REVERT_RE
 from ci_risk_hook.git import repo as git
+
+# A fix blaming more distinct commits than this is most likely a refactoring
+# or a large rewrite, not a bug fix: its candidates are not labelled.
+MAX_CANDIDATES = 10
+
+
+class BugIssuesError(CiRiskError):
+    """A tracker export that cannot be read; the message names the file and row."""
+
+    exit_code = EXIT_USAGE
 
 
 class CommitLabel(NamedTuple):
@@ -39,12 +50,14 @@ class SzzStats:
     __slots__ = (
         "fixes_seen",
         "fixes_skipped_root",
+        "fixes_skipped_candidates",
         "files_blamed",
         "files_skipped_missing",
         "files_skipped_binary",
         "lines_blamed",
         "lines_skipped_shallow",
         "lines_skipped_time",
+        "lines_skipped_issue_date",
         "shallow",
         "seconds",
         "missing",
@@ -53,12 +66,14 @@ class SzzStats:
     def __init__(self) -> None:
         self.fixes_seen = 0  # fix commits examined (non-merge, non-revert, with a parent)
         self.fixes_skipped_root = 0  # fix commits without a parent (root or shallow boundary)
+        self.fixes_skipped_candidates = 0  # fixes blaming more commits than max_candidates: not labelled
         self.files_blamed = 0
         self.files_skipped_missing = 0  # an object was absent: that file of that fix was skipped
         self.files_skipped_binary = 0
         self.lines_blamed = 0  # lines attributed to a fix-inducing commit
         self.lines_skipped_shallow = 0  # blamed on a shallow boundary, whose true origin is unknown
         self.lines_skipped_time = 0  # blamed on a commit committed after the fix, or before `since`
+        self.lines_skipped_issue_date = 0  # blamed on a commit committed after the fixed bug was reported
         self.shallow = False
         self.seconds = 0.0
         self.missing: list[tuple[str, str]] = []  # (fix sha, path) skipped for a missing object
@@ -133,17 +148,97 @@ class _Fix(NamedTuple):
     sha: str
     parent: str
     time: int
+    reported: int | None = None  # when the earliest bug it fixes was reported, if a tracker said
 
 
-def _is_fix_message(message: str) -> bool:
+# Fix words, in the subject only: a body quotes branch names ("patch-1"),
+# test notes ("tested the patch") and history. "patch" is not among them: in
+# a subject it names a contribution more often than a repair.
+FIX_SUBJECT_RE = re.compile(r"\b(fix(e[sd]|ing)?|bugs?|bugfix|hotfix|defect|regression|broken|crash(es|ed)?)\b", re.I)
+# Issue keys: JIRA-style project keys (ZOOKEEPER-1234) and issue numbers (#123, GH-123).
+_KEY = r"(?:[A-Z][A-Z0-9_]+-[1-9][0-9]*|#[1-9][0-9]*)"
+_KEY_RE = re.compile(rf"(?<![\w&/#-]){_KEY}\b")
+# A key a commit says it fixes anywhere in its message: "fixes #12", "Fixed: ABC-3", "closes #4".
+_FIXES_KEY_RE = re.compile(rf"\b(fix(?:e[sd])?|close[sd]?|resolve[sd]?)\b:?\s+({_KEY})\b", re.I)
+# Only these verbs make a key a fix without a tracker: "closes #4" may close a feature request.
+_FIX_VERBS = ("fix", "fixes", "fixed")
+
+
+def issue_keys(message: str) -> list[str]:
+    """The issue keys a commit refers to as its own: those in its subject, and those its message says it fixes."""
+    subject = message.split("\n", 1)[0]
+    keys = [m.group(0) for m in _KEY_RE.finditer(subject)]
+    keys += [m.group(2) for m in _FIXES_KEY_RE.finditer(message)]
+    return list(dict.fromkeys(_normal_key(k) for k in keys))
+
+
+def _normal_key(key: str) -> str:
+    key = key.strip().upper()
+    return key if not key.isdigit() else "#" + key
+
+
+def is_fix(message: str, bugs: Mapping[str, int] | None = None) -> tuple[bool, int | None]:
+    """Whether a (non-merge) commit fixes a bug, and when the earliest bug it fixes was reported, if known.
+
+    Reverts are never fixes. With `bugs` (an issue tracker's bug reports:
+    key -> time reported), a commit is a fix when it refers to one of them
+    (`issue_keys`), as ApacheJIT links fixes; one that refers only to other
+    issues (features, tasks) is not, whatever its words. Without a tracker,
+    or when a commit refers to no issue: its subject speaks of a fix
+    (FIX_SUBJECT_RE), or its message says it fixes an issue ("fixes #12").
+    """
     subject = message.split("\n", 1)[0]
     if REVERT_RE.search(subject) or "this reverts commit" in message.lower():
-        return False
-    return FIX_RE.search(message) is not None
+        return False, None
+    keys = issue_keys(message)
+    if bugs is not None and keys:
+        reported = [bugs[k] for k in keys if k in bugs]
+        return (True, min(reported)) if reported else (False, None)
+    if FIX_SUBJECT_RE.search(subject):
+        return True, None
+    return any(m.group(1).lower() in _FIX_VERBS for m in _FIXES_KEY_RE.finditer(message)), None
+
+
+def load_bug_issues(path: str) -> dict[str, int]:
+    """Bug reports from a tracker export: CSV rows `KEY,REPORTED` (REPORTED: epoch seconds or an ISO date).
+
+    A header row and blank lines are skipped; keys are JIRA keys (ABC-12)
+    or issue numbers (#12 or 12). A malformed row is a one-line error naming it.
+    """
+    import csv
+    from datetime import datetime, timezone
+
+    bugs: dict[str, int] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for number, row in enumerate(csv.reader(fh), 1):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 2:
+                raise BugIssuesError(f"{path}:{number}: expected KEY,REPORTED")
+            key, when = row[0].strip(), row[1].strip()
+            try:
+                if when.lstrip("-").isdigit():
+                    stamp = int(when)
+                else:
+                    parsed = datetime.fromisoformat(when.replace("Z", "+00:00"))
+                    if parsed.tzinfo is None:
+                        parsed = parsed.replace(tzinfo=timezone.utc)
+                    stamp = int(parsed.timestamp())
+            except ValueError:
+                if number == 1:
+                    continue  # a header
+                raise BugIssuesError(f"{path}:{number}: REPORTED: not a date: {when[:40]!r}") from None
+            bugs[_normal_key(key)] = stamp
+    return bugs
 
 
 def _fix_commits(
-    cwd: str, rev_args: Sequence[str], since: int | None, max_fixes: int | None, stats: SzzStats
+    cwd: str,
+    rev_args: Sequence[str],
+    since: int | None,
+    max_fixes: int | None,
+    stats: SzzStats,
+    bugs: Mapping[str, int] | None = None,
 ) -> list[_Fix]:
     """The newest `max_fixes` fix commits of the range, newest first, from one `git log` without diffs."""
     out = git.run(
@@ -166,7 +261,8 @@ def _fix_commits(
         if len(fields) != 4:
             continue
         sha, parents, ctime, message = fields
-        if not _is_fix_message(message.decode("utf-8", "replace")):
+        fix, reported = is_fix(message.decode("utf-8", "replace"), bugs)
+        if not fix:
             continue
         when = int(ctime or b"0")
         if since is not None and when < since:
@@ -176,7 +272,7 @@ def _fix_commits(
         if not parents.strip():
             stats.fixes_skipped_root += 1
             continue
-        fixes.append(_Fix(sha.decode("ascii"), parents.split()[0].decode("ascii"), when))
+        fixes.append(_Fix(sha.decode("ascii"), parents.split()[0].decode("ascii"), when, reported))
     return fixes
 
 
@@ -184,24 +280,33 @@ def _fix_commits(
 _NOT_FILES = (b"120000", b"160000")
 
 
-def _modified_files(cwd: str, shas: Sequence[str]) -> dict[str, list[str]]:
-    """Paths each commit modifies in place (status M, regular files), from trees only."""
-    result: dict[str, list[str]] = {sha: [] for sha in shas}
+def _modified_files(cwd: str, shas: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """(old, new) paths of the regular files each commit modifies: in place (old == new) or while renaming them.
+
+    From trees only. A pure rename (100 % similar) changes no line and is left out.
+    """
+    result: dict[str, list[tuple[str, str]]] = {sha: [] for sha in shas}
     if not shas:
         return result
     stdin = ("\n".join(shas) + "\n").encode("ascii")
-    out = git.run(["diff-tree", "-z", "-r", "--no-renames", "--raw", "--stdin"], cwd, stdin=stdin)
+    out = git.run(["diff-tree", "-z", "-r", *git.RENAME_ARGS, "--raw", "--stdin"], cwd, stdin=stdin)
     tokens = out.split(b"\0")
-    current: list[str] = []
+    current: list[tuple[str, str]] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
         if token.startswith(b":"):
             meta = token[1:].split()
-            path = tokens[i + 1] if i + 1 < len(tokens) else b""
-            i += 2
-            if len(meta) == 5 and meta[4] == b"M" and meta[0] not in _NOT_FILES and meta[1] not in _NOT_FILES:
-                current.append(git.decode_name(path))
+            status = meta[4] if len(meta) == 5 else b""
+            renamed = status[:1] in (b"R", b"C")
+            names = tokens[i + 1 : i + (3 if renamed else 2)]
+            i += 3 if renamed else 2
+            if meta[0] in _NOT_FILES or meta[1] in _NOT_FILES:
+                continue
+            if status == b"M":
+                current.append((git.decode_name(names[0]),) * 2)
+            elif status[:1] == b"R" and status != b"R100" and len(names) == 2:
+                current.append((git.decode_name(names[0]), git.decode_name(names[1])))
             continue
         token = token.strip(b"\n")
         if token:
@@ -370,6 +475,10 @@ def _parse_diff(out: bytes) -> tuple[dict[str, list[tuple[int, bytes]]], set[str
         i += 1
         if line.startswith(b"diff --git "):
             path = _header_path(line[len(b"diff --git ") :])
+        elif line.startswith(b"rename from ") and path is not None:
+            # A file renamed by the fix: its lines are blamed under the parent's name.
+            name = line[len(b"rename from ") :]
+            path = git.decode_name(_unquote(name) if name.startswith(b'"') else name)
         elif line.startswith(b"Binary files ") and path is not None:
             binary.add(path)
         elif line.startswith(b"@@ ") and path is not None:
@@ -410,7 +519,8 @@ def _diff(cwd: str, fix: _Fix, paths: Sequence[str]) -> bytes:
         "diff",
         "-w",
         "-U0",
-        "--no-renames",
+        # Renames paired as in _modified_files: the pathspecs name both sides of each.
+        *git.RENAME_ARGS,
         "--no-color",
         "--no-ext-diff",
         "--no-textconv",
@@ -493,17 +603,21 @@ def _blame(cwd: str, fix: _Fix, path: str, line_numbers: Iterable[int]) -> dict[
     return _parse_blame(git.run([*args, fix.parent, "--", git.encode_name(path)], cwd))
 
 
-def _removed_lines(cwd: str, fix: _Fix, paths: list[str], stats: SzzStats) -> dict[str, list[tuple[int, bytes]]]:
-    """One diff for all files of the fix; file by file only when an object is missing."""
+def _removed_lines(
+    cwd: str, fix: _Fix, files: list[tuple[str, str]], stats: SzzStats
+) -> dict[str, list[tuple[int, bytes]]]:
+    """Lines removed per file, under its name in the fix's parent; one diff for all files of the fix,
+    file by file (a renamed file's two names together) only when an object is missing."""
     try:
-        removed, binary = _parse_diff(_diff(cwd, fix, paths))
+        removed, binary = _parse_diff(_diff(cwd, fix, _names(files)))
     except git.GitError as exc:
         if not _is_missing(exc):
             raise
         removed, binary = {}, set()
-        for path in paths:
+        for pair in files:
+            path = pair[0]
             try:
-                one, one_binary = _parse_diff(_diff(cwd, fix, [path]))
+                one, one_binary = _parse_diff(_diff(cwd, fix, _names([pair])))
             except git.GitError as inner:
                 if not _is_missing(inner):
                     raise
@@ -516,13 +630,22 @@ def _removed_lines(cwd: str, fix: _Fix, paths: list[str], stats: SzzStats) -> di
     return {path: found for path, found in removed.items() if path not in binary}
 
 
+def _names(files: Sequence[tuple[str, str]]) -> list[str]:
+    return list(dict.fromkeys(name for pair in files for name in pair))
+
+
 def _szz_fix(
-    cwd: str, fix: _Fix, paths: list[str], shallow: frozenset[str], since: int | None
+    cwd: str,
+    fix: _Fix,
+    paths: list[tuple[str, str]],
+    shallow: frozenset[str],
+    since: int | None,
+    max_candidates: int | None = MAX_CANDIDATES,
 ) -> tuple[dict[str, int], SzzStats]:
     """Lines blamed per fix-inducing commit for one fix; runs in a worker thread, so it shares nothing."""
     stats = SzzStats()
     blamed_lines: dict[str, int] = {}
-    sources = [p for p in paths if _is_source(p)]
+    sources = [(old, new) for old, new in paths if _is_source(old) and _is_source(new)]
     if not sources:
         return blamed_lines, stats
     for path, removed in _removed_lines(cwd, fix, sources, stats).items():
@@ -544,19 +667,27 @@ def _szz_fix(
                 stats.lines_skipped_shallow += count
             elif sha == fix.sha or when > fix.time or (since is not None and when < since):
                 stats.lines_skipped_time += count
+            elif fix.reported is not None and when > fix.reported:
+                stats.lines_skipped_issue_date += count
             else:
                 blamed_lines[sha] = blamed_lines.get(sha, 0) + count
                 stats.lines_blamed += count
+    if max_candidates is not None and len(blamed_lines) > max_candidates:
+        stats.fixes_skipped_candidates += 1
+        stats.lines_blamed -= sum(blamed_lines.values())
+        return {}, stats
     return blamed_lines, stats
 
 
 _COUNTERS = (
+    "fixes_skipped_candidates",
     "files_blamed",
     "files_skipped_missing",
     "files_skipped_binary",
     "lines_blamed",
     "lines_skipped_shallow",
     "lines_skipped_time",
+    "lines_skipped_issue_date",
 )
 
 
@@ -568,15 +699,22 @@ def szz(
     since: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     jobs: int | None = None,
+    bugs: Mapping[str, int] | None = None,
+    max_candidates: int | None = MAX_CANDIDATES,
 ) -> SzzResult:
     """Fix-inducing commits by B-SZZ with AG-SZZ's noise filters, in order of their newest fix.
 
-    Fixes: non-merge, non-revert commits of `git log <rev_args>` whose message
-    matches the fix pattern, newest first, at most `max_fixes`. For each source
-    file a fix modifies in place, the non-blank, non-comment lines it deletes
-    or changes (ignoring whitespace) are blamed (`blame -w`) in the fix's
-    parent. `since` (epoch seconds) drops fixes and blamed commits committed
-    before it. In a shallow clone blame stops at the boundary: lines it puts
+    Fixes: non-merge commits of `git log <rev_args>` that `is_fix` accepts
+    (with `bugs`, a tracker's bug reports, when given), newest first, at
+    most `max_fixes`. For each source file a fix modifies (in place, or
+    while renaming it), the non-blank, non-comment lines it deletes or changes
+    (ignoring whitespace) are blamed (`blame -w`) in the fix's parent, under
+    the file's name there. `since` (epoch seconds) drops fixes and blamed commits committed
+    before it. With a tracker's report dates, a line last changed after the
+    bug was reported is not blamed (it cannot have caused that report); without
+    one, only the fix's own time bounds the candidates. A fix blaming more than
+    `max_candidates` distinct commits labels none (counted in the stats).
+    In a shallow clone blame stops at the boundary: lines it puts
     on a boundary commit are counted in the stats, not labelled. Files with a
     missing object are skipped and counted in the stats. Blame dominates the
     time, so `jobs` fixes (default: CPUs, at most 8) are worked on at once;
@@ -587,13 +725,13 @@ def szz(
     info = git.repo_info(cwd)
     st.shallow = info.is_shallow
     top = info.toplevel
-    fixes = _fix_commits(top, rev_args, since, max_fixes, st)
+    fixes = _fix_commits(top, rev_args, since, max_fixes, st, bugs)
     files = _modified_files(top, [f.sha for f in fixes])
     if jobs is None:
         jobs = min(8, os.cpu_count() or 1)
 
     def work(fix: _Fix) -> tuple[dict[str, int], SzzStats]:
-        return _szz_fix(top, fix, files.get(fix.sha, []), info.shallow_commits, since)
+        return _szz_fix(top, fix, files.get(fix.sha, []), info.shallow_commits, since, max_candidates)
 
     found: dict[str, tuple[list[str], list[int]]] = {}
 
@@ -641,6 +779,7 @@ def label_history(
     max_fixes: int | None = None,
     since: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    bugs: Mapping[str, int] | None = None,
 ) -> Labelled:
     """`ci-risk backfill`'s labels from git: reverted commits always, fix-inducing commits (SZZ) when asked."""
     started = time.monotonic()
@@ -650,6 +789,6 @@ def label_history(
     if not szz_too:
         return Labelled(len(reverts), reverts_seconds, None, 0.0)
     started = time.monotonic()
-    found = szz(max_fixes=max_fixes, since=since, progress=progress)
+    found = szz(max_fixes=max_fixes, since=since, progress=progress, bugs=bugs)
     store.set_labels(repo_id, "szz", [(label.commit, label.evidence, label.lines) for label in found.labels])
     return Labelled(len(reverts), reverts_seconds, found, time.monotonic() - started)

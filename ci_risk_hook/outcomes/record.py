@@ -152,7 +152,7 @@ def compute_build_features(
     """
     store, repo_id = target.store, target.repo_id
     batch = batch or FEATURE_BATCH
-    total = store.count_builds_without_features(repo_id)
+    total = store.count_builds_without_features(repo_id, SCHEMA_VERSION)
     if not total:
         return 0
     store.for_bulk_work()
@@ -162,7 +162,7 @@ def compute_build_features(
     done = seen = 0
     last_id = 0
     while True:
-        page = store.builds_without_features(repo_id, after_id=last_id, limit=batch)
+        page = store.builds_without_features(repo_id, after_id=last_id, limit=batch, schema_version=SCHEMA_VERSION)
         if not page:
             break
         last_id = page[-1].id

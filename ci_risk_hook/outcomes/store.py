@@ -504,16 +504,27 @@ class Store:
     # `+b.repo_id`: not an index term, so SQLite walks the builds in id order instead of
     # taking an index on repo_id and sorting millions of rows for every page.
     _WITHOUT_FEATURES = """FROM builds b WHERE +b.repo_id = ? AND b.known_commit = 1
-                           AND NOT EXISTS (SELECT 1 FROM build_features f WHERE f.build_id = b.id)"""
+                           AND NOT EXISTS (SELECT 1 FROM build_features f WHERE f.build_id = b.id{})"""
 
-    def count_builds_without_features(self, repo_id: int) -> int:
-        return int(self.execute("SELECT COUNT(*) " + self._WITHOUT_FEATURES, (repo_id,)).fetchone()[0])
+    @classmethod
+    def _without_features(cls, repo_id: int, schema_version: str | None) -> tuple[str, list[Any]]:
+        """The FROM clause and its parameters; features of another schema version (an older ci-risk's) count as none."""
+        if schema_version is None:
+            return cls._WITHOUT_FEATURES.format(""), [repo_id]
+        return cls._WITHOUT_FEATURES.format(" AND f.schema_version = ?"), [repo_id, schema_version]
 
-    def builds_without_features(self, repo_id: int, after_id: int = 0, limit: int = 1000) -> list[Build]:
-        """One page, by id: builds of known commits that have no features yet (page on with the last id)."""
+    def count_builds_without_features(self, repo_id: int, schema_version: str | None = None) -> int:
+        sql, params = self._without_features(repo_id, schema_version)
+        return int(self.execute("SELECT COUNT(*) " + sql, params).fetchone()[0])
+
+    def builds_without_features(
+        self, repo_id: int, after_id: int = 0, limit: int = 1000, schema_version: str | None = None
+    ) -> list[Build]:
+        """One page, by id: builds of known commits without features (of `schema_version`); page on with the last id."""
         columns = ", ".join("b." + c.strip() for c in _BUILD_COLUMNS.split(","))
+        sql, params = self._without_features(repo_id, schema_version)
         rows = self.execute(
-            f"SELECT {columns} {self._WITHOUT_FEATURES} AND b.id > ? ORDER BY b.id LIMIT ?", (repo_id, after_id, limit)
+            f"SELECT {columns} {sql} AND b.id > ? ORDER BY b.id LIMIT ?", [*params, after_id, limit]
         ).fetchall()
         return [_build(r) for r in rows]
 
@@ -604,8 +615,14 @@ class Store:
 
     # -- backfill ----------------------------------------------------------
 
-    def commit_features_known(self, repo_id: int) -> set[str]:
-        rows = self.execute("SELECT commit_sha FROM commit_features WHERE repo_id = ?", (repo_id,)).fetchall()
+    def commit_features_known(self, repo_id: int, schema_version: str | None = None) -> set[str]:
+        """Commits with stored features (of `schema_version`: others are to be computed again and replaced)."""
+        sql = "SELECT commit_sha FROM commit_features WHERE repo_id = ?"
+        params: list[Any] = [repo_id]
+        if schema_version is not None:
+            sql += " AND schema_version = ?"
+            params.append(schema_version)
+        rows = self.execute(sql, params).fetchall()
         return {r[0] for r in rows}
 
     def add_commit_features(
@@ -615,7 +632,9 @@ class Store:
         with self.transaction():
             self.executemany(
                 """INSERT INTO commit_features(repo_id, commit_sha, committed_at, author, schema_version, features)
-                   VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, commit_sha) DO NOTHING""",
+                   VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, commit_sha) DO UPDATE SET
+                       committed_at = excluded.committed_at, author = excluded.author,
+                       schema_version = excluded.schema_version, features = excluded.features""",
                 [(repo_id, sha, t, a, v, json.dumps(x)) for sha, t, a, v, x in rows],
             )
 

@@ -18,8 +18,9 @@ from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import FEATURE_NAMES, Limits, store_features
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
-from ci_risk_hook.mining.backfill import backfill_commits
-from ci_risk_hook.outcomes.store import PriorBuild, open_store
+from ci_risk_hook.mining.backfill import SCHEMA_VERSION, backfill_commits
+from ci_risk_hook.outcomes.store import PriorBuild, Store, open_store
+from testing.postgres import fresh_schema
 from testing.repos import Repo, lines, make_repo
 from testing.repos import run_cli as run
 
@@ -258,6 +259,54 @@ def test_backfill_resumes_and_never_duplicates(history_repo: Repo, tmp_path: Pat
     assert third.commits_added == 0
     assert len(list(store.commit_features(repo_id))) == 6
     store.close()
+
+
+def _store_old_features(store: Store, stale: str) -> None:
+    """Mark every stored feature row as computed by an older ci-risk, with values that are wrong now."""
+    execute = store.execute
+    with store.transaction():
+        execute("UPDATE commit_features SET schema_version = ?, features = ?", (stale, json.dumps({"nf": -1.0})))
+        execute("UPDATE build_features SET schema_version = ?, features = ?", (stale, json.dumps({"nf": -1.0})))
+
+
+def _assert_current(store: Store, repo_id: int) -> None:
+    execute = store.execute
+    versions = {r[0] for r in execute("SELECT schema_version FROM commit_features").fetchall()}
+    versions |= {r[0] for r in execute("SELECT schema_version FROM build_features").fetchall()}
+    assert versions == {SCHEMA_VERSION}
+    assert all(values["nf"] != -1.0 for _, _, _, values in store.commit_features(repo_id))
+
+
+def test_backfill_recomputes_features_stored_by_an_older_schema(
+    project: Repo, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["record", "--status", "fail"], capsys)[0] == 0
+    assert run(["backfill", "--no-szz"], capsys)[0] == 0
+    store = open_store(str(db))
+    repo_id = store.execute("SELECT id FROM repositories").fetchone()[0]
+    _store_old_features(store, "features-v1:" + str(len(FEATURE_NAMES)))
+    store.close()
+    code, out, _ = run(["backfill", "--no-szz"], capsys)
+    assert code == 0 and "features stored for 6 new" in out and "features computed for 1 recorded builds" in out, out
+    store = open_store(str(db))
+    _assert_current(store, repo_id)
+    assert list(store.build_features(repo_id).values())[0][2]["nf"] == 2
+    store.close()
+
+
+def test_backfill_recomputes_older_features_on_postgresql(history_repo: Repo) -> None:
+    with fresh_schema() as url:
+        store = open_store(url)
+        try:
+            repo_id = store.repository_id("f" * 40)
+            backfill_commits(store, repo_id, cwd=str(history_repo.path))
+            _store_old_features(store, "features-v1:0")
+            again = backfill_commits(store, repo_id, cwd=str(history_repo.path))
+            assert again.commits_added == 6
+            _assert_current(store, repo_id)
+            assert backfill_commits(store, repo_id, cwd=str(history_repo.path)).commits_added == 0
+        finally:
+            store.close()
 
 
 def _big_history(path: Path, commits: int) -> Repo:
