@@ -178,7 +178,22 @@ def index(rebuild: bool) -> None:
     click.echo(f"ci-risk: {clean(built.path)}: {built.total:,} commits ({built.added:,} new, {built.seconds:.1f} s)")
 
 
+def _hash_authors(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """`--hash-authors` is the `hash_authors` setting for this process: every store it opens reads it."""
+    if value:
+        from ci_risk_hook.config import setting_env
+
+        os.environ[setting_env("hash_authors")] = "1"
+
+
 def _db_option(func: F) -> F:
+    func = click.option(
+        "--hash-authors",
+        is_flag=True,
+        expose_value=False,
+        callback=_hash_authors,
+        help="Store keyed hashes of authors (key from CI_RISK_HASH_AUTHORS_KEY) instead of e-mails.",
+    )(func)
     return click.option(
         "--db",
         default=None,
