@@ -712,6 +712,13 @@ def backtest(
     help="What the new model must not be worse at.",
 )
 @click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(100),
+    default=None,
+    help="With --all-repos: most builds to train on, sampled by repository and time (default 200,000).",
+)
+@click.option("--out", default=None, help="With --all-repos: the model file (default: .git/ci-risk/model.json).")
 def retrain(
     labels: str,
     all_repos: bool,
@@ -720,11 +727,20 @@ def retrain(
     db: str | None,
     metric: str,
     retrain_every: int,
+    max_rows: int | None,
+    out: str | None,
 ) -> None:
-    """Train and backtest; replace the current model only if the new one is not worse."""
+    """Train and backtest; replace the current model only if the new one is not worse.
+
+    With --all-repos (the scheduled job): one organisation model from the whole
+    store, read in bounded memory; see the README.
+    """
     require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_retrain
 
+    if all_repos and labels == "ci":
+        _scheduled_retrain(db, out, max_rows, target_recall, target_precision)
+        return
     target = _open_target(db)
     try:
         table, names = _table(target, labels, all_repos)
@@ -752,6 +768,47 @@ def retrain(
     click.echo(
         f"ci-risk: installed {done.trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
         f"written to {clean(done.trained.path)}"
+    )
+
+
+def _scheduled_retrain(
+    db: str | None, out: str | None, max_rows: int | None, target_recall: float, target_precision: float
+) -> None:
+    """`retrain --all-repos`: needs a store, not a checkout (a checkout only gives the default --out)."""
+    from ci_risk_hook.model.bounded import DEFAULT_MAX_ROWS
+    from ci_risk_hook.model.workflow import default_model_path, run_scheduled_retrain
+    from ci_risk_hook.outcomes.store import default_url, open_store
+
+    if out is None:
+        try:
+            out = default_model_path()
+        except errors.CiRiskError:
+            raise click.UsageError("outside a git repository, --all-repos needs --out FILE") from None
+    store = open_store(db or default_url())
+    try:
+        repos = store.repositories()
+        done = run_scheduled_retrain(
+            store,
+            [r[0] for r in repos],
+            [r[2] or r[1][:12] for r in repos],
+            out,
+            max_rows=max_rows or DEFAULT_MAX_ROWS,
+            target_recall=target_recall,
+            target_precision=target_precision,
+            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True),
+        )
+    finally:
+        store.close()
+    was = "none" if done.old is None else f"{done.old:.3f}"
+    if done.trained is None:
+        click.echo(
+            f"ci-risk: kept the current model: on the newest builds of the sample its PR-AUC {was} beats the new "
+            f"one's {done.new:.3f} ({done.rows:,} builds of {len(repos)} repositories)"
+        )
+        return
+    click.echo(
+        f"ci-risk: installed {done.trained.result.model.name} trained on {done.rows:,} builds of {len(repos)} "
+        f"repositories: validation PR-AUC {done.new:.3f} (current model: {was}); written to {clean(done.trained.path)}"
     )
 
 

@@ -13,13 +13,15 @@ lists are JSON with non-ASCII escaped, so a key reads back identical.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import re
 import sqlite3
 import time
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from contextlib import contextmanager
+from typing import Any, Generator, Iterable, Iterator, NamedTuple, Sequence
 
 from ci_risk_hook import paths
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
@@ -27,6 +29,7 @@ from ci_risk_hook.features.extract import BRANCH_WINDOW, TOUCHED_WINDOW
 from ci_risk_hook.outcomes import authors
 from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord
 
+_CURSOR_IDS = itertools.count()
 _PG_LOCK_KEY = 0x63692D7269736B  # "ci-risk": serialises concurrent migrations
 
 
@@ -348,6 +351,38 @@ class Store:
         """
         if self.dialect == "sqlite":
             self.execute(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KB}")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One consistent view of the store for a long reader (several streams), taking no write lock."""
+        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if self.dialect == "postgresql" else "BEGIN")
+        try:
+            yield
+        finally:
+            self.execute("COMMIT")
+
+    def stream(self, sql: str, params: Sequence[Any] = (), size: int = 10_000) -> Generator[Sequence[Any], None, None]:
+        """Rows of a query a batch at a time: a server-side cursor in PostgreSQL (inside `snapshot`).
+
+        A plain cursor would make the driver hold every row of the result at once:
+        millions of builds where training needs a window of a few hundred.
+        """
+        if self.dialect == "postgresql":
+            cursor = self.conn.cursor(name=f"ci_risk_stream_{next(_CURSOR_IDS)}")
+            cursor.itersize = size
+        else:
+            cursor = self.conn.cursor()
+        try:
+            cursor.execute(self._sql(sql), params)
+            while True:
+                rows = cursor.fetchmany(size)
+                if not rows:
+                    break
+                yield from rows
+        except Exception as exc:
+            raise self._error(exc) from exc
+        finally:
+            cursor.close()
 
     def transaction(self) -> "_Transaction":
         return _Transaction(self)
