@@ -255,8 +255,14 @@ def run_scheduled_retrain(
     """
     from ci_risk_hook.model.bounded import sampled_ci_table
 
+    started = time.monotonic()
     table = sampled_ci_table(store, repo_ids, max_rows)
+    if log:
+        log(f"read a sample of {len(table):,} builds in {time.monotonic() - started:.0f} s")
+    started = time.monotonic()
     result = train(table, target_recall=target_recall, target_precision=target_precision, log=log, n_jobs=N_JOBS)
+    if log:
+        log(f"trained in {time.monotonic() - started:.0f} s")
     new = result.validation.get(result.model.name, float("nan"))
     published = (current or installed_model(path))()
     old = None if published is None else holdout_score(published, table)
