@@ -96,3 +96,34 @@ def test_a_sample_is_proportional_by_repository_spread_over_time_and_its_rows_ar
     span = full.started.max() - full.started.min()
     assert sample.started.min() - full.started.min() < span / 4
     assert full.started.max() - sample.started.max() < span / 4
+
+
+def test_the_scheduled_retrain_compares_with_the_current_model_on_the_newest_builds(
+    two_repos: str, tmp_path: Path
+) -> None:
+    from ci_risk_hook.model.workflow import holdout_score, installed_model, run_scheduled_retrain
+
+    out = str(tmp_path / "org.json")
+    store = open_store(two_repos)
+    try:
+        ids = [r[0] for r in store.repositories()]
+        first = run_scheduled_retrain(store, ids, ["one", "two"], out, max_rows=10_000)
+        assert first.old is None and first.trained is not None and first.rows == 140
+        installed = installed_model(out)()
+        assert installed is not None and installed["provenance"]["sampled_rows"] == 140
+        before = Path(out).read_bytes()
+        seen: list[bool] = []
+
+        def published() -> dict | None:  # where `model pull`'s reader plugs in
+            seen.append(True)
+            return installed
+
+        second = run_scheduled_retrain(store, ids, ["one", "two"], out, max_rows=10_000, current=published)
+        table = sampled_ci_table(store, ids, 10_000)
+    finally:
+        store.close()
+    assert seen and second.old == holdout_score(installed, table)
+    if second.old is not None and second.new < second.old:
+        assert second.trained is None and Path(out).read_bytes() == before
+    else:
+        assert second.trained is not None and Path(out).read_bytes() != before
