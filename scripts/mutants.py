@@ -197,6 +197,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         ("tests/cli/test_cli.py::test_outside_a_repository_fails_open",),
     ),
+    Mutant(
+        "store-writes-authors-unhashed",
+        "a shared store said to hold keyed hashes would hold every author's e-mail",
+        "ci_risk_hook/outcomes/store.py",
+        (("[(b, v, self.author_id(a), json.dumps(list(f))", "[(b, v, a, json.dumps(list(f))"),),
+        ("tests/outcomes/test_hash_authors.py",),
+    ),
+    Mutant(
+        "bounded-window-sees-the-future",
+        "the organisation model would learn from builds still running when the predicted one started",
+        "ci_risk_hook/model/bounded.py",
+        (("int(pending[5] or 0) < start:", "int(pending[5] or 0) <= start + 3600:"),),
+        ("tests/model/test_bounded.py",),
+    ),
 )
 
 
