@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -167,18 +166,25 @@ def chunk(rng: np.random.Generator, lo: int, n: int, repos: int, weights: np.nda
     return "".join(builds_text).encode(), "".join(features_text).encode()
 
 
+# Linux carries a process's peak RSS across fork and exec: a child of this process, which has just generated
+# millions of rows, would report at least this process's size. A small Python in between starts the measured
+# command from its own small size and reports that command's peak alone.
+MEASURE = (
+    "import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
+    "sys.stderr.write('peak-kib %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
+)
+
+
 def run_child(argv: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and output of one child process (the only child waited for so far)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds, peak RSS (MiB) and output of one command, measured from a small intermediate process."""
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", MEASURE, *argv], capture_output=True, text=True)
     seconds = time.monotonic() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:3])} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    if peak <= before:
-        raise SystemExit("the child's peak memory is hidden by an earlier, larger child: measure in a fresh process")
-    return seconds, peak / 1024, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    peak = int(lines[-1].split()[1]) / 1024
+    return seconds, peak, proc.stdout + "\n".join(lines[:-1])
 
 
 IN_MEMORY_CHILD = """
