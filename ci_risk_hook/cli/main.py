@@ -775,16 +775,20 @@ def _scheduled_retrain(
     db: str | None, out: str | None, max_rows: int | None, target_recall: float, target_precision: float
 ) -> None:
     """`retrain --all-repos`: needs a store, not a checkout (a checkout only gives the default --out)."""
+    from ci_risk_hook import paths
+    from ci_risk_hook.git import repo as git
     from ci_risk_hook.model.bounded import DEFAULT_MAX_ROWS
-    from ci_risk_hook.model.workflow import default_model_path, run_scheduled_retrain
-    from ci_risk_hook.outcomes.store import default_url, open_store
+    from ci_risk_hook.model.workflow import run_scheduled_retrain
+    from ci_risk_hook.outcomes.store import default_url, open_store, store_for
 
-    if out is None:
-        try:
-            out = default_model_path()
-        except errors.CiRiskError:
-            raise click.UsageError("outside a git repository, --all-repos needs --out FILE") from None
-    store = open_store(db or default_url())
+    try:
+        common_dir: str | None = git.repo_info().common_dir
+    except errors.CiRiskError:
+        common_dir = None
+    if out is None and common_dir is None:
+        raise click.UsageError("outside a git repository, --all-repos needs --out FILE")
+    out = out or paths.repo_model(str(common_dir))
+    store = open_store(store_for(common_dir, db) if common_dir else db or default_url())
     try:
         repos = store.repositories()
         done = run_scheduled_retrain(
