@@ -187,6 +187,13 @@ SETTINGS: tuple[Setting, ...] = (
         "db", "CI_RISK_DB", _path, "history store: a file path or postgresql:// URL (default: the user data dir)", False
     ),
     Setting(
+        "hash_authors",
+        "CI_RISK_HASH_AUTHORS",
+        _bool,
+        "write keyed hashes of authors (key from CI_RISK_HASH_AUTHORS_KEY) instead of e-mails into the store",
+        False,
+    ),
+    Setting(
         "index_budget",
         "CI_RISK_INDEX_BUDGET",
         _seconds,
@@ -327,6 +334,23 @@ def read_user_file(env: Mapping[str, str] | None = None) -> dict[str, str]:
     if not _is_regular_file(path):
         return {}
     return _read_ini(path, path)
+
+
+def setting_env(key: str) -> str:
+    """The environment variable of a setting."""
+    return _BY_KEY[key].env
+
+
+def env_setting(key: str, env: Mapping[str, str] | None = None) -> Any:
+    """One setting from its environment variable alone, parsed (None when unset)."""
+    setting = _BY_KEY[key]
+    text = (os.environ if env is None else env).get(setting_env(key))
+    if not text:
+        return None
+    try:
+        return setting.parse(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{setting.env}: {exc}") from None
 
 
 def user_setting(key: str, env: Mapping[str, str] | None = None) -> Any:

@@ -223,6 +223,20 @@ MUTANTS: tuple[Mutant, ...] = (
         (('return text.replace("%", "%25").replace("\\r", "%0D").replace("\\n", "%0A")', "return text"),),
         ("tests/ci/test_check_ci.py",),
     ),
+    Mutant(
+        "store-writes-authors-unhashed",
+        "a shared store said to hold keyed hashes would hold every author's e-mail",
+        "ci_risk_hook/outcomes/store.py",
+        (("[(b, v, self.author_id(a), json.dumps(list(f))", "[(b, v, a, json.dumps(list(f))"),),
+        ("tests/outcomes/test_hash_authors.py",),
+    ),
+    Mutant(
+        "bounded-window-sees-the-future",
+        "the organisation model would learn from builds still running when the predicted one started",
+        "ci_risk_hook/model/bounded.py",
+        (("int(pending[5] or 0) < start:", "int(pending[5] or 0) <= start + 3600:"),),
+        ("tests/model/test_bounded.py",),
+    ),
 )
 
 

@@ -178,7 +178,22 @@ def index(rebuild: bool) -> None:
     click.echo(f"ci-risk: {clean(built.path)}: {built.total:,} commits ({built.added:,} new, {built.seconds:.1f} s)")
 
 
+def _hash_authors(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """`--hash-authors` is the `hash_authors` setting for this process: every store it opens reads it."""
+    if value:
+        from ci_risk_hook.config import setting_env
+
+        os.environ[setting_env("hash_authors")] = "1"
+
+
 def _db_option(func: F) -> F:
+    func = click.option(
+        "--hash-authors",
+        is_flag=True,
+        expose_value=False,
+        callback=_hash_authors,
+        help="Store keyed hashes of authors (key from CI_RISK_HASH_AUTHORS_KEY) instead of e-mails.",
+    )(func)
     return click.option(
         "--db",
         default=None,
@@ -776,6 +791,13 @@ def backtest(
     help="What the new model must not be worse at.",
 )
 @click.option("--retrain-every", type=click.IntRange(1), default=25, show_default=True)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(100),
+    default=None,
+    help="With --all-repos: most builds to train on, sampled by repository and time (default 200,000).",
+)
+@click.option("--out", default=None, help="With --all-repos: the model file (default: .git/ci-risk/model.json).")
 def retrain(
     labels: str,
     all_repos: bool,
@@ -784,11 +806,20 @@ def retrain(
     db: str | None,
     metric: str,
     retrain_every: int,
+    max_rows: int | None,
+    out: str | None,
 ) -> None:
-    """Train and backtest; replace the current model only if the new one is not worse."""
+    """Train and backtest; replace the current model only if the new one is not worse.
+
+    With --all-repos (the scheduled job): one organisation model from the whole
+    store, read in bounded memory; see the README.
+    """
     require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_retrain
 
+    if all_repos and labels == "ci":
+        _scheduled_retrain(db, out, max_rows, target_recall, target_precision)
+        return
     target = _open_target(db)
     try:
         table, names = _table(target, labels, all_repos)
@@ -816,6 +847,51 @@ def retrain(
     click.echo(
         f"ci-risk: installed {done.trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
         f"written to {clean(done.trained.path)}"
+    )
+
+
+def _scheduled_retrain(
+    db: str | None, out: str | None, max_rows: int | None, target_recall: float, target_precision: float
+) -> None:
+    """`retrain --all-repos`: needs a store, not a checkout (a checkout only gives the default --out)."""
+    from ci_risk_hook import paths
+    from ci_risk_hook.git import repo as git
+    from ci_risk_hook.model.bounded import DEFAULT_MAX_ROWS
+    from ci_risk_hook.model.workflow import run_scheduled_retrain
+    from ci_risk_hook.outcomes.store import default_url, open_store, store_for
+
+    try:
+        common_dir: str | None = git.repo_info().common_dir
+    except errors.CiRiskError:
+        common_dir = None
+    if out is None and common_dir is None:
+        raise click.UsageError("outside a git repository, --all-repos needs --out FILE")
+    out = out or paths.repo_model(str(common_dir))
+    store = open_store(store_for(common_dir, db) if common_dir else db or default_url())
+    try:
+        repos = store.repositories()
+        done = run_scheduled_retrain(
+            store,
+            [r[0] for r in repos],
+            [r[2] or r[1][:12] for r in repos],
+            out,
+            max_rows=max_rows or DEFAULT_MAX_ROWS,
+            target_recall=target_recall,
+            target_precision=target_precision,
+            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True),
+        )
+    finally:
+        store.close()
+    was = "none" if done.old is None else f"{done.old:.3f}"
+    if done.trained is None:
+        click.echo(
+            f"ci-risk: kept the current model: on the newest builds of the sample its PR-AUC {was} beats the new "
+            f"one's {done.new:.3f} ({done.rows:,} builds of {len(repos)} repositories)"
+        )
+        return
+    click.echo(
+        f"ci-risk: installed {done.trained.result.model.name} trained on {done.rows:,} builds of {len(repos)} "
+        f"repositories: validation PR-AUC {done.new:.3f} (current model: {was}); written to {clean(done.trained.path)}"
     )
 
 

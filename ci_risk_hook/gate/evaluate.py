@@ -206,6 +206,7 @@ class _BuildHistory:
         self.deadline = time.monotonic() + self.budget
         self.url = settings.db or remembered(info.common_dir)
         self.prior: dict[str | None, list[PriorBuild]] = {}
+        self.author_id: Callable[[str | None], str | None] = lambda author: author  # as the store holds authors
         self.problem: str | None = None
         self.error: BaseException | None = None
         self.reported = False
@@ -230,6 +231,7 @@ class _BuildHistory:
                 repo_id = store.find_repository(root)
                 if repo_id is not None:
                     self.prior = {branch: store.prior_builds(repo_id, self.now, branch) for branch in branches}
+                    self.author_id = store.author_id  # a store of hashed authors: this push's author hashed alike
             finally:
                 store.close()
         except (StoreError, git.GitError) as exc:
@@ -260,7 +262,8 @@ class _BuildHistory:
         if prior is None:
             return
         files = [p for paths in features.facts.paths_by_category.values() for p in paths]
-        features.values.update(store_features(prior, push_range.branch, files, features.facts.author_email, self.now))
+        author = self.author_id(features.facts.author_email)
+        features.values.update(store_features(prior, push_range.branch, files, author, self.now))
 
     def _note(self, features: FeatureResult, text: str) -> None:
         """Once per push, on the first range that needed the store."""

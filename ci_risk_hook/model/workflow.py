@@ -182,3 +182,94 @@ def run_retrain(
         backtest_result=result,
     )
     return Retrained(metric, new, old, trained)
+
+
+# -- the scheduled retrain of an organisation ----------------------------------
+
+PublishedReader = Callable[[], "dict[str, Any] | None"]
+
+
+class Scheduled(NamedTuple):
+    rows: int  # training rows read (the sample)
+    new: float  # the new model's validation average precision on the newest 20 % of the sample
+    old: float | None  # the current model's, on the same builds (None: no current model, or not comparable)
+    trained: Trained | None  # None: the current model was kept
+
+
+def holdout_score(artifact: dict[str, Any], table: Table) -> float | None:
+    """Average precision of a portable artifact on the newest 20 % of `table` (None if it cannot score them)."""
+    import numpy as np
+
+    from ci_risk_hook.features.extract import FEATURE_NAMES
+    from ci_risk_hook.model.scoring import ModelError, PortableModel
+    from ci_risk_hook.model.training import _score
+
+    try:
+        model = PortableModel.from_dict(artifact)
+        columns = [FEATURE_NAMES.index(n) for n in model.feature_names]
+    except (ModelError, ValueError):
+        return None  # another schema or a broken file: nothing to compare, the new model is installed
+    tail = table.subset(range(int(len(table) * 0.8), len(table)))
+    rows = [[None if v != v else float(v) for v in row] for row in tail.X[:, columns].tolist()]
+    score = _score(np.asarray(model.predict_proba(rows), dtype=float), tail.y)
+    return None if score != score else score
+
+
+def installed_model(path: str) -> PublishedReader:
+    """The default `current` of the scheduled retrain: the artifact at `path`, if any."""
+
+    def read() -> dict[str, Any] | None:
+        from ci_risk_hook.model.scoring import ModelError, read_artifact_json
+
+        if not os.path.exists(path):
+            return None
+        try:
+            return dict(read_artifact_json(path))
+        except ModelError:
+            return None
+
+    return read
+
+
+def run_scheduled_retrain(
+    store: Store,
+    repo_ids: Sequence[int],
+    names: Sequence[str],
+    path: str,
+    *,
+    max_rows: int,
+    current: PublishedReader | None = None,
+    target_recall: float = 0.9,
+    target_precision: float = 0.8,
+    log: Callable[[str], None] | None = None,
+) -> Scheduled:
+    """`retrain --all-repos`: one organisation model from a bounded sample of the shared history.
+
+    The new model's chronological validation (fitted on the oldest 60 % of the
+    sample, calibrated on the next 20 %, scored on the newest 20 %) is compared
+    with the current model scored on the same newest builds; the new one is
+    written to `path` only if it is not worse. `current` is where the current
+    model comes from: the artifact at `path` by default; a published model's
+    reader (`model pull`'s) plugs in here. The current model may have been
+    trained on some of those builds, which only favours keeping it.
+    """
+    from ci_risk_hook.model.bounded import sampled_ci_table
+
+    started = time.monotonic()
+    table = sampled_ci_table(store, repo_ids, max_rows)
+    if log:
+        log(f"read a sample of {len(table):,} builds in {time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    result = train(table, target_recall=target_recall, target_precision=target_precision, log=log, n_jobs=N_JOBS)
+    if log:
+        log(f"trained in {time.monotonic() - started:.0f} s")
+    new = result.validation.get(result.model.name, float("nan"))
+    published = (current or installed_model(path))()
+    old = None if published is None else holdout_score(published, table)
+    if old is not None and new == new and new < old:
+        return Scheduled(len(table), new, old, None)
+    artifact = export(
+        result, provenance(table, result, "ci", names, target_recall, target_precision) | {"sampled_rows": len(table)}
+    )
+    previous = install(artifact, path)
+    return Scheduled(len(table), new, old, Trained(result, artifact, path, previous))

@@ -13,19 +13,23 @@ lists are JSON with non-ASCII escaped, so a key reads back identical.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import re
 import sqlite3
 import time
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from contextlib import contextmanager
+from typing import Any, Generator, Iterable, Iterator, NamedTuple, Sequence
 
 from ci_risk_hook import paths
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook.features.extract import BRANCH_WINDOW, TOUCHED_WINDOW
+from ci_risk_hook.outcomes import authors
 from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord
 
+_CURSOR_IDS = itertools.count()
 _PG_LOCK_KEY = 0x63692D7269736B  # "ci-risk": serialises concurrent migrations
 
 
@@ -90,10 +94,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "index: the build before another on its branch, in one look-up",
         ("CREATE INDEX builds_repo_branch_order ON builds(repo_id, branch, (COALESCE(started_at, recorded_at)), id)",),
     ),
+    (
+        3,
+        "store metadata: how authors are held (plain, or the fingerprint of the key hashing them)",
+        ("CREATE TABLE IF NOT EXISTS store_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 SQLITE_BULK_CACHE_KB = 64 * 1024
-READABLE_FROM = 1  # the oldest schema a reader can query as it is (later migrations only add indexes)
+READABLE_FROM = 1  # the oldest schema a reader can query as it is (later migrations only add indexes and metadata)
+AUTHOR_MODE = "author_ids"  # the store_meta key: authors.PLAIN or the fingerprint of the hashing key
 
 
 class Build(NamedTuple):
@@ -299,6 +309,8 @@ class Store:
         self.where = where
         self.depth = 0
         self.read_only = read_only  # a SQLite file opened for reading: its file or directory cannot be written
+        self.author_id: authors.AuthorId = authors.hasher(None)  # author -> what the store holds (see authors)
+        self.author_mode: str | None = None  # as recorded in store_meta, once known
 
     # -- plumbing ----------------------------------------------------------
 
@@ -340,6 +352,38 @@ class Store:
         if self.dialect == "sqlite":
             self.execute(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KB}")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One consistent view of the store for a long reader (several streams), taking no write lock."""
+        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" if self.dialect == "postgresql" else "BEGIN")
+        try:
+            yield
+        finally:
+            self.execute("COMMIT")
+
+    def stream(self, sql: str, params: Sequence[Any] = (), size: int = 10_000) -> Generator[Sequence[Any], None, None]:
+        """Rows of a query a batch at a time: a server-side cursor in PostgreSQL (inside `snapshot`).
+
+        A plain cursor would make the driver hold every row of the result at once:
+        millions of builds where training needs a window of a few hundred.
+        """
+        if self.dialect == "postgresql":
+            cursor = self.conn.cursor(name=f"ci_risk_stream_{next(_CURSOR_IDS)}")
+            cursor.itersize = size
+        else:
+            cursor = self.conn.cursor()
+        try:
+            cursor.execute(self._sql(sql), params)
+            while True:
+                rows = cursor.fetchmany(size)
+                if not rows:
+                    break
+                yield from rows
+        except Exception as exc:
+            raise self._error(exc) from exc
+        finally:
+            cursor.close()
+
     def transaction(self) -> "_Transaction":
         return _Transaction(self)
 
@@ -378,6 +422,76 @@ class Store:
                 self.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, description, int(time.time())))
                 applied.append(version)
         return applied
+
+    # -- metadata and authors ----------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        try:
+            row = self.conn.execute(self._sql("SELECT value FROM store_meta WHERE key = ?"), (key,)).fetchone()
+        except Exception:  # noqa: BLE001 - a read-only store older than the table: nothing recorded
+            return None
+        return None if row is None else str(row[0])
+
+    def _claim(self, key: str, value: str) -> str:
+        """Record `value` unless another writer recorded one first; returns what the store holds."""
+        with self.transaction():
+            self.execute("INSERT INTO store_meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
+            return str(self.execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()[0])
+
+    def _has_plain_authors(self) -> bool:
+        for table in ("build_features", "commit_features"):
+            if self.execute(f"SELECT 1 FROM {table} WHERE author IS NOT NULL LIMIT 1").fetchone():
+                return True
+        return False
+
+    def configure_authors(self, hash_requested: bool) -> None:
+        """Hash authors as the store's recorded mode says; refuse to mix hashed and plain identities.
+
+        A store records its mode with its first author (`--hash-authors`: the key's
+        fingerprint; otherwise plain). From then on every writer and reader must agree:
+        a hashed store needs the same key to be read or written, a plain one refuses
+        `--hash-authors`. Raises StoreError with one line.
+        """
+        try:
+            key = authors.key_from_env()
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
+        mode = self.meta(AUTHOR_MODE)
+        if mode is None and hash_requested:
+            if key is None:
+                raise StoreError(f"--hash-authors needs the hashing key in {authors.KEY_ENV}")
+            if self._has_plain_authors():
+                mode = authors.PLAIN
+            elif not self.read_only:
+                mode = self._claim(AUTHOR_MODE, authors.fingerprint(key))
+        if mode == authors.PLAIN and hash_requested:
+            raise StoreError(
+                f"{self.where} holds author e-mails unhashed: --hash-authors cannot be mixed into it (use a new store)"
+            )
+        if mode is not None and mode != authors.PLAIN:
+            if key is None:
+                raise StoreError(f"{self.where} holds hashed authors: set {authors.KEY_ENV} to their key")
+            if authors.fingerprint(key) != mode:
+                raise StoreError(
+                    f"{self.where}: {authors.KEY_ENV} is not the key this store's authors were hashed with "
+                    f"(the store's key has fingerprint {mode})"
+                )
+        if hash_requested or (mode is not None and mode != authors.PLAIN):
+            self.author_id = authors.hasher(key)
+        self.author_mode = mode
+
+    def _authors_for_writing(self, given: Iterable[str | None]) -> None:
+        """Before the first author is written unhashed: record the store as plain, unless it is hashed already."""
+        if self.author_mode is not None or not any(given):
+            return
+        if self.author_id(_PROBE) != _PROBE:  # hashing, but the store was not claimed (a read-only open)
+            return
+        mode = self._claim(AUTHOR_MODE, authors.PLAIN)
+        if mode != authors.PLAIN:
+            raise StoreError(
+                f"{self.where} holds hashed authors: write with --hash-authors and its key in {authors.KEY_ENV}"
+            )
+        self.author_mode = mode
 
     # -- repositories ------------------------------------------------------
 
@@ -553,8 +667,9 @@ class Store:
     def set_build_features(
         self, rows: Sequence[tuple[int, str, str | None, Sequence[str], dict[str, float | None]]]
     ) -> None:
-        """Rows of (build id, schema version, author, files, features)."""
+        """Rows of (build id, schema version, author, files, features); authors hashed when the store says so."""
         now = int(time.time())
+        self._authors_for_writing(r[2] for r in rows)
         with self.transaction():
             self.executemany(
                 """INSERT INTO build_features(build_id, schema_version, author, files, features, computed_at)
@@ -562,7 +677,7 @@ class Store:
                    ON CONFLICT (build_id) DO UPDATE SET schema_version = excluded.schema_version,
                        author = excluded.author, files = excluded.files, features = excluded.features,
                        computed_at = excluded.computed_at""",
-                [(b, v, a, json.dumps(list(f)), json.dumps(x), now) for b, v, a, f, x in rows],
+                [(b, v, self.author_id(a), json.dumps(list(f)), json.dumps(x), now) for b, v, a, f, x in rows],
             )
 
     def build_features(self, repo_id: int) -> dict[int, tuple[str | None, list[str], dict[str, float | None]]]:
@@ -628,14 +743,15 @@ class Store:
     def add_commit_features(
         self, repo_id: int, rows: Sequence[tuple[str, int, str | None, str, dict[str, float | None]]]
     ) -> None:
-        """Rows of (sha, committed_at, author, schema version, features); one transaction."""
+        """Rows of (sha, committed_at, author, schema version, features); one transaction; authors as stored."""
+        self._authors_for_writing(r[2] for r in rows)
         with self.transaction():
             self.executemany(
                 """INSERT INTO commit_features(repo_id, commit_sha, committed_at, author, schema_version, features)
                    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, commit_sha) DO UPDATE SET
                        committed_at = excluded.committed_at, author = excluded.author,
                        schema_version = excluded.schema_version, features = excluded.features""",
-                [(repo_id, sha, t, a, v, json.dumps(x)) for sha, t, a, v, x in rows],
+                [(repo_id, sha, t, self.author_id(a), v, json.dumps(x)) for sha, t, a, v, x in rows],
             )
 
     def commit_features(self, repo_id: int) -> Iterator[tuple[str, int, str | None, dict[str, float | None]]]:
@@ -708,15 +824,45 @@ class _Transaction:
             pass  # the failure already ended the transaction; the original error is what matters
 
 
+_PROBE = "probe@ci-risk.invalid"
+
+
 _WAIT_S = {"sqlite": 60.0, "postgresql": 10.0}  # for commands; the push passes its own, shorter budget
 
 
-def open_store(url: str | None = None, *, create: bool = True, timeout: float | None = None) -> Store:
+def open_store(
+    url: str | None = None, *, create: bool = True, timeout: float | None = None, hash_authors: bool | None = None
+) -> Store:
     """Open (and migrate) the store at `url`: a PostgreSQL URL, `sqlite:///path`, or a file path.
 
     `timeout` (seconds) bounds waiting for a locked SQLite file or a
     PostgreSQL server to connect; commands wait longer by default.
+    `hash_authors` (default: CI_RISK_HASH_AUTHORS, for writers) asks for keyed
+    author hashes; a store already hashed is read and written hashed anyway.
     """
+    store = _open(url, create, timeout)
+    try:
+        if hash_authors is None:
+            hash_authors = create and _hash_authors_setting()
+        store.configure_authors(hash_authors)
+    except StoreError:
+        store.close()
+        raise
+    return store
+
+
+def _hash_authors_setting() -> bool:
+    """The `hash_authors` setting: its environment variable, else the user's config file."""
+    from ci_risk_hook.config import ConfigError, env_setting, user_setting
+
+    try:
+        value = env_setting("hash_authors")
+        return bool(user_setting("hash_authors") if value is None else value)
+    except ConfigError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _open(url: str | None, create: bool, timeout: float | None) -> Store:
     url = url or default_url()
     if _LIBPQ_KEY_VALUE.match(url) and not os.path.exists(url):
         # Not a file name: opening it as one would create a SQLite file named after the password.
