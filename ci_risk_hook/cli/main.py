@@ -798,6 +798,13 @@ def backtest(
     help="With --all-repos: most builds to train on, sampled by repository and time (default 200,000).",
 )
 @click.option("--out", default=None, help="With --all-repos: the model file (default: .git/ci-risk/model.json).")
+@click.option(
+    "--publish",
+    "publish_to",
+    default=None,
+    help="With --all-repos: compare with the model published at this URL and publish the new one if not worse.",
+)
+@click.option("--sign", "key_file", default=None, help="With --publish: sign with this private key (model keygen).")
 def retrain(
     labels: str,
     all_repos: bool,
@@ -808,6 +815,8 @@ def retrain(
     retrain_every: int,
     max_rows: int | None,
     out: str | None,
+    publish_to: str | None,
+    key_file: str | None,
 ) -> None:
     """Train and backtest; replace the current model only if the new one is not worse.
 
@@ -817,6 +826,13 @@ def retrain(
     require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_retrain
 
+    if (publish_to or key_file) and not (all_repos and labels == "ci"):
+        raise click.UsageError("--publish and --sign go with --all-repos (and --labels ci)")
+    if key_file and not publish_to:
+        raise click.UsageError("--sign needs --publish DEST")
+    if all_repos and labels == "ci" and publish_to:
+        _scheduled_publish(db, out, max_rows, target_recall, target_precision, publish_to, key_file)
+        return
     if all_repos and labels == "ci":
         _scheduled_retrain(db, out, max_rows, target_recall, target_precision)
         return
@@ -892,6 +908,70 @@ def _scheduled_retrain(
     click.echo(
         f"ci-risk: installed {done.trained.result.model.name} trained on {done.rows:,} builds of {len(repos)} "
         f"repositories: validation PR-AUC {done.new:.3f} (current model: {was}); written to {clean(done.trained.path)}"
+    )
+
+
+def _scheduled_publish(
+    db: str | None,
+    out: str | None,
+    max_rows: int | None,
+    target_recall: float,
+    target_precision: float,
+    dest: str,
+    key_file: str | None,
+) -> None:
+    """`retrain --all-repos --publish DEST`: the team's scheduled job; the current model is the published one."""
+    require("team", dest)
+    from ci_risk_hook import config
+    from ci_risk_hook.distribution.remote import redact
+    from ci_risk_hook.distribution.scheduled import retrain_and_publish
+    from ci_risk_hook.git import repo as git
+    from ci_risk_hook.model.bounded import DEFAULT_MAX_ROWS
+    from ci_risk_hook.outcomes.store import default_url, open_store, store_for
+    from ci_risk_hook.outcomes.store import redact as redact_store
+
+    settings = config.resolve({}, toplevel=None, tolerant=False)  # trusted keys: environment or user config
+    try:
+        common_dir: str | None = git.repo_info().common_dir
+    except errors.CiRiskError:
+        common_dir = None  # the scheduled job needs no checkout
+    url = store_for(common_dir, db) if common_dir else db or default_url()
+    store = open_store(url)
+    try:
+        repos = store.repositories()
+        done = retrain_and_publish(
+            store,
+            [r[0] for r in repos],
+            [r[2] or r[1][:12] for r in repos],
+            dest,
+            max_rows=max_rows or DEFAULT_MAX_ROWS,
+            signing_key=key_file,
+            trusted_keys=settings.trusted_keys,
+            out=out,
+            target_recall=target_recall,
+            target_precision=target_precision,
+            provenance={"store": redact_store(url)},
+            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True),
+        )
+    finally:
+        store.close()
+    scheduled, shown = done.scheduled, redact(dest)
+    was = "none published" if scheduled.old is None else f"{scheduled.old:.3f}"
+    if done.manifest is None:
+        click.echo(
+            clean(
+                f"ci-risk: kept the model published at {shown}: on the newest builds of the sample its PR-AUC {was} "
+                f"beats the new one's {scheduled.new:.3f} ({scheduled.rows:,} builds of {len(repos)} repositories)"
+            )
+        )
+        return
+    signed = f"signed by key {done.manifest['signature']['key_id']}" if "signature" in done.manifest else "unsigned"
+    click.echo(
+        clean(
+            f"ci-risk: published {done.manifest['artifact']['sha256'][:12]} to {shown} ({signed}): trained on "
+            f"{scheduled.rows:,} builds of {len(repos)} repositories, validation PR-AUC {scheduled.new:.3f} "
+            f"(published model: {was})"
+        )
     )
 
 

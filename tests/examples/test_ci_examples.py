@@ -24,6 +24,7 @@ from typing import Any, Iterator, Mapping
 import pytest
 import yaml
 
+from testing.modelkit import grow_history
 from testing.postgres import fresh_schema
 from testing.published import artifact_variant, aws_env
 from testing.repos import REPO_ROOT, Repo, lines, make_repo, shallow_clone
@@ -405,3 +406,75 @@ def test_jenkins_pipeline_gates_then_runs_and_records_the_tests(
     tests = bash(steps[1], checkout, env)
     assert tests.returncode != 0  # `ci-risk run` exits with the tests' code
     assert [row[:5] for row in builds(team_store)] == [(tip, "fail", "main", "42/app", 1)]
+
+
+# -- the scheduled retrain (GitHub schedule and GitLab schedule) ----------------------------------------
+
+
+def test_scheduled_retrain_examples_publish_a_signed_model_the_gates_can_pull(
+    tmp_path: Path,
+    team_store: str,
+    signing: tuple[Path, str],
+    s3_bucket: str,
+    moto_endpoint: str,
+) -> None:
+    hashing = {"CI_RISK_HASH_AUTHORS": "true", "CI_RISK_HASH_AUTHORS_KEY": HASH_KEY}
+    for name, seed in (("alpha", 3), ("beta", 9)):  # two of the team's repositories, their CI outcomes recorded
+        project = make_repo(tmp_path / name)
+        project.commit({"NAME": f"{name}\n"}, "root")
+        labels = grow_history(project, commits=40, seed=seed)
+        csv = tmp_path / f"{name}.csv"
+        rows = [
+            f"{sha},{'failed' if label else 'passed'},main,{1_600_000_000 + i * 3600},600"
+            for i, (sha, label) in enumerate(labels.items())
+        ]
+        csv.write_text("commit,status,branch,started_at,duration_s\n" + "\n".join(rows) + "\n")
+        imported = bash(
+            f"ci-risk import {csv} --format csv", project.path, ci_env({"CI_RISK_DB": team_store, **hashing})
+        )
+        assert imported.returncode == 0, imported.stderr
+    source = f"s3://{s3_bucket}/ci-risk"
+    values = {
+        "secrets.CI_RISK_DB": team_store,
+        "secrets.CI_RISK_HASH_AUTHORS_KEY": HASH_KEY,
+        "vars.CI_RISK_MODEL_SOURCE": source,
+        "secrets.CI_RISK_SIGNING_KEY": signing[0].read_text(),
+    }
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    env = ci_env(
+        {
+            **aws_env(moto_endpoint),
+            **github_job_env("github-retrain.yml", "retrain", values),
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": "schedule",
+            "RUNNER_TEMP": str(runner_temp),
+        }
+    )
+    results = run_github_job(github_steps("github-retrain.yml", "retrain"), tmp_path, env, values)
+    published = results["Retrain and publish"]
+    assert published.returncode == 0, published.stderr
+    assert "trained on 80 builds of 2 repositories" in published.stdout and "signed by key" in published.stdout
+
+    pulled = bash(f"ci-risk model pull {source}", tmp_path, {**env, "CI_RISK_TRUSTED_KEYS": signing[1]})
+    assert pulled.returncode == 0, pulled.stderr
+
+    # GitLab's scheduled job: the signing key is a file variable (a path); it compares with what is published.
+    key_file = tmp_path / "gitlab-file-variable"
+    key_file.write_text(signing[0].read_text())
+    gitlab_env = ci_env(
+        {
+            **aws_env(moto_endpoint),
+            "CI_RISK_DB": team_store,
+            "CI_RISK_HASH_AUTHORS": "true",
+            "CI_RISK_HASH_AUTHORS_KEY": HASH_KEY,
+            "CI_RISK_MODEL_SOURCE": source,
+            "CI_RISK_TRUSTED_KEYS": signing[1],
+            "CI_RISK_SIGNING_KEY": str(key_file),
+            "GITLAB_CI": "true",
+            "CI_PIPELINE_SOURCE": "schedule",
+        }
+    )
+    again = gitlab_script(gitlab_job("ci-risk-retrain")["script"], tmp_path, gitlab_env)
+    assert again.returncode == 0, again.stderr
+    assert "published model: 0." in again.stdout or "kept the model published" in again.stdout
