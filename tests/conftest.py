@@ -19,6 +19,7 @@ from testing.repos import Repo, lines, make_repo
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    before = dict(os.environ)  # restored after the test: an in-process command may set a variable (--hash-authors)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("CI_RISK_HOME", str(home / "ci-risk"))
@@ -40,6 +41,8 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         '[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n[protocol "file"]\n\tallow = always\n'
     )
     yield
+    os.environ.clear()
+    os.environ.update(before)
 
 
 @pytest.fixture
