@@ -17,9 +17,23 @@ import pytest
 from testing.repos import Repo, lines, make_repo
 
 
+@pytest.fixture
+def restored_environ() -> Iterator[None]:
+    """The environment as it was, after the test and after monkeypatch's own undo (set up first, torn down last).
+
+    An in-process command may set a variable (`--hash-authors` does, for the stores it opens); monkeypatch
+    would even put it back if a test deleted it. Module fixtures of the next file must not see it.
+    """
+    before = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(before)
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    before = dict(os.environ)  # restored after the test: an in-process command may set a variable (--hash-authors)
+def isolated_env(
+    restored_environ: None, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("CI_RISK_HOME", str(home / "ci-risk"))
@@ -41,8 +55,6 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         '[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n[protocol "file"]\n\tallow = always\n'
     )
     yield
-    os.environ.clear()
-    os.environ.update(before)
 
 
 @pytest.fixture
