@@ -98,10 +98,7 @@ def answer(report: Mapping[str, Any], failures: int | None = None) -> str:
     baseline = _figure(report, "parrot", "deferrable_at_90")
     predicted = report.get("predicted")
     if share is None or caught is None:
-        return (
-            "On this history, the share of builds ci-risk would have let you defer is not known: the backtest "
-            "has no failure to catch among the builds it predicted; record more outcomes and run it again."
-        )
+        return "On this history, the backtest did not measure how many builds ci-risk would have let you defer."
     sentence = (
         f"On this history, ci-risk would have let you defer {_pct(share)} of builds "
         f"while catching {_pct(caught)} of failures; repeating the previous build's outcome: "

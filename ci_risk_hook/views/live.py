@@ -28,6 +28,7 @@ BYPASS = (
     "CI builds whose commits went through no hook prediction (the hook is not installed on that machine, "
     "or the push skipped hooks), per author:"
 )
+CALIBRATION = "Calibration: a well-calibrated model's predicted failure rate matches the observed one in every row"
 SHOWN_DEFERRED = 20  # deferred failures listed; the rest are counted
 
 
@@ -112,8 +113,7 @@ def _calibration(windows: Sequence[Mapping[str, Any]]) -> str:
         for b in buckets
     )
     return (
-        f"<p>Calibration over the {_e(widest.get('name', '?'))}: a well-calibrated model's predicted failure rate "
-        "matches the observed one in every row.</p>"
+        f"<p>{_e(CALIBRATION)} ({_e(widest.get('name', '?'))}).</p>"
         '<table id="live-calibration"><tr><th></th><th>builds</th><th>predicted failure rate</th>'
         f"<th>observed failure rate</th></tr>{rows}</table>"
     )
