@@ -2,7 +2,7 @@
 
 The monitor (`ci_risk_hook.outcomes.monitor.live_summary`) joins recorded
 predictions with the outcomes that arrived later; this module only renders
-its dictionary (see README, "Live figures"), so the report shows live
+its dictionary (the shape `live_summary` documents), so the report shows live
 figures beside the backtest when the monitor is there and says plainly why
 not when it is absent. Commits, branches, authors and drift messages come
 from the store: every one is escaped. Standard library only.

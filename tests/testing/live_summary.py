@@ -1,4 +1,4 @@
-"""A live-figures summary built by hand, shaped as the monitor's `live_summary()` returns it (README, "Live figures").
+"""A live-figures summary built by hand, shaped as the monitor's `live_summary()` returns it.
 
 Hostile text wherever the store speaks (commits, branches, authors, drift
 messages): the report and the dashboard must show it as text.
@@ -10,7 +10,7 @@ HOSTILE = "<script>window.__pwned=1</script>"
 
 
 def live_summary_by_hand() -> dict[str, object]:
-    """A summary as the monitor returns it (README, "Live figures"), with hostile text wherever the store speaks."""
+    """A summary as the monitor returns it, with hostile text wherever the store speaks."""
     window = {
         "builds": 40,
         "failures": 8,
