@@ -14,6 +14,7 @@ import html
 import time
 from typing import Any, Mapping, Sequence
 
+from ci_risk_hook.errors import CiRiskError
 from ci_risk_hook.model import metrics
 
 ABSENT = "no live figures yet: predictions are recorded once a store is configured"
@@ -33,12 +34,19 @@ SHOWN_DEFERRED = 20  # deferred failures listed; the rest are counted
 
 
 def load(store: Any, repo_id: int) -> dict[str, Any] | None:
-    """The monitor's summary for this repository, or None when this installation has no monitor yet."""
+    """The monitor's summary for this repository, or None when this installation has no monitor yet.
+
+    A store the monitor cannot read (an older schema, a lost connection) costs
+    the live section, not the report: the section then says why, in one line.
+    """
     try:
         from ci_risk_hook.outcomes.monitor import live_summary  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
-    summary: dict[str, Any] = live_summary(store, repo_id)
+    try:
+        summary: dict[str, Any] = live_summary(store, repo_id)
+    except CiRiskError as exc:
+        return {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
     return summary
 
 
@@ -135,6 +143,8 @@ def live_html(summary: Mapping[str, Any] | None) -> str:
     """The live section's body: figures per window beside the previous-build rule, or why there are none."""
     if summary is None:
         return f'<p class="note" id="live-none">{_e(ABSENT)}</p>'
+    if summary.get("error"):
+        return f'<p class="drift" id="live-none">live figures unavailable: {_e(summary["error"])}</p>'
     predictions = summary.get("predictions") or 0
     if not predictions:
         return f'<p class="note" id="live-none">{_e(NO_PREDICTIONS)}</p>'

@@ -22,7 +22,7 @@ from ci_risk_hook.features.extract import BY_NAME, FEATURE_NAMES
 from ci_risk_hook.model import metrics
 from ci_risk_hook.views import demo, live
 from ci_risk_hook.views.report import CAPTIONS, CHARTS
-from testing.live_summary import live_summary_by_hand
+from testing.live_summary import HOSTILE, live_summary_by_hand
 from testing.wording import raw_metric_ids
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
@@ -281,3 +281,5 @@ def test_live_figures_render_from_the_summary_and_escape_what_the_store_says() -
 def test_live_figures_say_why_there_are_none() -> None:
     assert live.ABSENT in live.live_html(None)
     assert "no prediction recorded for this repository" in live.live_html({"predictions": 0, "windows": []})
+    unreadable = live.live_html({"error": "history store " + HOSTILE + " is too old"})
+    assert "live figures unavailable: history store &lt;script&gt;" in unreadable and "<script" not in unreadable
