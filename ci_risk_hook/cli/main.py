@@ -1041,6 +1041,7 @@ def model_show(fmt: str) -> None:
     shown = sorted(m.thresholds.items(), key=lambda kv: (kv[0] not in ("warn", "block"), kv[0] != "warn", kv[0]))
     click.echo(clean("thresholds: " + ", ".join(f"{metrics.threshold_label(k)} {v:.3f}" for k, v in shown)))
     if prov.get("backtest"):
+        click.echo(metrics.answer(prov["backtest"]))
         click.echo(metrics.text_table(prov["backtest"]))
     elif prov.get("evaluation"):
         click.echo(_evaluation_text(prov["evaluation"]))

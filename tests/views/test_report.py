@@ -203,6 +203,7 @@ def test_the_report_opens_with_the_backtest_answer_and_names_everything_for_peop
     assert answer.split(";")[0] in backtest_text and raw_metric_ids(backtest_text) == [], backtest_text
     shown = subprocess.run([CI_RISK, "model", "show"], cwd=demo_repo, capture_output=True, text=True)
     assert shown.returncode == 0 and "ROC-AUC (ranking quality)" in shown.stdout, shown.stderr
+    assert "On this history, ci-risk would have let you defer" in shown.stdout  # the trained model's own backtest
     assert raw_metric_ids(shown.stdout) == [], shown.stdout
 
 
