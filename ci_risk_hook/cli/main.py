@@ -778,6 +778,7 @@ def backtest(
         f"ci-risk: {result.predicted:,} of {result.builds:,} builds predicted, {result.retrains} retrains "
         f"(every {retrain_every}; chosen: {chosen}), {result.seconds:.1f} s"
     )
+    click.echo(metrics.answer(report, failures=sum(p.label for p in result.predictions)))
     click.echo(metrics.text_table(report))
 
 
@@ -1037,8 +1038,10 @@ def model_show(fmt: str) -> None:
         click.echo(clean(", ".join(parts)))
         if prov.get("data"):
             click.echo(clean(f"data: {prov['data']}"))
-    click.echo(clean("thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(m.thresholds.items()))))
+    shown = sorted(m.thresholds.items(), key=lambda kv: (kv[0] not in ("warn", "block"), kv[0] != "warn", kv[0]))
+    click.echo(clean("thresholds: " + ", ".join(f"{metrics.threshold_label(k)} {v:.3f}" for k, v in shown)))
     if prov.get("backtest"):
+        click.echo(metrics.answer(prov["backtest"]))
         click.echo(metrics.text_table(prov["backtest"]))
     elif prov.get("evaluation"):
         click.echo(_evaluation_text(prov["evaluation"]))
@@ -1144,7 +1147,7 @@ def _evaluation_text(evaluation: dict[str, Any]) -> str:
             m = evaluation.get("median", {}).get(regime, {}).get(who)
             if m and (who == "model" or regime == "with_history"):
                 cells = ", ".join(
-                    f"{key} {m[key]:.3f}"
+                    f"{metrics.label(key)} {m[key]:.3f}"
                     for key in (
                         "f1",
                         "roc_auc",

@@ -281,6 +281,7 @@ def metrics_panel(provenance: Mapping[str, Any]) -> dict[str, Any]:
         )
         return {
             "title": "How the model backtested on this repository",
+            "answer": metrics.answer(backtest),
             "detail": detail,
             "columns": columns,
             "rows": rows,

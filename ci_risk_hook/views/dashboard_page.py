@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+
+from ci_risk_hook.model import metrics
+from ci_risk_hook.views import live
 
 DATA_PLACEHOLDER = "__PAGE_DATA__"
 
@@ -28,11 +32,16 @@ li.raises .direction{color:#b00}li.lowers .direction{color:#070}
 .contribution{color:#666;font-size:.85em;margin-left:.3em}
 .note,.error{color:#555;font-size:.9em;overflow-wrap:anywhere}.error{color:#b00}
 #timeline{width:100%;height:60px}
+section.wide{grid-column:1/-1}
+.answer{font-size:1.05em;border-left:4px solid #4477aa;padding:.3em .6em;background:#f3f6fa}
+.drift{color:#b00}tr.group th{font-weight:bold;background:#f6f6f6}
+#metrics td,#live-windows td{white-space:nowrap;overflow-wrap:normal}caption{text-align:left;font-size:.9em}
 """
 
-SCRIPT = """
+_SCRIPT = """
 'use strict';
 const PAGE = JSON.parse(document.getElementById('page-data').textContent);
+const WORDS = __LIVE_WORDS__;
 const $ = id => document.getElementById(id);
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -133,11 +142,73 @@ async function metrics() {
   const m = await api('/api/metrics');
   $('metrics-title').textContent = m.title;
   $('metrics-detail').textContent = m.detail;
+  $('metrics-answer').textContent = m.answer || '';
   const head = el('tr'); head.appendChild(el('th'));
   m.columns.forEach(c => head.appendChild(el('th', c)));
   const rows = m.rows.map(row => { const tr = el('tr'); tr.appendChild(el('th', row.label));
     row.values.forEach(v => tr.appendChild(el('td', typeof v === 'number' ? v.toFixed(3) : '-'))); return tr; });
   $('metrics').replaceChildren(...(m.rows.length ? [head, ...rows] : []));
+}
+function liveTable(windows) {
+  const num = v => typeof v === 'number' ? v.toFixed(3) : '-';
+  const row = (title, cells, className) => { const tr = el('tr', null, className); tr.appendChild(el('th', title));
+    cells.forEach(c => tr.appendChild(el('td', c))); return tr; };
+  const head = el('tr'); head.appendChild(el('th'));
+  windows.forEach(w => head.appendChild(el('th', w.name)));
+  const rows = [head, row('builds with an outcome', windows.map(w => w.builds)),
+                row('failures', windows.map(w => w.failures))];
+  [['model', 'ci-risk'], ['baseline', WORDS.baseline]].forEach(([who, title]) => {
+    const group = el('tr', null, 'group'); const th = el('th', title); th.colSpan = windows.length + 1;
+    group.appendChild(th); rows.push(group);
+    ['precision', 'recall', 'f1'].forEach(k => rows.push(row(WORDS[k], windows.map(w => num((w[who] || {})[k])))));
+  });
+  rows.push(row(WORDS.deferred_share, windows.map(w => num(w.deferred_share))));
+  [['warned', 'pushed despite a warning'], ['blocked', 'pushed despite a block']].forEach(([k, title]) =>
+    rows.push(row(title, windows.map(w => { const o = w.overrides || {};
+      return (o[k] || 0) + ' (' + (o[k + '_failed'] || 0) + ' failed)'; }))));
+  $('live-windows').replaceChildren(...rows);
+}
+function showLive(s) {
+  if (!s.predictions) { $('live-detail').textContent = WORDS.no_predictions; return; }
+  $('live-detail').textContent = s.predictions + ' predictions recorded; ' + s.joined +
+    ' of their builds have an outcome, measured beside ' + WORDS.baseline + ' on the same builds.';
+  const drift = (s.drift || []).map(d => el('li', d.message || d.kind, 'drift'));
+  if (s.retrain_would_help) {
+    drift.push(el('li', 'Retraining on the recent builds would help: ci-risk retrain', 'drift'));
+  }
+  $('live-drift').replaceChildren(...drift);
+  const windows = s.windows || [];
+  if (windows.length) liveTable(windows);
+  const seen = new Map();
+  windows.forEach(w => (w.deferred_failures || []).forEach(d => { if (!seen.has(d.commit)) seen.set(d.commit, d); }));
+  const deferred = [...seen.values()].sort((a, b) => (b.finished_at || 0) - (a.finished_at || 0));
+  $('live-deferred-title').textContent = deferred.length ? WORDS.deferred : WORDS.no_deferred;
+  $('live-deferred').replaceChildren(...deferred.slice(0, 20).map(d => {
+    const li = el('li'); li.append(el('code', String(d.commit).slice(0, 12)));
+    if (d.branch) li.append(' on ', el('code', d.branch));
+    li.append(': risk ' + (typeof d.score === 'number' ? d.score.toFixed(3) : '-') + ', failed ' +
+              new Date(d.finished_at * 1000).toISOString().slice(0, 16).replace('T', ' ') + ' UTC');
+    return li; }));
+  const line = (tag, cells) => { const tr = el('tr'); cells.forEach(t => tr.appendChild(el(tag, t))); return tr; };
+  const num = v => typeof v === 'number' ? v.toFixed(3) : '-';
+  const widest = windows.reduce((a, w) => (w.builds || 0) > ((a && a.builds) || 0) ? w : a, windows[0]);
+  const buckets = (widest && widest.calibration) || [];
+  $('live-calibration').replaceChildren(...(buckets.length ? [
+    el('caption', WORDS.calibration + ' (' + widest.name + ')'),
+    line('th', ['predicted risk', 'builds', 'predicted failure rate', 'observed failure rate']),
+    ...buckets.map(b => line('td', [num(b.low) + '-' + num(b.high), b.builds, num(b.predicted), num(b.observed)]))]
+    : []));
+  const bypass = s.bypass || [];
+  $('live-bypass').replaceChildren(...(bypass.length ? [el('caption', WORDS.bypass),
+    line('th', ['author', 'builds', 'without a prediction']),
+    ...bypass.map(b => line('td', [b.author, b.builds, b.without_prediction]))] : []));
+}
+async function live() {
+  const response = await fetch('/api/live');
+  if (response.status === 404) { $('live-detail').textContent = WORDS.none; return; }
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || ('HTTP ' + response.status));
+  showLive(body);
 }
 $('model').textContent = PAGE.model;
 $('branch').addEventListener('change', history);
@@ -149,10 +220,24 @@ $('author').addEventListener('change', history);
       .catch(error => showError('whatif-reasons', error)),
     history().catch(error => $('history').replaceChildren(el('tr', String(error.message || error), 'error'))),
     metrics().catch(error => { $('metrics-detail').textContent = String(error.message || error); }),
+    live().catch(error => { $('live-detail').textContent = String(error.message || error); }),
   ]);
   document.body.dataset.ready = '1';
 })();
 """
+
+# The live panel's words, from the tables the report uses too (constants: the script's hash stays fixed).
+LIVE_WORDS = {
+    **{key: metrics.label(key) for key in ("precision", "recall", "f1", "deferred_share")},
+    "baseline": live.BASELINE,
+    "none": live.ABSENT,
+    "no_predictions": live.NO_PREDICTIONS,
+    "deferred": live.DEFERRED,
+    "no_deferred": live.NO_DEFERRED,
+    "bypass": live.BYPASS,
+    "calibration": live.CALIBRATION,
+}
+SCRIPT = _SCRIPT.replace("__LIVE_WORDS__", json.dumps(LIVE_WORDS).replace("<", "\\u003c"))
 
 BODY = """<header><b>ci-risk</b> &mdash; model: <span id="model"></span></header>
 <main>
@@ -160,14 +245,17 @@ BODY = """<header><b>ci-risk</b> &mdash; model: <span id="model"></span></header
 <ol class="reasons" id="pending-reasons"></ol></section>
 <section><h2>What if&hellip;</h2><form id="whatif"></form><div class="score" id="whatif-score">&hellip;</div>
 <ol class="reasons" id="whatif-reasons"></ol></section>
-<section><h2>History</h2>
+<section><h2 id="metrics-title">How the model was evaluated</h2><p class="answer" id="metrics-answer"></p>
+<p class="note" id="metrics-detail"></p><table id="metrics"></table></section>
+<section id="live"><h2>Is it helping? (live)</h2><p class="note" id="live-detail">&hellip;</p>
+<ul id="live-drift"></ul><table id="live-windows"></table><p id="live-deferred-title"></p><ul id="live-deferred"></ul>
+<table id="live-calibration"></table><table id="live-bypass"></table></section>
+<section class="wide"><h2>History</h2>
 <label>branch <select id="branch"><option value="">all</option></select></label>
 <label>author <select id="author"><option value="">all</option></select></label>
 <svg id="timeline" viewBox="0 0 1000 60" preserveAspectRatio="none"></svg>
 <table><thead><tr><th>when</th><th>commit</th><th>branch</th><th>author</th><th>CI</th></tr></thead>
 <tbody id="history"></tbody></table></section>
-<section><h2 id="metrics-title">How the model was evaluated</h2><p class="note" id="metrics-detail"></p>
-<table id="metrics"></table></section>
 </main>"""
 
 PAGE = (

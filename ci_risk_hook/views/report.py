@@ -11,20 +11,60 @@ from __future__ import annotations
 import base64
 import html
 import os
+import textwrap
 from collections import defaultdict
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from ci_risk_hook.features import categories
-from ci_risk_hook.features.extract import FEATURE_NAMES
+from ci_risk_hook.features.extract import BY_NAME, FEATURE_NAMES
 from ci_risk_hook.features.reasons import describe
 from ci_risk_hook.model import metrics
 from ci_risk_hook.model.backtest import BacktestResult
 from ci_risk_hook.model.dataset import Table
 from ci_risk_hook.model.scoring import PortableModel
+from ci_risk_hook.views import live as live_view
 
 CHARTS = ("feature_importance", "confusion_matrix", "roc_pr", "calibration", "failure_rate_over_time", "risky_paths")
+# Each chart's title and how to read it: the report's captions.
+CAPTIONS = {
+    "feature_importance": (
+        "What the model leans on",
+        "Each bar is one fact about a push, and its length the average amount that fact moved the score over the "
+        "latest builds (up or down). A long bar means the score follows that fact closely; it does not say the "
+        "fact causes failures.",
+    ),
+    "confusion_matrix": (
+        "What the backtest would have said, against what CI said",
+        "Rows are what CI said (passed, failed), columns what ci-risk would have said at the warn threshold (left) "
+        "and the block threshold (right). The bottom-left cell counts failures it would have let through, the "
+        "top-right passing builds it would have flagged for nothing.",
+    ),
+    "roc_pr": (
+        "How well the score ranks failing builds first",
+        "Left: the further the curve bends towards the top-left corner, the better the score puts failing builds "
+        "above passing ones; the dotted diagonal is guessing. Right: for each share of failures caught (across), "
+        "the share of flagged builds that really failed (up). The dot is repeating the previous build's outcome, "
+        "which has a single setting.",
+    ),
+    "calibration": (
+        "Does a predicted 30 % risk mean 3 failures in 10?",
+        "Builds are grouped by predicted risk; each point is a group's average prediction (across) and how often "
+        "its builds really failed (up). Points on the dotted diagonal are well calibrated; above it the model "
+        "under-states the risk, below it over-states it.",
+    ),
+    "failure_rate_over_time": (
+        "Failures over time beside the predicted risk",
+        "The failure rate of the last 20 builds and the model's average predicted risk for the same builds. Lines "
+        "that move together mean the model follows the project's health; a growing gap says it is time to retrain.",
+    ),
+    "risky_paths": (
+        "Where failures gathered",
+        "Left: the paths whose builds failed most often (paths in at least 3 builds). Right: how often builds "
+        "touching each kind of file failed. A long bar says where failures happened, not what caused them.",
+    ),
+}
 SIZE = (8.0, 5.0)  # inches; 100 dpi -> 800 x 500 pixels
 DPI = 100
 
@@ -50,6 +90,23 @@ def _save(fig: Any, out: str, name: str) -> str:
     return path
 
 
+def feature_words(name: str, width: int = 50) -> str:
+    """A feature as a chart axis names it: the schema's description, the words the reasons fall back on."""
+    return textwrap.fill(BY_NAME[name].doc, width) if name in BY_NAME else name
+
+
+def draw_feature_importance(model: PortableModel, table: Table) -> Any:
+    plt = _pyplot()
+    top = importance(model, table)[:12]
+    fig, ax = plt.subplots(figsize=SIZE)
+    ax.barh([feature_words(name) for name, _ in reversed(top)], [v for _, v in reversed(top)], color="#4477aa")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title("How much each fact moves the score")
+    ax.set_xlabel("average size of its contribution" + (" (probability)" if model.kind == "forest" else " (log-odds)"))
+    fig.tight_layout()
+    return fig
+
+
 def importance(model: PortableModel, table: Table) -> list[tuple[str, float]]:
     """Mean absolute contribution of each feature over the recorded builds: what the model leans on."""
     totals: dict[str, float] = defaultdict(float)
@@ -72,6 +129,7 @@ def build(
     html_page: bool = False,
     card: str = "",
     scored: Sequence[dict[str, Any]] = (),
+    live: Mapping[str, Any] | None = None,
 ) -> Report:
     plt = _pyplot()
     os.makedirs(out, exist_ok=True)
@@ -81,13 +139,7 @@ def build(
     parrot = np.array([p.baseline_score for p in result.predictions])
     started = np.array([p.started_at for p in result.predictions])
 
-    top = importance(model, table)[:15]
-    fig, ax = plt.subplots(figsize=SIZE)
-    ax.barh([name for name, _ in reversed(top)], [v for _, v in reversed(top)], color="#4477aa")
-    ax.set_title("What the model leans on: mean |contribution| per feature")
-    ax.set_xlabel("mean absolute contribution" + (" (probability)" if model.kind == "forest" else " (log-odds)"))
-    fig.tight_layout()
-    charts["feature_importance"] = _save(fig, out, "feature_importance")
+    charts["feature_importance"] = _save(draw_feature_importance(model, table), out, "feature_importance")
 
     fig, axes = plt.subplots(1, 2, figsize=SIZE)
     for ax, (label, key) in zip(axes, (("warn", "warn"), ("block", "block"))):
@@ -121,11 +173,13 @@ def build(
         p_tpr = (p_flag & (y == 1)).sum() / max((y == 1).sum(), 1)
         p_fpr = (p_flag & (y == 0)).sum() / max((y == 0).sum(), 1)
         p_prec = (p_flag & (y == 1)).sum() / max(p_flag.sum(), 1)
-        roc_ax.plot([p_fpr], [p_tpr], "o", color="#cc6677", label="Parrot")
-        pr_ax.plot([p_tpr], [p_prec], "o", color="#cc6677", label="Parrot")
+        roc_ax.plot([p_fpr], [p_tpr], "o", color="#cc6677", label="previous build's outcome")
+        pr_ax.plot([p_tpr], [p_prec], "o", color="#cc6677", label="previous build's outcome")
     roc_ax.plot([0, 1], [0, 1], ":", color="grey")
-    roc_ax.set(title="ROC", xlabel="false positive rate", ylabel="true positive rate")
-    pr_ax.set(title="Precision-recall (failing class)", xlabel="recall", ylabel="precision")
+    roc_ax.set(
+        title="Ranking (ROC)", xlabel="passing builds flagged (false positive rate)", ylabel="failures caught (recall)"
+    )
+    pr_ax.set(title="Precision against recall", xlabel="failures caught (recall)", ylabel="flagged builds that failed")
     roc_ax.legend(loc="lower right")
     pr_ax.legend(loc="upper right")
     fig.tight_layout()
@@ -189,12 +243,51 @@ def build(
     if html_page:
         page = os.path.join(out, "report.html")
         with open(page, "w", encoding="utf-8") as fh:
-            fh.write(_html(charts, result, model, table, card, scored))
+            fh.write(_html(charts, result, model, table, card, scored, live))
     return Report(charts, page)
 
 
 def _short(path: str, width: int = 32) -> str:
     return path if len(path) <= width else "..." + path[-(width - 3) :]
+
+
+def metrics_table(report: Mapping[str, Any]) -> str:
+    """The backtest's figures under their names for people, one column per predictor compared."""
+    head = "<tr><th></th>" + "".join(f"<th>{html.escape(title)}</th>" for _, title in metrics.COLUMNS) + "</tr>"
+    rows = "".join(
+        f"<tr><th>{html.escape(m.label)}</th>"
+        + "".join(
+            f"<td>{'-' if report.get(w, {}).get(m.key) is None else format(report[w][m.key], '.3f')}</td>"
+            for w, _ in metrics.COLUMNS
+        )
+        + "</tr>"
+        for m in (*metrics.METRICS, metrics.RECALL_REACHED)
+    )
+    return f'<table id="metrics">{head}{rows}</table>'
+
+
+def model_summary(model: PortableModel, where: str) -> str:
+    """Which model, from where, with which thresholds, trained on what: `model show`'s facts, as lines."""
+    prov = model.provenance
+    lines = [f"{where}, {model.kind}, sha256 {model.sha256[:12]}"]
+    shown = sorted(model.thresholds.items(), key=lambda kv: (kv[0] not in ("warn", "block"), kv[0] != "warn", kv[0]))
+    lines.append("thresholds: " + ", ".join(f"{metrics.threshold_label(k)} {v:.3f}" for k, v in shown))
+    if isinstance(prov.get("rows"), int):
+        lines.append(
+            f"trained {prov.get('trained_at', '?')} on {prov['rows']:,} builds ({prov.get('failures', 0):,} failed)"
+        )
+    return "\n".join(lines)
+
+
+def _figure(name: str, path: str) -> str:
+    with open(path, "rb") as fh:
+        data = base64.b64encode(fh.read()).decode("ascii")
+    title, how = CAPTIONS[name]
+    return (
+        f'<figure id="chart-{name}"><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption><b>{html.escape(title if title.endswith('?') else title + '.')}</b> {html.escape(how)}"
+        "</figcaption></figure>"
+    )
 
 
 def _html(
@@ -204,25 +297,12 @@ def _html(
     table: Table,
     card: str,
     scored: Sequence[dict[str, Any]] = (),
+    live: Mapping[str, Any] | None = None,
 ) -> str:
     from ci_risk_hook.features.extract import Facts, FeatureResult
 
-    images = []
-    for name in CHARTS:
-        with open(charts[name], "rb") as fh:
-            data = base64.b64encode(fh.read()).decode("ascii")
-        images.append(
-            f'<figure><img alt="{name}" src="data:image/png;base64,{data}"><figcaption>{name}</figcaption></figure>'
-        )
     report = result.as_dict()
-    rows = "".join(
-        f"<tr><th>{m}</th>"
-        + "".join(
-            f"<td>{'-' if report[w].get(m) is None else format(report[w][m], '.3f')}</td>" for w, _ in metrics.COLUMNS
-        )
-        + "</tr>"
-        for m in metrics.KEYS
-    )
+    failures = sum(p.label for p in result.predictions)
     reasons_html = []
     for k in range(max(0, len(table) - 5), len(table)):
         values = {name: (None if np.isnan(v) else float(v)) for name, v in zip(FEATURE_NAMES, table.X[k])}
@@ -232,7 +312,7 @@ def _html(
         items = "".join(f"<li>{html.escape(describe(n, values.get(n), result_stub))} ({c:+.2f})</li>" for n, c in top)
         outcome = "failed" if table.y[k] else "passed"
         reasons_html.append(
-            f"<li><code>{table.commits[k][:10]}</code>: risk {explanation.probability:.2f}, CI {outcome}"
+            f"<li><code>{html.escape(table.commits[k][:10])}</code>: risk {explanation.probability:.2f}, CI {outcome}"
             f"<ul>{items}</ul></li>"
         )
     pushes = (
@@ -247,17 +327,27 @@ def _html(
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ci-risk report</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
+<style>body{{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222}}
+.answer{{font-size:1.25em;line-height:1.4;border-left:4px solid #4477aa;padding:.4em .8em;background:#f3f6fa}}
+.side{{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1.5em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}
-figure{{margin:1em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
+th{{text-align:left;font-weight:normal}}tr.group th{{font-weight:bold;background:#f6f6f6}}
+.note{{color:#555}}.drift{{color:#b00}}figcaption{{color:#444;max-width:50em}}
+figure{{margin:1.5em 0}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em;overflow:auto;white-space:pre-wrap}}
+code{{overflow-wrap:anywhere}}</style></head>
 <body><h1>ci-risk report</h1>
-<h2>Backtest</h2>
-<p>{result.predicted} of {result.builds} builds predicted, each by a model trained only on builds that had finished
-before it started; {result.retrains} retrains.</p>
-<table id="metrics"><tr><th></th><th>ci-risk</th><th>Parrot</th><th>Parrot (push order)</th><th>demo features</th></tr>
-{rows}</table>
+<p class="answer" id="answer">{html.escape(metrics.answer(report, failures=failures))}</p>
+<div class="side">
+<section id="backtest"><h2>Would it have helped? (backtest)</h2>
+<p>{result.predicted} of {result.builds} builds predicted ({failures} of them failed), each by a model trained only
+on builds that had finished before it started; {result.retrains} retrains.</p>
+{metrics_table(report)}
+<p class="note">{html.escape(metrics.PARROT_NOTE)}</p></section>
+<section id="live"><h2>Is it helping? (live)</h2>
+{live_view.live_html(live)}</section>
+</div>
 <h2>Charts</h2>
-{"".join(images)}
+{"".join(_figure(name, charts[name]) for name in CHARTS)}
 <h2>Reasons for the last scored pushes</h2>
 <ul id="scored">{pushes}</ul>
 <h2>Reasons for the latest builds</h2>
@@ -280,8 +370,6 @@ def build_for_repo(
     progress: Any = None,
 ) -> Report:
     """`ci-risk report`: backtest this repository's recorded history, chart it with the model in use."""
-    import json
-
     from ci_risk_hook.gate.evaluate import scored_pushes
     from ci_risk_hook.model.dataset import ci_table
     from ci_risk_hook.model.workflow import run_backtest
@@ -290,16 +378,17 @@ def build_for_repo(
         table = ci_table(store, repo_id)
         features = store.build_features(repo_id)
         commits = {b.id: b.commit for b in store.builds(repo_id)}
+        live = live_view.load(store, repo_id) if html_page else None
     finally:
         store.close()
     files = {commits[i]: f for i, (_, f, _) in features.items() if i in commits}
     result = run_backtest(table, retrain_every=retrain_every, progress=progress)
-    card = f"{choice.path} ({choice.source}), {choice.model.kind}\n" + json.dumps(
-        {"thresholds": choice.model.thresholds, "provenance": choice.model.provenance}, indent=2
-    )
+    card = model_summary(choice.model, f"{choice.path} ({choice.source})")
     if choice.source == "bundled":
         card_path = os.path.join(os.path.dirname(choice.path), "MODEL_CARD.md")
         if os.path.exists(card_path):
             with open(card_path, encoding="utf-8") as fh:
                 card = fh.read() + "\n" + card
-    return build(out, choice.model, table, result, files, html_page=html_page, card=card, scored=scored_pushes(info))
+    return build(
+        out, choice.model, table, result, files, html_page=html_page, card=card, scored=scored_pushes(info), live=live
+    )

@@ -15,6 +15,7 @@ from ci_risk_hook.gate import output
 from testing.modelkit import NEWCOMERS, grow_history, train_model
 from testing.repos import REPO_ROOT, Repo, lines
 from testing.repos import run_cli as run
+from testing.wording import raw_metric_ids
 
 
 @pytest.fixture
@@ -381,6 +382,7 @@ def test_model_show_prints_the_bundled_evaluation_as_text(in_repo: Repo, capsys:
     code, out, _ = run(["model", "show"], capsys)
     assert code == 0 and "(bundled)" in out
     assert "{" not in out and "evaluated on 10 projects it never saw" in out
-    assert "thresholds: block" in out and "recall90" in out and "roc_auc 0.760" in out
+    assert "thresholds: warn at" in out and "90 % recall cut" in out and "ROC-AUC (ranking quality) 0.760" in out
+    assert not raw_metric_ids(out), out  # metrics under their names for people; the JSON keeps the keys
     code, out, _ = run(["model", "show", "--format", "json"], capsys)
     assert json.loads(out)["provenance"]["evaluation"]["projects"]

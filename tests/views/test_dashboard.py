@@ -27,8 +27,10 @@ import pytest
 from ci_risk_hook.features.extract import FEATURE_NAMES, Facts, FeatureResult
 from ci_risk_hook.features.reasons import describe
 from ci_risk_hook.gate.evaluate import bundled_model_path
+from ci_risk_hook.model import metrics
 from ci_risk_hook.model.scoring import PortableModel
-from ci_risk_hook.views import dashboard, dashboard_page, demo
+from ci_risk_hook.views import dashboard, dashboard_page, demo, live
+from testing.live_summary import HOSTILE, live_summary_by_hand
 from testing.repos import REPO_ROOT, Repo, lines, make_repo
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -155,6 +157,7 @@ METRICS = {
     "pr_auc": 0.55,
     "brier": 0.12,
     "deferrable_at_90": 0.3,
+    "recall_at_defer_threshold": 0.875,
 }
 HOSTILE_PROVENANCE = {
     "chosen": PWN_SCRIPT + "\u2028<!--",
@@ -338,7 +341,12 @@ def test_the_metrics_panel_names_each_kind_of_evaluation() -> None:
         {"backtest": {"builds": 300, "predicted": 250, "retrains": 10, "model": METRICS, "parrot": METRICS}}
     )
     assert backtest["columns"] == ["ci-risk", "Parrot"] and "250 of 300 builds" in backtest["detail"]
-    assert [row["label"] for row in backtest["rows"]][:3] == ["precision (failing)", "recall (failing)", "F1 (failing)"]
+    assert [row["label"] for row in backtest["rows"]][:4] == [
+        "precision (flagged builds that failed)",
+        "recall (failures caught)",
+        "F1 (precision and recall together)",
+        "ROC-AUC (ranking quality)",
+    ]
     validation = dashboard.metrics_panel(
         {"validation_average_precision": {"forest": 0.7, "gbdt": float("nan")}, "chosen": "forest", "rows": 300}
     )
@@ -634,9 +642,102 @@ def test_browser_what_if_changes_the_score(served: dashboard.DashboardServer, br
     assert driver.find_elements(By.CSS_SELECTOR, "#history tr"), "the history table is empty"
     metrics = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#metrics tr")]
     assert len(metrics) > 1 and "retrain" not in driver.find_element(By.ID, "metrics").text, metrics
-    assert driver.get_log("browser") == []  # no refused script or style, no failed request
+    # Without the monitor's /api/live the live panel says why it is empty; that 404 is the only failed request.
+    assert driver.find_element(By.ID, "live-detail").text == live.ABSENT
+    assert [e for e in driver.get_log("browser") if not NO_LIVE_API.search(e["message"])] == []
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+
+
+NO_LIVE_API = re.compile(r"/api/live - Failed to load resource: the server responded with a status of 404")
+
+
+class _LiveHandler(dashboard._Handler):
+    """The dashboard's handler plus `/api/live` answering LIVE: a stand-in for the monitor's endpoint."""
+
+    live: Any = None
+
+    def _get(self) -> None:
+        if self.path == "/api/live":
+            self._json(self.live)
+        else:
+            super()._get()
+
+
+@contextlib.contextmanager
+def serving_live(state: dashboard.State, summary: Any) -> Iterator[dashboard.DashboardServer]:
+    handler = type("Handler", (_LiveHandler,), {"live": summary})
+    with serving(state) as server:
+        server.RequestHandlerClass = handler
+        yield server
+
+
+def test_browser_shows_live_figures_beside_the_backtest(hostile_repo: Repo, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    state = dashboard.load_state(str(store_path(hostile_repo)), cwd=str(hostile_repo.path))
+    driver = browser
+    with serving_live(state, live_summary_by_hand()) as server:
+        open_page(driver, base_url(server))
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#live-windows tr"))
+        assert driver.execute_script("return window.__pwned") is None
+        assert len(driver.find_elements(By.TAG_NAME, "script")) == 2
+        detail = driver.find_element(By.ID, "live-detail").text
+        assert detail.startswith("55 predictions recorded; 40 of their builds have an outcome"), detail
+        rows = [
+            [c.get_attribute("textContent") for c in tr.find_elements(By.CSS_SELECTOR, "th, td")]
+            for tr in driver.find_elements(By.CSS_SELECTOR, "#live-windows tr")
+        ]
+        assert rows[0] == ["", "last 50 builds", "last 200 builds", "last 30 days"]
+        assert ["builds with an outcome", "40", "40", "12"] in rows
+        assert [metrics.label("recall"), "0.750", "0.750", "0.750"] in rows
+        assert [metrics.label("recall"), "0.375", "0.375", "0.375"] in rows  # the previous-build rule's
+        assert [metrics.label("f1"), "-", "-", "-"] in rows and [live.BASELINE] in rows
+        assert [metrics.label("deferred_share"), "0.625", "0.625", "0.625"] in rows
+        assert ["pushed despite a block", "1 (1 failed)", "1 (1 failed)", "1 (1 failed)"] in rows
+        deferred = [
+            li.get_attribute("textContent") for li in driver.find_elements(By.CSS_SELECTOR, "#live-deferred li")
+        ]
+        assert len(deferred) == 2 and deferred[0].startswith("0123456789ab: risk 0.200"), deferred
+        assert deferred[1].startswith("abc123def456 on " + HOSTILE + "&amp;: risk 0.125"), deferred
+        drift = driver.find_element(By.ID, "live-drift").get_attribute("textContent")
+        assert "live recall 0.60 below the target 0.90 " + HOSTILE in drift and "ci-risk retrain" in drift
+        calibration = [
+            [c.get_attribute("textContent") for c in tr.find_elements(By.CSS_SELECTOR, "th, td")]
+            for tr in driver.find_elements(By.CSS_SELECTOR, "#live-calibration tr")
+        ]
+        assert calibration[1:] == [["0.000-0.500", "32", "0.100", "0.125"], ["0.500-1.000", "0", "0.700", "-"]]
+        bypass = driver.find_element(By.ID, "live-bypass").get_attribute("textContent")
+        assert HOSTILE + "dev@example.com" in bypass and "without a prediction" in bypass
+        # Side by side: the backtest's panel and the live panel share a row of the grid.
+        backtest = driver.find_element(By.ID, "metrics-title").location["y"]
+        live_panel = driver.find_element(By.CSS_SELECTOR, "#live h2").location["y"]
+        assert backtest == live_panel, (backtest, live_panel)
+        assert driver.find_element(By.ID, "metrics-answer").text == (
+            "On this history, ci-risk would have let you defer 30 % of builds while catching 88 % of failures; "
+            "repeating the previous build's outcome: 30 % of builds at the same share of failures caught."
+        )
+        violations = [e for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+        assert violations == [] and driver.get_log("browser") == []
+        overflowing = driver.execute_script(
+            "return [...document.querySelectorAll('#live li, #live td, #live th')]"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 60))"
+        )
+        assert overflowing == [], overflowing
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.execute_script("document.getElementById('live').scrollIntoView()")
+        driver.save_screenshot(str(ARTIFACTS / "dashboard-live.png"))
+
+
+def test_browser_live_panel_without_predictions_says_so(hostile_repo: Repo, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    state = dashboard.load_state(str(store_path(hostile_repo)), cwd=str(hostile_repo.path))
+    with serving_live(state, {"predictions": 0, "joined": 0, "windows": [], "drift": [], "bypass": []}) as server:
+        open_page(browser, base_url(server))
+        assert browser.find_element(By.ID, "live-detail").text == live.NO_PREDICTIONS
+        assert browser.find_elements(By.CSS_SELECTOR, "#live-windows tr") == []
 
 
 def test_browser_runs_nothing_from_the_model_or_the_repository(
