@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import stat
 from typing import Any
 
 from ci_risk_hook.distribution.manifest import DistributionError
@@ -110,7 +111,7 @@ class Location:
         chunks: list[bytes] = []
         total = 0
         try:
-            with self.fs.open(path, "rb") as fh:
+            with _open_local(path) if self.local else self.fs.open(path, "rb") as fh:
                 while total <= cap:
                     chunk = fh.read(min(_CHUNK, cap + 1 - total))
                     if not chunk:
@@ -119,6 +120,8 @@ class Location:
                     total += len(chunk)
         except FileNotFoundError:
             return None
+        except _NotRegular:
+            raise DistributionError(f"{what} at {self.shown} is not a regular file; refused") from None
         except Exception as exc:  # noqa: BLE001 - network, credentials, permissions: one scrubbed line
             raise DistributionError(f"cannot read {what} from {self.shown}: {describe(exc, self.url)}") from None
         if total > cap:
@@ -139,6 +142,25 @@ class Location:
                 self.fs.pipe_file(path, data)
         except Exception as exc:  # noqa: BLE001
             raise DistributionError(f"cannot write {what} to {self.shown}: {describe(exc, self.url)}") from None
+
+
+class _NotRegular(Exception):
+    """A local published file that is a FIFO, a device or a directory."""
+
+
+def _open_local(path: str) -> Any:
+    """A published file on a local file system, refused unless it is a regular file.
+
+    Opened without waiting: a FIFO in a hostile directory would otherwise block the pull until a writer came.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular(path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:
