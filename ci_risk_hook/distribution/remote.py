@@ -22,6 +22,8 @@ from ci_risk_hook.errors import EXIT_USAGE
 _CHUNK = 1024 * 1024
 # protocol -> (import name, extra) beyond fsspec itself; other protocols name fsspec's own hint
 _PROTOCOL_EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3")}
+# `::` between the links of an fsspec chain (followed by a protocol), not inside an IPv6 address ([::1])
+_CHAIN = re.compile(r"::(?=[A-Za-z][A-Za-z0-9+.-]*(?:://|::|$))")
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<userinfo>[^/?#]*)@)?(?P<rest>[^?#]*)(?P<tail>.*)$")
 
 
@@ -32,7 +34,13 @@ class MissingExtra(DistributionError):
 
 
 def redact(url: str) -> str:
-    """A source for messages: no userinfo password, no query string or fragment (they may hold tokens)."""
+    """A source for messages: no userinfo password, no query string or fragment (they may hold tokens).
+
+    fsspec chains URLs with `::` (`simplecache::https://user:pw@host/dir`): each link is redacted.
+    """
+    links = _CHAIN.split(url)
+    if len(links) > 1:
+        return "::".join(redact(link) for link in links)
     match = _URL.match(url)
     if not match:
         return url
@@ -45,9 +53,10 @@ def scrub(text: str, url: str) -> str:
     """`text` (an error from a library) without the secrets of `url`, in their raw and decoded forms."""
     from urllib.parse import unquote
 
-    match = _URL.match(url)
     secrets: list[str] = []
-    if match:
+    for match in (_URL.match(link) for link in _CHAIN.split(url)):
+        if not match:
+            continue
         userinfo = match["userinfo"] or ""
         if ":" in userinfo:
             secrets.append(userinfo.split(":", 1)[1])
@@ -68,7 +77,8 @@ def describe(exc: BaseException, url: str) -> str:
 
 
 def protocol_of(url: str) -> str:
-    match = _URL.match(url)
+    """The protocol of the file system a URL reaches: in an fsspec chain (`a::b::s3://...`), the last link's."""
+    match = _URL.match(_CHAIN.split(url)[-1])
     return match["scheme"][:-3].lower() if match else "file"
 
 
@@ -76,9 +86,10 @@ def missing_extra(url: str) -> str | None:
     """What to install to reach `url`, or None when this installation can (checked without importing)."""
     if importlib.util.find_spec("fsspec") is None:
         return "fsspec is missing: pip install 'ci-risk[team]'"
-    needed = _PROTOCOL_EXTRAS.get(protocol_of(url))
+    protocol = protocol_of(url)
+    needed = _PROTOCOL_EXTRAS.get(protocol)
     if needed and importlib.util.find_spec(needed[0]) is None:
-        return f"{needed[0]} is missing for {protocol_of(url)}:// sources: pip install 'ci-risk[{needed[1]}]'"
+        return f"{needed[0]} is missing for {protocol}:// sources: pip install 'ci-risk[{needed[1]}]'"
     return None
 
 

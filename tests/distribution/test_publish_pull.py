@@ -199,11 +199,14 @@ def test_an_artifact_larger_than_its_manifest_says_is_refused(
     assert cached(str(dest)).read_bytes() == before
 
 
-def test_an_unreachable_source_names_it_without_its_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("chain", ["", "simplecache::"])  # fsspec's chained URLs: each link is redacted
+def test_an_unreachable_source_names_it_without_its_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], chain: str
+) -> None:
     with __import__("socket").socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    source = f"http://deploy:hunter2-secret@127.0.0.1:{port}/models?token=s3cr3t-token"
+    source = f"{chain}http://deploy:hunter2-secret@127.0.0.1:{port}/models?token=s3cr3t-token"
     err = _pull_refused(source, capsys)
     assert "hunter2" not in err and "s3cr3t" not in err
     assert "127.0.0.1" in err
