@@ -307,3 +307,15 @@ def test_a_manifest_from_beyond_the_year_9999_is_refused_and_the_next_publish_re
     code, _, err = run_cli(["model", "pull", str(dest)], capsys)
     assert code == 0, err
     assert load_model(cached(str(dest))).thresholds["warn"] == 0.38
+
+
+def test_a_cached_model_that_is_not_its_manifests_is_installed_again(
+    installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two pulls at once can leave one's model beside the other's manifest: the next pull repairs it."""
+    dest, before = installed
+    cached(str(dest)).write_bytes(artifact_variant(0.39))  # what the interleaved writes leave
+    code, out, err = run_cli(["model", "pull", str(dest)], capsys)
+    assert code == 0, err
+    assert out.startswith("pulled from")
+    assert cached(str(dest)).read_bytes() == before
