@@ -332,7 +332,7 @@ def test_a_summary_or_output_that_is_a_fifo_nobody_reads_never_blocks_the_job(
         cwd=upstream.path,
         capture_output=True,
         text=True,
-        timeout=300,  # a blocked open fails the test instead of hanging the suite; no assertion on time
+        timeout=120,  # a blocked open fails the test instead of hanging the suite; no assertion on time
     )
     assert proc.returncode == 0, proc.stderr
     assert f"cannot write {fifos[1]}: a FIFO that nobody reads" in proc.stderr
