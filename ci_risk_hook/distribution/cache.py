@@ -107,6 +107,10 @@ def _pull(source: str, key: str, trusted_keys: tuple[str, ...], force: bool) -> 
     parse_artifact(fetched.raw, f"{location.shown}/{new['artifact']['path']}", FEATURE_NAMES)
     model_path = paths.team_model(key)
     old = installed_manifest(key)
+    if old is not None and trusted_keys and read_state(key).get("verified_key") not in trusted_keys:
+        # Installed under other keys (a pull trusting a key a pull request committed, say): no baseline for
+        # "older", or whoever signed it could pin a far-future time that every genuine model is refused against.
+        old = None
     if old is not None and os.path.isfile(model_path) and not force:
         if new["created_ms"] < old["created_ms"]:
             raise DistributionError(

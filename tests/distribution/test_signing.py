@@ -169,3 +169,27 @@ def test_an_unverified_install_stopped_half_way_is_never_taken_as_verified(
     notes: list[str] = []
     assert team.cached_model(str(dest), (public,), 3600.0, notes, refresh=False) is None
     assert "not verified with the trusted keys" in notes[0]
+
+
+def test_a_model_installed_under_another_key_is_no_baseline_for_refusing_older_ones(
+    signed: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull that trusted another key (one a pull request committed, on a self-hosted runner) installed that
+    key's newer model; a pull trusting the team key must not refuse the team's model as a replay of it."""
+    dest, public, _ = signed
+    team_manifest = (dest / "manifest.json").read_bytes()
+    other_private, other = keygen(tmp_path, "intruder", capsys)
+    assert (
+        run_cli(
+            ["model", "publish", str(dest), "--model", _model(tmp_path, 0.4), "--sign", str(other_private)], capsys
+        )[0]
+        == 0
+    )
+    monkeypatch.setenv("CI_RISK_TRUSTED_KEYS", other)
+    assert run_cli(["model", "pull", str(dest)], capsys)[0] == 0
+    (dest / "manifest.json").write_bytes(team_manifest)  # the team's model, older than the intruder's
+    monkeypatch.setenv("CI_RISK_TRUSTED_KEYS", public)
+    code, out, err = run_cli(["model", "pull", str(dest)], capsys)
+    assert code == 0, err
+    assert f"signature by key {keys.key_id(public)} verified" in out
+    assert json.loads(_cached(dest).read_bytes())["thresholds"]["warn"] == 0.31
