@@ -203,7 +203,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "ci_risk_hook/ci/shallow.py",
         (
             (
-                'if not fetcher.fetch([f"--deepen={depth}", fetcher.remote, *wants]):',
+                'if not fetcher.fetch([f"--deepen={depth}"], wants):',
                 "if True:",
             ),
         ),

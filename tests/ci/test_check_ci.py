@@ -338,3 +338,20 @@ def test_a_summary_or_output_that_is_a_fifo_nobody_reads_never_blocks_the_job(
     assert f"cannot write {fifos[1]}: a FIFO that nobody reads" in proc.stderr
     assert "cannot append to GITHUB_STEP_SUMMARY: a FIFO that nobody reads" in proc.stderr
     assert "ci-risk: " in proc.stdout
+
+
+def test_a_remote_named_like_an_option_is_fetched_from_never_run(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--upload-pack=touch` is a valid remote name: passed before `--` it made `git fetch` run `touch`."""
+    before = upstream.git("rev-parse", "main~4")
+    clone = shallow_clone(upstream, tmp_path / "clone", "main")
+    url = clone.git("remote", "get-url", "origin")
+    clone.git("remote", "remove", "origin")
+    clone.git("remote", "add", "--", "--upload-pack=touch", url)
+    github_env(monkeypatch, tmp_path, "push", {"before": before, "after": upstream.head()})
+    monkeypatch.chdir(clone.path)
+    code, out, err = run(["check", "--ci", "--format", "json"], capsys)
+    assert code == 0, err
+    assert not (clone.path / before).exists(), "git fetch ran the remote's name as its upload-pack"
+    assert scored(out)["ranges"][0]["commits"] == [upstream.git("rev-parse", f"main~{i}") for i in range(4)]
