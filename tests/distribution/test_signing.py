@@ -193,3 +193,12 @@ def test_a_model_installed_under_another_key_is_no_baseline_for_refusing_older_o
     assert code == 0, err
     assert f"signature by key {keys.key_id(public)} verified" in out
     assert json.loads(_cached(dest).read_bytes())["thresholds"]["warn"] == 0.31
+
+
+def test_keygen_with_a_public_key_file_it_cannot_write_writes_no_private_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    private = tmp_path / "team.pem"
+    code, _, err = run_cli(["model", "keygen", str(private), "--public-out", str(tmp_path / "no" / "team.pub")], capsys)
+    assert code == 2 and "cannot write" in err and len(err.strip().splitlines()) == 1
+    assert not private.exists()
