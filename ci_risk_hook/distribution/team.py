@@ -71,8 +71,10 @@ def cached_model(
         why = f"none cached yet (last pull failed: {error})"
     elif started:
         why = f"none cached yet from {shown}; {started}"
-    else:
+    elif refresh:  # not due, so a refresh was started within the interval
         why = f"none cached yet from {shown} (a pull started recently; `ci-risk model pull` fetches it now)"
+    else:  # a CI step, whose own pull has said what became of it
+        why = f"none cached yet from {shown}"
     notes.append(f"team model: {why}; using the next model")
     return None
 

@@ -331,3 +331,10 @@ def test_without_the_extra_the_push_names_it_and_pull_is_a_usage_error(
     assert len(notes) == 1 and f"pip install 'ci-risk[{extra}]'" in notes[0] and "using the next model" in notes[0]
     code, _, err = run_cli(["model", "pull", source], capsys)
     assert code == 2 and f"pip install 'ci-risk[{extra}]'" in err
+
+
+def test_without_a_refresh_an_empty_cache_claims_no_pull_was_started(tmp_path: Path) -> None:
+    """`check --ci` pulls in the foreground and then reads the cache: a timed-out pull started nothing else."""
+    notes: list[str] = []
+    assert team.cached_model(str(tmp_path / "published"), (), 3600.0, notes, refresh=False) is None
+    assert notes == [f"team model: none cached yet from {tmp_path / 'published'}; using the next model"]
