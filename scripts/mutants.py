@@ -231,6 +231,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/outcomes/test_hash_authors.py",),
     ),
     Mutant(
+        "commit-features-authors-unhashed",
+        "backfill and the history upsert would put every author's e-mail into a store said to hold hashes",
+        "ci_risk_hook/outcomes/store.py",
+        (("[(repo_id, sha, t, self.author_id(a), v, json.dumps(x))", "[(repo_id, sha, t, a, v, json.dumps(x))"),),
+        ("tests/outcomes/test_hash_authors.py",),
+    ),
+    Mutant(
         "bounded-window-sees-the-future",
         "the organisation model would learn from builds still running when the predicted one started",
         "ci_risk_hook/model/bounded.py",
