@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from typing import NamedTuple, Sequence
@@ -115,6 +114,8 @@ def _start_refresh(source: str, trusted_keys: Sequence[str], key: str) -> str | 
 
 def _spawn_refresher(source: str, trusted_keys: tuple[str, ...], key: str, fd: int) -> None:
     """Hand the held lock to `python -m ci_risk_hook.distribution.refresh`; best effort (the next push retries)."""
+    from ci_risk_hook.launch import module_argv
+
     log = paths.team_log(key)
     env = dict(os.environ)
     env[SOURCE_ENV] = source  # in the environment, not on a command line `ps` shows: it may hold a secret
@@ -124,7 +125,7 @@ def _spawn_refresher(source: str, trusted_keys: tuple[str, ...], key: str, fd: i
             os.remove(log)
         with open(log, "ab") as out:
             subprocess.Popen(
-                [sys.executable, "-m", "ci_risk_hook.distribution.refresh", "--lock-fd", str(fd)],
+                module_argv("ci_risk_hook.distribution.refresh", ["--lock-fd", str(fd)]),  # not `-m`: see launch
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
