@@ -203,7 +203,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "ci_risk_hook/ci/shallow.py",
         (
             (
-                'if not fetcher.fetch([f"--deepen={depth}", fetcher.remote, *wants]):',
+                'if not fetcher.fetch([f"--deepen={depth}"], wants):',
                 "if True:",
             ),
         ),
@@ -231,11 +231,39 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/outcomes/test_hash_authors.py",),
     ),
     Mutant(
+        "commit-features-authors-unhashed",
+        "backfill and the history upsert would put every author's e-mail into a store said to hold hashes",
+        "ci_risk_hook/outcomes/store.py",
+        (("[(repo_id, sha, t, self.author_id(a), v, json.dumps(x))", "[(repo_id, sha, t, a, v, json.dumps(x))"),),
+        ("tests/outcomes/test_hash_authors.py",),
+    ),
+    Mutant(
         "bounded-window-sees-the-future",
         "the organisation model would learn from builds still running when the predicted one started",
         "ci_risk_hook/model/bounded.py",
         (("int(pending[5] or 0) < start:", "int(pending[5] or 0) <= start + 3600:"),),
         ("tests/model/test_bounded.py",),
+    ),
+    Mutant(
+        "pull-trusts-the-manifests-own-key",
+        "anyone who can write the bucket signs a model with a key of their own, and every hook takes it",
+        "ci_risk_hook/distribution/published.py",
+        (('    if signature["key"] not in trusted_keys:\n', "    if False:\n"),),
+        ("tests/distribution/test_signing.py",),
+    ),
+    Mutant(
+        "pull-accepts-a-rollback",
+        "a replayed old manifest, validly signed, brings back a model the team replaced",
+        "ci_risk_hook/distribution/cache.py",
+        (('if new["created_ms"] < old["created_ms"]:', "if False:"),),
+        ("tests/distribution/test_publish_pull.py",),
+    ),
+    Mutant(
+        "ci-summary-blocks-on-a-fifo",
+        "a step summary path nobody reads hangs the CI job until its time limit",
+        "ci_risk_hook/ci/gate.py",
+        (('| getattr(os, "O_NONBLOCK", 0)', ""),),
+        ("tests/ci/test_check_ci.py::test_a_summary_or_output_that_is_a_fifo_nobody_reads_never_blocks_the_job",),
     ),
 )
 

@@ -8,10 +8,11 @@ section on GitLab, text elsewhere; `--format` and `--output` choose too.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, TextIO
 
 from ci_risk_hook import paths
 from ci_risk_hook.ci import detect
@@ -154,18 +155,18 @@ class CiCheck:
         lines: list[str] = []
         if self.output_file:
             try:
-                with open(self.output_file, "w", encoding="utf-8") as fh:
+                with _open_unblocked(self.output_file, append=False) as fh:
                     fh.write(rendered + "\n")
             except OSError as exc:
-                _err(clean(f"ci-risk: warning: cannot write {self.output_file}: {exc.strerror or exc}"))
+                _err(clean(f"ci-risk: warning: cannot write {self.output_file}: {_why(exc)}"))
         if self.context is not None and self.context.system == "github":
             summary = self.env.get("GITHUB_STEP_SUMMARY", "")
             if summary:
                 try:
-                    with open(summary, "a", encoding="utf-8") as fh:
+                    with _open_unblocked(summary, append=True) as fh:
                         fh.write(outputs.step_summary(report, self.where))
                 except OSError as exc:
-                    _err(clean(f"ci-risk: warning: cannot append to GITHUB_STEP_SUMMARY: {exc.strerror or exc}"))
+                    _err(clean(f"ci-risk: warning: cannot append to GITHUB_STEP_SUMMARY: {_why(exc)}"))
             line = outputs.annotation(report)
             if line and output_format not in ("json", "github"):  # --format github prints it already
                 lines.append(line)
@@ -205,6 +206,29 @@ class CiCheck:
             "repository": c.repository,
             **base,
         }
+
+
+def _open_unblocked(path: str, append: bool) -> TextIO:
+    """`path` opened for writing without waiting: a FIFO nobody reads is refused at once (ENXIO), not waited on.
+
+    A plain `open` of such a FIFO blocks until a reader comes, which in a CI job is never. Files, terminals
+    and pipes with a reader (`--output /dev/stderr`, `>(cat)`) open as usual, and writes then block as usual.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags, 0o666)
+    try:
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "a" if append else "w", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ENXIO:
+        return "a FIFO that nobody reads"
+    return str(exc.strerror or exc)
 
 
 def job_marker_key(context: detect.CiContext) -> str:

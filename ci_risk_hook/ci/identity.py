@@ -58,4 +58,4 @@ def unshallow(seconds: float, cwd: str | None = None) -> bool:
     from ci_risk_hook.ci.shallow import Fetcher, remote_name
 
     fetcher = Fetcher(cwd, remote_name(cwd), seconds)
-    return fetcher.remote is not None and fetcher.fetch(["--unshallow", fetcher.remote])
+    return fetcher.remote is not None and fetcher.fetch(["--unshallow"])

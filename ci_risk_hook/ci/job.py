@@ -52,15 +52,26 @@ def status_of(given: str | None, env: Mapping[str, str]) -> tuple[str | None, st
         raise detect.CiEnvError(f"{origin}: {exc}") from None
 
 
-def _started(context: detect.CiContext, env: Mapping[str, str], info: git.RepoInfo) -> int | None:
+def _started(
+    context: detect.CiContext, env: Mapping[str, str], info: git.RepoInfo, finished: int, notes: list[str]
+) -> int | None:
+    """The job's start; a CI_JOB_STARTED_AT that is no time, or later than the finish, is left out with a note.
+
+    The outcome is what an `after_script` step is there to keep: a bad start time costs only the duration.
+    """
     from ci_risk_hook.ci.gate import job_marker_key, read_job_start
     from ci_risk_hook.outcomes.records import parse_time
 
     if context.system == "gitlab" and env.get("CI_JOB_STARTED_AT", "").strip():
         try:
-            return parse_time(env["CI_JOB_STARTED_AT"])
+            started = parse_time(env["CI_JOB_STARTED_AT"][: detect.MAX_VALUE])
         except ValueError as exc:
-            raise detect.CiEnvError(f"CI_JOB_STARTED_AT: {exc}") from None
+            notes.append(f"CI_JOB_STARTED_AT ignored: {exc}")
+            return None
+        if started > finished:
+            notes.append("CI_JOB_STARTED_AT ignored: later than the job's end")
+            return None
+        return started
     return read_job_start(info.common_dir, job_marker_key(context))
 
 
@@ -135,8 +146,9 @@ def record_job(
     if base and not git.existing_commits([base], cwd):
         base = None
     finished = int(time.time())
+    notes: list[str] = []
     if started_at is None and duration is None:
-        started = _started(context, env, info)
+        started = _started(context, env, info, finished, notes)
     elif started_at is None:
         started = int(finished - (duration or 0.0))
     else:
@@ -164,6 +176,7 @@ def record_job(
         clean(
             f"ci-risk: recorded {outcome} ({origin}) for {record.commit[:10]} on {record.branch or '(no branch)'}, "
             f"{context.name} job {context.job_key} attempt {context.attempt}{took} ({state})"
+            + "".join(f"; {note}" for note in notes)
         ),
         True,
     )

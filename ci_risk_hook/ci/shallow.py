@@ -49,15 +49,19 @@ class Fetcher:
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def fetch(self, args: Sequence[str]) -> bool:
-        """True if the fetch succeeded in time."""
+    def fetch(self, options: Sequence[str], refspecs: Sequence[str] = ()) -> bool:
+        """`git fetch OPTIONS -- REMOTE REFSPECS`; True if it succeeded in time.
+
+        The remote's name comes from the repository's config, where `--upload-pack=CMD` is a valid name:
+        after `--` it can only be a name.
+        """
         left = self.left()
         if self.remote is None or left <= 0:
             self.timed_out = self.timed_out or left <= 0
             return False
         self.calls += 1
         proc = subprocess.Popen(
-            ["git", "fetch", "--quiet", "--no-tags", *args],
+            ["git", "fetch", "--quiet", "--no-tags", *options, "--", self.remote, *refspecs],
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -124,7 +128,7 @@ def prepare(context: CiContext, info: git.RepoInfo, budget: float, cwd: str | No
     fetcher = Fetcher(cwd, remote_name(cwd), budget, shallow=info.is_shallow)
     notes: list[str] = []
     tip = _resolve(context.tip, cwd) if context.tip == "HEAD" else context.tip
-    if tip is None or not _has(tip, cwd) and not fetcher.fetch([*fetcher.one, str(fetcher.remote), tip]):
+    if tip is None or not _has(tip, cwd) and not fetcher.fetch(fetcher.one, [tip]):
         head = _resolve("HEAD", cwd)
         if head is None:
             raise git.GitError(f"the commit to score ({context.tip[:10]}) is neither here nor fetchable")
@@ -161,7 +165,7 @@ def _range(
     """The range for the context's kind of base (None: the tip alone), and what a deepening fetch asks for."""
     remote = fetcher.remote
     if context.base_kind == COMMIT and context.base:
-        if _has(context.base, cwd) or fetcher.fetch([*fetcher.one, str(remote), context.base]):
+        if _has(context.base, cwd) or fetcher.fetch(fetcher.one, [context.base]):
             return PushRange(tip=tip, exclude=(context.base,), branch=context.branch), [tip, context.base]
         if fetcher.timed_out:
             notes.append(f"the base {context.base[:10]} was not fetched within the deepening budget: tip alone")
@@ -171,14 +175,14 @@ def _range(
         ref = f"refs/remotes/{remote}/{context.base}"
         refspec = f"+refs/heads/{context.base}:{ref}"
         if _resolve(ref, cwd) is None:
-            fetcher.fetch([*fetcher.one, remote, refspec])
+            fetcher.fetch(fetcher.one, [refspec])
         base = _resolve(ref, cwd)
         if base is not None:
             return PushRange(tip=tip, exclude=(base,), branch=context.branch), [tip, refspec]
         notes.append(f"the target branch {context.base} could not be fetched: tip alone")
     elif context.base_kind == REMOTES and remote:
         refspec = ALL_BRANCHES.format(remote=remote)
-        fetcher.fetch([*fetcher.one, remote, refspec])  # the other branches (in a shallow clone: their tips)
+        fetcher.fetch(fetcher.one, [refspec])  # the other branches (in a shallow clone: their tips)
         own = f"{remote}/{context.branch}" if context.branch else None
         return (
             PushRange(tip=tip, exclude_remotes="", except_ref=own, branch=context.branch),
@@ -207,7 +211,7 @@ def _deepen(
             whole = is_complete(push_range, info, cwd)
         if whole or fetcher.remote is None:
             return whole
-        if not fetcher.fetch([f"--deepen={depth}", fetcher.remote, *wants]):
+        if not fetcher.fetch([f"--deepen={depth}"], wants):
             return False
         after = _shallow_commits(info)
         if after == before and after:  # the remote gave nothing new

@@ -1127,10 +1127,17 @@ def model_keygen(private_file: str, public_out: str | None) -> None:
     require("team")
     from ci_risk_hook.distribution import keys
 
-    public = keys.generate(private_file)
-    if public_out:
-        with open(public_out, "w", encoding="ascii") as fh:
-            fh.write(public + "\n")
+    try:  # opened first: a public key that cannot be written must not leave a private key without it
+        public_fh = open(public_out, "w", encoding="ascii") if public_out else None
+    except OSError as exc:
+        raise keys.KeyError_(f"cannot write {public_out}: {exc.strerror or exc}") from None
+    try:
+        public = keys.generate(private_file)
+        if public_fh is not None:
+            public_fh.write(public + "\n")
+    finally:
+        if public_fh is not None:
+            public_fh.close()
     click.echo(public)
     click.echo(
         clean(f"# private key: {private_file} (keep it secret); trust the public key with trusted_keys = {public}"),

@@ -107,6 +107,10 @@ def _pull(source: str, key: str, trusted_keys: tuple[str, ...], force: bool) -> 
     parse_artifact(fetched.raw, f"{location.shown}/{new['artifact']['path']}", FEATURE_NAMES)
     model_path = paths.team_model(key)
     old = installed_manifest(key)
+    if old is not None and trusted_keys and read_state(key).get("verified_key") not in trusted_keys:
+        # Installed under other keys (a pull trusting a key a pull request committed, say): no baseline for
+        # "older", or whoever signed it could pin a far-future time that every genuine model is refused against.
+        old = None
     if old is not None and os.path.isfile(model_path) and not force:
         if new["created_ms"] < old["created_ms"]:
             raise DistributionError(
@@ -114,9 +118,28 @@ def _pull(source: str, key: str, trusted_keys: tuple[str, ...], force: bool) -> 
                 "a replayed or rolled-back model; refused (`ci-risk model pull --force` accepts it)"
             )
         if new["created_ms"] == old["created_ms"]:
-            if new["artifact"]["sha256"] == old["artifact"]["sha256"]:
+            if new["artifact"]["sha256"] != old["artifact"]["sha256"]:
+                raise DistributionError(f"{shown}: a different model with the installed one's creation time; refused")
+            if _file_sha256(model_path) == new["artifact"]["sha256"]:
                 return Pulled("current", new, model_path, signed_by)
-            raise DistributionError(f"{shown}: a different model with the installed one's creation time; refused")
-    _write_atomic(model_path, fetched.raw)
-    _write_atomic(paths.team_manifest(key), manifest.encode(new))
+            # else the model file is not the manifest's (two pulls interleaved their writes): installed again
+    signer = new["signature"]["key"] if signed_by else None
+    if read_state(key).get("verified_key") != signer:
+        # Until this install is complete, the cache claims no verification: one stopped half-way (or racing
+        # another pull) must never leave a model the hook takes as verified by the previous pull's key.
+        write_state(key, verified_key=None)
+    try:
+        _write_atomic(model_path, fetched.raw)
+        _write_atomic(paths.team_manifest(key), manifest.encode(new))
+    except OSError as exc:
+        where = paths.team_model_dir(key)
+        raise DistributionError(f"cannot write the team model cache {where}: {exc.strerror or exc}") from None
     return Pulled("installed", new, model_path, signed_by)
+
+
+def _file_sha256(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read(manifest.MAX_MODEL_BYTES + 1)).hexdigest()
+    except OSError:
+        return None

@@ -23,6 +23,9 @@ FORMAT = "ci-risk-model-manifest"
 FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 1024 * 1024  # a manifest is a few kB; a bigger one is refused unread
 ARTIFACTS_DIR = "models"
+# The last millisecond of 9999-12-31: a later time is a mistake (microseconds?) or a hostile pin that every
+# later publish must exceed, and one time.gmtime cannot even format (the next publish would crash).
+MAX_CREATED_MS = 253_402_300_799_999
 _ARTIFACT_PATH = re.compile(r"models/([0-9a-f]{64})\.json")
 _SHA = re.compile(r"[0-9a-f]{64}")
 
@@ -86,8 +89,8 @@ def parse(raw: bytes, shown: str) -> dict[str, Any]:
     if type(size) is not int or not 0 < size <= MAX_MODEL_BYTES:
         raise _fail(shown, f"artifact.bytes: expected a size up to {MAX_MODEL_BYTES // (1024 * 1024)} MB")
     created = data.get("created_ms")
-    if type(created) is not int or created <= 0:
-        raise _fail(shown, "created_ms: expected a positive whole number")
+    if type(created) is not int or not 0 < created <= MAX_CREATED_MS:
+        raise _fail(shown, "created_ms: expected milliseconds since 1970, before the year 10000")
     schema = data.get("feature_schema")
     if (
         type(schema) is not dict

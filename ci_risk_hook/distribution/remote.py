@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import stat
 from typing import Any
 
 from ci_risk_hook.distribution.manifest import DistributionError
@@ -21,6 +22,8 @@ from ci_risk_hook.errors import EXIT_USAGE
 _CHUNK = 1024 * 1024
 # protocol -> (import name, extra) beyond fsspec itself; other protocols name fsspec's own hint
 _PROTOCOL_EXTRAS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3")}
+# `::` between the links of an fsspec chain (followed by a protocol), not inside an IPv6 address ([::1])
+_CHAIN = re.compile(r"::(?=[A-Za-z][A-Za-z0-9+.-]*(?:://|::|$))")
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<userinfo>[^/?#]*)@)?(?P<rest>[^?#]*)(?P<tail>.*)$")
 
 
@@ -31,7 +34,13 @@ class MissingExtra(DistributionError):
 
 
 def redact(url: str) -> str:
-    """A source for messages: no userinfo password, no query string or fragment (they may hold tokens)."""
+    """A source for messages: no userinfo password, no query string or fragment (they may hold tokens).
+
+    fsspec chains URLs with `::` (`simplecache::https://user:pw@host/dir`): each link is redacted.
+    """
+    links = _CHAIN.split(url)
+    if len(links) > 1:
+        return "::".join(redact(link) for link in links)
     match = _URL.match(url)
     if not match:
         return url
@@ -44,9 +53,10 @@ def scrub(text: str, url: str) -> str:
     """`text` (an error from a library) without the secrets of `url`, in their raw and decoded forms."""
     from urllib.parse import unquote
 
-    match = _URL.match(url)
     secrets: list[str] = []
-    if match:
+    for match in (_URL.match(link) for link in _CHAIN.split(url)):
+        if not match:
+            continue
         userinfo = match["userinfo"] or ""
         if ":" in userinfo:
             secrets.append(userinfo.split(":", 1)[1])
@@ -67,7 +77,8 @@ def describe(exc: BaseException, url: str) -> str:
 
 
 def protocol_of(url: str) -> str:
-    match = _URL.match(url)
+    """The protocol of the file system a URL reaches: in an fsspec chain (`a::b::s3://...`), the last link's."""
+    match = _URL.match(_CHAIN.split(url)[-1])
     return match["scheme"][:-3].lower() if match else "file"
 
 
@@ -75,9 +86,10 @@ def missing_extra(url: str) -> str | None:
     """What to install to reach `url`, or None when this installation can (checked without importing)."""
     if importlib.util.find_spec("fsspec") is None:
         return "fsspec is missing: pip install 'ci-risk[team]'"
-    needed = _PROTOCOL_EXTRAS.get(protocol_of(url))
+    protocol = protocol_of(url)
+    needed = _PROTOCOL_EXTRAS.get(protocol)
     if needed and importlib.util.find_spec(needed[0]) is None:
-        return f"{needed[0]} is missing for {protocol_of(url)}:// sources: pip install 'ci-risk[{needed[1]}]'"
+        return f"{needed[0]} is missing for {protocol}:// sources: pip install 'ci-risk[{needed[1]}]'"
     return None
 
 
@@ -110,7 +122,7 @@ class Location:
         chunks: list[bytes] = []
         total = 0
         try:
-            with self.fs.open(path, "rb") as fh:
+            with _open_local(path) if self.local else self.fs.open(path, "rb") as fh:
                 while total <= cap:
                     chunk = fh.read(min(_CHUNK, cap + 1 - total))
                     if not chunk:
@@ -119,6 +131,8 @@ class Location:
                     total += len(chunk)
         except FileNotFoundError:
             return None
+        except _NotRegular:
+            raise DistributionError(f"{what} at {self.shown} is not a regular file; refused") from None
         except Exception as exc:  # noqa: BLE001 - network, credentials, permissions: one scrubbed line
             raise DistributionError(f"cannot read {what} from {self.shown}: {describe(exc, self.url)}") from None
         if total > cap:
@@ -139,6 +153,25 @@ class Location:
                 self.fs.pipe_file(path, data)
         except Exception as exc:  # noqa: BLE001
             raise DistributionError(f"cannot write {what} to {self.shown}: {describe(exc, self.url)}") from None
+
+
+class _NotRegular(Exception):
+    """A local published file that is a FIFO, a device or a directory."""
+
+
+def _open_local(path: str) -> Any:
+    """A published file on a local file system, refused unless it is a regular file.
+
+    Opened without waiting: a FIFO in a hostile directory would otherwise block the pull until a writer came.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular(path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from typing import NamedTuple, Sequence
@@ -71,8 +70,10 @@ def cached_model(
         why = f"none cached yet (last pull failed: {error})"
     elif started:
         why = f"none cached yet from {shown}; {started}"
-    else:
+    elif refresh:  # not due, so a refresh was started within the interval
         why = f"none cached yet from {shown} (a pull started recently; `ci-risk model pull` fetches it now)"
+    else:  # a CI step, whose own pull has said what became of it
+        why = f"none cached yet from {shown}"
     notes.append(f"team model: {why}; using the next model")
     return None
 
@@ -113,6 +114,8 @@ def _start_refresh(source: str, trusted_keys: Sequence[str], key: str) -> str | 
 
 def _spawn_refresher(source: str, trusted_keys: tuple[str, ...], key: str, fd: int) -> None:
     """Hand the held lock to `python -m ci_risk_hook.distribution.refresh`; best effort (the next push retries)."""
+    from ci_risk_hook.launch import module_argv
+
     log = paths.team_log(key)
     env = dict(os.environ)
     env[SOURCE_ENV] = source  # in the environment, not on a command line `ps` shows: it may hold a secret
@@ -122,7 +125,7 @@ def _spawn_refresher(source: str, trusted_keys: tuple[str, ...], key: str, fd: i
             os.remove(log)
         with open(log, "ab") as out:
             subprocess.Popen(
-                [sys.executable, "-m", "ci_risk_hook.distribution.refresh", "--lock-fd", str(fd)],
+                module_argv("ci_risk_hook.distribution.refresh", ["--lock-fd", str(fd)]),  # not `-m`: see launch
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

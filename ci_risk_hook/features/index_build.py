@@ -29,13 +29,15 @@ def continue_in_background(lock: BuildLock, cwd: str | None, targets: Sequence[s
     """
     if lock.fd is None:  # no flock on this platform: nothing would keep a second builder out
         return "run `ci-risk index` to finish it"
+    from ci_risk_hook.launch import module_argv  # not `-m` in the work tree: see launch
+
     log = paths.index_build_log(lock.path)
     try:
         if os.path.exists(log) and os.path.getsize(log) > _LOG_KEEP_BYTES:
             os.remove(log)
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ci_risk_hook.features.index_build", "--lock-fd", str(lock.fd), *targets],
+                module_argv("ci_risk_hook.features.index_build", ["--lock-fd", str(lock.fd), *targets]),
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

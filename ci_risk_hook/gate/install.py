@@ -31,6 +31,8 @@ def hook_path(cwd: str | None = None) -> str:
 
 
 def hook_script(python: str | None = None) -> str:
+    from ci_risk_hook.launch import bootstrap  # not `-m`: git runs the hook in the work tree (see launch)
+
     interpreter = shlex.quote(python or sys.executable)
     return f"""#!/bin/sh
 {MARKER}
@@ -39,7 +41,7 @@ if [ ! -x "$PYTHON" ]; then
     echo "ci-risk: $PYTHON is gone; push not checked (run 'ci-risk install --force' again)" >&2
     exit 0
 fi
-exec "$PYTHON" -m ci_risk_hook hook --raw "$@"
+exec "$PYTHON" -c {shlex.quote(bootstrap("ci_risk_hook"))} hook --raw "$@"
 """
 
 

@@ -29,6 +29,8 @@ def key_from_env(env: Mapping[str, str] | None = None) -> bytes | None:
     text = (os.environ if env is None else env).get(KEY_ENV, "")
     if not text:
         return None
+    if text != text.strip():  # a secret pasted with its newline would hash unlike the same key typed elsewhere
+        raise ValueError(f"{KEY_ENV} starts or ends with white space (a pasted newline?): remove it")
     if len(text) < MIN_KEY_CHARS:
         raise ValueError(f"{KEY_ENV} is too short: use at least {MIN_KEY_CHARS} random characters")
     return text.encode("utf-8", "surrogateescape")

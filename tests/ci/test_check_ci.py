@@ -311,3 +311,47 @@ def test_block_mode_exits_1_with_an_error_annotation(
     assert out.rstrip("\n").split("\n")[-1].startswith("::error title=ci-risk%3A BLOCKED%3A this change is likely")
     code, out, _ = run(["check", "--ci", "--mode", "block", "--block-at", "1"], capsys)
     assert code == 0 and "::error" not in out
+
+
+def test_a_summary_or_output_that_is_a_fifo_nobody_reads_never_blocks_the_job(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GITHUB_STEP_SUMMARY or --output naming a FIFO without a reader: a warning each, the job goes on."""
+    import os
+    import subprocess
+    import sys
+
+    before, after = upstream.git("rev-parse", "HEAD~1"), upstream.head()
+    github_env(monkeypatch, tmp_path, "push", {"before": before, "after": after})
+    fifos = [tmp_path / "summary.fifo", tmp_path / "output.fifo"]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(fifos[0]))
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ci-risk"), "check", "--ci", "--output", str(fifos[1])],
+        cwd=upstream.path,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a blocked open fails the test instead of hanging the suite; no assertion on time
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"cannot write {fifos[1]}: a FIFO that nobody reads" in proc.stderr
+    assert "cannot append to GITHUB_STEP_SUMMARY: a FIFO that nobody reads" in proc.stderr
+    assert "ci-risk: " in proc.stdout
+
+
+def test_a_remote_named_like_an_option_is_fetched_from_never_run(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--upload-pack=touch` is a valid remote name: passed before `--` it made `git fetch` run `touch`."""
+    before = upstream.git("rev-parse", "main~4")
+    clone = shallow_clone(upstream, tmp_path / "clone", "main")
+    url = clone.git("remote", "get-url", "origin")
+    clone.git("remote", "remove", "origin")
+    clone.git("remote", "add", "--", "--upload-pack=touch", url)
+    github_env(monkeypatch, tmp_path, "push", {"before": before, "after": upstream.head()})
+    monkeypatch.chdir(clone.path)
+    code, out, err = run(["check", "--ci", "--format", "json"], capsys)
+    assert code == 0, err
+    assert not (clone.path / before).exists(), "git fetch ran the remote's name as its upload-pack"
+    assert scored(out)["ranges"][0]["commits"] == [upstream.git("rev-parse", f"main~{i}") for i in range(4)]

@@ -166,3 +166,30 @@ def test_status_words_of_each_ci_system() -> None:
     assert status_of("failure", {"CI_JOB_STATUS": "success"})[0] == "fail"  # the option wins
     with pytest.raises(CiEnvError, match="CI_JOB_STATUS: unknown status"):
         status_of(None, {"CI_JOB_STATUS": "\x1b[31mgreen?"})
+
+
+@pytest.mark.parametrize("started", ["not-a-time", "2999-01-01T00:00:00Z"])
+def test_a_bad_ci_job_started_at_costs_the_duration_not_the_outcome(
+    started: str, upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """after_script is the last chance to record the job: a malformed or future start is left out, said so."""
+    db = tmp_path / "store.sqlite"
+    monkeypatch.setenv("CI_RISK_DB", str(db))
+    monkeypatch.chdir(upstream.path)
+    for name, value in {
+        "GITLAB_CI": "true",
+        "CI_COMMIT_SHA": upstream.head(),
+        "CI_COMMIT_REF_NAME": "main",
+        "CI_PIPELINE_ID": "4",
+        "CI_JOB_ID": "40",
+        "CI_JOB_STATUS": "failed",
+        "CI_JOB_STARTED_AT": started,
+    }.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run(["record", "--ci"], capsys)
+    assert code == 0, err
+    assert "duration unknown" in out and "CI_JOB_STARTED_AT ignored" in out
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT status, job_id, started_at, duration_s FROM builds").fetchall() == [
+            ("fail", "4/40", None, None)
+        ]

@@ -199,11 +199,14 @@ def test_an_artifact_larger_than_its_manifest_says_is_refused(
     assert cached(str(dest)).read_bytes() == before
 
 
-def test_an_unreachable_source_names_it_without_its_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("chain", ["", "simplecache::"])  # fsspec's chained URLs: each link is redacted
+def test_an_unreachable_source_names_it_without_its_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], chain: str
+) -> None:
     with __import__("socket").socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    source = f"http://deploy:hunter2-secret@127.0.0.1:{port}/models?token=s3cr3t-token"
+    source = f"{chain}http://deploy:hunter2-secret@127.0.0.1:{port}/models?token=s3cr3t-token"
     err = _pull_refused(source, capsys)
     assert "hunter2" not in err and "s3cr3t" not in err
     assert "127.0.0.1" in err
@@ -255,3 +258,64 @@ def test_publish_records_the_store_it_trains_from_without_its_password(
     manifest = json.loads((dest / "manifest.json").read_bytes())
     assert manifest["provenance"]["store"] == "postgresql://ci@db.example/ci_risk"
     assert b"hunter2" not in (dest / "manifest.json").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["manifest", "artifact"])
+def test_a_fifo_in_a_published_directory_is_refused_without_waiting_on_it(
+    installed: tuple[Path, bytes], name: str
+) -> None:
+    import threading
+
+    from ci_risk_hook.distribution.manifest import DistributionError
+
+    dest, before = installed
+    data = write_by_hand(dest, artifact_variant(0.36))
+    fifo = dest / ("manifest.json" if name == "manifest" else data["artifact"]["path"])
+    fifo.unlink()
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def pull() -> None:
+        try:
+            cache.pull(str(dest))
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=pull, daemon=True)
+    worker.start()
+    worker.join(60)  # a hang fails the test, no assertion on time
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked open go, then fail
+        worker.join()
+        pytest.fail("the pull waited on a FIFO")
+    assert isinstance(outcome[0], DistributionError) and "not a regular file" in str(outcome[0])
+    assert cached(str(dest)).read_bytes() == before
+
+
+def test_a_manifest_from_beyond_the_year_9999_is_refused_and_the_next_publish_replaces_it(
+    installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hand-written created_ms in microseconds (or a hostile pin) must not stop every later publish."""
+    dest, before = installed
+    write_by_hand(dest, artifact_variant(0.37), created_ms=10**30)
+    err = _pull_refused(str(dest), capsys)
+    assert "created_ms" in err
+    assert cached(str(dest)).read_bytes() == before
+    manifest = publish(artifact_variant(0.38), str(dest))
+    assert manifest["created_ms"] < 10**13
+    code, _, err = run_cli(["model", "pull", str(dest)], capsys)
+    assert code == 0, err
+    assert load_model(cached(str(dest))).thresholds["warn"] == 0.38
+
+
+def test_a_cached_model_that_is_not_its_manifests_is_installed_again(
+    installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two pulls at once can leave one's model beside the other's manifest: the next pull repairs it."""
+    dest, before = installed
+    cached(str(dest)).write_bytes(artifact_variant(0.39))  # what the interleaved writes leave
+    code, out, err = run_cli(["model", "pull", str(dest)], capsys)
+    assert code == 0, err
+    assert out.startswith("pulled from")
+    assert cached(str(dest)).read_bytes() == before

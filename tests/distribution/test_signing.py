@@ -144,3 +144,61 @@ def test_a_malformed_trusted_key_is_a_usage_error(
     monkeypatch.setenv("CI_RISK_TRUSTED_KEYS", "ci-risk-ed25519:bm90IGEga2V5")
     code, _, err = run_cli(["model", "pull", str(dest)], capsys)
     assert code == 2 and "not an Ed25519 key" in err
+
+
+def test_an_unverified_install_stopped_half_way_is_never_taken_as_verified(
+    signed: tuple[Path, str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull without keys writes an unsigned model, then stops before its manifest (killed, disk full...):
+    the hook, which trusts the team key, must not take that model as the one the last keyed pull verified."""
+    from ci_risk_hook.distribution import team
+
+    dest, public, _ = signed
+    monkeypatch.setenv("CI_RISK_TRUSTED_KEYS", public)
+    assert run_cli(["model", "pull", str(dest)], capsys)[0] == 0
+    key = cache.source_key(str(dest))
+    assert cache.read_state(key)["verified_key"] == public
+    publish(artifact_variant(0.33), str(dest))  # unsigned, by whoever can write the bucket
+    monkeypatch.delenv("CI_RISK_TRUSTED_KEYS")  # a pull run where the key is not configured
+    manifest_file = Path(paths.team_manifest(key))
+    manifest_file.unlink()
+    (manifest_file / "blocked").mkdir(parents=True)  # the manifest cannot be written: the install stops there
+    code, _, err = run_cli(["model", "pull", str(dest)], capsys)
+    assert code == 1 and "cannot write the team model cache" in err
+    assert json.loads(_cached(dest).read_bytes())["thresholds"]["warn"] == 0.33  # the model file was replaced
+    notes: list[str] = []
+    assert team.cached_model(str(dest), (public,), 3600.0, notes, refresh=False) is None
+    assert "not verified with the trusted keys" in notes[0]
+
+
+def test_a_model_installed_under_another_key_is_no_baseline_for_refusing_older_ones(
+    signed: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull that trusted another key (one a pull request committed, on a self-hosted runner) installed that
+    key's newer model; a pull trusting the team key must not refuse the team's model as a replay of it."""
+    dest, public, _ = signed
+    team_manifest = (dest / "manifest.json").read_bytes()
+    other_private, other = keygen(tmp_path, "intruder", capsys)
+    assert (
+        run_cli(
+            ["model", "publish", str(dest), "--model", _model(tmp_path, 0.4), "--sign", str(other_private)], capsys
+        )[0]
+        == 0
+    )
+    monkeypatch.setenv("CI_RISK_TRUSTED_KEYS", other)
+    assert run_cli(["model", "pull", str(dest)], capsys)[0] == 0
+    (dest / "manifest.json").write_bytes(team_manifest)  # the team's model, older than the intruder's
+    monkeypatch.setenv("CI_RISK_TRUSTED_KEYS", public)
+    code, out, err = run_cli(["model", "pull", str(dest)], capsys)
+    assert code == 0, err
+    assert f"signature by key {keys.key_id(public)} verified" in out
+    assert json.loads(_cached(dest).read_bytes())["thresholds"]["warn"] == 0.31
+
+
+def test_keygen_with_a_public_key_file_it_cannot_write_writes_no_private_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    private = tmp_path / "team.pem"
+    code, _, err = run_cli(["model", "keygen", str(private), "--public-out", str(tmp_path / "no" / "team.pub")], capsys)
+    assert code == 2 and "cannot write" in err and len(err.strip().splitlines()) == 1
+    assert not private.exists()

@@ -331,3 +331,27 @@ def test_without_the_extra_the_push_names_it_and_pull_is_a_usage_error(
     assert len(notes) == 1 and f"pip install 'ci-risk[{extra}]'" in notes[0] and "using the next model" in notes[0]
     code, _, err = run_cli(["model", "pull", source], capsys)
     assert code == 2 and f"pip install 'ci-risk[{extra}]'" in err
+
+
+def test_without_a_refresh_an_empty_cache_claims_no_pull_was_started(tmp_path: Path) -> None:
+    """`check --ci` pulls in the foreground and then reads the cache: a timed-out pull started nothing else."""
+    notes: list[str] = []
+    assert team.cached_model(str(tmp_path / "published"), (), 3600.0, notes, refresh=False) is None
+    assert notes == [f"team model: none cached yet from {tmp_path / 'published'}; using the next model"]
+
+
+def test_the_background_refresher_never_imports_code_from_the_pushed_repository(pushable: Repo, tmp_path: Path) -> None:
+    """`python -m` puts its working directory first on sys.path: started in the work tree, a repository's
+    top-level `json.py` (or `fsspec.py`, `ci_risk_hook/`) would run in the refresher on every push."""
+    marker = tmp_path / "imported-from-the-repository"
+    planted = f"open({str(marker)!r}, 'w').close()\nraise ImportError('planted')\n"
+    for name in ("json.py", "fsspec.py", "hashlib.py"):
+        (pushable.path / name).write_text(planted)
+    dest = tmp_path / "published"
+    publish(artifact_variant(0.0), str(dest))
+    code, out = git_push(pushable, CI_RISK_MODEL_SOURCE=str(dest), CI_RISK_MODEL_REFRESH="0.001")
+    assert code == 0 and pushed(pushable), out
+    assert "checking" in out
+    wait_for_refresh(str(dest))
+    assert not marker.exists(), "the refresher imported a module from the repository's work tree"
+    assert os.path.isfile(paths.team_model(cache.source_key(str(dest))))

@@ -445,3 +445,17 @@ def test_an_unreadable_index_directory_is_named(history_repo: Repo) -> None:
     finally:
         directory.chmod(0o755)
     assert any(f"permission denied on {directory}" in n for n in notes), notes
+
+
+def test_the_background_builder_imports_nothing_from_the_work_tree(big: Repo, tmp_path: Path) -> None:
+    """Started in the work tree: `python -m` would import a repository's top-level `sqlite3.py` (see launch)."""
+    marker = tmp_path / "imported-from-the-repository"
+    for name in ("json.py", "sqlite3.py", "hashlib.py"):  # modules the builder imports
+        (big.path / name).write_text(f"open({str(marker)!r}, 'w').close()\nraise ImportError('planted')\n")
+    base = big.head()
+    big.commit({"pkg1/mod3.py": lines(30)}, "change", author=AUTHORS[0])
+    _, notes = features(big, base, budget=0)
+    assert any("finishing it in the background" in n for n in notes), notes
+    wait_for_builder(big)
+    assert not marker.exists(), "the background builder imported a module from the work tree"
+    assert covered(big, base)

@@ -128,6 +128,10 @@ def test_a_wrong_or_missing_key_and_mixing_are_refused_in_one_line(
     monkeypatch.setenv(KEY_ENV, "short")
     code, _, err = run(["record", "--status", "fail", "--hash-authors"], capsys)
     assert code == 1 and "too short" in err
+    for padded in (KEY + "\n", " " * 20):  # a secret pasted with its newline; a key of blanks
+        monkeypatch.setenv(KEY_ENV, padded)
+        code, _, err = run(["record", "--status", "fail", "--hash-authors"], capsys)
+        assert code == 1 and "white space (a pasted newline?)" in err and len(err.splitlines()) == 1
 
 
 def builds_in(db: Path) -> list:
