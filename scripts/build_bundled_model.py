@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from backtest_travis import EVALUATION_PROJECTS  # noqa: E402
+from travis_split import EVALUATION_PROJECTS, TRAINING_PROJECTS  # noqa: E402
 
 from ci_risk_hook.features.extract import FEATURE_NAMES, STORE_FEATURES  # noqa: E402
 from ci_risk_hook.model.backtest import deferrable, metrics  # noqa: E402
@@ -67,31 +67,6 @@ from ci_risk_hook.model.training import (  # noqa: E402
 from ci_risk_hook.outcomes.store import open_store  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "travis-builds" / "builds.csv"
-TRAINING_PROJECTS = (
-    "aaugustin/websockets",
-    "tobi-wan-kenobi/bumblebee-status",
-    "buildinspace/peru",
-    "johnbywater/eventsourcing",
-    "datafolklabs/cement",
-    "Yelp/detect-secrets",
-    "lyft/confidant",
-    "olofk/fusesoc",
-    "WoLpH/python-progressbar",
-    "peterbrittain/asciimatics",
-    "espressif/esptool",
-    "dschep/ntfy",
-    "javrasya/django-river",
-    "deschler/django-modeltranslation",
-    "groveco/django-sql-explorer",
-    "machow/siuba",
-    "bashtage/arch",
-    "pyscaffold/pyscaffold",
-    "wakatime/wakatime",
-    "twintproject/twint",
-    "jjjake/internetarchive",
-    "gpodder/gpodder",
-    "lanpa/tensorboardX",
-)
 STORE_COLUMNS = [FEATURE_NAMES.index(n) for n in STORE_FEATURES]
 # A warning that always fires teaches people to ignore it: by default this share of a typical project's pushes
 # pass quietly; the 90 %-recall cut ("recall90") is there for teams that opt in.
