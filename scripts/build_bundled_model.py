@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from travis_split import EVALUATION_PROJECTS, TRAINING_PROJECTS  # noqa: E402
+from travis_split import EVALUATION_PROJECTS, LANGUAGE, TRAINING_PROJECTS  # noqa: E402
 
 from ci_risk_hook.features.extract import FEATURE_NAMES, STORE_FEATURES  # noqa: E402
 from ci_risk_hook.model.backtest import deferrable, metrics  # noqa: E402
@@ -210,7 +210,10 @@ def write_card(out: Path) -> None:
         "",
         f"- **Data**: {prov['data']}. Push builds only; failed or errored = failure; cancelled builds dropped; "
         "builds whose commit is missing from the fetched history are kept as history but not learned from.",
-        f"- **Projects** ({len(prov['repositories'])}, all Python, 2014-2021): {', '.join(prov['repositories'])}.",
+        f"- **Projects** ({len(prov['repositories'])}; "
+        + ", ".join(f"{n} {lang}" for lang, n in prov.get("languages", {}).items())
+        + f"; 2014-2021): {', '.join(prov['repositories'])}. The language is not an input: the model sees the "
+        "touched files' categories (source, test, build, docs...), whatever the language.",
         f"- **Rows**: {prov['rows']:,} builds, {prov['failures']:,} failed ({prov['failures'] / prov['rows']:.0%}); "
         "each row appears twice, once with its build-history features and once with them unknown, so the "
         "model also serves a repository that has recorded no outcomes yet.",
@@ -251,6 +254,20 @@ def write_card(out: Path) -> None:
         f"{median['with_history']['model']['recall_at_defer_threshold']:.2f} with history and lets "
         f"{median['with_history']['model']['deferrable_at_90']:.0%} pass.",
         "",
+        "Per language (medians over that language's unseen projects):",
+        "",
+        "| language | projects | ROC-AUC with history / Parrot | F1 with history / Parrot "
+        "| deferrable at recall90 (recall) | cold-start ROC-AUC | cold-start F1 |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {lang} | {g['projects']} | {g['with_history']['model']['roc_auc']:.3f} / "
+            f"{g['with_history']['parrot']['roc_auc']:.3f} | {g['with_history']['model']['f1']:.3f} / "
+            f"{g['with_history']['parrot']['f1']:.3f} | {g['with_history']['model']['deferrable_at_90']:.3f} "
+            f"({g['with_history']['model']['recall_at_defer_threshold']:.2f}) | "
+            f"{g['cold_start']['model']['roc_auc']:.3f} | {g['cold_start']['model']['f1']:.3f} |"
+            for lang, g in evaluation.get("per_language", {}).items()
+        ],
+        "",
         "Parrot here uses the last build on the branch that had *finished* when the build started (what a "
         "hook can know); its deferrable share is the expected one when extra builds are flagged at random to "
         "reach 90 % recall.",
@@ -272,7 +289,8 @@ def write_card(out: Path) -> None:
         "",
         "## Limits",
         "",
-        "- Trained on Python projects' Travis CI history of 2014-2021; other languages, CI systems and eras may "
+        "- Trained on Go, Java, Python and Ruby projects' Travis CI history of 2014-2021; other languages, CI "
+        "systems and eras may "
         "differ. Train on your own outcomes (`ci-risk import` / `ci-risk run`, then `ci-risk retrain`).",
         "- Travis reports a build's duration as the sum of its jobs; finish times are estimated as that sum "
         'over min(jobs, 5), so "finished before" is approximate.',
@@ -312,7 +330,7 @@ def fit_new(joined: Table) -> tuple[Any, dict[str, float], dict[str, Any]]:
     """Train on the training projects; the cuts from the newest 20 % of their real rows (with history)."""
     augmented = concat([joined, masked(joined)])
     # Never the previous bundled model as a candidate: the new one must come from the data alone.
-    result = train(augmented, candidates=tuple(c for c in CANDIDATES if c != "bundled"))
+    result = train(augmented, candidates=tuple(c for c in CANDIDATES if not c.endswith("bundled")))
     # As `train` would pick them for a repository that records outcomes: the masked copies would pull the
     # 90 %-recall cut off target.
     tail = joined.subset(range(int(len(joined) * 0.8), len(joined)))
@@ -334,6 +352,22 @@ def fit_new(joined: Table) -> tuple[Any, dict[str, float], dict[str, Any]]:
         "libraries": library_versions(),
     }
     return result, cuts, provenance
+
+
+def medians(per_project: dict[str, Any]) -> dict[str, Any]:
+    """Median figures of a group of projects, per regime and predictor."""
+    summary: dict[str, Any] = {"projects": len(per_project)}
+    for regime in REGIMES:
+        summary[regime] = {
+            who: {
+                key: statistics.median(
+                    v[regime][who][key] for v in per_project.values() if v[regime][who].get(key) is not None
+                )
+                for key in MEDIANS[who]
+            }
+            for who in ("model", "parrot")
+        }
+    return summary
 
 
 def main() -> int:
@@ -380,20 +414,15 @@ def main() -> int:
     per_project = {
         p: {regime: evaluate(scores[p][regime], thresholds, tables[p]) for regime in REGIMES} for p in evaluation
     }
-    summary: dict[str, Any] = {}
-    for regime in REGIMES:
-        summary[regime] = {
-            who: {
-                key: statistics.median(
-                    v[regime][who][key] for v in per_project.values() if v[regime][who].get(key) is not None
-                )
-                for key in MEDIANS[who]
-            }
-            for who in ("model", "parrot")
-        }
+    summary = medians(per_project)
+    per_language = {
+        lang: medians({p: v for p, v in per_project.items() if LANGUAGE[p] == lang})
+        for lang in sorted({LANGUAGE[p] for p in per_project})
+    }
     provenance.update(
         {
             "repositories": training,
+            "languages": {lang: sum(LANGUAGE[p] == lang for p in training) for lang in sorted(set(LANGUAGE.values()))},
             "warn_choice": {"quiet_share_target": QUIET_SHARE, "training_projects_median_quiet": quiet},
             "evaluation": {"projects": evaluation, "median": summary},
         }
@@ -405,7 +434,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_artifact(artifact, args.out / "model.json")
     (args.out / "evaluation.json").write_text(
-        json.dumps({"per_project": per_project, "median": summary}, indent=1) + "\n"
+        json.dumps({"per_project": per_project, "median": summary, "per_language": per_language}, indent=1) + "\n"
     )
     write_card(args.out)
     print(
