@@ -300,6 +300,9 @@ def write_card(out: Path) -> None:
         "- Cold start (no recorded outcomes) relies on git features alone and ranks failures much less well.",
         "",
     ]
+    extra = out / "BACKTEST.md"  # the rolling backtest's figures (bench/backtest_travis.py), kept beside the card
+    if extra.exists():
+        lines += [extra.read_text().rstrip(), ""]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
 
 
@@ -309,13 +312,11 @@ def load_tables(args: argparse.Namespace) -> tuple[dict[str, Table], list[str], 
     overlap = set(TRAINING_PROJECTS) & set(EVALUATION_PROJECTS)
     if overlap:
         raise SystemExit(f"training and evaluation projects overlap: {sorted(overlap)}")
+    projects = TRAINING_PROJECTS + EVALUATION_PROJECTS
+    if args.cached_only:
+        projects = tuple(p for p in projects if (args.cache / f"{p.replace('/', '+')}.pickle").exists())
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        loaded = list(
-            pool.map(
-                lambda p: project_table(p, args.repos_dir, args.cache, args.data),
-                TRAINING_PROJECTS + EVALUATION_PROJECTS,
-            )
-        )
+        loaded = list(pool.map(lambda p: project_table(p, args.repos_dir, args.cache, args.data), projects))
     tables = {p: t for p, t, _ in loaded if t is not None and len(t) >= 50}
     for p, t, note in loaded:
         print(f"{p:<40} {'-' if t is None else len(t):>6} rows  {note}", file=sys.stderr)
@@ -379,6 +380,9 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=None, help="Keep and reuse each project's imported table here.")
     parser.add_argument("--card-only", action="store_true", help="Rewrite MODEL_CARD.md from the existing files.")
     parser.add_argument(
+        "--cached-only", action="store_true", help="Use only the projects already imported into --cache (no imports)."
+    )
+    parser.add_argument(
         "--rethreshold",
         action="store_true",
         help="Keep the existing model; choose its thresholds again, reseal, re-evaluate, rewrite the card.",
@@ -389,6 +393,8 @@ def main() -> int:
         return 0
     if args.repos_dir is None:
         parser.error("--repos-dir is required")
+    if args.cached_only and args.cache is None:
+        parser.error("--cached-only needs --cache")
     warnings.filterwarnings("ignore", category=UserWarning)
     started = time.monotonic()
     tables, training, evaluation = load_tables(args)
