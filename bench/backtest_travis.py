@@ -174,6 +174,69 @@ def print_summary(name: str, s: dict[str, Any]) -> None:
     )
 
 
+def markdown(reports: list[dict[str, Any]], summaries: dict[str, Any], before: dict[str, Any] | None) -> str:
+    """The figures as the model card shows them: per language and per project, before (if given) and after."""
+
+    def f(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    old = {r["project"]: r for r in (before or {}).get("reports", []) if "error" not in r}
+    old_summary = (before or {}).get("summary", {})
+    lines = [
+        "## Rolling backtest on unseen projects (bench/backtest_travis.py)",
+        "",
+        "Each project's push builds predicted in time order by `ci-risk backtest` (retrained every 25 builds on "
+        "the builds finished before; thresholds chosen on those builds only). Parrot = previous build on the "
+        "branch *finished* when the build started (what a hook can know); Parrot* = previous build in push order "
+        "(as published). Deferrable counts 0 where the realised recall fell below 0.88. Cold start = the bundled "
+        "model alone with no outcomes recorded."
+        + (" Before = the previous bundled model with the previous backtest." if before else ""),
+        "",
+        "| group | projects | ROC-AUC | Parrot / Parrot* AUC | F1 | Parrot / Parrot* F1 | F1 gain vs Parrot* "
+        "(worst) | deferrable | cold-start AUC |"
+        + (" before: AUC / F1 gain (worst) / deferrable / cold |" if before else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if before else ""),
+    ]
+    for name, s in summaries.items():
+        b = old_summary.get(name)
+        extra = (
+            f" {f(b['roc_auc']['model'])} / {b['f1_gain']:+.3f} ({b['worst_f1_gain']:+.3f}) / {f(b['deferrable'])}"
+            f" / {f(b['cold_start_auc'])} |"
+            if b
+            else (" - |" if before else "")
+        )
+        lines.append(
+            f"| {name} | {s['projects']} | {f(s['roc_auc']['model'])} | {f(s['roc_auc']['parrot'])} / "
+            f"{f(s['roc_auc']['parrot_ordered'])} | {f(s['f1']['model'])} | {f(s['f1']['parrot'])} / "
+            f"{f(s['f1']['parrot_ordered'])} | {s['f1_gain']:+.3f} ({s['worst_f1_gain']:+.3f}) | "
+            f"{f(s['deferrable'])} | {f(s['cold_start_auc'])} |" + extra
+        )
+    lines += [
+        "",
+        "| project | language | builds | ROC-AUC | Parrot / Parrot* AUC | F1 | Parrot / Parrot* F1 | deferrable "
+        "(recall) | cold-start AUC |" + (" before: AUC / F1 / cold |" if before else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if before else ""),
+    ]
+    for r in reports:
+        if "error" in r:
+            lines.append(f"| {r['project']} | {LANGUAGE.get(r['project'], '?')} | error: {r['error']} |")
+            continue
+        m, b = r["model"], old.get(r["project"])
+        at = m.get("recall_at_defer_threshold")
+        extra = (
+            f" {f(b['model']['roc_auc'])} / {f(b['model']['f1'])} / {f(b.get('cold_start_auc'))} |"
+            if b
+            else (" - |" if before else "")
+        )
+        lines.append(
+            f"| {r['project']} | {LANGUAGE.get(r['project'], '?')} | {r['builds']} | {f(m['roc_auc'])} | "
+            f"{f(r['parrot']['roc_auc'])} / {f(r['parrot_ordered']['roc_auc'])} | {f(m['f1'])} | "
+            f"{f(r['parrot']['f1'])} / {f(r['parrot_ordered']['f1'])} | {f(m.get('deferrable_at_90'))} "
+            f"({f(at)}) | {f(r.get('cold_start_auc'))} |" + extra
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos-dir", type=Path, required=True)
@@ -182,6 +245,8 @@ def main() -> int:
     parser.add_argument("--retrain-every", type=int, default=25)
     parser.add_argument("--json", type=Path, default=None, help="Also write all reports here.")
     parser.add_argument("--cache", type=Path, default=None, help="Backtest in-process on imported tables kept here.")
+    parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables as Markdown (model card).")
+    parser.add_argument("--before", type=Path, default=None, help="A previous --json output, shown beside in Markdown.")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)  # scikit-learn's, once per fit in worker threads
     if not DATA.exists():
@@ -255,6 +320,9 @@ def main() -> int:
         )
     if args.json:
         args.json.write_text(json.dumps({"reports": reports, "summary": summaries}, indent=1))
+    if args.markdown:
+        before = json.loads(args.before.read_text()) if args.before else None
+        args.markdown.write_text(markdown(reports, summaries, before))
     return 0
 
 
