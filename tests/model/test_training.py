@@ -286,3 +286,17 @@ def test_platt_calibration_of_perfectly_separated_builds_stays_short_of_certaint
     calibrated = 1.0 / (1.0 + np.exp(cal["a"] * p + cal["b"]))
     assert 0.001 < calibrated.min() < 0.2 and 0.8 < calibrated.max() < 0.999
     assert np.all(np.diff(calibrated) > 0)
+
+
+def test_the_bundled_candidates_cuts_are_chosen_on_every_finished_build_of_the_repository() -> None:
+    # The shipped model never saw this repository: all its builds are out of sample for it, not only the newest 20 %.
+    from ci_risk_hook.gate.evaluate import bundled_model_path
+    from ci_risk_hook.model.training import threshold_for_f1, threshold_for_recall
+
+    if bundled_model_path() is None:
+        pytest.skip("no bundled model in this checkout")
+    table = synthetic(300)
+    result = train(table, candidates=("bundled",))
+    every = result.model.predict(table.X)
+    assert result.thresholds["f1"] == threshold_for_f1(every, table.y)
+    assert result.thresholds["recall90"] == threshold_for_recall(every, table.y, 0.9)
