@@ -190,7 +190,11 @@ def markdown(reports: list[dict[str, Any]], summaries: dict[str, Any], before: d
         "branch *finished* when the build started (what a hook can know); Parrot* = previous build in push order "
         "(as published). Deferrable counts 0 where the realised recall fell below 0.88. Cold start = the bundled "
         "model alone with no outcomes recorded."
-        + (" Before = the previous bundled model with the previous backtest." if before else ""),
+        + (
+            " Before = the previous bundled model (23 Python projects) with its shipped cuts, same backtest."
+            if before
+            else ""
+        ),
         "",
         "| group | projects | ROC-AUC | Parrot / Parrot* AUC | F1 | Parrot / Parrot* F1 | F1 gain vs Parrot* "
         "(worst) | deferrable | cold-start AUC |"
