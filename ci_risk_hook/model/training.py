@@ -29,6 +29,7 @@ RULE_FEATURE = "prev_build_failed"
 # (OWN_CUTS off: the shipped cuts, as before; kept switchable for the ablation in bench/).
 OWN_CUTS = True
 MIN_OWN_CUT_FAILURES = 10
+RECALL_WINDOW = 150  # the latest builds its recall cuts are chosen on
 MEMO_ROWS = 200_000  # rows whose bundled score is remembered (about 30 MB)
 
 
@@ -404,12 +405,15 @@ def train(
         # The cross-project model never saw this repository, so every finished build here is out of sample for it:
         # its cuts are chosen on all of them, and move as outcomes arrive (the newest 20 % alone is a few failures).
         # The shipped warn stays the default when asked for: chosen for quiet on thousands of builds.
+        # A recall cut follows the latest builds (failures drift; recall is what a deferral promises), the F1 and
+        # block cuts use them all (chosen so on training projects: bench/ and the model card's ablations).
         every = final.predict(table.X)
+        recent = slice(-RECALL_WINDOW, None) if table.y[-RECALL_WINDOW:].sum() >= MIN_FAILURES else slice(None)
         thresholds = {
-            "warn": threshold_for_recall(every, table.y, target_recall),
+            "warn": threshold_for_recall(every[recent], table.y[recent], target_recall),
             "block": threshold_for_precision(every, table.y, target_precision),
             "f1": threshold_for_f1(every, table.y),
-            "recall90": threshold_for_recall(every, table.y, 0.9),
+            "recall90": threshold_for_recall(every[recent], table.y[recent], 0.9),
         }
         if defaults and "warn" in shipped:
             thresholds["warn"] = shipped["warn"]
