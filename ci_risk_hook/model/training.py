@@ -406,7 +406,7 @@ def train(
         # its cuts are chosen on all of them, and move as outcomes arrive (the newest 20 % alone is a few failures).
         # The shipped warn stays the default when asked for: chosen for quiet on thousands of builds.
         # A recall cut follows the latest builds (failures drift; recall is what a deferral promises), the F1 and
-        # block cuts use them all (chosen so on training projects: bench/ and the model card's ablations).
+        # block cuts use them all (chosen so on training projects: bench/ablation_travis.py, the model card).
         every = final.predict(table.X)
         recent = slice(-RECALL_WINDOW, None) if table.y[-RECALL_WINDOW:].sum() >= MIN_FAILURES else slice(None)
         thresholds = {
