@@ -380,7 +380,7 @@ def test_model_show_prints_the_bundled_evaluation_as_text(in_repo: Repo, capsys:
         pytest.skip("this checkout has no bundled model (model/model.json)")
     code, out, _ = run(["model", "show"], capsys)
     assert code == 0 and "(bundled)" in out
-    assert "{" not in out and "evaluated on 10 projects it never saw" in out
-    assert "thresholds: block" in out and "recall90" in out and "roc_auc 0.760" in out
+    assert "{" not in out and "evaluated on 37 projects it never saw" in out
+    assert "thresholds: block" in out and "recall90" in out and "roc_auc 0.776" in out
     code, out, _ = run(["model", "show", "--format", "json"], capsys)
     assert json.loads(out)["provenance"]["evaluation"]["projects"]
