@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from backtest_travis import EVALUATION_PROJECTS  # noqa: E402
+from travis_split import EVALUATION_PROJECTS, LANGUAGE, TRAINING_PROJECTS  # noqa: E402
 
 from ci_risk_hook.features.extract import FEATURE_NAMES, STORE_FEATURES  # noqa: E402
 from ci_risk_hook.model.backtest import deferrable, metrics  # noqa: E402
@@ -67,31 +67,6 @@ from ci_risk_hook.model.training import (  # noqa: E402
 from ci_risk_hook.outcomes.store import open_store  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "travis-builds" / "builds.csv"
-TRAINING_PROJECTS = (
-    "aaugustin/websockets",
-    "tobi-wan-kenobi/bumblebee-status",
-    "buildinspace/peru",
-    "johnbywater/eventsourcing",
-    "datafolklabs/cement",
-    "Yelp/detect-secrets",
-    "lyft/confidant",
-    "olofk/fusesoc",
-    "WoLpH/python-progressbar",
-    "peterbrittain/asciimatics",
-    "espressif/esptool",
-    "dschep/ntfy",
-    "javrasya/django-river",
-    "deschler/django-modeltranslation",
-    "groveco/django-sql-explorer",
-    "machow/siuba",
-    "bashtage/arch",
-    "pyscaffold/pyscaffold",
-    "wakatime/wakatime",
-    "twintproject/twint",
-    "jjjake/internetarchive",
-    "gpodder/gpodder",
-    "lanpa/tensorboardX",
-)
 STORE_COLUMNS = [FEATURE_NAMES.index(n) for n in STORE_FEATURES]
 # A warning that always fires teaches people to ignore it: by default this share of a typical project's pushes
 # pass quietly; the 90 %-recall cut ("recall90") is there for teams that opt in.
@@ -235,7 +210,10 @@ def write_card(out: Path) -> None:
         "",
         f"- **Data**: {prov['data']}. Push builds only; failed or errored = failure; cancelled builds dropped; "
         "builds whose commit is missing from the fetched history are kept as history but not learned from.",
-        f"- **Projects** ({len(prov['repositories'])}, all Python, 2014-2021): {', '.join(prov['repositories'])}.",
+        f"- **Projects** ({len(prov['repositories'])}; "
+        + ", ".join(f"{n} {lang}" for lang, n in prov.get("languages", {}).items())
+        + f"; 2014-2021): {', '.join(prov['repositories'])}. The language is not an input: the model sees the "
+        "touched files' categories (source, test, build, docs...), whatever the language.",
         f"- **Rows**: {prov['rows']:,} builds, {prov['failures']:,} failed ({prov['failures'] / prov['rows']:.0%}); "
         "each row appears twice, once with its build-history features and once with them unknown, so the "
         "model also serves a repository that has recorded no outcomes yet.",
@@ -276,6 +254,31 @@ def write_card(out: Path) -> None:
         f"{median['with_history']['model']['recall_at_defer_threshold']:.2f} with history and lets "
         f"{median['with_history']['model']['deferrable_at_90']:.0%} pass.",
         "",
+        "Per language (medians over that language's unseen projects):",
+        "",
+        "| language | projects | ROC-AUC with history / Parrot | F1 with history / Parrot "
+        "| deferrable at recall90 (recall) | cold-start ROC-AUC | cold-start F1 |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {lang} | {g['projects']} | {g['with_history']['model']['roc_auc']:.3f} / "
+            f"{g['with_history']['parrot']['roc_auc']:.3f} | {g['with_history']['model']['f1']:.3f} / "
+            f"{g['with_history']['parrot']['f1']:.3f} | {g['with_history']['model']['deferrable_at_90']:.3f} "
+            f"({g['with_history']['model']['recall_at_defer_threshold']:.2f}) | "
+            f"{g['cold_start']['model']['roc_auc']:.3f} | {g['cold_start']['model']['f1']:.3f} |"
+            for lang, g in evaluation.get("per_language", {}).items()
+        ],
+        "",
+        "Which evidence it relies on where it was not trained: the median drop of ROC-AUC (with build history) "
+        "on the unseen projects when one feature group is shuffled within each project (reported, never used to "
+        "choose anything):",
+        "",
+        "| feature group | ROC-AUC drop |",
+        "|---|---|",
+        *[
+            f"| {group} | {drop:+.3f} |"
+            for group, drop in sorted(evaluation.get("group_importance", {}).items(), key=lambda kv: -kv[1])
+        ],
+        "",
         "Parrot here uses the last build on the branch that had *finished* when the build started (what a "
         "hook can know); its deferrable share is the expected one when extra builds are flagged at random to "
         "reach 90 % recall.",
@@ -297,7 +300,8 @@ def write_card(out: Path) -> None:
         "",
         "## Limits",
         "",
-        "- Trained on Python projects' Travis CI history of 2014-2021; other languages, CI systems and eras may "
+        "- Trained on Go, Java, Python and Ruby projects' Travis CI history of 2014-2021; other languages, CI "
+        "systems and eras may "
         "differ. Train on your own outcomes (`ci-risk import` / `ci-risk run`, then `ci-risk retrain`).",
         "- Travis reports a build's duration as the sum of its jobs; finish times are estimated as that sum "
         'over min(jobs, 5), so "finished before" is approximate.',
@@ -307,6 +311,9 @@ def write_card(out: Path) -> None:
         "- Cold start (no recorded outcomes) relies on git features alone and ranks failures much less well.",
         "",
     ]
+    extra = out / "BACKTEST.md"  # the rolling backtest's figures (bench/backtest_travis.py), kept beside the card
+    if extra.exists():
+        lines += [extra.read_text().rstrip(), ""]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
 
 
@@ -316,13 +323,11 @@ def load_tables(args: argparse.Namespace) -> tuple[dict[str, Table], list[str], 
     overlap = set(TRAINING_PROJECTS) & set(EVALUATION_PROJECTS)
     if overlap:
         raise SystemExit(f"training and evaluation projects overlap: {sorted(overlap)}")
+    projects = TRAINING_PROJECTS + EVALUATION_PROJECTS
+    if args.cached_only:
+        projects = tuple(p for p in projects if (args.cache / f"{p.replace('/', '+')}.pickle").exists())
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        loaded = list(
-            pool.map(
-                lambda p: project_table(p, args.repos_dir, args.cache, args.data),
-                TRAINING_PROJECTS + EVALUATION_PROJECTS,
-            )
-        )
+        loaded = list(pool.map(lambda p: project_table(p, args.repos_dir, args.cache, args.data), projects))
     tables = {p: t for p, t, _ in loaded if t is not None and len(t) >= 50}
     for p, t, note in loaded:
         print(f"{p:<40} {'-' if t is None else len(t):>6} rows  {note}", file=sys.stderr)
@@ -337,7 +342,7 @@ def fit_new(joined: Table) -> tuple[Any, dict[str, float], dict[str, Any]]:
     """Train on the training projects; the cuts from the newest 20 % of their real rows (with history)."""
     augmented = concat([joined, masked(joined)])
     # Never the previous bundled model as a candidate: the new one must come from the data alone.
-    result = train(augmented, candidates=tuple(c for c in CANDIDATES if c != "bundled"))
+    result = train(augmented, candidates=tuple(c for c in CANDIDATES if not c.endswith("bundled")))
     # As `train` would pick them for a repository that records outcomes: the masked copies would pull the
     # 90 %-recall cut off target.
     tail = joined.subset(range(int(len(joined) * 0.8), len(joined)))
@@ -361,6 +366,49 @@ def fit_new(joined: Table) -> tuple[Any, dict[str, float], dict[str, Any]]:
     return result, cuts, provenance
 
 
+def group_importance(model: Any, tables: dict[str, Table], projects: list[str], seed: int = 0) -> dict[str, Any]:
+    """Median drop of ROC-AUC on unseen projects when one feature group is shuffled within each project.
+
+    Reported, never used to choose anything: which kinds of evidence the model relies on where it was not trained.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from ci_risk_hook.features.extract import SCHEMA
+
+    groups: dict[str, list[int]] = {}
+    for feature in SCHEMA:
+        groups.setdefault(feature.group, []).append(FEATURE_NAMES.index(feature.name))
+    rng = np.random.default_rng(seed)
+    drops: dict[str, list[float]] = {g: [] for g in groups}
+    for p in projects:
+        table = tables[p]
+        if len(np.unique(table.y)) < 2:
+            continue
+        base = roc_auc_score(table.y, model.predict(table.X))
+        for group, columns in groups.items():
+            X = table.X.copy()
+            order = rng.permutation(len(X))
+            X[:, columns] = X[order][:, columns]
+            drops[group].append(base - roc_auc_score(table.y, model.predict(X)))
+    return {g: round(statistics.median(v), 4) for g, v in drops.items() if v}
+
+
+def medians(per_project: dict[str, Any]) -> dict[str, Any]:
+    """Median figures of a group of projects, per regime and predictor."""
+    summary: dict[str, Any] = {"projects": len(per_project)}
+    for regime in REGIMES:
+        summary[regime] = {
+            who: {
+                key: statistics.median(
+                    v[regime][who][key] for v in per_project.values() if v[regime][who].get(key) is not None
+                )
+                for key in MEDIANS[who]
+            }
+            for who in ("model", "parrot")
+        }
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos-dir", type=Path, required=False)
@@ -369,6 +417,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA, help="The travis-builds CSV (read, never copied).")
     parser.add_argument("--cache", type=Path, default=None, help="Keep and reuse each project's imported table here.")
     parser.add_argument("--card-only", action="store_true", help="Rewrite MODEL_CARD.md from the existing files.")
+    parser.add_argument(
+        "--cached-only", action="store_true", help="Use only the projects already imported into --cache (no imports)."
+    )
     parser.add_argument(
         "--rethreshold",
         action="store_true",
@@ -380,6 +431,8 @@ def main() -> int:
         return 0
     if args.repos_dir is None:
         parser.error("--repos-dir is required")
+    if args.cached_only and args.cache is None:
+        parser.error("--cached-only needs --cache")
     warnings.filterwarnings("ignore", category=UserWarning)
     started = time.monotonic()
     tables, training, evaluation = load_tables(args)
@@ -405,20 +458,16 @@ def main() -> int:
     per_project = {
         p: {regime: evaluate(scores[p][regime], thresholds, tables[p]) for regime in REGIMES} for p in evaluation
     }
-    summary: dict[str, Any] = {}
-    for regime in REGIMES:
-        summary[regime] = {
-            who: {
-                key: statistics.median(
-                    v[regime][who][key] for v in per_project.values() if v[regime][who].get(key) is not None
-                )
-                for key in MEDIANS[who]
-            }
-            for who in ("model", "parrot")
-        }
+    summary = medians(per_project)
+    importance = group_importance(model, tables, evaluation)
+    per_language = {
+        lang: medians({p: v for p, v in per_project.items() if LANGUAGE[p] == lang})
+        for lang in sorted({LANGUAGE[p] for p in per_project})
+    }
     provenance.update(
         {
             "repositories": training,
+            "languages": {lang: sum(LANGUAGE[p] == lang for p in training) for lang in sorted(set(LANGUAGE.values()))},
             "warn_choice": {"quiet_share_target": QUIET_SHARE, "training_projects_median_quiet": quiet},
             "evaluation": {"projects": evaluation, "median": summary},
         }
@@ -430,7 +479,16 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_artifact(artifact, args.out / "model.json")
     (args.out / "evaluation.json").write_text(
-        json.dumps({"per_project": per_project, "median": summary}, indent=1) + "\n"
+        json.dumps(
+            {
+                "per_project": per_project,
+                "median": summary,
+                "per_language": per_language,
+                "group_importance": importance,
+            },
+            indent=1,
+        )
+        + "\n"
     )
     write_card(args.out)
     print(

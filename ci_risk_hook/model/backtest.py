@@ -17,7 +17,7 @@ import numpy as np
 
 from ci_risk_hook.errors import EXIT_INTERNAL, CiRiskError
 from ci_risk_hook.model.dataset import Table
-from ci_risk_hook.model.training import CANDIDATES, TrainError, train
+from ci_risk_hook.model.training import CANDIDATES, TrainError, TrainResult, train
 from ci_risk_hook.safetext import csv_cell
 
 
@@ -167,7 +167,8 @@ def backtest(
     on_retrain: Callable[[Table, Table], None] | None = None,
     n_jobs: int = 1,
 ) -> BacktestResult:
-    """Rolling origin; the candidate is re-chosen every `select_every` retrains (choosing is the costly part).
+    """Rolling origin; the candidate is re-chosen every `select_every` retrains (choosing is the costly part), less
+    often while the same candidate keeps winning.
 
     `on_retrain(history, block)` sees exactly what each retrain learns from and
     what it then predicts, so a test can prove no row came from the future.
@@ -184,6 +185,8 @@ def backtest(
     chosen: dict[str, int] = {}
     retrains = 0
     current: str | None = None
+    demo: TrainResult | None = None
+    interval, since_choice = select_every, 0
     i = 0
     while i < n:
         block = np.arange(i, min(i + retrain_every, n))
@@ -195,10 +198,21 @@ def backtest(
             i += retrain_every
             continue
         try:
-            pick = candidates if current is None or retrains % select_every == 0 else (current,)
+            choosing = current is None or since_choice >= interval
+            pick = candidates if current is None or choosing else (current,)
             result = train(history, candidates=pick, target_recall=target_recall, n_jobs=n_jobs)
+            if choosing:
+                # A choice that keeps the same candidate doubles the wait before the next one (up to four times
+                # `select_every`); a change goes back to `select_every`. Fewer refits of candidates that keep losing.
+                same = result.model.name == current
+                interval = min(interval * 2, 4 * select_every) if same else select_every
+                since_choice = 0
+            since_choice += 1
             current = result.model.name
-            demo = train(history, candidates=("demo",), target_recall=target_recall, demo=True)
+            if choosing or demo is None:
+                # The comparison model is refitted when the candidate is re-chosen: it is a reference figure, and
+                # its 80-tree forest every block cost a third of the backtest. Still from the past only.
+                demo = train(history, candidates=("demo",), target_recall=target_recall, demo=True)
         except TrainError:
             i += retrain_every
             continue

@@ -76,7 +76,9 @@ def test_exported_artifact_equals_the_fitted_model_including_calibration_and_rul
     a, b = 360, 480
     from ci_risk_hook.gate.evaluate import bundled_model_path
 
-    names = ["forest", "gbdt", "logistic", "parrot", "rule+forest"] + (["bundled"] if bundled_model_path() else [])
+    # The bundled candidates score through a memo of each row's score; their artifacts must still score the same.
+    borrowed = ["bundled", "rule+bundled"] if bundled_model_path() else []
+    names = ["forest", "gbdt", "logistic", "parrot", "rule+forest"] + borrowed
     for name in names:
         fitted = fit(name, table.subset(range(a)), table.subset(range(a, b)))
         result = train(table, candidates=(name,))
@@ -87,6 +89,24 @@ def test_exported_artifact_equals_the_fitted_model_including_calibration_and_rul
         picked = [[row[COL[n]] for n in names] for row in rows]
         got = np.array(portable.predict_proba(picked))
         assert np.max(np.abs(got - fitted.predict(table.X[b:]))) <= 1e-9, name
+
+
+def test_the_bundled_candidate_scores_a_row_the_same_however_often_it_is_asked() -> None:
+    from ci_risk_hook.gate.evaluate import bundled_model_path
+    from ci_risk_hook.model.training import PortableEstimator, _portable
+
+    path = bundled_model_path()
+    if path is None:
+        pytest.skip("no bundled model in this checkout")
+    X = synthetic(120).X
+    fresh = PortableEstimator(path).model
+    rows = [[None if np.isnan(v) else float(v) for v in row] for row in X[:, _portable(path).columns]]
+    expected = np.array(fresh.predict_proba(rows, calibrated=False))
+    cached = _portable(path)
+    assert cached is _portable(path), "the artifact is loaded once per file version"
+    first = cached.predict_proba(X[:, cached.columns])[:, 1]
+    again = cached.predict_proba(X[::-1][:, cached.columns])[:, 1][::-1]
+    assert np.array_equal(first, expected) and np.array_equal(again, expected)
 
 
 def test_backtest_never_trains_on_a_build_that_finished_after_the_predicted_one_started() -> None:
@@ -266,3 +286,27 @@ def test_platt_calibration_of_perfectly_separated_builds_stays_short_of_certaint
     calibrated = 1.0 / (1.0 + np.exp(cal["a"] * p + cal["b"]))
     assert 0.001 < calibrated.min() < 0.2 and 0.8 < calibrated.max() < 0.999
     assert np.all(np.diff(calibrated) > 0)
+
+
+def test_the_bundled_candidates_cuts_are_chosen_on_every_finished_build_of_the_repository() -> None:
+    # The shipped model never saw this repository: all its builds are out of sample for it, not only the newest 20 %.
+    from ci_risk_hook.gate.evaluate import bundled_model_path
+    from ci_risk_hook.model.training import RECALL_WINDOW, _portable, threshold_for_f1, threshold_for_recall
+
+    if bundled_model_path() is None:
+        pytest.skip("no bundled model in this checkout")
+    table = synthetic(300)
+    # Early failures the shipped model scores low, later ones as usual: the recall cut must follow the latest builds.
+    shipped = _portable(bundled_model_path() or "")
+    early = shipped.predict_proba(table.X[:150][:, shipped.columns])[:, 1]
+    y = table.y.copy()
+    y[:150] = (early <= np.quantile(early, 0.2)).astype(int)
+    table = Table(
+        table.X, y, table.started, table.finished, table.parrot, table.demo, table.commits, table.branches, "ci"
+    )
+    result = train(table, candidates=("bundled",))
+    every = result.model.predict(table.X)
+    assert result.thresholds["f1"] == threshold_for_f1(every, table.y)
+    recent = slice(-RECALL_WINDOW, None)  # recall cuts follow the latest builds
+    assert result.thresholds["recall90"] == threshold_for_recall(every[recent], table.y[recent], 0.9)
+    assert result.thresholds["recall90"] != threshold_for_recall(every, table.y, 0.9)
