@@ -135,6 +135,20 @@ def live_summary(
     }
 
 
+def empty_summary(target_recall: float = DEFAULT_TARGET_RECALL) -> dict[str, Any]:
+    """The figures of a repository without a store or predictions: every window empty, nothing flagged."""
+    return {
+        "predictions": 0,
+        "joined": 0,
+        "target_recall": target_recall,
+        "windows": [window_figures(name, []) for name, _, _ in WINDOWS],
+        "drift": [],
+        "retrain_would_help": False,
+        "new_outcomes": 0,
+        "bypass": [],
+    }
+
+
 def classification(flags: Sequence[bool], failed: Sequence[bool]) -> dict[str, float | None]:
     """Failing-class precision, recall and F1 of `flags`; None where a figure has nothing to divide by."""
     tp = sum(1 for f, y in zip(flags, failed) if f and y)
