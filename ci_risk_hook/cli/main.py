@@ -1256,11 +1256,17 @@ def monitor(
     """Is ci-risk right now? Recorded predictions against the outcomes that followed, beside the previous-build rule."""
     import json
 
+    from ci_risk_hook.outcomes import spool
     from ci_risk_hook.outcomes.monitor import live_summary
+    from ci_risk_hook.outcomes.store import StoreError
     from ci_risk_hook.views.monitor import render_text
 
     target = _open_target(db)
     try:
+        try:
+            spool.move(target.store, target.repo_id, "", target.info.common_dir)  # this clone's latest pushes
+        except StoreError as exc:
+            click.echo(f"ci-risk: warning: this clone's latest predictions stay pending: {exc}", err=True)
         summary = live_summary(
             target.store,
             target.repo_id,

@@ -175,7 +175,13 @@ def evaluate(
         _score(ranges, settings, info, progress, cwd, history, report, limits)
     finally:
         if recording and history.worker is not None:
-            history.record(_predictions(report, place, ci_run, when))
+            rows = _predictions(report, place, ci_run, when)
+            if place == "hook":  # the push waits for no disk: the next push moves them into the store
+                from ci_risk_hook.outcomes import spool
+
+                spool.append(info.common_dir, rows)
+                rows = []
+            history.record(rows)
     return report
 
 
@@ -250,11 +256,14 @@ class _BuildHistory:
     driver's connect timeout (libpq's minimum is 2 s). A store file on a hung
     network mount can still hold up the process's exit: nothing bounds that.
 
-    With `recording`, the same worker and connection then record the push's
-    predictions (`record`): the store is opened for writing if it exists
-    (never created, never upgraded: a store older than the `predictions` table
-    records nothing until a command upgrades it), and the push waits for that
-    write at most `store_budget`.
+    With `recording`, the same worker and connection then record predictions:
+    the store is opened for writing if it exists (never created, never
+    upgraded: a store older than the `predictions` table records nothing until
+    a command upgrades it). A push's own predictions go to the spool
+    (`outcomes.spool`) and the worker moves earlier pushes' spooled ones in
+    while this push's commits are read, so the push itself waits for no
+    commit of its own; `check` and CI hand theirs over (`record`). Either
+    waits for the worker's writing at most `store_budget`.
     Trouble writing is silent: a prediction lost costs the push nothing.
     """
 
@@ -282,12 +291,21 @@ class _BuildHistory:
         self.pending: queue.Queue[list[Prediction]] = queue.Queue(maxsize=1)
         self.record_problem: str | None = None
         self.read = threading.Event()  # set when the worker has read (or given up): it may go on to record
+        self.written = threading.Event()  # set when the predictions are committed (or will not be)
         self.worker: threading.Thread | None = None
         if self.url is not None:
             self.worker = threading.Thread(
-                target=self._read, args=(info, cwd, list(dict.fromkeys(branches))), name="ci-risk-store", daemon=True
+                target=self._work, args=(info, cwd, list(dict.fromkeys(branches))), name="ci-risk-store", daemon=True
             )
             self.worker.start()
+
+    def _work(self, info: git.RepoInfo, cwd: str | None, branches: list[str | None]) -> None:
+        """The worker: read, then (recording) write; whatever happens, nobody waits for it in vain."""
+        try:
+            self._read(info, cwd, branches)
+        finally:
+            self.read.set()
+            self.written.set()
 
     def _read(self, info: git.RepoInfo, cwd: str | None, branches: list[str | None]) -> None:
         """In the worker: every branch's earlier builds, read in one visit to the store."""
@@ -315,34 +333,41 @@ class _BuildHistory:
                 store.close()
                 store = None
             self.read.set()
-        if store is not None:
-            self._write(store, repo_id, root)
+        if store is not None and root is not None:
+            self._write(store, repo_id, root, info.common_dir)
 
-    def _write(self, store: Store, repo_id: int | None, root: str | None) -> None:
-        """In the worker, after reading: wait for the push's predictions and append them."""
+    def _write(self, store: Store, repo_id: int | None, root: str, common_dir: str) -> None:
+        """In the worker, after reading: move earlier pushes' predictions in, then this run's (`check`, CI)."""
+        from ci_risk_hook.outcomes import spool
         from ci_risk_hook.outcomes.store import PREDICTIONS_FROM
 
         try:
+            if store.read_only or store.schema_version() < PREDICTIONS_FROM:
+                return
+            store.for_a_quick_write()
+            spool.move(store, repo_id, root, common_dir)  # while the push's own commits are being read
             rows = self.pending.get(timeout=_RECORD_WAIT_S)
-            if rows and root is not None and not store.read_only and store.schema_version() >= PREDICTIONS_FROM:
-                if repo_id is None:
-                    repo_id = store.repository_id(root)
-                store.add_predictions(repo_id, rows)
+            if rows:
+                store.add_predictions(store.repository_id(root) if repo_id is None else repo_id, rows)
         except Exception as exc:  # noqa: BLE001 - best effort: a prediction lost must not cost the push
             self.record_problem = str(exc)
         finally:
+            self.written.set()  # committed (or given up): the caller need not wait for the close below
             store.close()
 
     def record(self, rows: list[Prediction]) -> None:
-        """On the main thread: hand the predictions to the worker and wait for them at most `store_budget`."""
+        """On the main thread: hand the predictions to the worker and wait for them at most `store_budget`.
+
+        A push hands none (its own are spooled) and waits only for the move of earlier ones, which ran
+        while its commits were read: usually finished by then (`bench/prediction_recording.py`).
+        """
         if not self.recording or self.worker is None:
             return
         try:
             self.pending.put_nowait(rows)
         except queue.Full:
             return
-        if rows:
-            self.worker.join(self.budget)
+        self.written.wait(self.budget)  # for a push, the earlier predictions' move: done while it was scored
 
     def fill(self, push_range: PushRange, features: FeatureResult) -> None:
         if not features.commits or self.worker is None:

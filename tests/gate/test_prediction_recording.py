@@ -15,7 +15,8 @@ from typing import Iterator
 
 import pytest
 
-from ci_risk_hook.outcomes.store import open_store
+from ci_risk_hook.outcomes import spool as spool_lib
+from ci_risk_hook.outcomes.store import Prediction, open_store
 from testing.postgres import fresh_schema
 from testing.repos import Repo, lines, make_repo, shallow_clone
 from testing.repos import run_cli as run
@@ -95,6 +96,10 @@ def test_a_real_push_through_the_hook_records_its_prediction_and_monitor_joins_t
     assert pushed.returncode == 0, pushed.stderr
     assert "risky: this push may fail CI" in pushed.stdout + pushed.stderr
 
+    # The push's own row is spooled (the push waits for no commit of its own) and moved in by the next push's
+    # store worker, or by `monitor`; a store that answers after the push scored may take it in at once.
+    assert cli(project, "monitor", env=env).returncode == 0
+    assert not (project.path / ".git" / "ci-risk" / "predictions-pending.jsonl").exists()
     rows = [r for r in predictions(store_url) if r[9] == "hook"]
     assert len(rows) == 1, predictions(store_url)
     commit, recorded_base, branch, score, decision, mode, sha, warn_at, block_at, place, ci_run, author = rows[0]
@@ -124,6 +129,7 @@ def test_recording_off_records_nothing(project: Repo, tmp_path: Path) -> None:
     assert cli(project, "install").returncode == 0
     risky_change(project)
     assert push(project, {"CI_RISK_DB": url, "CI_RISK_RECORD_PREDICTIONS": "false"}).returncode == 0
+    assert not (project.path / ".git" / "ci-risk" / "predictions-pending.jsonl").exists()
     assert predictions(url) == []
 
 
@@ -199,6 +205,8 @@ def test_observe_mode_prints_nothing_exits_0_and_records(
         assert (proc.stdout, proc.stderr) == ("", "")
     else:
         assert "ci-risk" not in proc.stdout + proc.stderr
+    if where == "hook":
+        assert cli(project, "monitor", env={"CI_RISK_DB": url}).returncode == 0  # moves the pending row in
     rows = predictions(url)
     assert [(r[0], r[4], r[5]) for r in rows] == [(tip, "warn", "observe")]  # scored at 0 thresholds: a warning
 
@@ -229,4 +237,25 @@ def test_a_push_never_upgrades_an_older_store_and_records_once_a_command_has(pro
     assert cli(project, "history", env={"CI_RISK_DB": str(url)}).returncode == 0  # a command upgrades it
     tip = risky_change(project)
     assert push(project, {"CI_RISK_DB": str(url)}).returncode == 0
-    assert [r[0] for r in predictions(str(url))] == [tip]
+    assert cli(project, "monitor", env={"CI_RISK_DB": str(url)}).returncode == 0
+    assert [r[0] for r in predictions(str(url))][-1] == tip
+
+
+def test_the_next_push_moves_pending_predictions_into_the_store_once(project: Repo, store_url: str) -> None:
+    env = {"CI_RISK_DB": store_url}
+    assert cli(project, "record", "--status", "pass", "--commit", "HEAD", "--branch", "main", env=env).returncode == 0
+    assert cli(project, "install").returncode == 0
+    first = risky_change(project)
+    spool = project.path / ".git" / "ci-risk" / "predictions-pending.jsonl"
+    row = Prediction(first, None, "main", 0.5, "warn", "warn", "sha", 0.3, 0.8, "hook", "", "new@example.com", 1)
+    spool_lib.append(str(project.path / ".git"), [row])  # a push's own row, as the push leaves it
+    pending = spool.read_text()
+    assert first in pending and predictions(store_url) == []
+    # A push that exited in the middle of moving them left its claimed file behind: moved once, not twice.
+    (spool.parent / (spool.name + ".999999.moving")).write_text(pending + "torn line\n")
+    second = project.commit({"src/app.py": lines(60, "more")}, "more")
+    assert push(project, env).returncode == 0
+    assert first in [r[0] for r in predictions(store_url)]  # moved in by the next push
+    assert cli(project, "monitor", env=env).returncode == 0
+    assert [r[0] for r in predictions(store_url)] == [first, second]  # each once
+    assert not list(spool.parent.glob("*.moving")) and not spool.exists()
