@@ -259,3 +259,26 @@ def test_the_next_push_moves_pending_predictions_into_the_store_once(project: Re
     assert cli(project, "monitor", env=env).returncode == 0
     assert [r[0] for r in predictions(store_url)] == [first, second]  # each once
     assert not list(spool.parent.glob("*.moving")) and not spool.exists()
+
+
+def test_a_store_of_hashed_authors_holds_the_prediction_author_hashed(project: Repo, tmp_path: Path) -> None:
+    from ci_risk_hook.outcomes import authors
+
+    key = "k" * 32
+    env = {"CI_RISK_DB": str(tmp_path / "store.sqlite"), authors.KEY_ENV: key}
+    assert cli(project, "record", "--hash-authors", "--status", "pass", "--commit", "HEAD", env=env).returncode == 0
+    before = project.head()
+    tip = risky_change(project)
+    assert cli(project, "check", "--from", before, "--to", tip, env=env).returncode == 0
+    assert cli(project, "install").returncode == 0
+    assert push(project, env).returncode == 0
+    assert cli(project, "monitor", env=env).returncode == 0
+    hashed = authors.hasher(key.encode())("new@example.com")
+    assert [(r[9], r[11]) for r in predictions_with_key(env)] == [("manual", hashed), ("hook", hashed)]
+
+
+def predictions_with_key(env: dict[str, str]) -> list[tuple]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return predictions(env["CI_RISK_DB"])
