@@ -367,7 +367,9 @@ class _BuildHistory:
             self.pending.put_nowait(rows)
         except queue.Full:
             return
-        self.written.wait(self.budget)  # for a push, the earlier predictions' move: done while it was scored
+        # A push waits for the move of earlier predictions only within the store's budget from its start (a cut
+        # move is finished by a later push); `check` and CI give their own rows the whole budget.
+        self.written.wait(self.budget if rows else max(0.0, self.deadline - time.monotonic()))
 
     def fill(self, push_range: PushRange, features: FeatureResult) -> None:
         if not features.commits or self.worker is None:
