@@ -94,6 +94,7 @@ def compare(ci_risk: str, clone: Path, url: str, runs: int) -> tuple[list[float]
     off_env = {**base_env, "CI_RISK_RECORD_PREDICTIONS": "false"}
     for env in (on_env, off_env):  # warm-up: file caches, the history index, the store's pages
         hook_once(ci_risk, clone, env)
+    subprocess.run([ci_risk, "monitor"], cwd=clone, capture_output=True, env=base_env, check=True)  # warm-up's row
     before = predictions(url)
     on: list[float] = []
     off: list[float] = []
