@@ -257,9 +257,9 @@ class _BuildHistory:
     network mount can still hold up the process's exit: nothing bounds that.
 
     With `recording`, the same worker and connection then record predictions:
-    the store is opened for writing if it exists (never created, never
-    upgraded: a store older than the `predictions` table records nothing until
-    a command upgrades it). A push's own predictions go to the spool
+    the store is opened for writing if it exists (never created; an SQLite file
+    is never upgraded by a push: older than the `predictions` table, it records
+    nothing until a command upgrades it). A push's own predictions go to the spool
     (`outcomes.spool`) and the worker moves earlier pushes' spooled ones in
     while this push's commits are read, so the push itself waits for no
     commit of its own; `check` and CI hand theirs over (`record`). Either
@@ -309,7 +309,7 @@ class _BuildHistory:
 
     def _read(self, info: git.RepoInfo, cwd: str | None, branches: list[str | None]) -> None:
         """In the worker: every branch's earlier builds, read in one visit to the store."""
-        from ci_risk_hook.outcomes.store import StoreError, exists, open_store
+        from ci_risk_hook.outcomes.store import StoreError, exists, is_postgres, open_store
 
         assert self.url is not None
         store = None
@@ -319,7 +319,9 @@ class _BuildHistory:
             if root is None:
                 return
             writing = self.recording and exists(self.url)
-            store = open_store(self.url, create=writing, timeout=self.budget, migrate=False)
+            # As a reader always did: a PostgreSQL store is brought up to date by whoever connects first (under
+            # its lock), an SQLite file never by a push (opened for writing here, it is still not upgraded).
+            store = open_store(self.url, create=writing, timeout=self.budget, migrate=is_postgres(self.url))
             repo_id = store.find_repository(root)
             if repo_id is not None:
                 self.prior = {branch: store.prior_builds(repo_id, self.now, branch) for branch in branches}
