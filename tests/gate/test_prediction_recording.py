@@ -282,3 +282,16 @@ def predictions_with_key(env: dict[str, str]) -> list[tuple]:
         for name, value in env.items():
             patch.setenv(name, value)
         return predictions(env["CI_RISK_DB"])
+
+
+def test_hash_authors_without_its_key_keeps_the_build_history_and_records_nothing(
+    project: Repo, tmp_path: Path
+) -> None:
+    url = str(tmp_path / "store.sqlite")
+    assert cli(project, "record", "--status", "fail", "--commit", "HEAD", env={"CI_RISK_DB": url}).returncode == 0
+    risky_change(project)
+    proc = cli(project, "check", "--format", "json", env={"CI_RISK_DB": url, "CI_RISK_HASH_AUTHORS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert not any("build history unavailable" in n for r in report["ranges"] for n in r["notes"]), report
+    assert predictions(url) == []
