@@ -27,7 +27,7 @@ from ci_risk_hook.errors import EXIT_USAGE, CiRiskError
 CONFIG_FILE = ".ci-risk.ini"
 USER_CONFIG_SOURCE = "user config"
 SECTION = "ci-risk"
-MODES = ("warn", "block", "off")
+MODES = ("warn", "block", "off", "observe")
 MAX_CONFIG_BYTES = 64 * 1024  # a settings file is a few lines; a bigger one is not read
 
 DEFAULT_WARN_AT = 0.5
@@ -157,7 +157,13 @@ def _trusted_keys(text: str) -> tuple[str, ...]:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("mode", "CI_RISK_MODE", _mode, "warn (default): report; block: stop risky pushes; off: do nothing", True),
+    Setting(
+        "mode",
+        "CI_RISK_MODE",
+        _mode,
+        "warn (default): report; block: stop risky pushes; off: do nothing; observe: score and record silently",
+        True,
+    ),
     Setting(
         "warn_at",
         "CI_RISK_WARN_AT",
@@ -215,6 +221,13 @@ SETTINGS: tuple[Setting, ...] = (
         True,
     ),
     Setting(
+        "record_predictions",
+        "CI_RISK_RECORD_PREDICTIONS",
+        _bool,
+        "record each prediction in the history store, when one is configured, for `ci-risk monitor` (default true)",
+        True,
+    ),
+    Setting(
         "model_source",
         "CI_RISK_MODEL_SOURCE",
         _source,
@@ -251,6 +264,7 @@ class Settings:
         self.db: str | None = None
         self.index_budget = DEFAULT_INDEX_BUDGET
         self.store_budget = DEFAULT_STORE_BUDGET
+        self.record_predictions = True
         self.model_source: str | None = None
         self.trusted_keys: tuple[str, ...] = ()
         self.model_refresh = DEFAULT_MODEL_REFRESH

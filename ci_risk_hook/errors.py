@@ -2,11 +2,12 @@
 
 Exit codes: 0 pass or warn, 1 blocked (or a command refused), 2 usage error,
 3 ci-risk's own error (the hook fails open instead unless --strict),
-130 interrupted. Every ci-risk exception subclasses `CiRiskError` and says
-which code it means; `handle` maps any exception to (code, one line), as
-pre-commit's error_handler does: a known error gives its own code and
-message, Ctrl-C gives 130, anything else is a bug: exit 3, with the traceback
-written to the error log.
+4 `ci-risk monitor --fail-on-drift` found drift, 130 interrupted. Every
+ci-risk exception subclasses `CiRiskError` and says which code it means;
+`handle` maps any exception to (code, one line), as pre-commit's
+error_handler does: a known error gives its own code and message, Ctrl-C
+gives 130, anything else is a bug: exit 3, with the traceback written to
+the error log.
 
 Imported on every push: standard library only.
 """
@@ -21,6 +22,7 @@ EXIT_OK = 0
 EXIT_BLOCKED = 1  # the gate blocked the push, or a command refused (bad store, missing commit, ...)
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_DRIFT = 4  # `monitor --fail-on-drift`: live recall or calibration drifted (for a scheduled job to notice)
 EXIT_INTERRUPTED = 130
 
 

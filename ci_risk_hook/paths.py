@@ -29,6 +29,7 @@ INDEX_FILE = "history-index.sqlite"
 INDEX_BUILD_LOG = "index-build.log"
 SCORED_LOG = "scored.jsonl"
 STORE_POINTER = "store"
+PREDICTION_SPOOL = "predictions-pending.jsonl"  # the hook's predictions on their way to the store
 ROOT_COMMIT_CACHE = "root-commit"
 CI_JOB_START = "ci-job-start"
 STORE_FILE = "history.sqlite"
@@ -81,6 +82,11 @@ def previous_model(model_path: str) -> str:
 
 def scored_log(common_dir: str) -> str:
     return os.path.join(repo_dir(common_dir), SCORED_LOG)
+
+
+def prediction_spool(common_dir: str) -> str:
+    """The hook's predictions not yet in the store: appended by a push, moved into the store by the next."""
+    return os.path.join(repo_dir(common_dir), PREDICTION_SPOOL)
 
 
 def store_pointer(common_dir: str) -> str:

@@ -1215,6 +1215,84 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
         click.echo(f"ci-risk: report: {clean(made.html)}")
 
 
+_MONITOR_WINDOWS = {"50": "last 50 builds", "200": "last 200 builds", "30d": "last 30 days"}
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--window",
+    type=click.Choice(["all", *_MONITOR_WINDOWS]),
+    default="all",
+    show_default=True,
+    help="Which window to show: the last 50 or 200 builds, the last 30 days, or all three.",
+)
+@click.option(
+    "--target-recall",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="Share of failures the gate should flag; lower on the latest builds is drift.",
+)
+@click.option(
+    "--drift-builds",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    help="How many of the latest builds recall is judged on.",
+)
+@click.option(
+    "--calibration-margin",
+    type=click.FloatRange(0, 1),
+    default=0.15,
+    show_default=True,
+    help="Largest average gap between predicted and observed failure rate that is not drift.",
+)
+@click.option(
+    "--fail-on-drift",
+    is_flag=True,
+    help=f"Exit {errors.EXIT_DRIFT} when drift is found (for a scheduled job).",
+)
+@_db_option
+def monitor(
+    fmt: str,
+    window: str,
+    target_recall: float,
+    drift_builds: int,
+    calibration_margin: float,
+    fail_on_drift: bool,
+    db: str | None,
+) -> None:
+    """Is ci-risk right now? Recorded predictions against the outcomes that followed, beside the previous-build rule."""
+    import json
+
+    from ci_risk_hook.outcomes import spool
+    from ci_risk_hook.outcomes.monitor import live_summary
+    from ci_risk_hook.outcomes.store import StoreError
+    from ci_risk_hook.views.monitor import render_text
+
+    target = _open_target(db)
+    try:
+        try:
+            spool.move(target.store, target.repo_id, "", target.info.common_dir)  # this clone's latest pushes
+        except StoreError as exc:
+            click.echo(f"ci-risk: warning: this clone's latest predictions stay pending: {exc}", err=True)
+        summary = live_summary(
+            target.store,
+            target.repo_id,
+            target_recall=target_recall,
+            drift_builds=drift_builds,
+            calibration_margin=calibration_margin,
+        )
+    finally:
+        target.store.close()
+    if window != "all":
+        summary["windows"] = [w for w in summary["windows"] if w["name"] == _MONITOR_WINDOWS[window]]
+    click.echo(json.dumps(summary, indent=2, allow_nan=False) if fmt == "json" else render_text(summary))
+    if fail_on_drift and summary["drift"]:
+        sys.exit(errors.EXIT_DRIFT)
+
+
 @cli.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 @click.option(

@@ -6,6 +6,7 @@ No click, no scikit-learn, no pandas: this is the hot path of every push.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
@@ -20,7 +21,10 @@ from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.model.scoring import PortableModel, load_model
 
 if TYPE_CHECKING:
-    from ci_risk_hook.outcomes.store import PriorBuild
+    from ci_risk_hook.outcomes.store import Prediction, PriorBuild, Store
+
+PLACES = ("hook", "manual", "ci")  # where a prediction was made, as recorded
+_RECORD_WAIT_S = 600.0  # how long the store's worker waits for the push's predictions before giving up
 
 
 class ModelChoice(NamedTuple):
@@ -57,7 +61,7 @@ class GateReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.decision == "block" else 0
+        return 1 if self.decision == "block" and self.settings.mode == "block" else 0
 
 
 def repo_model_path(info: git.RepoInfo) -> str:
@@ -133,6 +137,7 @@ def _load(path: str) -> PortableModel:
 
 
 def decide(probability: float, mode: str, warn_at: float, block_at: float) -> str:
+    """What the gate says; observe mode records the same decisions warn mode would show."""
     if probability >= block_at:
         return "block" if mode == "block" else "warn"
     if probability >= warn_at:
@@ -148,11 +153,14 @@ def evaluate(
     cwd: str | None = None,
     now: int | None = None,
     refresh: bool = True,
+    place: str | None = None,
+    ci_run: str = "",
 ) -> GateReport:
     """Score each range; `now` (default: the clock) is when the push happens, for build-history features.
 
     `refresh`: a push starts the team model's background refresh when due; a CI step pulls in the foreground
-    before (`ci.gate`) and leaves nothing running after the job.
+    before (`ci.gate`) and leaves nothing running after the job. `place` (one of PLACES) records the
+    predictions in the store, when one is configured and `record_predictions` is on; None records nothing.
     """
     notes: list[str] = []
     choice = choose_model(settings, info, notes, refresh=refresh)
@@ -160,7 +168,34 @@ def evaluate(
     report = GateReport(settings, warn_at, block_at, choice)
     report.notes.extend(notes)
     limits = Limits(max_commits=settings.max_commits)
-    history = _BuildHistory(settings, info, cwd, int(time.time()) if now is None else now, [r.branch for r in ranges])
+    when = int(time.time()) if now is None else now
+    recording = place is not None and settings.record_predictions
+    history = _BuildHistory(settings, info, cwd, when, [r.branch for r in ranges], recording)
+    try:
+        _score(ranges, settings, info, progress, cwd, history, report, limits)
+    finally:
+        if recording and history.worker is not None:
+            rows = _predictions(report, place, ci_run, when)
+            if place == "hook":  # the push waits for no disk: the next push moves them into the store
+                from ci_risk_hook.outcomes import spool
+
+                spool.append(info.common_dir, rows)
+                rows = []
+            history.record(rows)
+    return report
+
+
+def _score(
+    ranges: Sequence[PushRange],
+    settings: Settings,
+    info: git.RepoInfo,
+    progress: Callable[[int], None] | None,
+    cwd: str | None,
+    history: _BuildHistory,
+    report: GateReport,
+    limits: Limits,
+) -> None:
+    choice, warn_at, block_at = report.model, report.warn_at, report.block_at
     for push_range in ranges:
         features = analyze(push_range, info, limits, progress, cwd, index_budget=settings.index_budget)
         history.fill(push_range, features)
@@ -180,7 +215,33 @@ def evaluate(
         report.notes.append(
             "no model available yet (none configured, trained for this repository, or bundled): push not scored"
         )
-    return report
+
+
+def _predictions(report: GateReport, place: str | None, ci_run: str, now: int) -> list[Prediction]:
+    """The rows to record: one per scored range, its tip the newest commit read."""
+    from ci_risk_hook.outcomes.store import Prediction
+
+    if place is None or report.model is None:
+        return []
+    return [  # nothing here can raise: every field is already known
+        Prediction(
+            r.features.commits[0],
+            r.push_range.exclude[0] if r.push_range.exclude else None,
+            r.push_range.branch,
+            r.probability,
+            r.decision,
+            report.settings.mode,
+            report.model.model.sha256,
+            report.warn_at,
+            report.block_at,
+            place,
+            ci_run,
+            r.features.facts.author_email or None,
+            now,
+        )
+        for r in report.ranges
+        if r.probability is not None and r.features.commits
+    ]
 
 
 class _BuildHistory:
@@ -194,10 +255,26 @@ class _BuildHistory:
     accepts connections and never answers costs the push that budget, not the
     driver's connect timeout (libpq's minimum is 2 s). A store file on a hung
     network mount can still hold up the process's exit: nothing bounds that.
+
+    With `recording`, the same worker and connection then record predictions:
+    the store is opened for writing if it exists (never created; an SQLite file
+    is never upgraded by a push: older than the `predictions` table, it records
+    nothing until a command upgrades it). A push's own predictions go to the spool
+    (`outcomes.spool`) and the worker moves earlier pushes' spooled ones in
+    while this push's commits are read, so the push itself waits for no
+    commit of its own; `check` and CI hand theirs over (`record`). Either
+    waits for the worker's writing at most `store_budget`.
+    Trouble writing is silent: a prediction lost costs the push nothing.
     """
 
     def __init__(
-        self, settings: Settings, info: git.RepoInfo, cwd: str | None, now: int, branches: Sequence[str | None]
+        self,
+        settings: Settings,
+        info: git.RepoInfo,
+        cwd: str | None,
+        now: int,
+        branches: Sequence[str | None],
+        recording: bool = False,
     ) -> None:
         from ci_risk_hook.outcomes.store import remembered  # not on the path of a repository without a store
 
@@ -210,40 +287,104 @@ class _BuildHistory:
         self.problem: str | None = None
         self.error: BaseException | None = None
         self.reported = False
+        self.recording = recording
+        self.pending: queue.Queue[list[Prediction]] = queue.Queue(maxsize=1)
+        self.record_problem: str | None = None
+        self.read = threading.Event()  # set when the worker has read (or given up): it may go on to record
+        self.written = threading.Event()  # set when the predictions are committed (or will not be)
         self.worker: threading.Thread | None = None
         if self.url is not None:
             self.worker = threading.Thread(
-                target=self._read, args=(info, cwd, list(dict.fromkeys(branches))), name="ci-risk-store", daemon=True
+                target=self._work, args=(info, cwd, list(dict.fromkeys(branches))), name="ci-risk-store", daemon=True
             )
             self.worker.start()
 
+    def _work(self, info: git.RepoInfo, cwd: str | None, branches: list[str | None]) -> None:
+        """The worker: read, then (recording) write; whatever happens, nobody waits for it in vain."""
+        try:
+            self._read(info, cwd, branches)
+        finally:
+            self.read.set()
+            self.written.set()
+
     def _read(self, info: git.RepoInfo, cwd: str | None, branches: list[str | None]) -> None:
         """In the worker: every branch's earlier builds, read in one visit to the store."""
-        from ci_risk_hook.outcomes.store import StoreError, open_store
+        from ci_risk_hook.outcomes.store import StoreError, exists, is_postgres, open_store
 
         assert self.url is not None
+        store = None
+        repo_id = root = None
         try:
             root = git.root_commit(info, cwd)
             if root is None:
                 return
-            store = open_store(self.url, create=False, timeout=self.budget)
+            writing = self.recording and exists(self.url)
+            # As a reader always did: a PostgreSQL store is brought up to date by whoever connects first (under
+            # its lock), an SQLite file never by a push (opened for writing here, it is still not upgraded).
             try:
-                repo_id = store.find_repository(root)
-                if repo_id is not None:
-                    self.prior = {branch: store.prior_builds(repo_id, self.now, branch) for branch in branches}
-                    self.author_id = store.author_id  # a store of hashed authors: this push's author hashed alike
-            finally:
-                store.close()
+                store = open_store(self.url, create=writing, timeout=self.budget, migrate=is_postgres(self.url))
+            except StoreError:
+                if not writing:
+                    raise
+                # A writer's setting that cannot be met (hash_authors without its key): read as before, record
+                # nothing (a prediction written unhashed would claim the store for plain authors).
+                self.recording = False
+                store = open_store(self.url, create=False, timeout=self.budget, migrate=is_postgres(self.url))
+            repo_id = store.find_repository(root)
+            if repo_id is not None:
+                self.prior = {branch: store.prior_builds(repo_id, self.now, branch) for branch in branches}
+                self.author_id = store.author_id  # a store of hashed authors: this push's author hashed alike
         except (StoreError, git.GitError) as exc:
             self.problem = f"build history unavailable ({exc}); its features are unknown"
         except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread, which fails open
             self.error = exc
+        finally:
+            if store is not None and not (self.recording and root and self.problem is None and self.error is None):
+                store.close()
+                store = None
+            self.read.set()
+        if store is not None and root is not None:
+            self._write(store, repo_id, root, info.common_dir)
+
+    def _write(self, store: Store, repo_id: int | None, root: str, common_dir: str) -> None:
+        """In the worker, after reading: move earlier pushes' predictions in, then this run's (`check`, CI)."""
+        from ci_risk_hook.outcomes import spool
+        from ci_risk_hook.outcomes.store import PREDICTIONS_FROM
+
+        try:
+            if store.read_only or store.schema_version() < PREDICTIONS_FROM:
+                return
+            store.for_a_quick_write()
+            spool.move(store, repo_id, root, common_dir)  # while the push's own commits are being read
+            rows = self.pending.get(timeout=_RECORD_WAIT_S)
+            if rows:
+                store.add_predictions(store.repository_id(root) if repo_id is None else repo_id, rows)
+        except Exception as exc:  # noqa: BLE001 - best effort: a prediction lost must not cost the push
+            self.record_problem = str(exc)
+        finally:
+            self.written.set()  # committed (or given up): the caller need not wait for the close below
+            store.close()
+
+    def record(self, rows: list[Prediction]) -> None:
+        """On the main thread: hand the predictions to the worker and wait for them at most `store_budget`.
+
+        A push hands none (its own are spooled) and waits only for the move of earlier ones, which ran
+        while its commits were read: usually finished by then (`bench/prediction_recording.py`).
+        """
+        if not self.recording or self.worker is None:
+            return
+        try:
+            self.pending.put_nowait(rows)
+        except queue.Full:
+            return
+        # A push waits for the move of earlier predictions only within the store's budget from its start (a cut
+        # move is finished by a later push); `check` and CI give their own rows the whole budget.
+        self.written.wait(self.budget if rows else max(0.0, self.deadline - time.monotonic()))
 
     def fill(self, push_range: PushRange, features: FeatureResult) -> None:
         if not features.commits or self.worker is None:
             return
-        self.worker.join(max(0.0, self.deadline - time.monotonic()))
-        if self.worker.is_alive():
+        if not self.read.wait(max(0.0, self.deadline - time.monotonic())):
             from ci_risk_hook.outcomes.store import redact
 
             self._note(

@@ -30,7 +30,7 @@ COMMON = (
         "--mode",
         "mode",
         "choice",
-        "warn (default): report only; block: exit 1 at --block-at; off: do nothing.",
+        "warn (default): report only; block: exit 1 at --block-at; off: do nothing; observe: record silently.",
         choices=config.MODES,
     ),
     GateOption(

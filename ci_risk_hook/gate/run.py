@@ -80,6 +80,8 @@ def run_gate(
         for line in settings.errors:
             _err(f"ci-risk: error: {clean(line)}")
         return _json_error(EXIT_INTERNAL, settings.errors[0], output_format)
+    if settings.mode == "observe":
+        return _observe(range_source, settings, info, in_hook, ci)
     for line in settings.warnings:
         _err(f"ci-risk: warning: {clean(line)}")
     if settings.mode == "off":
@@ -94,7 +96,9 @@ def run_gate(
         push_ranges = range_source(info, settings)
         if ci is not None:
             info = git.repo_info()  # a CI range may have deepened the clone: its shallow boundary moved
-        report = gate.evaluate(push_ranges, settings, info, progress, refresh=ci is None)
+        report = gate.evaluate(
+            push_ranges, settings, info, progress, refresh=ci is None, place=_place(in_hook, ci), ci_run=_run(ci)
+        )
         gate.remember_scores(info, report)
         # Rendered inside the guard too: a bug in the output must not stop a push either.
         extra: list[str] = []
@@ -125,6 +129,48 @@ def run_gate(
     for line in extra:
         _out(line)
     return report.exit_code
+
+
+def _place(in_hook: bool, ci: Any) -> str:
+    """Where this prediction is made, as recorded: the hook, a CI step (a CI system detected), or by hand."""
+    if in_hook:
+        return "hook"
+    return "ci" if ci is not None and ci.context is not None else "manual"
+
+
+def _run(ci: Any) -> str:
+    context = None if ci is None else ci.context
+    return "" if context is None else str(context.run_id)
+
+
+def _observe(range_source: Callable[[Any, Any], Any], settings: Any, info: Any, in_hook: bool, ci: Any) -> int:
+    """Observation mode: score and record, print nothing, exit 0 whatever happens (even --strict).
+
+    The way a team starts: `ci-risk monitor` shows later how the predictions
+    would have done, before anyone is warned or blocked by them.
+    """
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            from ci_risk_hook.gate import evaluate as gate
+            from ci_risk_hook.git import repo as git
+
+            push_ranges = range_source(info, settings)
+            if ci is not None:
+                info = git.repo_info()
+            report = gate.evaluate(
+                push_ranges, settings, info, None, refresh=ci is None, place=_place(in_hook, ci), ci_run=_run(ci)
+            )
+            gate.remember_scores(info, report)
+    except BaseException as exc:  # noqa: BLE001 - observing never stops a push or a job
+        if isinstance(exc, KeyboardInterrupt):
+            return errors.EXIT_INTERRUPTED
+    finally:
+        if ci is not None:
+            ci._restore_env()  # what rendering does in the other modes: CI_RISK_REPO as it was
+    return EXIT_OK
 
 
 def fail(exc: BaseException, strict: bool, output_format: str = "text") -> int:

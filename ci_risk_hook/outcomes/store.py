@@ -99,10 +99,28 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "store metadata: how authors are held (plain, or the fingerprint of the key hashing them)",
         ("CREATE TABLE IF NOT EXISTS store_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)",),
     ),
+    (
+        4,
+        "predictions: what the hook, check and check --ci said about each push, for `ci-risk monitor`",
+        (
+            """CREATE TABLE IF NOT EXISTS predictions(
+            id {pk}, repo_id {bigint} NOT NULL REFERENCES repositories(id),
+            commit_sha TEXT NOT NULL, base_sha TEXT, branch TEXT, score {real} NOT NULL,
+            decision TEXT NOT NULL, mode TEXT NOT NULL, model_sha256 TEXT NOT NULL DEFAULT '',
+            warn_at {real} NOT NULL, block_at {real} NOT NULL,
+            place TEXT NOT NULL CHECK (place IN ('hook', 'manual', 'ci')), ci_run TEXT NOT NULL DEFAULT '',
+            author TEXT, predicted_at {bigint} NOT NULL)""",
+            # Unique: the hook's spool may be moved in twice (a push that exited mid-move) and must count once.
+            """CREATE UNIQUE INDEX IF NOT EXISTS predictions_once
+            ON predictions(repo_id, commit_sha, place, predicted_at, ci_run)""",
+            "CREATE INDEX IF NOT EXISTS predictions_repo_time ON predictions(repo_id, predicted_at)",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+PREDICTIONS_FROM = 4  # the migration that added `predictions`
 SQLITE_BULK_CACHE_KB = 64 * 1024
-READABLE_FROM = 1  # the oldest schema a reader can query as it is (later migrations only add indexes and metadata)
+READABLE_FROM = 1  # the oldest schema a reader can query as it is (later: indexes, metadata, `predictions`)
 AUTHOR_MODE = "author_ids"  # the store_meta key: authors.PLAIN or the fingerprint of the hashing key
 
 
@@ -160,6 +178,30 @@ class PriorBuild(NamedTuple):
     files: frozenset[str]
 
 
+class Prediction(NamedTuple):
+    """One recorded prediction: what the gate said about a range, where and when (a row of `predictions`)."""
+
+    commit: str  # the range's tip
+    base: str | None
+    branch: str | None
+    score: float
+    decision: str  # pass | warn | block
+    mode: str  # warn | block | observe
+    model_sha256: str
+    warn_at: float
+    block_at: float
+    place: str  # hook | manual | ci
+    ci_run: str  # the CI run id, "" outside CI
+    author: str | None
+    predicted_at: int
+
+
+_PREDICTION_COLUMNS = (
+    "commit_sha, base_sha, branch, score, decision, mode, model_sha256, warn_at, block_at, place, ci_run, author, "
+    "predicted_at"
+)
+
+
 def remember(common_dir: str, url: str) -> None:
     """Note in the git dir which store this repository records into, for the hook (never a password).
 
@@ -204,6 +246,14 @@ def default_url() -> str:
     except ConfigError as exc:
         raise StoreError(str(exc)) from None
     return str(configured) if configured else paths.default_store_file()
+
+
+def exists(url: str) -> bool:
+    """Whether the store is there to be written without creating it: a server, or an existing file."""
+    if is_postgres(url):
+        return True
+    path = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:///") else url
+    return os.path.isfile(os.path.abspath(os.path.expanduser(path)))
 
 
 def is_postgres(url: str) -> bool:
@@ -351,6 +401,19 @@ class Store:
         """
         if self.dialect == "sqlite":
             self.execute(f"PRAGMA cache_size = -{SQLITE_BULK_CACHE_KB}")
+
+    def for_a_quick_write(self) -> None:
+        """Commit without waiting for the disk: the push's predictions (a few rows, best effort).
+
+        A commit that must reach the disk costs an fsync (3-15 ms on the benchmark
+        machine) inside the push. Without it the row survives the process but not
+        a power cut: SQLite in WAL mode with synchronous=NORMAL stays consistent,
+        and PostgreSQL without synchronous_commit loses at most the last moments.
+        """
+        if self.dialect == "sqlite":
+            self.execute("PRAGMA synchronous = NORMAL")
+        else:
+            self.execute("SET synchronous_commit TO OFF")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -728,6 +791,59 @@ class Store:
         sql += " GROUP BY source, status ORDER BY source, status"
         return [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in self.execute(sql, params).fetchall()]
 
+    # -- predictions -------------------------------------------------------
+
+    def add_predictions(self, repo_id: int, rows: Sequence[Prediction]) -> None:
+        """Append what the gate said (one transaction); authors hashed when the store hashes them.
+
+        A row already recorded (same commit, place, time and CI run) is not added again.
+        """
+        self._authors_for_writing(r.author for r in rows)
+        with self.transaction():
+            self.executemany(
+                """INSERT INTO predictions(repo_id, commit_sha, base_sha, branch, score, decision, mode, model_sha256,
+                       warn_at, block_at, place, ci_run, author, predicted_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                [(repo_id, *r[:11], self.author_id(r.author), r.predicted_at) for r in rows],
+            )
+
+    def predictions(self, repo_id: int) -> list[Prediction]:
+        """Every recorded prediction of the repository, oldest first; none in a store older than the table."""
+        if self.schema_version() < PREDICTIONS_FROM:
+            return []
+        rows = self.execute(
+            f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE repo_id = ? ORDER BY predicted_at, id", (repo_id,)
+        ).fetchall()
+        return [
+            Prediction(
+                r[0],
+                r[1],
+                r[2],
+                float(r[3]),
+                r[4],
+                r[5],
+                r[6],
+                float(r[7]),
+                float(r[8]),
+                r[9],
+                r[10],
+                r[11],
+                int(r[12]),
+            )
+            for r in rows
+        ]
+
+    def build_authors(self, repo_id: int) -> dict[str, str]:
+        """commit -> author as the store holds it (from build or commit features), where known."""
+        found: dict[str, str] = {}
+        for sql in (
+            "SELECT commit_sha, author FROM commit_features WHERE repo_id = ? AND author IS NOT NULL",
+            """SELECT b.commit_sha, f.author FROM builds b JOIN build_features f ON f.build_id = b.id
+               WHERE b.repo_id = ? AND f.author IS NOT NULL""",
+        ):
+            found.update((r[0], r[1]) for r in self.execute(sql, (repo_id,)).fetchall())
+        return found
+
     # -- backfill ----------------------------------------------------------
 
     def commit_features_known(self, repo_id: int, schema_version: str | None = None) -> set[str]:
@@ -831,7 +947,12 @@ _WAIT_S = {"sqlite": 60.0, "postgresql": 10.0}  # for commands; the push passes 
 
 
 def open_store(
-    url: str | None = None, *, create: bool = True, timeout: float | None = None, hash_authors: bool | None = None
+    url: str | None = None,
+    *,
+    create: bool = True,
+    timeout: float | None = None,
+    hash_authors: bool | None = None,
+    migrate: bool = True,
 ) -> Store:
     """Open (and migrate) the store at `url`: a PostgreSQL URL, `sqlite:///path`, or a file path.
 
@@ -839,8 +960,10 @@ def open_store(
     PostgreSQL server to connect; commands wait longer by default.
     `hash_authors` (default: CI_RISK_HASH_AUTHORS, for writers) asks for keyed
     author hashes; a store already hashed is read and written hashed anyway.
+    `migrate=False` (the push, which writes its predictions but must never run
+    a schema upgrade) leaves an older schema as it is, as a reader does.
     """
-    store = _open(url, create, timeout)
+    store = _open(url, create, timeout, migrate)
     try:
         if hash_authors is None:
             hash_authors = create and _hash_authors_setting()
@@ -862,20 +985,20 @@ def _hash_authors_setting() -> bool:
         raise StoreError(str(exc)) from None
 
 
-def _open(url: str | None, create: bool, timeout: float | None) -> Store:
+def _open(url: str | None, create: bool, timeout: float | None, migrate: bool = True) -> Store:
     url = url or default_url()
     if _LIBPQ_KEY_VALUE.match(url) and not os.path.exists(url):
         # Not a file name: opening it as one would create a SQLite file named after the password.
         raise StoreError("a libpq key=value connection string is not supported here: use a postgresql:// URL")
     if is_postgres(url):
-        return _open_postgres(url, _WAIT_S["postgresql"] if timeout is None else timeout)
+        return _open_postgres(url, _WAIT_S["postgresql"] if timeout is None else timeout, migrate)
     path = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:///") else url
     return _open_sqlite(
-        os.path.abspath(os.path.expanduser(path)), create, _WAIT_S["sqlite"] if timeout is None else timeout
+        os.path.abspath(os.path.expanduser(path)), create, _WAIT_S["sqlite"] if timeout is None else timeout, migrate
     )
 
 
-def _open_sqlite(path: str, create: bool, timeout: float) -> Store:
+def _open_sqlite(path: str, create: bool, timeout: float, migrate: bool = True) -> Store:
     """A writer's connection (created and migrated as needed), else a reader's.
 
     A reader (`create=False`: the hook, the dashboard) never creates, migrates
@@ -915,7 +1038,7 @@ def _open_sqlite(path: str, create: bool, timeout: float) -> Store:
     if mode != "wal":
         store.close()
         raise StoreError(f"{path}: could not switch to WAL mode (got {mode})")
-    _check_version(store)
+    _check_version(store, migrate)
     return store
 
 
@@ -964,7 +1087,7 @@ def _open_sqlite_read_only(path: str, cause: Exception | None, timeout: float) -
     raise StoreError(f"{path}: cannot be opened, even for reading ({error}); it was left untouched")
 
 
-def _open_postgres(url: str, timeout: float) -> Store:
+def _open_postgres(url: str, timeout: float, migrate: bool = True) -> Store:
     try:
         import psycopg
     except ImportError:
@@ -975,21 +1098,22 @@ def _open_postgres(url: str, timeout: float) -> Store:
     except Exception as exc:  # noqa: BLE001 - psycopg raises several kinds; all mean "cannot connect"
         raise StoreError(f"{redact(url)}: cannot connect ({_driver_message(exc, url)})") from None
     store = Store(conn, "postgresql", redact(url))
-    _check_version(store)
+    _check_version(store, migrate)
     return store
 
 
-def _check_version(store: Store) -> None:
+def _check_version(store: Store, migrate: bool = True) -> None:
     version = store.schema_version()
     if version > SCHEMA_VERSION:
         store.close()
         raise StoreError(
             f"{store.where} has schema version {version}; this ci-risk knows {SCHEMA_VERSION}: upgrade ci-risk"
         )
-    if version < SCHEMA_VERSION and store.read_only:
+    if version < SCHEMA_VERSION and (store.read_only or not migrate):
         if version < READABLE_FROM:
             store.close()
-            raise StoreError(f"{store.where} has schema version {version} and is read-only: it cannot be upgraded")
-        return  # read as it is: the migrations since only add indexes
+            why = "is read-only" if store.read_only else "is not upgraded here"
+            raise StoreError(f"{store.where} has schema version {version} and {why}: it cannot be upgraded")
+        return  # read as it is: the migrations since only add indexes, metadata and tables readers check for
     if version < SCHEMA_VERSION:
         store.migrate()

@@ -32,6 +32,7 @@ from ci_risk_hook.features.reasons import Reason, describe, top_reasons
 from ci_risk_hook.gate.evaluate import GateReport
 from ci_risk_hook.model import metrics
 from ci_risk_hook.model.scoring import PortableModel
+from ci_risk_hook.outcomes.monitor import empty_summary, live_summary
 from ci_risk_hook.outcomes.store import Build
 from ci_risk_hook.views.dashboard_page import CONTENT_SECURITY_POLICY, DATA_PLACEHOLDER, PAGE
 
@@ -340,6 +341,7 @@ class State:
         builds: list[tuple[Build, str | None]],
         panel: dict[str, Any] | None = None,
         typical: dict[str, float | None] | None = None,
+        live: dict[str, Any] | None = None,
     ) -> None:
         self.typical = typical  # the latest recorded build's features: where the what-if starts
         self.model = model
@@ -347,6 +349,7 @@ class State:
         self.pending = pending
         self.builds = builds  # (build, author)
         self.panel = panel if panel is not None else metrics_panel(model.provenance)
+        self.live = live if live is not None else empty_summary()  # `ci-risk monitor`'s figures, for /api/live
 
     def base(self) -> tuple[dict[str, float | None], Facts]:
         if self.typical is not None:
@@ -523,6 +526,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(state.history_json(query.get("branch"), query.get("author")))
         elif url.path == "/api/metrics":
             self._json(state.panel)
+        elif url.path == "/api/live":
+            self._json(state.live)
         else:
             raise RequestError(404, "not found")
 
@@ -584,6 +589,7 @@ def load_state(db: str | None = None, cwd: str | None = None) -> State:
         pending = None
     builds: list[tuple[Build, str | None]] = []
     typical: dict[str, float | None] | None = None
+    live: dict[str, Any] | None = None
     url = settings.db or remembered(info.common_dir)
     root = git.root_commit(info, cwd)
     if url and root:
@@ -595,13 +601,14 @@ def load_state(db: str | None = None, cwd: str | None = None) -> State:
                     authors = {i: a for i, (a, _, _) in store.build_features(repo_id).items()}
                     builds = [(b, authors.get(b.id)) for b in store.builds(repo_id)]
                     typical = _latest_build_features(store, repo_id)
+                    live = live_summary(store, repo_id)
             finally:
                 store.close()
         except StoreError:
             builds = []
     prov = choice.model.provenance
     label = f"{choice.source} {choice.model.kind}" + (f" ({prov['chosen']})" if prov.get("chosen") else "")
-    return State(choice.model, label, pending, builds, metrics_panel(prov), typical)
+    return State(choice.model, label, pending, builds, metrics_panel(prov), typical, live)
 
 
 def _latest_build_features(store: Any, repo_id: int) -> dict[str, float | None] | None:

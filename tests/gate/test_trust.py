@@ -321,7 +321,8 @@ def test_a_bad_user_config_is_a_usage_error_by_hand_and_a_warning_in_the_hook(
     assert code == 2 and f"{path} mode" in err
     code, out, err = hook(capsys, monkeypatch, project)
     assert code == 0 and out.startswith("ci-risk: risk ")
-    assert err.strip() == f"ci-risk: warning: {path} mode: mode must be one of warn, block, off, got 'loud'; ignored"
+    modes = "warn, block, off, observe"
+    assert err.strip() == f"ci-risk: warning: {path} mode: mode must be one of {modes}, got 'loud'; ignored"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the hand-computed path is Linux's")
@@ -620,7 +621,7 @@ def test_scoring_checks_every_probability_it_returns() -> None:
 # -- 8. a bad setting does not stop a push --------------------------------------------
 
 BAD_SETTINGS = {
-    "mode = blok": ".ci-risk.ini mode: mode must be one of warn, block, off, got 'blok'; ignored",
+    "mode = blok": ".ci-risk.ini mode: mode must be one of warn, block, off, observe, got 'blok'; ignored",
     "warn_at = 1.5": ".ci-risk.ini warn_at: expected a probability between 0 and 1, got '1.5'; ignored",
     "blok_at = 0.5": ".ci-risk.ini: unknown setting(s): blok_at; ignored",
     "no section header": ".ci-risk.ini: File contains no section headers.; ignored",
@@ -647,7 +648,8 @@ def test_a_bad_committed_setting_fails_the_push_under_strict(pushable: Repo) -> 
     tip = commit_settings(pushable, "[ci-risk]\nmode = blok\n")
     pushed = git_push(pushable, CI_RISK_STRICT="1")
     assert pushed.returncode != 0
-    assert "ci-risk: error: .ci-risk.ini mode: mode must be one of warn, block, off, got 'blok'" in pushed.stderr
+    expected = "ci-risk: error: .ci-risk.ini mode: mode must be one of warn, block, off, observe, got 'blok'"
+    assert expected in pushed.stderr
     assert remote_head(pushable) != tip
 
 
@@ -675,7 +677,7 @@ def test_a_bad_setting_falls_back_to_the_next_layer(
     code, _, err = hook(capsys, monkeypatch, project)
     assert code == 1  # the environment's typo is ignored: the repository's block mode decides
     assert err.splitlines() == [
-        "ci-risk: warning: CI_RISK_MODE: mode must be one of warn, block, off, got 'blok'; ignored"
+        "ci-risk: warning: CI_RISK_MODE: mode must be one of warn, block, off, observe, got 'blok'; ignored"
     ]
 
 

@@ -1,0 +1,106 @@
+"""The hook's predictions on their way to the store: a push appends them here, the next push moves them in.
+
+Committing a row to the store inside the push costs the disk's time: an
+SQLite commit in a fresh write-ahead log syncs its header (4-20 ms measured
+on the benchmark machine), closing the connection checkpoints and syncs
+again, and a PostgreSQL commit waits for the server's flush. Appending a
+line to a file in the git dir costs a fraction of a millisecond; the next
+push's store worker (which already has the store open, while the push's
+commits are read) or `ci-risk monitor` moves the lines into the store.
+
+A file being moved is renamed first (`.<pid>.moving`), and a row already in
+the store is not added twice (a unique index), so a push that exits in the
+middle of a move loses nothing and duplicates nothing. Standard library only.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import TYPE_CHECKING, Sequence
+
+from ci_risk_hook import paths
+
+if TYPE_CHECKING:
+    from ci_risk_hook.outcomes.store import Prediction, Store
+
+MAX_BYTES = 1024 * 1024  # about 3,000 predictions: past this (no store reachable for months) new ones are dropped
+_MOVING = ".moving"
+
+
+def append(common_dir: str, rows: Sequence[Prediction]) -> None:
+    """Best effort: a full disk, a read-only git dir or a spool at its cap costs the push nothing."""
+    if not rows:
+        return
+    path = paths.prediction_spool(common_dir)
+    try:
+        text = "".join(json.dumps(list(r), allow_nan=False) + "\n" for r in rows)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "ab") as fh:
+            size = fh.tell()
+            if size + len(text) > MAX_BYTES:
+                return
+            fh.write(("\n" if size else "").encode() + text.encode("utf-8"))  # a torn last line stays alone
+    except (OSError, ValueError):
+        pass
+
+
+def claim(common_dir: str) -> list[str]:
+    """Take the pending file (renamed to this process's name) and any left by a move that did not finish."""
+    path = paths.prediction_spool(common_dir)
+    mine = f"{path}.{os.getpid()}{_MOVING}"
+    try:
+        os.replace(path, mine)
+    except OSError:
+        pass
+    return sorted(glob.glob(glob.escape(path) + ".*" + _MOVING))
+
+
+def read(files: Sequence[str]) -> list[Prediction]:
+    """The valid rows of the claimed files (a torn or foreign line is skipped)."""
+    from ci_risk_hook.outcomes.store import Prediction
+
+    rows = []
+    for name in files:
+        try:
+            with open(name, "rb") as fh:
+                data = fh.read(MAX_BYTES + 1)
+        except OSError:
+            continue
+        for line in data.splitlines():
+            try:
+                fields = json.loads(line.decode("utf-8"))
+                row = Prediction(*fields)
+            except (UnicodeDecodeError, ValueError, TypeError, RecursionError):
+                continue
+            if _valid(row):
+                rows.append(row)
+    return rows
+
+
+def _valid(row: Prediction) -> bool:
+    texts = (row.commit, row.decision, row.mode, row.model_sha256, row.place, row.ci_run)
+    numbers = (row.score, row.warn_at, row.block_at, row.predicted_at)
+    return (
+        all(isinstance(t, str) for t in texts)
+        and all(isinstance(n, (int, float)) and not isinstance(n, bool) and n == n for n in numbers)
+        and all(x is None or isinstance(x, str) for x in (row.base, row.branch, row.author))
+        and row.place in ("hook", "manual", "ci")
+    )
+
+
+def move(store: Store, repo_id: int | None, root: str, common_dir: str) -> int:
+    """Move the pending predictions of this clone into the store; how many rows were read."""
+    files = claim(common_dir)
+    if not files:
+        return 0
+    rows = read(files)
+    if rows:
+        store.add_predictions(store.repository_id(root) if repo_id is None else repo_id, rows)
+    for name in files:
+        try:
+            os.remove(name)
+        except OSError:
+            pass
+    return len(rows)
