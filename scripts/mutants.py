@@ -265,6 +265,32 @@ MUTANTS: tuple[Mutant, ...] = (
         (('| getattr(os, "O_NONBLOCK", 0)', ""),),
         ("tests/ci/test_check_ci.py::test_a_summary_or_output_that_is_a_fifo_nobody_reads_never_blocks_the_job",),
     ),
+    Mutant(
+        "observe-mode-enforces",
+        "a team starting in observation mode is warned and blocked like any other",
+        "ci_risk_hook/gate/run.py",
+        (('    if settings.mode == "observe":', "    if False:"),),
+        ("tests/gate/test_prediction_recording.py::test_observe_mode_prints_nothing_exits_0_and_records",),
+    ),
+    Mutant(
+        "monitor-baseline-sees-running-builds",
+        "live figures compared with a previous-build rule that reads builds still running",
+        "ci_risk_hook/outcomes/monitor.py",
+        (
+            (
+                "k = bisect.bisect_left(self.ends.get(b.branch, []), start)",
+                "k = bisect.bisect_left(self.ends.get(b.branch, []), start + 86400)",
+            ),
+        ),
+        ("tests/outcomes/test_monitor.py::test_monitor_figures_equal_figures_computed_from_the_same_rows",),
+    ),
+    Mutant(
+        "monitor-never-drifts",
+        "a scheduled monitor that stays green while the gate misses failure after failure",
+        "ci_risk_hook/outcomes/monitor.py",
+        (("        if recall < target_recall:", "        if False:"),),
+        ("tests/outcomes/test_monitor.py::test_drift_fires_on_a_planted_run_of_missed_failures_and_not_before",),
+    ),
 )
 
 
