@@ -134,9 +134,12 @@ def test_an_incompatible_feature_schema_is_refused_and_the_old_model_kept(
     installed: tuple[Path, bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
     dest, before = installed
-    names = list(bundled_artifact()["feature_names"])
-    names[0] = "feature_of_a_later_version"
-    write_by_hand(dest, artifact_variant(0.33, feature_names=names))
+    artifact = bundled_artifact()
+    names = list(artifact["feature_names"])
+    renamed = {names[0]: "feature_of_a_later_version"}
+    names[0] = renamed[artifact["feature_names"][0]]
+    ranges = {renamed.get(name, name): r for name, r in artifact.get("feature_ranges", {}).items()}
+    write_by_hand(dest, artifact_variant(0.33, feature_names=names, feature_ranges=ranges))
     err = _pull_refused(str(dest), capsys)
     assert "incompatible feature schema" in err and "feature_of_a_later_version" in err
     assert cached(str(dest)).read_bytes() == before

@@ -642,14 +642,11 @@ def test_browser_what_if_changes_the_score(served: dashboard.DashboardServer, br
     assert driver.find_elements(By.CSS_SELECTOR, "#history tr"), "the history table is empty"
     metrics = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#metrics tr")]
     assert len(metrics) > 1 and "retrain" not in driver.find_element(By.ID, "metrics").text, metrics
-    # Without the monitor's /api/live the live panel says why it is empty; that 404 is the only failed request.
-    assert driver.find_element(By.ID, "live-detail").text == live.ABSENT
-    assert [e for e in driver.get_log("browser") if not NO_LIVE_API.search(e["message"])] == []
+    # The demo records outcomes but no push went through a hook: /api/live answers, with no prediction yet.
+    assert driver.find_element(By.ID, "live-detail").text == live.NO_PREDICTIONS
+    assert driver.get_log("browser") == []
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
-
-
-NO_LIVE_API = re.compile(r"/api/live - Failed to load resource: the server responded with a status of 404")
 
 
 class _LiveHandler(dashboard._Handler):
