@@ -309,7 +309,7 @@ class _BuildHistory:
 
     def _read(self, info: git.RepoInfo, cwd: str | None, branches: list[str | None]) -> None:
         """In the worker: every branch's earlier builds, read in one visit to the store."""
-        from ci_risk_hook.outcomes.store import StoreError, exists, is_postgres, open_store
+        from ci_risk_hook.outcomes.store import AuthorModeError, StoreError, exists, is_postgres, open_store
 
         assert self.url is not None
         store = None
@@ -323,7 +323,7 @@ class _BuildHistory:
             # its lock), an SQLite file never by a push (opened for writing here, it is still not upgraded).
             try:
                 store = open_store(self.url, create=writing, timeout=self.budget, migrate=is_postgres(self.url))
-            except StoreError:
+            except AuthorModeError:
                 if not writing:
                     raise
                 # A writer's setting that cannot be met (hash_authors without its key): read as before, record

@@ -46,6 +46,10 @@ class StoreError(CiRiskError):
         super().__init__(redact_message(message))
 
 
+class AuthorModeError(StoreError):
+    """The store's author mode and this process's hashing setting or key disagree (the connection itself worked)."""
+
+
 _TYPES = {
     "sqlite": {"pk": "INTEGER PRIMARY KEY", "bigint": "INTEGER", "real": "REAL"},
     "postgresql": {"pk": "BIGSERIAL PRIMARY KEY", "bigint": "BIGINT", "real": "DOUBLE PRECISION"},
@@ -518,24 +522,24 @@ class Store:
         try:
             key = authors.key_from_env()
         except ValueError as exc:
-            raise StoreError(str(exc)) from None
+            raise AuthorModeError(str(exc)) from None
         mode = self.meta(AUTHOR_MODE)
         if mode is None and hash_requested:
             if key is None:
-                raise StoreError(f"--hash-authors needs the hashing key in {authors.KEY_ENV}")
+                raise AuthorModeError(f"--hash-authors needs the hashing key in {authors.KEY_ENV}")
             if self._has_plain_authors():
                 mode = authors.PLAIN
             elif not self.read_only:
                 mode = self._claim(AUTHOR_MODE, authors.fingerprint(key))
         if mode == authors.PLAIN and hash_requested:
-            raise StoreError(
+            raise AuthorModeError(
                 f"{self.where} holds author e-mails unhashed: --hash-authors cannot be mixed into it (use a new store)"
             )
         if mode is not None and mode != authors.PLAIN:
             if key is None:
-                raise StoreError(f"{self.where} holds hashed authors: set {authors.KEY_ENV} to their key")
+                raise AuthorModeError(f"{self.where} holds hashed authors: set {authors.KEY_ENV} to their key")
             if authors.fingerprint(key) != mode:
-                raise StoreError(
+                raise AuthorModeError(
                     f"{self.where}: {authors.KEY_ENV} is not the key this store's authors were hashed with "
                     f"(the store's key has fingerprint {mode})"
                 )
