@@ -248,3 +248,28 @@ def test_drift_fires_on_a_planted_run_of_missed_failures_and_not_before(
     assert code == EXIT_DRIFT, err
     assert "`ci-risk retrain` would help" in out
     assert run(["monitor"], capsys)[0] == 0  # without --fail-on-drift it only says so
+
+
+def test_rows_with_scores_no_gate_writes_are_left_out_not_fatal(
+    project: Repo, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commits = project.git("rev-list", "--reverse", "HEAD").split()[1:]
+    rows = healthy_rows(commits[:20], int(time.time()) - 10 * DAY)
+    store, repo_id = open_project(store_url, project)
+    try:
+        plant(store, repo_id, rows)
+        planted = [r.commit for r in rows if r.score is not None]
+        # SQLite stores NaN as NULL (refused by the column): only PostgreSQL can hold one.
+        hostile = ["Infinity", "-3", "7"] + (["NaN"] if store_url.startswith("postgresql") else [])
+        for commit, score in zip(planted, hostile):
+            store.execute("UPDATE predictions SET score = ? WHERE commit_sha = ?", (float(score), commit))
+        store.conn.commit()
+        summary = live_summary(store, repo_id)
+    finally:
+        store.close()
+    assert summary["predictions"] == len(planted) - len(hostile)
+    code, out, err = run(["monitor", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["predictions"] == len(planted) - len(hostile)
+    code, out, err = run(["monitor"], capsys)
+    assert code == 0, err
