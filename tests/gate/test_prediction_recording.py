@@ -221,6 +221,24 @@ def test_observe_mode_exits_0_even_when_scoring_fails(project: Repo, tmp_path: P
     assert loud.returncode != 0  # the same failure outside observation mode
 
 
+def test_observe_mode_is_silent_when_git_fails_or_a_setting_is_bad_even_with_strict(project: Repo) -> None:
+    observe = {"CI_RISK_MODE": "observe", "CI_RISK_STRICT": "1"}
+    no_git = cli(project, "check", env={**observe, "GIT_DIR": str(project.path / "no-such-git-dir")})
+    assert (no_git.returncode, no_git.stdout, no_git.stderr) == (0, "", "")
+    tip = project.head()
+    hook = subprocess.run(  # a bad setting, in the hook (tolerant): --strict would refuse it, observe does not
+        [CI_RISK, "hook", "origin", "x"],
+        cwd=project.path,
+        input=f"refs/heads/main {tip} refs/heads/main {'0' * 40}\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **observe, "CI_RISK_MAX_COMMITS": "many"},
+    )
+    assert (hook.returncode, hook.stdout, hook.stderr) == (0, "", "")
+    loud = cli(project, "check", env={"CI_RISK_STRICT": "1", "GIT_DIR": str(project.path / "no-such-git-dir")})
+    assert loud.returncode != 0  # the same failure outside observation mode
+
+
 def test_a_push_never_upgrades_an_older_store_and_records_once_a_command_has(project: Repo, tmp_path: Path) -> None:
     import sqlite3
 
