@@ -273,3 +273,11 @@ def test_rows_with_scores_no_gate_writes_are_left_out_not_fatal(
     assert json.loads(out)["predictions"] == len(planted) - len(hostile)
     code, out, err = run(["monitor"], capsys)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("option", ["--target-recall", "--calibration-margin"])
+def test_a_nan_threshold_is_a_usage_error_not_a_crash_or_silence(
+    project: Repo, store_url: str, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["monitor", option, "nan", "--format", "json"], capsys)
+    assert code == 2 and out == "" and "expected a number between 0 and 1" in err
