@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from ci_risk_hook.errors import CiRiskError
 from ci_risk_hook.model import metrics
+from ci_risk_hook.safetext import clean
 
 ABSENT = "no live figures yet: predictions are recorded once a store is configured"
 NO_PREDICTIONS = (
@@ -51,7 +52,7 @@ def load(store: Any, repo_id: int) -> dict[str, Any] | None:
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(clean(str(value)), quote=True)  # a bidi override or escape code shown, not obeyed
 
 
 def _num(value: Any) -> str:
