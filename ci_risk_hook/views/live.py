@@ -59,10 +59,14 @@ def _num(value: Any) -> str:
     return "-" if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:.3f}"
 
 
-def _when(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
+def utc(seconds: Any, form: str = "%Y-%m-%d %H:%M UTC") -> str:
+    """A time from the store as UTC text; "?" for one the platform cannot show (a forged 2**62 raises)."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
         return "?"
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+    try:
+        return time.strftime(form, time.gmtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return "?"
 
 
 def _row(title: str, cells: Sequence[str], klass: str = "") -> str:
@@ -101,7 +105,7 @@ def _deferred(windows: Sequence[Mapping[str, Any]]) -> str:
     items = "".join(
         f"<li><code>{_e(str(d.get('commit'))[:12])}</code>"
         + (f" on <code>{_e(d['branch'])}</code>" if d.get("branch") else "")
-        + f": risk {_num(d.get('score'))}, failed {_e(_when(d.get('finished_at')))}</li>"
+        + f": risk {_num(d.get('score'))}, failed {_e(utc(d.get('finished_at')))}</li>"
         for d in newest[:SHOWN_DEFERRED]
     )
     more = len(newest) - SHOWN_DEFERRED

@@ -281,3 +281,24 @@ def test_a_nan_threshold_is_a_usage_error_not_a_crash_or_silence(
 ) -> None:
     code, out, err = run(["monitor", option, "nan", "--format", "json"], capsys)
     assert code == 2 and out == "" and "expected a number between 0 and 1" in err
+
+
+def test_a_build_time_no_platform_can_show_is_a_question_mark_not_a_crash(
+    project: Repo, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ci_risk_hook.views import live
+
+    commits = project.git("rev-list", "--reverse", "HEAD").split()[1:]
+    rows = [Row(commits[0], "main", True, 0.1, int(time.time()) - DAY, "hook")]  # a deferred failure: listed
+    store, repo_id = open_project(store_url, project)
+    try:
+        plant(store, repo_id, rows)
+        store.execute("UPDATE builds SET finished_at = ?", (2**62,))  # forged by hand or a foreign tool
+        store.conn.commit()
+        summary = live_summary(store, repo_id)
+    finally:
+        store.close()
+    code, out, err = run(["monitor"], capsys)
+    assert code == 0, err
+    assert f"{commits[0][:10]} on main, risk 0.10, failed ?" in out
+    assert "failed ?" in live.live_html(summary)
