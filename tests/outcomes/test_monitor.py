@@ -302,3 +302,8 @@ def test_a_build_time_no_platform_can_show_is_a_question_mark_not_a_crash(
     assert code == 0, err
     assert f"{commits[0][:10]} on main, risk 0.10, failed ?" in out
     assert "failed ?" in live.live_html(summary)
+
+
+def test_a_server_that_is_down_is_one_line_and_exit_1(project: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["monitor", "--db", "postgresql://postgres@127.0.0.1:1/none"], capsys)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and "cannot connect" in err
