@@ -42,6 +42,19 @@ class _WarnAt(click.ParamType):
             )
 
 
+class _Share(click.FloatRange):
+    """A share between 0 and 1: click's FloatRange lets NaN through (it compares false with both bounds)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, 1)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"expected a number between 0 and 1, got {value!r}", param, ctx)
+        return number
+
+
 _CLICK_TYPES: dict[str, Any] = {
     "probability": click.FloatRange(0, 1),
     "warn_at": _WarnAt(),
@@ -1229,7 +1242,7 @@ _MONITOR_WINDOWS = {"50": "last 50 builds", "200": "last 200 builds", "30d": "la
 )
 @click.option(
     "--target-recall",
-    type=click.FloatRange(0, 1),
+    type=_Share(),
     default=0.9,
     show_default=True,
     help="Share of failures the gate should flag; lower on the latest builds is drift.",
@@ -1243,7 +1256,7 @@ _MONITOR_WINDOWS = {"50": "last 50 builds", "200": "last 200 builds", "30d": "la
 )
 @click.option(
     "--calibration-margin",
-    type=click.FloatRange(0, 1),
+    type=_Share(),
     default=0.15,
     show_default=True,
     help="Largest average gap between predicted and observed failure rate that is not drift.",

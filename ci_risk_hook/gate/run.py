@@ -73,15 +73,17 @@ def run_gate(
         _err(f"ci-risk: error: {clean(str(exc))}")
         return exc.exit_code
     except git.GitError as exc:
+        if _observing(options):  # git failing before the repository's files are read: observe stays silent
+            return EXIT_OK
         return fail(exc, strict_hint, output_format=output_format)
+    if settings.mode == "observe":  # before --strict's refusal of a bad setting: observing never stops a push
+        return _observe(range_source, settings, info, in_hook, ci)
     if settings.strict and settings.errors:
         for line in settings.refused:
             _err(f"ci-risk: warning: {clean(line)}")
         for line in settings.errors:
             _err(f"ci-risk: error: {clean(line)}")
         return _json_error(EXIT_INTERNAL, settings.errors[0], output_format)
-    if settings.mode == "observe":
-        return _observe(range_source, settings, info, in_hook, ci)
     for line in settings.warnings:
         _err(f"ci-risk: warning: {clean(line)}")
     if settings.mode == "off":
@@ -141,6 +143,16 @@ def _place(in_hook: bool, ci: Any) -> str:
 def _run(ci: Any) -> str:
     context = None if ci is None else ci.context
     return "" if context is None else str(context.run_id)
+
+
+def _observing(options: dict[str, Any]) -> bool:
+    """Whether the option, environment or user config (all that is known outside a repository) says observe."""
+    from ci_risk_hook import config
+
+    try:
+        return config.resolve(options, toplevel=None, tolerant=True).mode == "observe"
+    except config.ConfigError:
+        return False
 
 
 def _observe(range_source: Callable[[Any, Any], Any], settings: Any, info: Any, in_hook: bool, ci: Any) -> int:

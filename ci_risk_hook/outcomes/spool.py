@@ -17,16 +17,32 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
+import re
+import stat
 from typing import TYPE_CHECKING, Sequence
 
-from ci_risk_hook import paths
+from ci_risk_hook import config, paths
 
 if TYPE_CHECKING:
     from ci_risk_hook.outcomes.store import Prediction, Store
 
 MAX_BYTES = 1024 * 1024  # about 3,000 predictions: past this (no store reachable for months) new ones are dropped
 _MOVING = ".moving"
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_LATEST = 2**53  # a time (seconds) past this is no time: a foreign or forged line
+# Not following a symlink (the pending file pointing at another file) and not waiting on a FIFO's other end.
+_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _open(path: str, flags: int) -> int:
+    """A descriptor of `path` only if it is a regular file: a FIFO, device or directory in its place is refused."""
+    fd = os.open(path, flags | _FLAGS, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return fd
 
 
 def append(common_dir: str, rows: Sequence[Prediction]) -> None:
@@ -37,7 +53,7 @@ def append(common_dir: str, rows: Sequence[Prediction]) -> None:
     try:
         text = "".join(json.dumps(list(r), allow_nan=False) + "\n" for r in rows)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "ab") as fh:
+        with os.fdopen(_open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab") as fh:
             size = fh.tell()
             if size + len(text) > MAX_BYTES:
                 return
@@ -64,7 +80,7 @@ def read(files: Sequence[str]) -> list[Prediction]:
     rows = []
     for name in files:
         try:
-            with open(name, "rb") as fh:
+            with os.fdopen(_open(name, os.O_RDONLY), "rb") as fh:
                 data = fh.read(MAX_BYTES + 1)
         except OSError:
             continue
@@ -80,12 +96,23 @@ def read(files: Sequence[str]) -> list[Prediction]:
 
 
 def _valid(row: Prediction) -> bool:
-    texts = (row.commit, row.decision, row.mode, row.model_sha256, row.place, row.ci_run)
-    numbers = (row.score, row.warn_at, row.block_at, row.predicted_at)
+    """Only what the gate writes: shas, known words, probabilities in [0, 1], a plausible time."""
+    texts = (row.ci_run, row.model_sha256)
+    chances = (row.score, row.warn_at, row.block_at)
     return (
         all(isinstance(t, str) for t in texts)
-        and all(isinstance(n, (int, float)) and not isinstance(n, bool) and n == n for n in numbers)
-        and all(x is None or isinstance(x, str) for x in (row.base, row.branch, row.author))
+        and all(isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) for n in chances)
+        and all(0.0 <= n <= 1.0 for n in chances)
+        and isinstance(row.predicted_at, int)
+        and not isinstance(row.predicted_at, bool)
+        and 0 <= row.predicted_at < _LATEST
+        and all(x is None or isinstance(x, str) for x in (row.branch, row.author))
+        and isinstance(row.commit, str)
+        and _SHA.fullmatch(row.commit) is not None
+        and (row.base is None or (isinstance(row.base, str) and _SHA.fullmatch(row.base) is not None))
+        and (row.model_sha256 == "" or _SHA.fullmatch(row.model_sha256) is not None)
+        and row.decision in ("pass", "warn", "block")
+        and row.mode in config.MODES
         and row.place in ("hook", "manual", "ci")
     )
 

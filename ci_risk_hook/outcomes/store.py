@@ -812,7 +812,11 @@ class Store:
             )
 
     def predictions(self, repo_id: int) -> list[Prediction]:
-        """Every recorded prediction of the repository, oldest first; none in a store older than the table."""
+        """Every recorded prediction of the repository, oldest first; none in a store older than the table.
+
+        A row with a score or threshold no gate writes (NaN, infinite, outside [0, 1]: written by hand or
+        by a foreign tool) is left out, as the pending file's reader leaves such a line out.
+        """
         if self.schema_version() < PREDICTIONS_FROM:
             return []
         rows = self.execute(
@@ -835,6 +839,7 @@ class Store:
                 int(r[12]),
             )
             for r in rows
+            if all(isinstance(x, (int, float)) and math.isfinite(x) and 0.0 <= x <= 1.0 for x in (r[3], r[7], r[8]))
         ]
 
     def build_authors(self, repo_id: int) -> dict[str, str]:

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from ci_risk_hook.errors import CiRiskError
 from ci_risk_hook.model import metrics
+from ci_risk_hook.safetext import clean
 
 ABSENT = "no live figures yet: predictions are recorded once a store is configured"
 NO_PREDICTIONS = (
@@ -51,17 +52,21 @@ def load(store: Any, repo_id: int) -> dict[str, Any] | None:
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(clean(str(value)), quote=True)  # a bidi override or escape code shown, not obeyed
 
 
 def _num(value: Any) -> str:
     return "-" if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:.3f}"
 
 
-def _when(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
+def utc(seconds: Any, form: str = "%Y-%m-%d %H:%M UTC") -> str:
+    """A time from the store as UTC text; "?" for one the platform cannot show (a forged 2**62 raises)."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
         return "?"
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+    try:
+        return time.strftime(form, time.gmtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return "?"
 
 
 def _row(title: str, cells: Sequence[str], klass: str = "") -> str:
@@ -100,7 +105,7 @@ def _deferred(windows: Sequence[Mapping[str, Any]]) -> str:
     items = "".join(
         f"<li><code>{_e(str(d.get('commit'))[:12])}</code>"
         + (f" on <code>{_e(d['branch'])}</code>" if d.get("branch") else "")
-        + f": risk {_num(d.get('score'))}, failed {_e(_when(d.get('finished_at')))}</li>"
+        + f": risk {_num(d.get('score'))}, failed {_e(utc(d.get('finished_at')))}</li>"
         for d in newest[:SHOWN_DEFERRED]
     )
     more = len(newest) - SHOWN_DEFERRED

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ci_risk_hook.safetext import clean
+from ci_risk_hook.views.live import utc
 
 FIGURES = (
     ("recall", "failures caught (recall)"),
@@ -49,9 +49,9 @@ def _window_lines(window: dict[str, Any]) -> list[str]:
         f"failures among them: {len(deferred)}"
     )
     for item in deferred[:_LISTED_DEFERRED]:
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(item["finished_at"]))
+        when = utc(item["finished_at"])
         branch = clean(item["branch"] or "(no branch)")
-        lines.append(f"    {item['commit'][:10]} on {branch}, risk {item['score']:.2f}, failed {when} UTC")
+        lines.append(f"    {clean(item['commit'][:10])} on {branch}, risk {item['score']:.2f}, failed {when}")
     if len(deferred) > _LISTED_DEFERRED:
         lines.append(f"    ... and {len(deferred) - _LISTED_DEFERRED} more (--format json lists them all)")
     buckets = ", ".join(

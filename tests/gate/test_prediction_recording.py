@@ -221,6 +221,24 @@ def test_observe_mode_exits_0_even_when_scoring_fails(project: Repo, tmp_path: P
     assert loud.returncode != 0  # the same failure outside observation mode
 
 
+def test_observe_mode_is_silent_when_git_fails_or_a_setting_is_bad_even_with_strict(project: Repo) -> None:
+    observe = {"CI_RISK_MODE": "observe", "CI_RISK_STRICT": "1"}
+    no_git = cli(project, "check", env={**observe, "GIT_DIR": str(project.path / "no-such-git-dir")})
+    assert (no_git.returncode, no_git.stdout, no_git.stderr) == (0, "", "")
+    tip = project.head()
+    hook = subprocess.run(  # a bad setting, in the hook (tolerant): --strict would refuse it, observe does not
+        [CI_RISK, "hook", "origin", "x"],
+        cwd=project.path,
+        input=f"refs/heads/main {tip} refs/heads/main {'0' * 40}\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **observe, "CI_RISK_MAX_COMMITS": "many"},
+    )
+    assert (hook.returncode, hook.stdout, hook.stderr) == (0, "", "")
+    loud = cli(project, "check", env={"CI_RISK_STRICT": "1", "GIT_DIR": str(project.path / "no-such-git-dir")})
+    assert loud.returncode != 0  # the same failure outside observation mode
+
+
 def test_a_push_never_upgrades_an_older_store_and_records_once_a_command_has(project: Repo, tmp_path: Path) -> None:
     import sqlite3
 
@@ -247,7 +265,7 @@ def test_the_next_push_moves_pending_predictions_into_the_store_once(project: Re
     assert cli(project, "install").returncode == 0
     first = risky_change(project)
     spool = project.path / ".git" / "ci-risk" / "predictions-pending.jsonl"
-    row = Prediction(first, None, "main", 0.5, "warn", "warn", "sha", 0.3, 0.8, "hook", "", "new@example.com", 1)
+    row = Prediction(first, None, "main", 0.5, "warn", "warn", "f" * 64, 0.3, 0.8, "hook", "", "new@example.com", 1)
     spool_lib.append(str(project.path / ".git"), [row])  # a push's own row, as the push leaves it
     pending = spool.read_text()
     assert first in pending and predictions(store_url) == []
@@ -295,3 +313,69 @@ def test_hash_authors_without_its_key_keeps_the_build_history_and_records_nothin
     report = json.loads(proc.stdout)
     assert not any("build history unavailable" in n for r in report["ranges"] for n in r["notes"]), report
     assert predictions(url) == []
+
+
+GOOD = Prediction("a" * 40, None, "main", 0.5, "warn", "warn", "f" * 64, 0.3, 0.8, "hook", "", None, 1_700_000_000)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("score", float("inf")),
+        ("score", -0.5),
+        ("score", 1e300),
+        ("warn_at", float("nan")),
+        ("predicted_at", 10**30),
+        ("predicted_at", 1.7e9),
+        ("commit", "\x1b[31m\u202e<script>alert(1)</script>"),
+        ("base", "<b>not a sha</b>"),
+        ("decision", "<b>pass</b>"),
+        ("mode", "\x1b]0;title\x07"),
+        ("model_sha256", "\u202esha"),
+        ("place", "elsewhere"),
+    ],
+)
+def test_a_hostile_pending_line_never_reaches_the_store_as_a_prediction(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    common = str(tmp_path / "gitdir")
+    spool_lib.append(common, [GOOD])
+    path = Path(common) / "ci-risk" / "predictions-pending.jsonl"
+    hostile = GOOD._replace(**{field: value})
+    with path.open("a") as fh:
+        fh.write(json.dumps(list(hostile)) + "\n")
+    assert spool_lib.read(spool_lib.claim(common)) == [GOOD]
+
+
+def test_a_pending_file_that_is_a_symlink_is_neither_written_through_nor_read(tmp_path: Path) -> None:
+    common = str(tmp_path / "gitdir")
+    path = Path(common) / "ci-risk" / "predictions-pending.jsonl"
+    path.parent.mkdir(parents=True)
+    victim = tmp_path / "victim.jsonl"
+    victim.write_text(json.dumps(list(GOOD)) + "\n")
+    path.symlink_to(victim)
+    spool_lib.append(common, [GOOD._replace(commit="b" * 40)])
+    assert victim.read_text() == json.dumps(list(GOOD)) + "\n"  # the file it points at is untouched
+    assert spool_lib.read(spool_lib.claim(common)) == []  # and its rows are not taken for this clone's
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_push_with_a_fifo_in_place_of_the_pending_file_does_not_hang(project: Repo, tmp_path: Path) -> None:
+    url = tmp_path / "history.sqlite"
+    env = {"CI_RISK_DB": str(url)}
+    assert cli(project, "record", "--status", "pass", "--commit", "HEAD", "--branch", "main", env=env).returncode == 0
+    assert cli(project, "install").returncode == 0
+    spool = project.path / ".git" / "ci-risk" / "predictions-pending.jsonl"
+    spool.parent.mkdir(exist_ok=True)
+    os.mkfifo(spool)  # nobody ever opens its other end: an append or read that waits for one waits forever
+    risky_change(project)
+    done = subprocess.run(
+        ["git", "push", "origin", "main"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,  # a hang guard, not a timing: the push takes about a second
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert cli(project, "monitor", env=env).returncode == 0  # monitor moves pending files too: it must not wait

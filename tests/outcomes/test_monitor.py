@@ -248,3 +248,62 @@ def test_drift_fires_on_a_planted_run_of_missed_failures_and_not_before(
     assert code == EXIT_DRIFT, err
     assert "`ci-risk retrain` would help" in out
     assert run(["monitor"], capsys)[0] == 0  # without --fail-on-drift it only says so
+
+
+def test_rows_with_scores_no_gate_writes_are_left_out_not_fatal(
+    project: Repo, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commits = project.git("rev-list", "--reverse", "HEAD").split()[1:]
+    rows = healthy_rows(commits[:20], int(time.time()) - 10 * DAY)
+    store, repo_id = open_project(store_url, project)
+    try:
+        plant(store, repo_id, rows)
+        planted = [r.commit for r in rows if r.score is not None]
+        # SQLite stores NaN as NULL (refused by the column): only PostgreSQL can hold one.
+        hostile = ["Infinity", "-3", "7"] + (["NaN"] if store_url.startswith("postgresql") else [])
+        for commit, score in zip(planted, hostile):
+            store.execute("UPDATE predictions SET score = ? WHERE commit_sha = ?", (float(score), commit))
+        store.conn.commit()
+        summary = live_summary(store, repo_id)
+    finally:
+        store.close()
+    assert summary["predictions"] == len(planted) - len(hostile)
+    code, out, err = run(["monitor", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["predictions"] == len(planted) - len(hostile)
+    code, out, err = run(["monitor"], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("option", ["--target-recall", "--calibration-margin"])
+def test_a_nan_threshold_is_a_usage_error_not_a_crash_or_silence(
+    project: Repo, store_url: str, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["monitor", option, "nan", "--format", "json"], capsys)
+    assert code == 2 and out == "" and "expected a number between 0 and 1" in err
+
+
+def test_a_build_time_no_platform_can_show_is_a_question_mark_not_a_crash(
+    project: Repo, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ci_risk_hook.views import live
+
+    commits = project.git("rev-list", "--reverse", "HEAD").split()[1:]
+    rows = [Row(commits[0], "main", True, 0.1, int(time.time()) - DAY, "hook")]  # a deferred failure: listed
+    store, repo_id = open_project(store_url, project)
+    try:
+        plant(store, repo_id, rows)
+        store.execute("UPDATE builds SET finished_at = ?", (2**62,))  # forged by hand or a foreign tool
+        store.conn.commit()
+        summary = live_summary(store, repo_id)
+    finally:
+        store.close()
+    code, out, err = run(["monitor"], capsys)
+    assert code == 0, err
+    assert f"{commits[0][:10]} on main, risk 0.10, failed ?" in out
+    assert "failed ?" in live.live_html(summary)
+
+
+def test_a_server_that_is_down_is_one_line_and_exit_1(project: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["monitor", "--db", "postgresql://postgres@127.0.0.1:1/none"], capsys)
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1 and "cannot connect" in err

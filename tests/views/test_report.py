@@ -284,3 +284,11 @@ def test_live_figures_say_why_there_are_none() -> None:
     assert "no prediction recorded for this repository" in live.live_html({"predictions": 0, "windows": []})
     unreadable = live.live_html({"error": "history store " + HOSTILE + " is too old"})
     assert "live figures unavailable: history store &lt;script&gt;" in unreadable and "<script" not in unreadable
+
+
+def test_live_figures_show_control_and_bidi_characters_from_the_store_as_escapes() -> None:
+    summary = live_summary_by_hand()
+    summary["bypass"] = [{"author": "\u202eliam\x1b[2J@example.com", "builds": 3, "without_prediction": 1}]
+    page = live.live_html(summary)
+    assert "\u202e" not in page and "\x1b" not in page
+    assert "\\u202eliam\\x1b[2J@example.com" in page
