@@ -19,6 +19,7 @@ from ci_risk_hook.cli.extras import require
 from ci_risk_hook.gate import options as gate_options
 from ci_risk_hook.gate.options import GateOption
 from ci_risk_hook.model import metrics
+from ci_risk_hook.outcomes import monitor as live  # its defaults are the options' defaults
 from ci_risk_hook.safetext import clean, csv_cell
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -1243,21 +1244,21 @@ _MONITOR_WINDOWS = {"50": "last 50 builds", "200": "last 200 builds", "30d": "la
 @click.option(
     "--target-recall",
     type=_Share(),
-    default=0.9,
+    default=live.DEFAULT_TARGET_RECALL,
     show_default=True,
     help="Share of failures the gate should flag; lower on the latest builds is drift.",
 )
 @click.option(
     "--drift-builds",
     type=click.IntRange(1),
-    default=50,
+    default=live.DEFAULT_DRIFT_BUILDS,
     show_default=True,
     help="How many of the latest builds recall is judged on.",
 )
 @click.option(
     "--calibration-margin",
     type=_Share(),
-    default=0.15,
+    default=live.DEFAULT_CALIBRATION_MARGIN,
     show_default=True,
     help="Largest average gap between predicted and observed failure rate that is not drift.",
 )
