@@ -870,13 +870,14 @@ def retrain(
     old, new = done.old, done.new
     if done.trained is None:
         click.echo(
-            f"ci-risk: kept the current model: its backtest {metric} {old:.3f} beats the new "
+            f"ci-risk: kept the current model: its backtest {metrics.label(metric)} {old:.3f} beats the new "
             f"one's {0.0 if new is None else new:.3f}"
         )
         return
     was = "none" if old is None else f"{old:.3f}"
     click.echo(
-        f"ci-risk: installed {done.trained.result.model.name}: backtest {metric} {new:.3f} (previous model: {was}); "
+        f"ci-risk: installed {done.trained.result.model.name}: backtest {metrics.label(metric)} {new:.3f} "
+        f"(previous model: {was}); "
         f"written to {clean(done.trained.path)}"
     )
 

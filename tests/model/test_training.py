@@ -18,6 +18,7 @@ from ci_risk_hook.model.training import export, fit, train
 from ci_risk_hook.outcomes.store import open_store
 from testing.modelkit import grow_history
 from testing.repos import Repo
+from testing.wording import raw_metric_ids
 
 warnings.filterwarnings("ignore", category=UserWarning)
 COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -183,7 +184,8 @@ def test_a_worse_challenger_is_not_installed(recorded: Repo, capsys: pytest.Capt
     before = model.read_bytes()
     capsys.readouterr()
     assert cli.main(["retrain", "--metric", "f1"]) == 0
-    assert "kept the current model" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "kept the current model" in said and not raw_metric_ids(said), said  # the metric under its name
     assert model.read_bytes() == before
 
 
