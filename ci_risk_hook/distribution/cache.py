@@ -18,10 +18,10 @@ import time
 from typing import Any, NamedTuple, Sequence
 
 from ci_risk_hook import paths
+from ci_risk_hook.atomic import write_atomic as _write_atomic
 from ci_risk_hook.distribution import manifest
 from ci_risk_hook.distribution.manifest import DistributionError
 from ci_risk_hook.distribution.remote import redact
-from ci_risk_hook.distribution.remote import write_atomic as _write_atomic
 
 _MAX_STATE_BYTES = 64 * 1024
 

@@ -16,6 +16,7 @@ import re
 import stat
 from typing import Any
 
+from ci_risk_hook.atomic import write_atomic
 from ci_risk_hook.distribution.manifest import DistributionError
 from ci_risk_hook.errors import EXIT_USAGE
 
@@ -177,28 +178,6 @@ def _open_local(path: str) -> Any:
 def _protocols(fs: Any) -> tuple[str, ...]:
     protocol = fs.protocol
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """A local file replaced in one rename: readers see the old bytes or the new."""
-    import tempfile  # only when writing: ~3 ms the push does not need
-
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _size(n: int) -> str:

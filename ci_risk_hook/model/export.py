@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import sklearn
 
+from ci_risk_hook.atomic import write_atomic
 from ci_risk_hook.model.scoring import (
     CALIBRATION_INPUTS,
     FORMAT,
@@ -143,27 +143,7 @@ def write_artifact(artifact: Mapping[str, Any], path: str | os.PathLike[str]) ->
     if "sha256" not in data:
         data = seal_artifact(data)
     PortableModel.from_dict(data)
-    text = canonical_json(data) + "\n"
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    try:
-        mode = os.stat(target).st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(os.fspath(path), (canonical_json(data) + "\n").encode("ascii"))
 
 
 def platt_calibration(a: float, b: float, *, input_space: str = "probability") -> dict[str, Any]:
