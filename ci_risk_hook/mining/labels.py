@@ -44,24 +44,23 @@ class CommitLabel(NamedTuple):
     lines: int  # lines blamed on the commit over all its fixes; 0 for reverts
 
 
+# The counts a parallel SZZ run adds up across its workers (and SzzStats' slots).
+_COUNTERS = (
+    "fixes_skipped_candidates",
+    "files_blamed",
+    "files_skipped_missing",
+    "files_skipped_binary",
+    "lines_blamed",
+    "lines_skipped_shallow",
+    "lines_skipped_time",
+    "lines_skipped_issue_date",
+)
+
+
 class SzzStats:
     """Counts of what one `szz` run did and skipped, so silent losses are visible."""
 
-    __slots__ = (
-        "fixes_seen",
-        "fixes_skipped_root",
-        "fixes_skipped_candidates",
-        "files_blamed",
-        "files_skipped_missing",
-        "files_skipped_binary",
-        "lines_blamed",
-        "lines_skipped_shallow",
-        "lines_skipped_time",
-        "lines_skipped_issue_date",
-        "shallow",
-        "seconds",
-        "missing",
-    )
+    __slots__ = ("fixes_seen", "fixes_skipped_root", *_COUNTERS, "shallow", "seconds", "missing")
 
     def __init__(self) -> None:
         self.fixes_seen = 0  # fix commits examined (non-merge, non-revert, with a parent)
@@ -677,18 +676,6 @@ def _szz_fix(
         stats.lines_blamed -= sum(blamed_lines.values())
         return {}, stats
     return blamed_lines, stats
-
-
-_COUNTERS = (
-    "fixes_skipped_candidates",
-    "files_blamed",
-    "files_skipped_missing",
-    "files_skipped_binary",
-    "lines_blamed",
-    "lines_skipped_shallow",
-    "lines_skipped_time",
-    "lines_skipped_issue_date",
-)
 
 
 def szz(
