@@ -237,6 +237,9 @@ def fit(name: str, fit_rows: Table, cal_rows: Table, random_state: int = 0, *, d
     # estimators fail on an all-missing column: leave it out of the model.
     if not isinstance(estimator, PortableEstimator):
         columns = [c for c in columns if not np.isnan(X[:, c]).all()] or columns[:1]
+        if rule_p is not None and FEATURE_NAMES.index(RULE_FEATURE) not in columns:
+            # Its rule reads a feature the model would not carry: an artifact no hook could load.
+            raise TrainError(f"{name}: the previous build's outcome is never known where the rule does not apply")
     estimator.fit(X[:, columns], y)
     ranges = None if isinstance(estimator, PortableEstimator) else training_ranges(X[:, columns])
     fitted = Fitted(name, estimator, columns, None, rule_p, ranges)

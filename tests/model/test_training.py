@@ -14,7 +14,7 @@ from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.model.backtest import LeakError, assert_no_future, backtest, parrot_deferrable, training_rows
 from ci_risk_hook.model.dataset import DEMO_FEATURES, Table, ci_table
 from ci_risk_hook.model.scoring import PortableModel
-from ci_risk_hook.model.training import export, fit, train
+from ci_risk_hook.model.training import TrainError, export, fit, train
 from ci_risk_hook.outcomes.store import open_store
 from testing.modelkit import grow_history
 from testing.repos import Repo
@@ -312,3 +312,14 @@ def test_the_bundled_candidates_cuts_are_chosen_on_every_finished_build_of_the_r
     recent = slice(-RECALL_WINDOW, None)  # recall cuts follow the latest builds
     assert result.thresholds["recall90"] == threshold_for_recall(every[recent], table.y[recent], 0.9)
     assert result.thresholds["recall90"] != threshold_for_recall(every, table.y, 0.9)
+
+
+def test_a_rule_candidate_whose_rule_feature_would_be_left_out_is_not_fitted() -> None:
+    """Previous outcome known only as "failed": past the rule nothing knows it, and the export would be unloadable."""
+    table = synthetic()
+    prev = table.X[:, COL["prev_build_failed"]]
+    prev[prev == 0.0] = np.nan
+    with pytest.raises(TrainError, match="never known"):
+        fit("rule+gbdt", table.subset(range(300)), table.subset(range(300, 400)), 0)
+    result = train(table)  # the other candidates still train, and the model loads
+    PortableModel.from_dict(export(result, {}))
