@@ -30,6 +30,7 @@ INDEX_BUILD_LOG = "index-build.log"
 SCORED_LOG = "scored.jsonl"
 STORE_POINTER = "store"
 PREDICTION_SPOOL = "predictions-pending.jsonl"  # the hook's predictions on their way to the store
+DROPPED_PREDICTIONS = "predictions-dropped"  # how many the hook could not spool, until the next move says so
 ROOT_COMMIT_CACHE = "root-commit"
 CI_JOB_START = "ci-job-start"
 STORE_FILE = "history.sqlite"
@@ -87,6 +88,11 @@ def scored_log(common_dir: str) -> str:
 def prediction_spool(common_dir: str) -> str:
     """The hook's predictions not yet in the store: appended by a push, moved into the store by the next."""
     return os.path.join(repo_dir(common_dir), PREDICTION_SPOOL)
+
+
+def dropped_predictions(common_dir: str) -> str:
+    """How many predictions a push could not spool (one count a line): the next move reports and clears it."""
+    return os.path.join(repo_dir(common_dir), DROPPED_PREDICTIONS)
 
 
 def store_pointer(common_dir: str) -> str:

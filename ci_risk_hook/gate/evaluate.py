@@ -182,6 +182,7 @@ def evaluate(
                 spool.append(info.common_dir, rows)
                 rows = []
             history.record(rows)
+            report.notes.extend(history.move_notes)
     return report
 
 
@@ -290,6 +291,7 @@ class _BuildHistory:
         self.recording = recording
         self.pending: queue.Queue[list[Prediction]] = queue.Queue(maxsize=1)
         self.record_problem: str | None = None
+        self.move_notes: list[str] = []  # what moving earlier pushes' predictions in found lost (spool.Moved)
         self.read = threading.Event()  # set when the worker has read (or given up): it may go on to record
         self.written = threading.Event()  # set when the predictions are committed (or will not be)
         self.worker: threading.Thread | None = None
@@ -355,7 +357,7 @@ class _BuildHistory:
             if store.read_only or store.schema_version() < PREDICTIONS_FROM:
                 return
             store.for_a_quick_write()
-            spool.move(store, repo_id, root, common_dir)  # while the push's own commits are being read
+            self.move_notes = spool.move(store, repo_id, root, common_dir).notes  # while the commits are read
             rows = self.pending.get(timeout=_RECORD_WAIT_S)
             if rows:
                 store.add_predictions(store.repository_id(root) if repo_id is None else repo_id, rows)

@@ -10,7 +10,12 @@ commits are read) or `ci-risk monitor` moves the lines into the store.
 
 A file being moved is renamed first (`.<pid>.moving`), and a row already in
 the store is not added twice (a unique index), so a push that exits in the
-middle of a move loses nothing and duplicates nothing. Standard library only.
+middle of a move loses nothing and duplicates nothing.
+
+A prediction the push cannot spool (the file at its cap, or something else
+in its place) is counted in a second file, one line per push, and whoever
+moves the rows in says how many were dropped: losing rows is never silent.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import math
 import os
 import re
 import stat
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 from ci_risk_hook import config, paths
 
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from ci_risk_hook.outcomes.store import Prediction, Store
 
 MAX_BYTES = 1024 * 1024  # about 3,000 predictions: past this (no store reachable for months) new ones are dropped
+_DROPPED_MAX_BYTES = 64 * 1024  # the drop counter's own cap: past it the count is a lower bound
 _MOVING = ".moving"
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _LATEST = 2**53  # a time (seconds) past this is no time: a foreign or forged line
@@ -45,8 +51,18 @@ def _open(path: str, flags: int) -> int:
     return fd
 
 
+class Moved(NamedTuple):
+    """What a move did: rows read into the store, and one line per thing its reader should know."""
+
+    rows: int
+    notes: list[str]
+
+
 def append(common_dir: str, rows: Sequence[Prediction]) -> None:
-    """Best effort: a full disk, a read-only git dir or a spool at its cap costs the push nothing."""
+    """Best effort: a full disk, a read-only git dir or a spool at its cap costs the push nothing.
+
+    Rows that could not be spooled are counted (`_count_dropped`), so the next move can say so.
+    """
     if not rows:
         return
     path = paths.prediction_spool(common_dir)
@@ -56,15 +72,44 @@ def append(common_dir: str, rows: Sequence[Prediction]) -> None:
         with os.fdopen(_open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab") as fh:
             size = fh.tell()
             if size + len(text) > MAX_BYTES:
+                _count_dropped(common_dir, len(rows))
                 return
             fh.write(("\n" if size else "").encode() + text.encode("utf-8"))  # a torn last line stays alone
     except (OSError, ValueError):
+        _count_dropped(common_dir, len(rows))
+
+
+def _count_dropped(common_dir: str, count: int) -> None:
+    """One line `<count>` appended (atomic for so short a write: two pushes at once both count)."""
+    try:
+        counter = _open(paths.dropped_predictions(common_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        with os.fdopen(counter, "ab") as fh:
+            if fh.tell() < _DROPPED_MAX_BYTES:
+                fh.write(f"{count}\n".encode())
+    except OSError:
         pass
 
 
-def claim(common_dir: str) -> list[str]:
-    """Take the pending file (renamed to this process's name) and any left by a move that did not finish."""
-    path = paths.prediction_spool(common_dir)
+def _dropped(files: Sequence[str]) -> tuple[int, bool]:
+    """The predictions counted in the claimed counter files, and whether a file was at its cap (a lower bound)."""
+    total, capped = 0, False
+    for name in files:
+        try:
+            with os.fdopen(_open(name, os.O_RDONLY), "rb") as fh:
+                data = fh.read(_DROPPED_MAX_BYTES + 64)
+        except OSError:
+            continue
+        capped = capped or len(data) >= _DROPPED_MAX_BYTES
+        total += sum(int(line) for line in data.split() if line.isdigit() and len(line) < 10)
+    return total, capped
+
+
+def claim(common_dir: str, path: str | None = None) -> list[str]:
+    """Take the pending file (renamed to this process's name) and any left by a move that did not finish.
+
+    `path`: another file moved alike (the drop counter); by default the pending predictions.
+    """
+    path = paths.prediction_spool(common_dir) if path is None else path
     mine = f"{path}.{os.getpid()}{_MOVING}"
     try:
         os.replace(path, mine)
@@ -117,17 +162,29 @@ def _valid(row: Prediction) -> bool:
     )
 
 
-def move(store: Store, repo_id: int | None, root: str, common_dir: str) -> int:
-    """Move the pending predictions of this clone into the store; how many rows were read."""
+def move(store: Store, repo_id: int | None, root: str, common_dir: str) -> Moved:
+    """Move the pending predictions of this clone into the store; how many rows were read, and what was lost.
+
+    The drop count is claimed and cleared with the rows: said once, by the move that took them in.
+    """
     files = claim(common_dir)
-    if not files:
-        return 0
+    counters = claim(common_dir, paths.dropped_predictions(common_dir))
+    if not files and not counters:
+        return Moved(0, [])
     rows = read(files)
     if rows:
         store.add_predictions(store.repository_id(root) if repo_id is None else repo_id, rows)
-    for name in files:
+    dropped, capped = _dropped(counters)
+    for name in files + counters:
         try:
             os.remove(name)
         except OSError:
             pass
-    return len(rows)
+    notes = []
+    if dropped:
+        notes.append(
+            f"{'at least ' if capped else ''}{dropped} prediction{'s' if dropped != 1 else ''} of this clone "
+            f"could not be kept for the store (the pending file was over its {MAX_BYTES // (1024 * 1024)} MB cap "
+            "or could not be written) and were not recorded"
+        )
+    return Moved(len(rows), notes)

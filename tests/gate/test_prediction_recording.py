@@ -379,3 +379,47 @@ def test_a_push_with_a_fifo_in_place_of_the_pending_file_does_not_hang(project: 
     )
     assert done.returncode in (0, 1), done.stderr
     assert cli(project, "monitor", env=env).returncode == 0  # monitor moves pending files too: it must not wait
+
+
+def fill_to_the_cap(common_dir: Path) -> Path:
+    """A pending file at its cap, as months without a reachable store leave it (its line is no prediction)."""
+    spool = common_dir / "ci-risk" / "predictions-pending.jsonl"
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    spool.write_bytes(b"x" * spool_lib.MAX_BYTES + b"\n")
+    return spool
+
+
+def test_predictions_dropped_at_the_cap_are_counted_and_monitor_says_so_once(project: Repo, tmp_path: Path) -> None:
+    env = {"CI_RISK_DB": str(tmp_path / "store.sqlite")}
+    assert cli(project, "record", "--status", "pass", "--commit", "HEAD", env=env).returncode == 0
+    spool = fill_to_the_cap(project.path / ".git")
+    spool_lib.append(str(project.path / ".git"), [GOOD])
+    spool_lib.append(str(project.path / ".git"), [GOOD._replace(commit="b" * 40), GOOD._replace(commit="c" * 40)])
+    assert spool.stat().st_size == spool_lib.MAX_BYTES + 1  # nothing more written: dropped
+
+    shown = cli(project, "monitor", env=env)
+    assert shown.returncode == 0, shown.stderr
+    warnings = [line for line in shown.stderr.splitlines() if "could not be kept" in line]
+    assert warnings == [
+        "ci-risk: warning: 3 predictions of this clone could not be kept for the store (the pending file was over "
+        "its 1 MB cap or could not be written) and were not recorded"
+    ]
+    again = cli(project, "monitor", env=env)
+    assert "could not be kept" not in again.stderr  # said once, by the move that took the rows in
+    assert not list(spool.parent.glob("predictions-dropped*"))
+
+
+def test_a_push_whose_prediction_was_dropped_is_named_by_the_next_push(project: Repo, tmp_path: Path) -> None:
+    url = tmp_path / "later" / "store.sqlite"
+    env = {"CI_RISK_DB": str(url)}
+    assert cli(project, "install").returncode == 0
+    fill_to_the_cap(project.path / ".git")
+    risky_change(project)
+    first = push(project, env)  # no store yet: the row goes to the spool, which is full
+    assert first.returncode == 0, first.stderr
+    assert "could not be kept" not in first.stdout + first.stderr
+    assert cli(project, "record", "--status", "pass", "--commit", "HEAD~1", env=env).returncode == 0  # a store now
+    project.commit({"src/app.py": lines(70, "more")}, "more")
+    second = push(project, env)  # its store worker moves the pending file in and finds the drop
+    assert second.returncode == 0, second.stderr
+    assert "ci-risk: 1 prediction of this clone could not be kept for the store" in second.stdout + second.stderr
