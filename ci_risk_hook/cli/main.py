@@ -1291,7 +1291,7 @@ def monitor(
         try:
             moved = spool.move(target.store, target.repo_id, "", target.info.common_dir)  # this clone's latest pushes
             for note in moved.notes:
-                click.echo(f"ci-risk: warning: {note}", err=True)
+                click.echo(clean(f"ci-risk: warning: {note}"), err=True)
         except StoreError as exc:
             click.echo(f"ci-risk: warning: this clone's latest predictions stay pending: {exc}", err=True)
         summary = live_summary(

@@ -104,18 +104,42 @@ def _dropped(files: Sequence[str]) -> tuple[int, bool]:
     return total, capped
 
 
-def claim(common_dir: str, path: str | None = None) -> list[str]:
+def claim(common_dir: str, path: str | None = None, notes: list[str] | None = None) -> list[str]:
     """Take the pending file (renamed to this process's name) and any left by a move that did not finish.
 
-    `path`: another file moved alike (the drop counter); by default the pending predictions.
+    `path`: another file moved alike (the drop counter); by default the pending predictions. Only regular
+    files are taken: anything else in the pending file's place is left alone and named in `notes`, and a
+    leftover `.moving` that is no regular file (an older ci-risk renamed whatever it found) is removed,
+    or, a directory holding files, named in `notes`.
     """
     path = paths.prediction_spool(common_dir) if path is None else path
+    notes = [] if notes is None else notes
     mine = f"{path}.{os.getpid()}{_MOVING}"
     try:
-        os.replace(path, mine)
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.replace(path, mine)
+        else:
+            notes.append(f"{path} is not a regular file: left alone, and predictions are not kept until it is removed")
     except OSError:
         pass
-    return sorted(glob.glob(glob.escape(path) + ".*" + _MOVING))
+    return [name for name in sorted(glob.glob(glob.escape(path) + ".*" + _MOVING)) if _regular_or_cleared(name, notes)]
+
+
+def _regular_or_cleared(name: str, notes: list[str]) -> bool:
+    """True for a regular file to read; anything else is removed (it carries our name), else named in `notes`."""
+    try:
+        mode = os.lstat(name).st_mode
+        if stat.S_ISREG(mode):
+            return True
+        if stat.S_ISDIR(mode):
+            os.rmdir(name)
+        else:
+            os.remove(name)  # a symlink itself, not what it points at; a FIFO without opening it
+    except FileNotFoundError:
+        pass
+    except OSError:
+        notes.append(f"{name} is not a regular file and could not be removed: left alone, remove it")
+    return False
 
 
 def read(files: Sequence[str]) -> list[Prediction]:
@@ -167,10 +191,11 @@ def move(store: Store, repo_id: int | None, root: str, common_dir: str) -> Moved
 
     The drop count is claimed and cleared with the rows: said once, by the move that took them in.
     """
-    files = claim(common_dir)
-    counters = claim(common_dir, paths.dropped_predictions(common_dir))
+    notes: list[str] = []
+    files = claim(common_dir, notes=notes)
+    counters = claim(common_dir, paths.dropped_predictions(common_dir), notes)
     if not files and not counters:
-        return Moved(0, [])
+        return Moved(0, notes)
     rows = read(files)
     if rows:
         store.add_predictions(store.repository_id(root) if repo_id is None else repo_id, rows)
@@ -180,7 +205,6 @@ def move(store: Store, repo_id: int | None, root: str, common_dir: str) -> Moved
             os.remove(name)
         except OSError:
             pass
-    notes = []
     if dropped:
         notes.append(
             f"{'at least ' if capped else ''}{dropped} prediction{'s' if dropped != 1 else ''} of this clone "

@@ -423,3 +423,39 @@ def test_a_push_whose_prediction_was_dropped_is_named_by_the_next_push(project: 
     second = push(project, env)  # its store worker moves the pending file in and finds the drop
     assert second.returncode == 0, second.stderr
     assert "ci-risk: 1 prediction of this clone could not be kept for the store" in second.stdout + second.stderr
+
+
+def test_a_directory_in_place_of_the_pending_file_is_left_alone_and_named(project: Repo, tmp_path: Path) -> None:
+    env = {"CI_RISK_DB": str(tmp_path / "store.sqlite")}
+    assert cli(project, "record", "--status", "pass", "--commit", "HEAD", env=env).returncode == 0
+    spool = project.path / ".git" / "ci-risk" / "predictions-pending.jsonl"
+    spool.mkdir(parents=True)
+    (spool / "someone's.txt").write_text("not ours\n")
+    for _ in range(2):
+        shown = cli(project, "monitor", env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert f"ci-risk: warning: {spool} is not a regular file: left alone" in shown.stderr
+    assert (spool / "someone's.txt").read_text() == "not ours\n"  # where it was, as it was
+    assert not list(spool.parent.glob("*.moving"))
+
+
+def test_leftover_moving_entries_that_are_no_files_are_cleared_and_files_are_read(tmp_path: Path) -> None:
+    common = str(tmp_path / "gitdir")
+    spool_lib.append(common, [GOOD])
+    spool = Path(common) / "ci-risk" / "predictions-pending.jsonl"
+    crashed = spool.parent / (spool.name + ".4242.moving")  # a mover that died after its rename
+    spool.rename(crashed)
+    (spool.parent / (spool.name + ".4243.moving")).mkdir()  # what an older ci-risk made of a directory
+    victim = tmp_path / "victim.jsonl"
+    victim.write_text("kept\n")
+    (spool.parent / (spool.name + ".4244.moving")).symlink_to(victim)
+    full = spool.parent / (spool.name + ".4245.moving")
+    full.mkdir()
+    (full / "inside").write_text("not ours\n")
+    claimed = spool_lib.claim(common)
+    assert claimed == [str(crashed)] and spool_lib.read(claimed) == [GOOD]
+    assert sorted(p.name for p in spool.parent.iterdir()) == [crashed.name, full.name]  # the link, not its target
+    assert victim.read_text() == "kept\n"
+    notes: list[str] = []
+    spool_lib.claim(common, notes=notes)
+    assert notes == [f"{full} is not a regular file and could not be removed: left alone, remove it"]
