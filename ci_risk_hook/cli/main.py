@@ -221,11 +221,11 @@ def _open_target(db: str | None, *, records: bool = False) -> Any:
     """The store and this repository's row in it (library errors become one-line CLI errors).
 
     Without --db/CI_RISK_DB: the store this repository records into. Only commands that
-    `records` outcomes may repoint it (reading must not move the hook's build history).
+    `records` outcomes may repoint it (reading must not move the hook's build history) or create it.
     """
     from ci_risk_hook.outcomes.record import open_for_repo
 
-    return open_for_repo(db, records=records)
+    return open_for_repo(db, records=records, create=records)
 
 
 def _record(db: str | None, status: str, commit: str, **details: Any) -> str:
@@ -890,7 +890,7 @@ def _scheduled_retrain(
     from ci_risk_hook.git import repo as git
     from ci_risk_hook.model.bounded import DEFAULT_MAX_ROWS
     from ci_risk_hook.model.workflow import run_scheduled_retrain
-    from ci_risk_hook.outcomes.store import default_url, open_store, store_for
+    from ci_risk_hook.outcomes.store import default_url, open_existing, store_for
 
     try:
         common_dir: str | None = git.repo_info().common_dir
@@ -899,7 +899,7 @@ def _scheduled_retrain(
     if out is None and common_dir is None:
         raise click.UsageError("outside a git repository, --all-repos needs --out FILE")
     out = out or paths.repo_model(str(common_dir))
-    store = open_store(store_for(common_dir, db) if common_dir else db or default_url())
+    store = open_existing(store_for(common_dir, db) if common_dir else db or default_url())
     try:
         repos = store.repositories()
         done = run_scheduled_retrain(
@@ -943,7 +943,7 @@ def _scheduled_publish(
     from ci_risk_hook.distribution.scheduled import retrain_and_publish
     from ci_risk_hook.git import repo as git
     from ci_risk_hook.model.bounded import DEFAULT_MAX_ROWS
-    from ci_risk_hook.outcomes.store import default_url, open_store, store_for
+    from ci_risk_hook.outcomes.store import default_url, open_existing, store_for
     from ci_risk_hook.outcomes.store import redact as redact_store
 
     settings = config.resolve({}, toplevel=None, tolerant=False)  # trusted keys: environment or user config
@@ -952,7 +952,7 @@ def _scheduled_publish(
     except errors.CiRiskError:
         common_dir = None  # the scheduled job needs no checkout
     url = store_for(common_dir, db) if common_dir else db or default_url()
-    store = open_store(url)
+    store = open_existing(url)
     try:
         repos = store.repositories()
         done = retrain_and_publish(

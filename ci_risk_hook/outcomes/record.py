@@ -19,7 +19,7 @@ from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.mining.backfill import SCHEMA_VERSION
 from ci_risk_hook.outcomes.records import BuildRecord, ci_job
-from ci_risk_hook.outcomes.store import Store, StoreError, open_store, remember, store_for
+from ci_risk_hook.outcomes.store import Store, StoreError, open_existing, open_store, remember, store_for
 
 
 class CaptureError(CiRiskError):
@@ -35,12 +35,18 @@ class Target(NamedTuple):
 
 
 def open_for_repo(
-    db: str | None, cwd: str | None = None, *, records: bool = False, identity: tuple[str, str] | None = None
+    db: str | None,
+    cwd: str | None = None,
+    *,
+    records: bool = False,
+    identity: tuple[str, str] | None = None,
+    create: bool = True,
 ) -> Target:
     """Open the store and this repository's row in it, identified by its root commit.
 
     Without `db` it is the store this repository records into (see `store_for`). A command that
     `records` outcomes notes its store in the git dir for the hook; one that only reads never does.
+    Without `create` (a reading command) a store that is not there is refused (`open_existing`).
     `identity` (root commit, name) is given by a caller that found it otherwise (a shallow CI clone:
     `ci.identity`).
     """
@@ -52,7 +58,7 @@ def open_for_repo(
             "(fetch full history with `git fetch --unshallow`, or set CI_RISK_REPO to its root commit)"
         )
     url = store_for(info.common_dir, db)
-    store = open_store(url)
+    store = open_store(url) if create else open_existing(url)
     try:
         repo_id = store.repository_id(root, (identity[1] if identity else "") or git.repo_name(info))
     except StoreError:

@@ -260,6 +260,17 @@ def exists(url: str) -> bool:
     return os.path.isfile(os.path.abspath(os.path.expanduser(path)))
 
 
+def open_existing(url: str) -> Store:
+    """A reading command's store (history, monitor, train, backtest, report...): one that is not there is refused.
+
+    Reading never creates a store: a mistyped `--db` would otherwise answer "no history" from a new empty
+    file and leave it behind. An existing store is opened as a writer's (upgraded, predictions moved in).
+    """
+    if not exists(url):
+        raise StoreError(f"{url}: no history store there (reading commands never create one; `record` or `import` do)")
+    return open_store(url)
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 

@@ -214,10 +214,12 @@ def test_an_unwritable_home_is_one_line(
     blocker.write_text("a file\n")
     monkeypatch.setenv("CI_RISK_HOME", str(blocker / "ci-risk"))
     f = csv_file(tmp_path, [history_repo.head()], 3)
-    for args in (["record", "--status", "pass"], ["import", str(f), "--format", "csv"], ["history"]):
+    for args in (["record", "--status", "pass"], ["import", str(f), "--format", "csv"]):
         code, _, err = run(args, capsys)
         assert code == 1, args
         assert f"{blocker / 'ci-risk' / 'history.sqlite'}: cannot create its directory" in one_line_error(err)
+    code, _, err = run(["history"], capsys)  # a reader creates nothing: there is no store to read
+    assert code == 1 and f"{blocker / 'ci-risk' / 'history.sqlite'}: no history store there" in one_line_error(err)
     code, out, err = run(["check", "--from", "HEAD~1"], capsys)  # the push path needs no home
     assert code == 0 and out.startswith("ci-risk: risk"), err
     assert blocker.read_text() == "a file\n"

@@ -113,7 +113,8 @@ def test_report_without_recorded_history_is_a_one_line_error(tmp_path: Path, his
         text=True,
     )
     assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.startswith("Error: nothing to backtest") and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"Error: {db}: no history store there") and proc.stderr.count("\n") == 1
+    assert not db.exists()  # a report reads: it creates no store
 
 
 def test_report_skips_damaged_lines_of_the_scored_log(demo_repo: Path, tmp_path: Path) -> None:
