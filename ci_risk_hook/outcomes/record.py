@@ -98,8 +98,8 @@ def store_records(
     recorded = unknown = 0
     examples: list[str] = []
     commits: set[str] = set()
+    new = 0
     with store.transaction():
-        before = store.build_count(repo_id)
         for chunk in _batches(records, batch):
             resolved = git.resolve_commits([r.commit for r in chunk] + [r.base for r in chunk if r.base], cwd)
             normalised: list[BuildRecord] = []
@@ -115,7 +115,7 @@ def store_records(
                     base = resolved.get(r.base) if r.base else None
                     normalised.append(r._replace(commit=sha, base=base or r.base))
                 known.append(sha is not None)
-            store.upsert_builds(repo_id, normalised, known)
+            new += store.upsert_builds(repo_id, normalised, known)
             recorded += len(chunk)
             if recorded <= batch:
                 commits.update(r.commit for r in normalised)
@@ -123,7 +123,6 @@ def store_records(
                 progress(recorded)
         # One batch: look at its commits; more: one pass over the repository beats every batch's commits again.
         store.mark_flaky(repo_id, commits if recorded <= batch else None)
-        new = store.build_count(repo_id) - before
     return ImportSummary(recorded, new, unknown, examples)
 
 

@@ -606,13 +606,16 @@ class Store:
         that has both failed and passed has its failures marked flaky.
         """
         with self.transaction():
-            before = self.build_count(repo_id)
-            self.upsert_builds(repo_id, records, known)
+            new = self.upsert_builds(repo_id, records, known)
             self.mark_flaky(repo_id, {r.commit for r in records})
-            return self.build_count(repo_id) - before
+            return new
 
-    def upsert_builds(self, repo_id: int, records: Sequence[BuildRecord], known: Sequence[bool] | None = None) -> None:
-        """`add_builds` without the count and the flaky marks: for one batch of a larger transaction."""
+    def upsert_builds(self, repo_id: int, records: Sequence[BuildRecord], known: Sequence[bool] | None = None) -> int:
+        """`add_builds` without the flaky marks, for one batch of a larger transaction: how many rows were new.
+
+        As the INSERT itself says: a count before and after, in PostgreSQL, would also count the row another
+        session committed while this one waited on it (both `record`s of one job would say "new").
+        """
         now = int(time.time())
         rows = []
         for i, r in enumerate(records):
@@ -641,18 +644,38 @@ class Store:
                     now,
                 )
             )
-        with self.transaction():
-            self.executemany(
-                """INSERT INTO builds(repo_id, commit_sha, base_sha, branch, status, raw_status, started_at,
+        sql = """INSERT INTO builds(repo_id, commit_sha, base_sha, branch, status, raw_status, started_at,
                        finished_at, duration_s, source, job_id, attempt, known_commit, recorded_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (repo_id, commit_sha, source, job_id, attempt) DO UPDATE SET
-                       status = excluded.status, raw_status = excluded.raw_status, base_sha = excluded.base_sha,
-                       branch = excluded.branch, started_at = excluded.started_at,
-                       finished_at = excluded.finished_at, duration_s = excluded.duration_s,
-                       known_commit = excluded.known_commit, recorded_at = excluded.recorded_at""",
-                rows,
-            )
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (repo_id, commit_sha, source, job_id, attempt) DO UPDATE SET
+                     status = excluded.status, raw_status = excluded.raw_status, base_sha = excluded.base_sha,
+                     branch = excluded.branch, started_at = excluded.started_at,
+                     finished_at = excluded.finished_at, duration_s = excluded.duration_s,
+                     known_commit = excluded.known_commit, recorded_at = excluded.recorded_at"""
+        with self.transaction():
+            if self.dialect == "postgresql":
+                return self._inserted_postgres(sql + " RETURNING (xmax = 0)", rows)
+            # SQLite: BEGIN IMMEDIATE holds the only write lock, so nobody else's row lands in between.
+            before = self.build_count(repo_id)
+            self.executemany(sql, rows)
+            return self.build_count(repo_id) - before
+
+    def _inserted_postgres(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        """Run an upsert that returns `xmax = 0` per row (true for a row inserted, false for one updated)."""
+        if not rows:
+            return 0
+        inserted = 0
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._sql(sql), rows, returning=True)
+                while True:
+                    row = cur.fetchone()
+                    inserted += bool(row and row[0])
+                    if not cur.nextset():
+                        break
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return inserted
 
     def build_count(self, repo_id: int) -> int:
         return int(self.execute("SELECT COUNT(*) FROM builds WHERE repo_id = ?", (repo_id,)).fetchone()[0])
