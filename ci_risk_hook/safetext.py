@@ -68,11 +68,15 @@ def csv_cell(value: Any) -> Any:
 
 # Characters Markdown (GitHub's flavour) gives a meaning: escaped so a file name cannot add a heading,
 # a link, a table cell or HTML to a job summary. `&` first, so the entities written here stay intact.
-_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|~>"} | {"<": "&lt;", "&": "&amp;"})
+# `@` is followed by a zero-width space: GitHub finds mentions in the rendered text (where `\@` and `&#64;`
+# are a plain `@` again), so only a character between `@` and the name stops `@org/team` pinging people.
+_MARKDOWN = str.maketrans(
+    {c: "\\" + c for c in "\\`*_{}[]()#+-.!|~>"} | {"<": "&lt;", "&": "&amp;", "@": "@\u200b"}
+)
 
 
 def markdown(text: str) -> str:
-    """Untrusted text as inert Markdown on one line: escapes as in `clean`, then Markdown's punctuation."""
+    """Untrusted text as inert Markdown on one line: escapes as in `clean`, then Markdown's punctuation and `@`."""
     return clean(text).translate(_MARKDOWN)
 
 

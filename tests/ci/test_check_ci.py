@@ -237,6 +237,26 @@ def test_markdown_escapes_untrusted_text_exactly() -> None:
     )
 
 
+def test_markdown_breaks_mentions_so_a_summary_pings_nobody() -> None:
+    from ci_risk_hook.safetext import markdown
+
+    assert markdown("@org/team and a@b") == "@\u200borg/team and a@\u200bb"
+
+
+def test_a_file_named_like_a_team_mention_pings_nobody_from_the_step_summary(
+    upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream.commit({".github/workflows/@org/team.yml": lines(280), "requirements.txt": lines(120)}, "rework CI")
+    before, after = upstream.git("rev-parse", "HEAD~1"), upstream.head()
+    summary = github_env(monkeypatch, tmp_path, "push", {"before": before, "after": after}, GITHUB_REF_NAME="main")
+    monkeypatch.chdir(upstream.path)
+    code, out, err = run(["check", "--ci", "--warn-at", "0"], capsys)
+    assert code == 0, err
+    text = summary.read_text()
+    assert "@org" not in text
+    assert "@\u200borg/team" in text  # the file is named, as `@`, a zero-width space, `org/team`
+
+
 def test_a_complete_clone_stays_complete(
     upstream: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
