@@ -24,9 +24,24 @@ _LAYOUT = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# C0 and C1 control characters, and lone surrogates (bytes that were not UTF-8, kept by surrogateescape).
+_CONTROL_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0xD800, 0xDFFF))
+
+
 def _unsafe(char: str) -> bool:
     code = ord(char)
-    return code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or char in _LAYOUT
+    return any(low <= code <= high for low, high in _CONTROL_RANGES) or char in _LAYOUT
+
+
+def javascript_class() -> str:
+    """The characters `clean` escapes, as a JavaScript regular expression class (for the `u` flag).
+
+    The dashboard's page escapes what it shows with it, as `clean` would: a branch or author holding
+    U+202E must not reorder the table it is shown in. With `u`, the surrogate range matches only a
+    lone surrogate, never half of a pair.
+    """
+    ranges = [f"\\u{{{low:x}}}-\\u{{{high:x}}}" for low, high in _CONTROL_RANGES]
+    return "[" + "".join(ranges + [f"\\u{{{ord(c):x}}}" for c in sorted(_LAYOUT)]) + "]"
 
 
 def _escape(char: str) -> str:
@@ -70,9 +85,7 @@ def csv_cell(value: Any) -> Any:
 # a link, a table cell or HTML to a job summary. `&` first, so the entities written here stay intact.
 # `@` is followed by a zero-width space: GitHub finds mentions in the rendered text (where `\@` and `&#64;`
 # are a plain `@` again), so only a character between `@` and the name stops `@org/team` pinging people.
-_MARKDOWN = str.maketrans(
-    {c: "\\" + c for c in "\\`*_{}[]()#+-.!|~>"} | {"<": "&lt;", "&": "&amp;", "@": "@\u200b"}
-)
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|~>"} | {"<": "&lt;", "&": "&amp;", "@": "@\u200b"})
 
 
 def markdown(text: str) -> str:

@@ -3,7 +3,10 @@
 The script and style are constants so the Content-Security-Policy can allow
 exactly them by hash; data reaches the page only through a JSON data block
 (escaped by the server) and the JSON API, and is put into the document with
-`textContent` and `createElement`, never parsed as markup.
+`textContent` and `createElement`, never parsed as markup. Every text shown
+goes through `shown`, which escapes control and bidirectional characters as
+`safetext.clean` does (its character class comes from there): a branch, file
+or author name holding U+202E cannot reorder what the table shows.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 
 from ci_risk_hook.model import metrics
+from ci_risk_hook.safetext import javascript_class
 from ci_risk_hook.views import live
 
 DATA_PLACEHOLDER = "__PAGE_DATA__"
@@ -43,9 +47,19 @@ _SCRIPT = """
 const PAGE = JSON.parse(document.getElementById('page-data').textContent);
 const WORDS = __LIVE_WORDS__;
 const $ = id => document.getElementById(id);
+const UNSAFE = new RegExp(__UNSAFE__, 'gu');
+const NAMED = {'\\n': '\\\\n', '\\r': '\\\\r', '\\t': '\\\\t'};
+const hex = (code, width) => code.toString(16).padStart(width, '0');
+function shown(text) {  // as safetext.clean: control and layout characters as escapes, everything else as it is
+  return String(text).replace(UNSAFE, c => { const code = c.charCodeAt(0);
+    if (NAMED[c]) return NAMED[c];
+    if (code >= 0xdc80 && code <= 0xdcff) return '\\\\x' + hex(code - 0xdc00, 2);  // a byte that was not UTF-8
+    return code <= 0xff ? '\\\\x' + hex(code, 2) : '\\\\u' + hex(code, 4); });
+}
+function show(id, text) { $(id).textContent = shown(text); }
 function el(tag, text, className) {
   const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (text !== undefined && text !== null) node.textContent = shown(text);
   if (className) node.className = className;
   return node;
 }
@@ -73,7 +87,7 @@ function showReasons(list, reasons, space) {
 function showError(where, error) { $(where).replaceChildren(el('li', String(error.message || error), 'error')); }
 async function pending() {
   const r = await api('/api/pending');
-  $('pending-range').textContent = r.range + (r.commits ? ' (' + r.commits + ' commits)' : '');
+  show('pending-range', r.range + (r.commits ? ' (' + r.commits + ' commits)' : ''));
   const score = $('pending-score');
   score.textContent = pct(r.probability);
   if (typeof r.warn_at === 'number') {
@@ -140,9 +154,9 @@ async function history() {
 }
 async function metrics() {
   const m = await api('/api/metrics');
-  $('metrics-title').textContent = m.title;
-  $('metrics-detail').textContent = m.detail;
-  $('metrics-answer').textContent = m.answer || '';
+  show('metrics-title', m.title);
+  show('metrics-detail', m.detail);
+  show('metrics-answer', m.answer || '');
   const head = el('tr'); head.appendChild(el('th'));
   m.columns.forEach(c => head.appendChild(el('th', c)));
   const rows = m.rows.map(row => { const tr = el('tr'); tr.appendChild(el('th', row.label));
@@ -170,8 +184,8 @@ function liveTable(windows) {
 }
 function showLive(s) {
   if (!s.predictions) { $('live-detail').textContent = WORDS.no_predictions; return; }
-  $('live-detail').textContent = s.predictions + ' predictions recorded; ' + s.joined +
-    ' of their builds have an outcome, measured beside ' + WORDS.baseline + ' on the same builds.';
+  show('live-detail', s.predictions + ' predictions recorded; ' + s.joined +
+    ' of their builds have an outcome, measured beside ' + WORDS.baseline + ' on the same builds.');
   const drift = (s.drift || []).map(d => el('li', d.message || d.kind, 'drift'));
   if (s.retrain_would_help) {
     drift.push(el('li', 'Retraining on the recent builds would help: ci-risk retrain', 'drift'));
@@ -210,7 +224,7 @@ async function live() {
   if (!response.ok) throw new Error(body.error || ('HTTP ' + response.status));
   showLive(body);
 }
-$('model').textContent = PAGE.model;
+show('model', PAGE.model);
 $('branch').addEventListener('change', history);
 $('author').addEventListener('change', history);
 (async () => {
@@ -219,8 +233,8 @@ $('author').addEventListener('change', history);
     scoreWhatIf({}).then(first => { form(first.inputs); return whatif(); })
       .catch(error => showError('whatif-reasons', error)),
     history().catch(error => $('history').replaceChildren(el('tr', String(error.message || error), 'error'))),
-    metrics().catch(error => { $('metrics-detail').textContent = String(error.message || error); }),
-    live().catch(error => { $('live-detail').textContent = String(error.message || error); }),
+    metrics().catch(error => show('metrics-detail', error.message || error)),
+    live().catch(error => show('live-detail', error.message || error)),
   ]);
   document.body.dataset.ready = '1';
 })();
@@ -237,7 +251,9 @@ LIVE_WORDS = {
     "bypass": live.BYPASS,
     "calibration": live.CALIBRATION,
 }
-SCRIPT = _SCRIPT.replace("__LIVE_WORDS__", json.dumps(LIVE_WORDS).replace("<", "\\u003c"))
+SCRIPT = _SCRIPT.replace("__LIVE_WORDS__", json.dumps(LIVE_WORDS).replace("<", "\\u003c")).replace(
+    "__UNSAFE__", json.dumps(javascript_class())
+)
 
 BODY = """<header><b>ci-risk</b> &mdash; model: <span id="model"></span></header>
 <main>

@@ -727,6 +727,67 @@ def test_browser_shows_live_figures_beside_the_backtest(hostile_repo: Repo, brow
         driver.save_screenshot(str(ARTIFACTS / "dashboard-live.png"))
 
 
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's script")
+def test_the_page_escapes_what_it_shows_exactly_as_clean_does() -> None:
+    """The page's `shown` (in node) against `safetext.clean` on the characters a terminal or a page reorders."""
+    import subprocess
+
+    from ci_risk_hook.safetext import clean
+
+    samples = [
+        "main\u202eevil",
+        "a\x1b[31mb\n\t\r",
+        "bad\udc80byte",
+        "emoji \U0001f600 ok",
+        "\u2066x\u2069\u061c",
+        "\x7f\x9f",
+    ]
+    script = dashboard_page.SCRIPT
+    shown = script[script.index("const UNSAFE") : script.index("function show(id")]
+    done = subprocess.run(
+        [
+            "node",
+            "-e",
+            shown + "process.stdout.write(JSON.stringify(JSON.parse(require('fs').readFileSync(0)).map(shown)))",
+        ],
+        input=json.dumps(samples),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == [clean(s) for s in samples]
+
+
+BIDI_BRANCH = "fix\u202e\u2066txt.exe\u2069\x1b[2J"  # reversed by U+202E, an isolate, an escape sequence
+BIDI_AUTHOR = "dev\u200f@example.com\u2028\udc80"  # a mark, a line separator, a byte that was not UTF-8
+
+
+def test_browser_shows_bidi_and_control_characters_of_names_as_escapes(hostile_repo: Repo, browser: Any) -> None:
+    """Names go in with textContent, but U+202E and friends would still reorder what a person reads."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    summary = live_summary_by_hand()
+    summary["windows"][0]["deferred_failures"][0]["branch"] = BIDI_BRANCH  # type: ignore[index]
+    summary["bypass"][0]["author"] = BIDI_AUTHOR  # type: ignore[index]
+    state = dashboard.load_state(str(store_path(hostile_repo)), cwd=str(hostile_repo.path))
+    with serving_live(state, summary) as server:
+        open_page(browser, base_url(server))
+        WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#live-deferred li"))
+        # Read through JSON.stringify: a lone surrogate on the page would not even cross WebDriver's wire.
+        deferred, bypass, page = (
+            json.loads(browser.execute_script(f"return JSON.stringify({element}.textContent)"))
+            for element in (
+                "document.getElementById('live-deferred')",
+                "document.getElementById('live-bypass')",
+                "document.body",
+            )
+        )
+    assert "fix\\u202e\\u2066txt.exe\\u2069\\x1b[2J" in deferred  # as safetext.clean shows it in a terminal
+    assert "dev\\u200f@example.com\\u2028\\x80" in bypass
+    assert not any(c in page for c in "\u202e\u2066\u2069\u200f\u2028\x1b\udc80"), "a control character was shown"
+
+
 def test_browser_live_panel_without_predictions_says_so(hostile_repo: Repo, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
@@ -748,7 +809,7 @@ def test_browser_runs_nothing_from_the_model_or_the_repository(
     assert driver.find_elements(By.TAG_NAME, "img") == [] and driver.find_elements(By.ID, "pwned-b") == []
     assert len(driver.find_elements(By.TAG_NAME, "script")) == 2
     label = driver.execute_script("return document.getElementById('model').textContent")
-    assert label == "repository logistic (" + PWN_SCRIPT + "\u2028<!--)"
+    assert label == "repository logistic (" + PWN_SCRIPT + "\\u2028<!--)"  # shown as an escape, not a line break
     headers = [
         th.get_attribute("textContent") for th in driver.find_elements(By.CSS_SELECTOR, "#metrics tr:first-child th")
     ]
