@@ -228,7 +228,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "a file name can forge a second workflow command or annotation",
         "ci_risk_hook/safetext.py",
         (('return text.replace("%", "%25").replace("\\r", "%0D").replace("\\n", "%0A")', "return text"),),
-        ("tests/ci/test_check_ci.py",),
+        (
+            "tests/ci/test_check_ci.py::test_annotation_escapes_untrusted_text_exactly",
+            "tests/ci/test_check_ci.py::test_step_summary_and_annotation_text",
+        ),
     ),
     Mutant(
         "store-writes-authors-unhashed",
@@ -256,14 +259,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "anyone who can write the bucket signs a model with a key of their own, and every hook takes it",
         "ci_risk_hook/distribution/published.py",
         (('    if signature["key"] not in trusted_keys:\n', "    if False:\n"),),
-        ("tests/distribution/test_signing.py",),
+        ("tests/distribution/test_signing.py::test_a_model_signed_by_another_key_is_refused",),
     ),
     Mutant(
         "pull-accepts-a-rollback",
         "a replayed old manifest, validly signed, brings back a model the team replaced",
         "ci_risk_hook/distribution/cache.py",
         (('if new["created_ms"] < old["created_ms"]:', "if False:"),),
-        ("tests/distribution/test_publish_pull.py",),
+        ("tests/distribution/test_publish_pull.py::test_a_replayed_older_manifest_is_refused_unless_forced",),
     ),
     Mutant(
         "ci-summary-blocks-on-a-fifo",
