@@ -6,10 +6,16 @@ transaction, a packaged file), applied to a temporary copy of the checkout;
 the tests named beside it then run against that copy. A mutant whose tests
 still pass has *survived*: the suite does not notice that break.
 
+Each run has its own copy, its own pytest temporary directory and its own
+PostgreSQL schemas (the tests name them at random), so runs can go side by
+side; the check that the tests pass unmutated runs beside them too, and a
+failure there voids every verdict.
+
 Usage:
   python scripts/mutants.py                # all mutants; exit 1 if any survives
   python scripts/mutants.py --only NAME    # one (repeatable)
   python scripts/mutants.py --list
+  python scripts/mutants.py --jobs 1        # one at a time (default: two, or one on a 1-CPU machine)
 
 Run with the test environment's Python (.venv/bin/python); PostgreSQL
 mutants need CI_RISK_TEST_POSTGRES_URL, like the tests.
@@ -18,6 +24,7 @@ mutants need CI_RISK_TEST_POSTGRES_URL, like the tests.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import re
 import shutil
@@ -221,7 +228,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "a file name can forge a second workflow command or annotation",
         "ci_risk_hook/safetext.py",
         (('return text.replace("%", "%25").replace("\\r", "%0D").replace("\\n", "%0A")', "return text"),),
-        ("tests/ci/test_check_ci.py",),
+        (
+            "tests/ci/test_check_ci.py::test_annotation_escapes_untrusted_text_exactly",
+            "tests/ci/test_check_ci.py::test_step_summary_and_annotation_text",
+        ),
     ),
     Mutant(
         "store-writes-authors-unhashed",
@@ -249,14 +259,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "anyone who can write the bucket signs a model with a key of their own, and every hook takes it",
         "ci_risk_hook/distribution/published.py",
         (('    if signature["key"] not in trusted_keys:\n', "    if False:\n"),),
-        ("tests/distribution/test_signing.py",),
+        ("tests/distribution/test_signing.py::test_a_model_signed_by_another_key_is_refused",),
     ),
     Mutant(
         "pull-accepts-a-rollback",
         "a replayed old manifest, validly signed, brings back a model the team replaced",
         "ci_risk_hook/distribution/cache.py",
         (('if new["created_ms"] < old["created_ms"]:', "if False:"),),
-        ("tests/distribution/test_publish_pull.py",),
+        ("tests/distribution/test_publish_pull.py::test_a_replayed_older_manifest_is_refused_unless_forced",),
     ),
     Mutant(
         "ci-summary-blocks-on-a-fifo",
@@ -302,6 +312,19 @@ class Outcome(NamedTuple):
     detail: str
 
 
+# No cache written into the tree; a report of failures and skips, which the verdict reads.
+PYTEST_OPTIONS = ("-rfs", "-p", "no:cacheprovider")
+
+
+def own_basetemp(tmp: str) -> tuple[str, ...]:
+    """A pytest temporary directory of the run's own: the shared /tmp/pytest-of-USER is not scanned and pruned.
+
+    pytest removes all but the three newest numbered directories there at start-up; after the full suite that
+    is hundreds of megabytes of hook environments, deleted by whichever mutant run comes first.
+    """
+    return ("--basetemp", str(Path(tmp) / "pytest"))
+
+
 def apply(mutant: Mutant, tree: Path) -> None:
     path = tree / mutant.file
     text = path.read_text(encoding="utf-8")
@@ -344,7 +367,7 @@ def run_one(mutant: Mutant) -> Outcome:
             )
         env["PYTHONPATH"] = str(import_root)
         proc = subprocess.run(
-            [sys.executable, "-P", "-m", "pytest", "-q", "-x", "-rfs", "-p", "no:cacheprovider", *mutant.tests],
+            [sys.executable, "-P", "-m", "pytest", "-q", "-x", *PYTEST_OPTIONS, *own_basetemp(tmp), *mutant.tests],
             cwd=tree,
             env=env,
             capture_output=True,
@@ -360,18 +383,26 @@ def run_one(mutant: Mutant) -> Outcome:
     return Outcome(mutant, killed, killers, time.monotonic() - started, detail)
 
 
+def verdict(outcome: Outcome) -> str:
+    mutant = outcome.mutant
+    if outcome.killed:
+        return f"killed    {mutant.name:32} by {', '.join(outcome.killers)} ({outcome.seconds:.0f} s)"
+    return f"SURVIVED  {mutant.name:32} ({mutant.meaning}): {outcome.detail}"
+
+
 def baseline(mutants: Sequence[Mutant]) -> list[str]:
     """The tests that fail on the unmutated checkout (a mutant they "kill" proves nothing)."""
     tests = sorted({t for m in mutants for t in m.tests})
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-P", "-m", "pytest", "-q", "-rfs", "-p", "no:cacheprovider", *tests],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="mutant-baseline-") as tmp:
+        proc = subprocess.run(
+            [sys.executable, "-P", "-m", "pytest", "-q", *PYTEST_OPTIONS, *own_basetemp(tmp), *tests],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
     return sorted(set(re.findall(r"^FAILED (\S+)", proc.stdout + proc.stderr, re.MULTILINE)))
 
 
@@ -380,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="run only this mutant (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--no-baseline", action="store_true", help="skip the check that the tests pass unmutated")
+    parser.add_argument(
+        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs side by side (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
     if args.list or not chosen:
@@ -387,19 +421,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{m.name:32} {m.meaning}")
         return 0 if args.list else 2
     started = time.monotonic()
-    if not args.no_baseline:
-        failing = baseline(chosen)
-        if failing:
-            print(f"the unmutated code already fails these tests, so no mutant can be judged: {', '.join(failing)}")
-            return 2
     survivors = 0
-    for mutant in chosen:
-        outcome = run_one(mutant)
-        if outcome.killed:
-            print(f"killed    {mutant.name:32} by {', '.join(outcome.killers)} ({outcome.seconds:.0f} s)", flush=True)
-        else:
-            survivors += 1
-            print(f"SURVIVED  {mutant.name:32} ({mutant.meaning}): {outcome.detail}", flush=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        unmutated = None if args.no_baseline else pool.submit(baseline, chosen)
+        for outcome in pool.map(run_one, chosen):  # in the list's order, whatever order they finish in
+            survivors += not outcome.killed
+            print(verdict(outcome), flush=True)
+        failing = unmutated.result() if unmutated else []
+    if failing:
+        print(f"the unmutated code already fails these tests, so no mutant can be judged: {', '.join(failing)}")
+        return 2
     print(f"{len(chosen) - survivors} of {len(chosen)} mutants killed in {time.monotonic() - started:.0f} s")
     return 1 if survivors else 0
 

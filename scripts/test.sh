@@ -19,4 +19,6 @@ rm -rf build  # setuptools' scratch directory from the non-editable build
 .venv/bin/ruff format --check --quiet .
 .venv/bin/mypy
 # pytest's own script, not `python -m pytest`: that would put the checkout first on sys.path.
-exec .venv/bin/pytest "$@"
+# Two workers (pytest-xdist), each taking a whole test file at a time, so a module's fixtures (a venv,
+# a browser) are built once; `-n 0` among the arguments runs everything in one process.
+exec .venv/bin/pytest --numprocesses 2 --dist loadfile "$@"

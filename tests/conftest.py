@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from testing.repos import Repo, lines, make_repo
+from testing.repos import Repo, built_once, lines, make_repo
 
 
 @pytest.fixture
@@ -66,6 +66,11 @@ def repo(tmp_path: Path) -> Repo:
 def history_repo(tmp_path: Path) -> Repo:
     """A small project with a regular maintainer's history before any test adds commits."""
     r = make_repo(tmp_path / "project")
+    built_once(r, "history_repo", _maintainer_history)
+    return r
+
+
+def _maintainer_history(r: Repo) -> None:
     r.commit(
         {"src/app.py": lines(50), "README.md": "# app\n", "setup.py": "setup()\n"},
         "initial import",
@@ -77,7 +82,6 @@ def history_repo(tmp_path: Path) -> Repo:
             f"improve app {i}",
             author="Maintainer <maint@example.com>",
         )
-    return r
 
 
 # -- S3: moto's standalone server on loopback, as s3fs's own tests use ------------------------

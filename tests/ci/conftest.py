@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from testing.repos import Repo, lines, make_repo
+from testing.repos import Repo, built_once, lines, make_repo
 
 CI_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "JENKINS_", "GIT_", "BUILDKITE", "TF_BUILD", "CIRCLE", "SYSTEM_", "BUILD_")
 
@@ -28,6 +28,11 @@ def no_ci_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def upstream(tmp_path: Path) -> Repo:
     """A project with 30 commits on main and a 3-commit branch `feature` forked from main~5."""
     r = make_repo(tmp_path / "upstream")
+    built_once(r, "ci upstream", _main_and_feature)
+    return r
+
+
+def _main_and_feature(r: Repo) -> None:
     r.commit({"src/app.py": lines(40), "README.md": "# app\n"}, "initial import")
     for i in range(29):
         r.commit({"src/app.py": lines(41 + i), "tests/test_app.py": lines(5 + i, "t")}, f"main change {i}")
@@ -35,4 +40,3 @@ def upstream(tmp_path: Path) -> Repo:
     for i in range(3):
         r.commit({f"src/feature{i}.py": lines(10 + i)}, f"feature step {i}")
     r.git("checkout", "-q", "main")
-    return r

@@ -27,7 +27,7 @@ import yaml
 from testing.modelkit import grow_history
 from testing.postgres import fresh_schema
 from testing.published import artifact_variant, aws_env
-from testing.repos import REPO_ROOT, Repo, lines, make_repo, shallow_clone
+from testing.repos import REPO_ROOT, Repo, built_once, lines, make_repo, shallow_clone
 
 EXAMPLES = REPO_ROOT / "examples" / "ci"
 BIN = str(Path(sys.executable).parent)
@@ -60,10 +60,14 @@ def bash(command: str, cwd: Path, env: Mapping[str, str]) -> subprocess.Complete
 def upstream(tmp_path: Path) -> Repo:
     """A project with a pytest suite and 12 commits of history on main."""
     r = make_repo(tmp_path / "upstream")
+    built_once(r, "examples upstream", _twelve_commits)
+    return r
+
+
+def _twelve_commits(r: Repo) -> None:
     r.commit({"app.py": lines(30), "test_app.py": PASSING_TEST}, "initial import", author="Ann <ann@example.com>")
     for i in range(11):
         r.commit({"app.py": lines(31 + i)}, f"improve app {i}", author="Ann <ann@example.com>")
-    return r
 
 
 @pytest.fixture

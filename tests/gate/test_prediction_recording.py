@@ -18,7 +18,7 @@ import pytest
 from ci_risk_hook.outcomes import spool as spool_lib
 from ci_risk_hook.outcomes.store import Prediction, open_store
 from testing.postgres import fresh_schema
-from testing.repos import Repo, lines, make_repo, shallow_clone
+from testing.repos import Repo, built_once, lines, make_repo, shallow_clone
 from testing.repos import run_cli as run
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
@@ -38,14 +38,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def project(tmp_path: Path) -> Repo:
     """A project with history and a bare remote holding main (scored by the bundled model)."""
     repo = make_repo(tmp_path / "project")
-    repo.commit({"src/app.py": lines(50), "README.md": "# app\n"}, "initial import")
-    for i in range(6):
-        repo.commit({"src/app.py": lines(51 + i), "tests/test_app.py": lines(10 + i, "t")}, f"improve app {i}")
+    built_once(repo, "recorded project", _seven_commits)
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     repo.git("remote", "add", "origin", str(remote))
     repo.git("push", "-q", "--no-verify", "-u", "origin", "main")
     return repo
+
+
+def _seven_commits(repo: Repo) -> None:
+    repo.commit({"src/app.py": lines(50), "README.md": "# app\n"}, "initial import")
+    for i in range(6):
+        repo.commit({"src/app.py": lines(51 + i), "tests/test_app.py": lines(10 + i, "t")}, f"improve app {i}")
 
 
 def risky_change(repo: Repo) -> str:

@@ -34,7 +34,7 @@ from ci_risk_hook.model.scoring import (
     load_model,
     read_artifact,
 )
-from testing.repos import Repo, lines, make_repo, run_cli
+from testing.repos import Repo, built_once, lines, make_repo, run_cli
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
 TOO_BIG = "larger than 50 MB; not read"
@@ -49,12 +49,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     if gate.bundled_model_path() is None:
         pytest.skip("this checkout has no bundled model (model/model.json)")
     repo = make_repo(tmp_path / "project")
-    repo.commit({"src/app.py": lines(30), "README.md": "# app\n"}, "initial import")
-    for i in range(3):
-        repo.commit({"src/app.py": lines(31 + i)}, f"improve {i}")
+    built_once(repo, "trusted project", _four_commits)
     subprocess.run([CI_RISK, "index"], cwd=repo.path, check=True, capture_output=True)  # warm, as after a first push
     monkeypatch.chdir(repo.path)
     return repo
+
+
+def _four_commits(repo: Repo) -> None:
+    repo.commit({"src/app.py": lines(30), "README.md": "# app\n"}, "initial import")
+    for i in range(3):
+        repo.commit({"src/app.py": lines(31 + i)}, f"improve {i}")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from ci_risk_hook.outcomes.monitor import live_summary
 from ci_risk_hook.outcomes.records import BuildRecord
 from ci_risk_hook.outcomes.store import Prediction, Store, open_store
 from testing.postgres import fresh_schema
-from testing.repos import Repo, make_repo
+from testing.repos import Repo, built_once, make_repo
 from testing.repos import run_cli as run
 
 WARN_AT, BLOCK_AT = 0.2, 0.8
@@ -39,10 +39,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     repo = make_repo(tmp_path / "project")
-    for i in range(130):
-        repo.commit({"src/app.py": f"v{i}\n"}, f"change {i}", author=f"Dev{i % 3} <dev{i % 3}@example.com>")
+    built_once(repo, "monitor project", _three_developers)
     monkeypatch.chdir(repo.path)
     return repo
+
+
+def _three_developers(repo: Repo) -> None:
+    for i in range(130):
+        repo.commit({"src/app.py": f"v{i}\n"}, f"change {i}", author=f"Dev{i % 3} <dev{i % 3}@example.com>")
 
 
 class Row:

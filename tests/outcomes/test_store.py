@@ -223,25 +223,28 @@ def _unused_port() -> int:
 
 
 def _hostile_urls() -> list[str]:
-    """Passwords in every place libpq takes one; PASSWORD-n marks what must never be shown."""
-    port = _unused_port()
+    """Passwords in every place libpq takes one; PASSWORD-n marks what must never be shown.
+
+    `{port}` is filled in by the test: a port chosen at collection would name each test differently in
+    every pytest-xdist worker, and the workers must collect the same tests.
+    """
     return [
-        f"postgresql://dev:PASSWORD-1@127.0.0.1:{port}/x",
-        f"postgresql://dev@127.0.0.1:{port}/x?sslmode=disable&password=PASSWORD-2&application_name=ci",
-        f"postgres://127.0.0.1:{port}/x?sslpassword=PASSWORD-3&%70assword=PASSWORD-4",
-        f"postgresql://dev:PASS@WORD-5@127.0.0.1:{port}/x",  # a raw "@": libpq's host becomes "WORD-5@127..."
-        f"postgresql://dev:PASS/WORD-6@127.0.0.1:{port}/x",  # a raw "/": libpq's port becomes "PASS"
-        f"postgresql://dev:PASSWORD-7%zz@127.0.0.1:{port}/x",  # libpq quotes the bad token
+        "postgresql://dev:PASSWORD-1@127.0.0.1:{port}/x",
+        "postgresql://dev@127.0.0.1:{port}/x?sslmode=disable&password=PASSWORD-2&application_name=ci",
+        "postgres://127.0.0.1:{port}/x?sslpassword=PASSWORD-3&%70assword=PASSWORD-4",
+        "postgresql://dev:PASS@WORD-5@127.0.0.1:{port}/x",  # a raw "@": libpq's host becomes "WORD-5@127..."
+        "postgresql://dev:PASS/WORD-6@127.0.0.1:{port}/x",  # a raw "/": libpq's port becomes "PASS"
+        "postgresql://dev:PASSWORD-7%zz@127.0.0.1:{port}/x",  # libpq quotes the bad token
         "postgresql://dev:PASSWORD-8@[::1/x",  # libpq quotes the whole URL
-        f"postgresql://dev:PASS WORD-9@127.0.0.1:{port}/x",  # libpq quotes a value with a raw space
-        f"postgresql://dev@127.0.0.1:{port}/x?password=PASS WORD-10",
+        "postgresql://dev:PASS WORD-9@127.0.0.1:{port}/x",  # libpq quotes a value with a raw space
+        "postgresql://dev@127.0.0.1:{port}/x?password=PASS WORD-10",
     ]
 
 
 @pytest.mark.parametrize("url", _hostile_urls())
 def test_an_unreachable_postgres_never_shows_a_password(url: str) -> None:
     with pytest.raises(StoreError) as info:
-        open_store(url)
+        open_store(url.format(port=_unused_port()))
     message = str(info.value)
     assert "PASS" not in message and "WORD-" not in message and "\n" not in message, message
     assert "cannot connect" in message, message

@@ -33,10 +33,12 @@ def test_a_second_migrator_waits_for_the_first_and_then_migrates_once(fresh_sche
         "applied_at BIGINT NOT NULL)"
     )
     outcome: dict[str, object] = {}
+    # Its own name on the server: another test process migrating meanwhile waits for the same lock.
+    application = f"ci-risk-lock-test-{other.info.backend_pid}"
 
     def first_run() -> None:
         try:
-            store = open_store(fresh_schema_url)
+            store = open_store(f"{fresh_schema_url}&application_name={application}")
             outcome["version"] = store.schema_version()
             store.close()
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
@@ -50,8 +52,8 @@ def test_a_second_migrator_waits_for_the_first_and_then_migrates_once(fresh_sche
         with psycopg.connect(fresh_schema_url, autocommit=True) as watcher:
             while time.monotonic() < deadline and runner.is_alive():
                 waiting = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> %s",
-                    (other.info.backend_pid,),
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = %s",
+                    (application,),
                 ).fetchone()
                 if waiting and waiting[0]:
                     waited = True

@@ -15,7 +15,7 @@ from pathlib import Path
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import FEATURE_NAMES, Limits
 from ci_risk_hook.git import repo as git
-from testing.repos import Repo, lines
+from testing.repos import Repo, built_once, lines
 
 MAINTAINERS = ["Ada Maintainer <ada@example.com>", "Bo Maintainer <bo@example.com>"]
 NEWCOMERS = [f"New Person{i} <new{i}@example.com>" for i in range(8)]
@@ -23,6 +23,10 @@ NEWCOMERS = [f"New Person{i} <new{i}@example.com>" for i in range(8)]
 
 def grow_history(repo: Repo, commits: int = 80, seed: int = 7) -> dict[str, int]:
     """Commit a mixed history; return the simulated CI outcome (1 = failed) per commit."""
+    return built_once(repo, f"grow_history({commits}, {seed})", lambda r: _grow_history(r, commits, seed))
+
+
+def _grow_history(repo: Repo, commits: int, seed: int) -> dict[str, int]:
     rng = random.Random(seed)
     labels: dict[str, int] = {}
     repo.commit(
@@ -71,8 +75,21 @@ def training_rows(repo: Repo, labels: dict[str, int]) -> tuple[list[list[float]]
     return rows, y
 
 
+# The artifact per (tip commit, labels): the commits fix the features and the forest has a fixed seed.
+_trained: dict[tuple[str, tuple[tuple[str, int], ...]], bytes] = {}
+
+
 def train_model(repo: Repo, labels: dict[str, int], out: Path) -> Path:
-    """Fit a RandomForest on the repository's own features and export it."""
+    """Fit a RandomForest on the repository's own features and export it (once per history and labels)."""
+    key = (repo.head(), tuple(sorted(labels.items())))
+    if key not in _trained:
+        _trained[key] = _train_model(repo, labels, out).read_bytes()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(_trained[key])
+    return out
+
+
+def _train_model(repo: Repo, labels: dict[str, int], out: Path) -> Path:
     import numpy as np
     from sklearn.ensemble import RandomForestClassifier
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import copy
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Callable, Mapping, TypeVar, Union
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 Content = Union[str, bytes, None]  # None deletes the file
+Built = TypeVar("Built")
 
 
 class Repo:
@@ -79,6 +84,58 @@ def make_repo(path: Path) -> Repo:
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
     return Repo(path)
+
+
+# -- histories built once per test process ---------------------------------------------------------
+# Commits carry fixed authors and dates, so the same steps give the same commits, hashes included: a
+# history dozens of tests start from is built once and copied, instead of rebuilt with hundreds of `git`
+# runs per test. Each test still gets a repository of its own to change.
+
+# The repository's own settings (`git init`, and whatever a test configured before) stay; the rest is copied.
+_KEPT = frozenset({"config", "hooks", "description", "info"})
+_templates: dict[str, tuple[Path, int, object]] = {}  # key -> (built repository, its clock, what build returned)
+_templates_dir: list[Path] = []
+
+
+def _template_root() -> Path:
+    if not _templates_dir:
+        root = Path(tempfile.mkdtemp(prefix="ci-risk-test-histories-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _templates_dir.append(root)
+    return _templates_dir[0]
+
+
+def built_once(repo: Repo, key: str, build: Callable[[Repo], Built]) -> Built:
+    """`build(repo)` on a repository without commits, as a copy of the first build under `key` in this process.
+
+    `build` must depend on nothing but `key`: it commits with explicit authors and dates and returns what
+    only those commits determine. A repository that already has commits is built on directly.
+    """
+    if repo.git("rev-parse", "-q", "--verify", "HEAD", check=False):
+        return build(repo)
+    if key not in _templates:
+        template = make_repo(_template_root() / str(len(_templates)))
+        result = build(template)
+        _templates[key] = (template.path, template.clock, result)
+    source, clock, result = _templates[key]
+    for item in source.iterdir():
+        if item.name != ".git":
+            _copy(item, repo.path / item.name)
+    for item in (source / ".git").iterdir():
+        if item.name not in _KEPT:
+            target = repo.path / ".git" / item.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            _copy(item, target)
+    repo.clock = clock
+    return copy.deepcopy(result)  # type: ignore[return-value] # stored under this key by the same `build`
+
+
+def _copy(source: Path, target: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, target)
 
 
 def shallow_clone(upstream: Repo, dest: Path, branch: str, depth: int = 1) -> Repo:
