@@ -25,6 +25,7 @@ undecodable bytes written `\\xNN` and backslashes kept, which cannot fail.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 from typing import IO, Iterable, Iterator, NamedTuple, Sequence
@@ -410,23 +411,16 @@ def _stream_log(
 
 
 def _raw_files(cwd: str | os.PathLike[str] | None, sha: str, parents: Sequence[str] = ()) -> list[FileChange]:
-    """File list of one commit from trees alone (no blob reads); a merge's against its first parent."""
-    out = run(
-        [
-            "-c",
-            "core.quotepath=false",
-            "diff-tree",
-            "-z",
-            "-r",
-            *RENAME_ARGS,
-            "--root",
-            "--no-commit-id",
-            "--raw",
-            *parents[:1],
-            sha,
-        ],
-        cwd,
-    )
+    """File list of one commit from trees alone; a merge's against its first parent.
+
+    Finding a rename reads the contents of the files it pairs: when one is
+    missing, the list is made again without renames (a deletion and an addition).
+    """
+    args = ["-c", "core.quotepath=false", "diff-tree", "-z", "-r", "--root", "--no-commit-id", "--raw"]
+    try:
+        out = run([*args, *RENAME_ARGS, *parents[:1], sha], cwd)
+    except MissingObjectError:
+        out = run([*args, "--no-renames", *parents[:1], sha], cwd)
     files: list[FileChange] = []
     tokens = out.split(b"\0")
     i = 0
@@ -442,6 +436,12 @@ def _raw_files(cwd: str | os.PathLike[str] | None, sha: str, parents: Sequence[s
         else:
             i += 1
     return files
+
+
+def _header(cwd: str | os.PathLike[str] | None, sha: str) -> list[Commit]:
+    """One commit without its files: no diff is computed (even `--no-patch` with `--numstat` reads blobs)."""
+    out = run(["log", "-z", "--no-walk", LOG_ENCODING, f"--format={_LOG_FORMAT}", sha, "--"], cwd)
+    return list(_parse_stream(io.BytesIO(out)))[:1]
 
 
 def iter_commits(
@@ -499,10 +499,7 @@ def iter_commits(
         try:
             single = list(_stream_log(cwd, ["--no-walk", first], merge_diffs=merge_diffs))
         except MissingObjectError:
-            header = list(
-                _stream_log(cwd, ["--no-walk", "--format=" + _LOG_FORMAT[len("tformat:") :], "--no-patch", first])
-            )
-            single = header[:1]
+            single = _header(cwd, first)
             for commit in single:
                 commit.files = _raw_files(cwd, first, commit.parents if commit.is_merge and merge_diffs else ())
                 commit.lines_unknown = True

@@ -154,9 +154,11 @@ class _Fix(NamedTuple):
 # test notes ("tested the patch") and history. "patch" is not among them: in
 # a subject it names a contribution more often than a repair.
 FIX_SUBJECT_RE = re.compile(r"\b(fix(e[sd]|ing)?|bugs?|bugfix|hotfix|defect|regression|broken|crash(es|ed)?)\b", re.I)
-# Issue keys: JIRA-style project keys (ZOOKEEPER-1234) and issue numbers (#123, GH-123).
+# Issue keys: JIRA-style project keys (ZOOKEEPER-1234) and issue numbers (#123, GH-123), standing
+# alone or at the end of a JIRA link (".../jira/browse/AMQ-5253", ActiveMQ's usual subject); a key
+# inside another path (docs/ABC-1, org/app#4) is not the commit's own.
 _KEY = r"(?:[A-Z][A-Z0-9_]+-[1-9][0-9]*|#[1-9][0-9]*)"
-_KEY_RE = re.compile(rf"(?<![\w&/#-]){_KEY}\b")
+_KEY_RE = re.compile(rf"(?:(?<![\w&/#-])|(?<=/browse/)){_KEY}\b")
 # A key a commit says it fixes anywhere in its message: "fixes #12", "Fixed: ABC-3", "closes #4".
 _FIXES_KEY_RE = re.compile(rf"\b(fix(?:e[sd])?|close[sd]?|resolve[sd]?)\b:?\s+({_KEY})\b", re.I)
 # Only these verbs make a key a fix without a tracker: "closes #4" may close a feature request.

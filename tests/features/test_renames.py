@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,22 @@ def test_a_push_touching_hundreds_of_renamed_files_follows_them_all(repo: Repo) 
     v = push_features(repo, base)
     assert (v["nf"], v["new_files"], v["nuc"], v["ndev"]) == (count, 0, 2, 2)
     assert v["file_age_days"] == pytest.approx(2)
+
+
+def test_backfill_goes_past_a_rename_whose_blob_is_missing(repo: Repo, tmp_path: Path) -> None:
+    """Rename detection reads both files' contents: a missing one (a snapshot without its large files,
+    a partial clone) once stopped backfill's walk there; the commit gets its files, lines unknown."""
+    grown_file(repo)
+    moved = repo.commit({"src/old.py": None, "src/new.py": lines(108)}, "move and trim", at=T0 + 20 * DAY)
+    later = repo.commit({"src/other.py": lines(3)}, "later", at=T0 + 30 * DAY)
+    blob = repo.git("rev-parse", f"{moved}:src/new.py")
+    os.remove(repo.path / ".git" / "objects" / blob[:2] / blob[2:])
+    (repo.path / "src" / "new.py").unlink()  # else git reads the work tree's copy instead of the blob
+    store = open_store(str(tmp_path / "h.sqlite"))
+    repo_id = store.repository_id(repo.git("rev-list", "--max-parents=0", "HEAD"))
+    stats = backfill_commits(store, repo_id, cwd=str(repo.path))
+    stored = {sha: values for sha, _, _, values in store.commit_features(repo_id)}
+    store.close()
+    assert stats.commits_added == 4
+    assert stored[moved]["nf"] == 2 and stored[moved]["la"] is None  # old.py deleted, new.py added: lines unknown
+    assert stored[later]["la"] == 3

@@ -65,6 +65,23 @@ def test_with_a_tracker_fixes_are_the_commits_linked_to_bug_reports(repo: Repo) 
     assert found == {"add values": ("Bug in a", "ZOOKEEPER-12: make b right")}
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "https://issues.apache.org/jira/browse/AMQ-12",  # ActiveMQ's usual subject: the report's address
+        "fix for: https://issues.apache.org/jira/browse/AMQ-12 - b off by one",
+    ],
+)
+def test_a_tracker_link_to_the_bug_report_names_its_key(repo: Repo, subject: str) -> None:
+    with_a_change(repo, subject)
+    assert labels.issue_keys(subject) == ["AMQ-12"]
+    assert blamed(repo, bugs={"AMQ-12": T0 + DAY // 2})[0] == {"add values": (subject,)}
+
+
+def test_a_key_inside_another_path_is_not_the_commits_own(repo: Repo) -> None:
+    assert labels.issue_keys("Bump docs/ABC-12 page and org/app#4") == []
+
+
 def test_lines_changed_after_the_bug_was_reported_are_not_blamed(repo: Repo) -> None:
     repo.commit({"src/app.py": "a = 1\nb = 2\n"}, "add values", at=T0)
     repo.commit({"src/app.py": "a = 1\nb = 5\n"}, "retune b", at=T0 + 10 * DAY)
