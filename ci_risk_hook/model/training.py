@@ -115,50 +115,9 @@ class PortableEstimator:
         return np.column_stack([1.0 - p, p])
 
 
-STACK_FEATURES = (
-    "prev_build_failed",
-    "fail_rate_last5",
-    "builds_since_failure",
-    "fail_streak",
-    "fixes_last_failure",
-    "prev_any_failed",
-)
-
-
-class StackedEstimator:
-    """The bundled model's log-odds plus a few of this repository's build-history numbers, in one logistic model.
-
-    Warm-starts a repository from the cross-project model instead of choosing between the two: a handful of
-    coefficients can be learnt from a few hundred builds where a forest cannot.
-    """
-
-    def __init__(self, portable: "PortableEstimator") -> None:
-        from sklearn.linear_model import LogisticRegression
-
-        self.portable = portable
-        self.local = [FEATURE_NAMES.index(n) for n in STACK_FEATURES]
-        self.lr = LogisticRegression(C=0.3, max_iter=2000)
-
-    def _design(self, X: np.ndarray) -> np.ndarray:
-        p = np.clip(self.portable.predict_proba(X[:, self.portable.columns])[:, 1], 1e-4, 1 - 1e-4)
-        local = X[:, self.local]
-        known = ~np.isnan(local)
-        filled = np.where(known, local, 0.0)
-        filled[:, 2] = np.log1p(filled[:, 2])
-        filled[:, 3] = np.log1p(filled[:, 3])
-        return np.column_stack([np.log(p / (1 - p)), filled, known[:, 0].astype(float)])
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "StackedEstimator":
-        self.lr.fit(self._design(X), y)
-        return self
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.lr.predict_proba(self._design(X)))
-
-
 def _borrows(name: str) -> bool:
     """Does this candidate score with the shipped cross-project model (alone or behind this repository's rule)?"""
-    return name.split("+")[-1] in ("bundled", "stack")
+    return name.split("+")[-1] == "bundled"
 
 
 _PORTABLE: dict[tuple[str, int, int], PortableEstimator] = {}
@@ -190,11 +149,6 @@ def _estimator(name: str, random_state: int) -> tuple[Any, list[int]]:
 
     every = list(range(len(FEATURE_NAMES)))
     base = name.split("+")[-1]
-    if base == "stack":
-        path = _bundled()
-        if path is None:
-            raise TrainError("no bundled model in this installation")
-        return StackedEstimator(_portable(path)), every
     if base == "bundled":
         path = _bundled()
         if path is None:
@@ -281,13 +235,13 @@ def fit(name: str, fit_rows: Table, cal_rows: Table, random_state: int = 0, *, d
         raise TrainError(f"{name}: the training slice has one class only")
     # A feature never known in the training slice carries nothing, and some
     # estimators fail on an all-missing column: leave it out of the model.
-    if not isinstance(estimator, (PortableEstimator, StackedEstimator)):
+    if not isinstance(estimator, PortableEstimator):
         columns = [c for c in columns if not np.isnan(X[:, c]).all()] or columns[:1]
         if rule_p is not None and FEATURE_NAMES.index(RULE_FEATURE) not in columns:
             # Its rule reads a feature the model would not carry: an artifact no hook could load.
             raise TrainError(f"{name}: the previous build's outcome is never known where the rule does not apply")
     estimator.fit(X[:, columns], y)
-    ranges = None if isinstance(estimator, (PortableEstimator, StackedEstimator)) else training_ranges(X[:, columns])
+    ranges = None if isinstance(estimator, PortableEstimator) else training_ranges(X[:, columns])
     fitted = Fitted(name, estimator, columns, None, rule_p, ranges)
     if isinstance(estimator, PortableEstimator) and not _enough_to_recalibrate(cal_rows.y):
         # A few dozen builds would only add noise to a calibration learnt on thousands.
