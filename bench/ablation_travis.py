@@ -7,13 +7,12 @@ projects): judging a variant with a model trained on the same projects would fla
 Usage:
   python bench/ablation_travis.py --cache DIR [--base-model PATH] [--variants a,b] owner/name ...
 
-DIR holds the tables `bench/backtest_travis.py --cache` / `scripts/build_bundled_model.py --cache` imported.
+DIR holds the stores `bench/backtest_travis.py --cache` / `scripts/build_bundled_model.py --cache` imported.
 """
 
 from __future__ import annotations
 
 import argparse
-import pickle
 import statistics
 import sys
 import warnings
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from build_bundled_model import project_table  # noqa: E402
 from travis_split import EVALUATION_PROJECTS  # noqa: E402
 
 from ci_risk_hook.model import training  # noqa: E402
@@ -61,8 +62,10 @@ def main() -> int:
     variants = args.variants.split(",")
     rows: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
     for project in args.projects:
-        with open(args.cache / f"{project.replace('/', '+')}.pickle", "rb") as fh:
-            table = pickle.load(fh)
+        _, table, note = project_table(project, None, args.cache)
+        if table is None:
+            print(f"{project}: {note}", file=sys.stderr)
+            continue
         for variant in variants:
             rows[variant].append(run(table, variant))
             gain, auc, deferrable = rows[variant][-1]

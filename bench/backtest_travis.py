@@ -133,7 +133,8 @@ def run_cached(project: str, repos_dir: Path, cache: Path, retrain_every: int, n
     if path is not None and len(set(table.y.tolist())) == 2:
         from sklearn.metrics import roc_auc_score
 
-        cold = _portable(path).predict_proba(masked(table).X)[:, 1]
+        portable = _portable(path)
+        cold = portable.predict_proba(masked(table).X[:, portable.columns])[:, 1]
         report["cold_start_auc"] = round(float(roc_auc_score(table.y, cold)), 4)
     return report
 

@@ -93,6 +93,13 @@ SCHEMA: tuple[Feature, ...] = (
     _f("fail_rate_any_last5", "history_store", "failure rate of the latest 5 finished builds on any branch"),
     _f("touched_files_fail_rate", "history_store", "failure rate of earlier builds touching these files"),
     _f("author_fail_rate", "history_store", "failure rate of the author's recent builds"),
+    _f("fail_streak", "history_store", "consecutive failed builds ending with the previous one on this branch"),
+    _f("hours_since_failure", "history_store", "hours since the latest failed build on this branch started"),
+    _f(
+        "fixes_last_failure",
+        "history_store",
+        "share of the latest failed build's files (this branch) that this push touches again",
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in SCHEMA)
 BY_NAME = {f.name: f for f in SCHEMA}
@@ -315,6 +322,7 @@ def store_features(
     on this branch means no "previous outcome", not a pass.
     """
     values: dict[str, float | None] = {name: None for name in STORE_FEATURES}
+    touched = set(files)
     on_branch = [b for b in prior if b.branch == branch] if branch is not None else []
     if on_branch:
         last = on_branch[-1]
@@ -329,12 +337,23 @@ def store_features(
             since += 1
         values["builds_since_failure"] = float(since)
         values["hours_since_prev_build"] = max(0.0, (now - last.started_at) / 3600.0)
+        streak = 0
+        for b in reversed(on_branch):
+            if not b.failed:
+                break
+            streak += 1
+        values["fail_streak"] = float(streak)
+        failed = [b for b in on_branch if b.failed]
+        if failed:
+            values["hours_since_failure"] = max(0.0, (now - failed[-1].started_at) / 3600.0)
+            if failed[-1].files:
+                # A push after a failure that touches the same files again is often its fix ("fix after a failure").
+                values["fixes_last_failure"] = len(failed[-1].files & touched) / len(failed[-1].files)
     if prior:
         # A new branch has no previous build of its own; the repository's latest ones still say a lot.
         values["prev_any_failed"] = 1.0 if prior[-1].failed else 0.0
         last_any = prior[-5:]
         values["fail_rate_any_last5"] = sum(b.failed for b in last_any) / len(last_any)
-    touched = set(files)
     if touched:
         sharing = [b for b in prior[-TOUCHED_WINDOW:] if b.files & touched]
         if sharing:

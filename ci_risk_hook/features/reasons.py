@@ -143,6 +143,11 @@ _DESCRIBE: dict[str, _Describer] = {
     "fail_rate_any_last5": lambda x, v, f: f"{x:.0%} of the latest 5 builds in this repository failed",
     "touched_files_fail_rate": lambda x, v, f: f"{x:.0%} of earlier builds touching these files failed",
     "author_fail_rate": lambda x, v, f: f"{x:.0%} of the author's recent builds failed",
+    "fail_streak": lambda x, v, f: (
+        f"the last {_plural(x, 'build')} on this branch failed in a row" if x else "the previous build passed"
+    ),
+    "hours_since_failure": lambda x, v, f: f"{x:,.1f} hours since the last failed build on this branch",
+    "fixes_last_failure": lambda x, v, f: f"touches {x:.0%} of the files of the last failed build again",
 }
 for _cat in categories.CATEGORIES:
     _DESCRIBE[f"files_{_cat}"] = _category(_cat)
@@ -161,7 +166,10 @@ def describe(name: str, value: float | None, result: FeatureResult) -> str:
                 "fail_rate_last20",
                 "builds_since_failure",
                 "hours_since_prev_build",
+                "fail_streak",
             )
+            if name in ("hours_since_failure", "fixes_last_failure"):
+                return "no failed build recorded on this branch"
             return (
                 "no earlier build recorded on this branch"
                 if branch_wise

@@ -63,6 +63,28 @@ def test_store_features_from_earlier_builds() -> None:
     assert v["prev_any_failed"] == 0.0 and v["fail_rate_any_last5"] == pytest.approx(2 / 5)  # 100..400, any branch
 
 
+def test_a_run_of_failures_and_the_push_that_returns_to_their_files() -> None:
+    history = [
+        prior("main", False, 0),
+        prior("main", True, 100, files=("a.py", "b.py")),
+        prior("dev", False, 150, files=("a.py",)),
+        prior("main", True, 200, files=("a.py", "c.py")),
+    ]
+    v = store_features(history, "main", ["a.py", "z.py"], "a@x", now=200 + 3 * 3600)
+    assert v["fail_streak"] == 2.0  # the two latest builds on main failed; dev's pass does not end the run
+    assert v["hours_since_failure"] == pytest.approx(3.0)
+    assert v["fixes_last_failure"] == pytest.approx(1 / 2)  # a.py of the latest failure's a.py and c.py
+
+
+def test_after_a_pass_the_streak_is_zero_and_the_last_failure_is_still_known() -> None:
+    history = [prior("main", True, 0, files=("a.py",)), prior("main", False, 3600)]
+    v = store_features(history, "main", ["b.py"], "a@x", now=7200)
+    assert v["fail_streak"] == 0.0 and v["hours_since_failure"] == pytest.approx(2.0)
+    assert v["fixes_last_failure"] == 0.0
+    never = store_features([prior("main", False, 0)], "main", ["a.py"], "a@x", now=100)
+    assert never["fail_streak"] == 0.0 and never["hours_since_failure"] is None and never["fixes_last_failure"] is None
+
+
 def test_a_new_branch_still_sees_the_repositorys_latest_builds() -> None:
     v = store_features([prior("main", False, 0), prior("main", True, 100)], "feature-x", ["f.py"], "a@x", now=500)
     assert v["prev_build_failed"] is None  # nothing on this branch yet
