@@ -104,14 +104,16 @@ class PortableEstimator:
         # Never refitted, so a row's score never changes: a backtest asks for the same rows at every retrain, and
         # scoring them tree by tree in Python is the slow part. Remember each row's score (bounded).
         keys = [row.tobytes() for row in np.ascontiguousarray(X, dtype=float)]
-        missing = [k for k, key in enumerate(keys) if key not in self._memo]
+        known = {key: self._memo[key] for key in keys if key in self._memo}
+        missing = [k for k, key in enumerate(keys) if key not in known]
         if missing:
             rows = [[None if v != v else float(v) for v in X[k].tolist()] for k in missing]
-            scored = self.model.predict_proba(rows, calibrated=False)
-            if len(self._memo) + len(missing) > MEMO_ROWS:
-                self._memo.clear()
-            self._memo.update((keys[k], float(v)) for k, v in zip(missing, scored))
-        p = np.array([self._memo[key] for key in keys], dtype=float)
+            scored = dict(zip((keys[k] for k in missing), map(float, self.model.predict_proba(rows, calibrated=False))))
+            known.update(scored)
+            if len(self._memo) + len(scored) > MEMO_ROWS:
+                self._memo.clear()  # this call's scores are kept in `known`: emptying the memory loses none of them
+            self._memo.update(scored)
+        p = np.array([known[key] for key in keys], dtype=float)
         return np.column_stack([1.0 - p, p])
 
 

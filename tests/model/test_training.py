@@ -110,6 +110,25 @@ def test_the_bundled_candidate_scores_a_row_the_same_however_often_it_is_asked()
     assert np.array_equal(first, expected) and np.array_equal(again, expected)
 
 
+def test_the_bundled_candidates_memory_filling_up_never_loses_a_row_it_was_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past its bound the memory is emptied; rows remembered before and asked again must still be scored."""
+    from ci_risk_hook.gate.evaluate import bundled_model_path
+    from ci_risk_hook.model import training
+
+    path = bundled_model_path()
+    if path is None:
+        pytest.skip("no bundled model in this checkout")
+    monkeypatch.setattr(training, "MEMO_ROWS", 100)
+    portable = training.PortableEstimator(path)
+    X = synthetic(120).X[:, portable.columns]
+    expected = portable.predict_proba(X[:80])[:, 1]
+    # 40 remembered rows and 40 new ones: 80 + 40 > 100 empties the memory in the middle of this call.
+    both = portable.predict_proba(X[40:120])[:, 1]
+    assert np.array_equal(both[:40], expected[40:80])
+
+
 def test_backtest_never_trains_on_a_build_that_finished_after_the_predicted_one_started() -> None:
     table = synthetic(120)
     # Plant a leak: build 10 started long ago but finished after build 100 started.
