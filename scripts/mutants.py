@@ -144,8 +144,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             ("    batch = batch or BATCH_ROWS\n", "    batch = 1  # a row at a time...\n"),
             (
-                "    with store.transaction():\n        before = store.build_count(repo_id)",
-                "    if True:  # ...each committed on its own\n        before = store.build_count(repo_id)",
+                "    with store.transaction():\n        for chunk in _batches(records, batch):",
+                "    if True:  # ...each committed on its own\n        for chunk in _batches(records, batch):",
             ),
         ),
         ("tests/outcomes/test_import_atomic.py",),
