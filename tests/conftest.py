@@ -140,3 +140,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if _ci() and reporter is not None and reporter.stats.get("skipped") and session.exitstatus == 0:
         session.exitstatus = 1
+
+
+# The files that take longest start first: with two workers taking whole files (scripts/test.sh), a slow file
+# handed out last keeps one worker busy while the other has nothing left to do.
+SLOW_FILES_FIRST = (
+    "tests/model/test_shared_history.py",
+    "tests/examples/test_ci_examples.py",
+    "tests/views/test_dashboard.py",
+    "tests/views/test_report.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FILES_FIRST.index(path) if path in SLOW_FILES_FIRST else len(SLOW_FILES_FIRST)
+
+    items.sort(key=rank)
