@@ -26,7 +26,7 @@ import math
 import os
 import re
 import stat
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Sequence
 
 from ci_risk_hook import config, paths
 
@@ -93,15 +93,20 @@ def _count_dropped(common_dir: str, count: int) -> None:
 def _dropped(files: Sequence[str]) -> tuple[int, bool]:
     """The predictions counted in the claimed counter files, and whether a file was at its cap (a lower bound)."""
     total, capped = 0, False
-    for name in files:
-        try:
-            with os.fdopen(_open(name, os.O_RDONLY), "rb") as fh:
-                data = fh.read(_DROPPED_MAX_BYTES + 64)
-        except OSError:
-            continue
+    for data in _contents(files, _DROPPED_MAX_BYTES + 64):
         capped = capped or len(data) >= _DROPPED_MAX_BYTES
         total += sum(int(line) for line in data.split() if line.isdigit() and len(line) < 10)
     return total, capped
+
+
+def _contents(files: Sequence[str], limit: int) -> Iterator[bytes]:
+    """At most `limit` bytes of each claimed file that can still be read (another mover may have taken one)."""
+    for name in files:
+        try:
+            with os.fdopen(_open(name, os.O_RDONLY), "rb") as fh:
+                yield fh.read(limit)
+        except OSError:
+            continue
 
 
 def claim(common_dir: str, path: str | None = None, notes: list[str] | None = None) -> list[str]:
@@ -147,12 +152,7 @@ def read(files: Sequence[str]) -> list[Prediction]:
     from ci_risk_hook.outcomes.store import Prediction
 
     rows = []
-    for name in files:
-        try:
-            with os.fdopen(_open(name, os.O_RDONLY), "rb") as fh:
-                data = fh.read(MAX_BYTES + 1)
-        except OSError:
-            continue
+    for data in _contents(files, MAX_BYTES + 1):
         for line in data.splitlines():
             try:
                 fields = json.loads(line.decode("utf-8"))
