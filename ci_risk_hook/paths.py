@@ -30,7 +30,7 @@ INDEX_BUILD_LOG = "index-build.log"
 SCORED_LOG = "scored.jsonl"
 STORE_POINTER = "store"
 PREDICTION_SPOOL = "predictions-pending.jsonl"  # the hook's predictions on their way to the store
-DROPPED_PREDICTIONS = "predictions-dropped"  # how many the hook could not spool, until the next move says so
+DROPPED_PREDICTIONS = "predictions-dropped"  # <this>.<count>.<unique>: predictions a push could not spool
 ROOT_COMMIT_CACHE = "root-commit"
 CI_JOB_START = "ci-job-start"
 STORE_FILE = "history.sqlite"
@@ -91,7 +91,7 @@ def prediction_spool(common_dir: str) -> str:
 
 
 def dropped_predictions(common_dir: str) -> str:
-    """How many predictions a push could not spool (one count a line): the next move reports and clears it."""
+    """The prefix of the drop counts: one empty file a push, `<prefix>.<count>.<unique>`; the next move takes them."""
     return os.path.join(repo_dir(common_dir), DROPPED_PREDICTIONS)
 
 

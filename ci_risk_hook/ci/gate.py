@@ -115,7 +115,7 @@ class CiCheck:
         if not url:
             return
         try:
-            store = open_store(url, create=False, timeout=settings.store_budget)
+            store = open_store(url, create=False, timeout=settings.store_budget, existing=True)
             try:
                 root = identity.root_by_name(store, self.context.repository)
             finally:

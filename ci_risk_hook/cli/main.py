@@ -217,15 +217,34 @@ def _db_option(func: F) -> F:
     )(func)
 
 
-def _open_target(db: str | None, *, records: bool = False) -> Any:
-    """The store and this repository's row in it (library errors become one-line CLI errors).
+def _open_target(db: str | None) -> Any:
+    """The store a recording command writes and this repository's row in it (created as needed).
 
-    Without --db/CI_RISK_DB: the store this repository records into. Only commands that
-    `records` outcomes may repoint it (reading must not move the hook's build history) or create it.
+    Without --db/CI_RISK_DB: the store this repository records into; --db repoints the hook's there.
     """
     from ci_risk_hook.outcomes.record import open_for_repo
 
-    return open_for_repo(db, records=records, create=records)
+    return open_for_repo(db, records=True)
+
+
+def _open_reading(db: str | None, *, this_repo: bool = True) -> Any:
+    """The store a reading command reads (never created nor repointed) and this repository's id in it.
+
+    A repository the store does not know yet reads as an empty history, said in one line when the command
+    reads `this_repo`: reading adds nothing.
+    """
+    from ci_risk_hook.outcomes.record import open_for_reading
+
+    reading = open_for_reading(db)
+    if reading.repo_id is None and this_repo:
+        click.echo(
+            clean(
+                f"ci-risk: note: {reading.store.where} holds no history of this repository "
+                f"(root commit {reading.root[:12]}) yet: `record` or `import` adds it"
+            ),
+            err=True,
+        )
+    return reading
 
 
 def _record(db: str | None, status: str, commit: str, **details: Any) -> str:
@@ -420,7 +439,7 @@ def import_(file: str, fmt: str, travis_repo: str | None, skip_bad: bool, no_fea
             clean(f"ci-risk: error: no rows for repository {travis_repo!r} in {file}; check --travis-repo"), err=True
         )
         sys.exit(errors.EXIT_USAGE)
-    target = _open_target(db, records=True)
+    target = _open_target(db)
     try:
         summary = _store_import(target, chain(first, records), stream)
         skipped = clean(", ".join(f"{n:,} {why}" for why, n in sorted(stream.skipped.items())) or "none")
@@ -522,7 +541,7 @@ def backfill(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
     bugs = None if bug_issues is None else load_bug_issues(bug_issues)
-    target = _open_target(db, records=True)
+    target = _open_target(db)
     try:
         stats = backfill_commits(
             target.store, target.repo_id, since=since_ts, max_commits=max_commits, progress=_counter("commits read")
@@ -582,11 +601,15 @@ def history(fmt: str, limit: int, db: str | None) -> None:
     import csv
     import json
 
-    target = _open_target(db)
+    target = _open_reading(db)
+    counts: list[tuple[str, str, int, int]] = []
+    builds: list[Any] = []
+    labelled: list[tuple[str, str, str, int]] = []
     try:
-        counts = target.store.counts(target.repo_id)
-        builds = target.store.builds(target.repo_id)
-        labelled = target.store.labels(target.repo_id)
+        if target.repo_id is not None:  # else: nothing recorded for it (counts(None) would be every repository's)
+            counts = target.store.counts(target.repo_id)
+            builds = target.store.builds(target.repo_id)
+            labelled = target.store.labels(target.repo_id)
     finally:
         target.store.close()
     fields = [
@@ -699,8 +722,9 @@ def _table(target: Any, labels: str, all_repos: bool) -> tuple[Any, list[str]]:
     if all_repos:
         repos = target.store.repositories()
         ids, names = [r[0] for r in repos], [r[2] or r[1][:12] for r in repos]
-    else:
-        ids, names = [target.repo_id], [git.repo_name(target.info)]
+    else:  # a repository the store does not know: no rows (table_for says so)
+        ids = [] if target.repo_id is None else [target.repo_id]
+        names = [git.repo_name(target.info)]
     return table_for(target.store, ids, labels), names
 
 
@@ -714,7 +738,7 @@ def train(
     require("train")
     from ci_risk_hook.model.workflow import default_model_path, run_train
 
-    target = _open_target(db)
+    target = _open_reading(db, this_repo=not all_repos)
     try:
         table, names = _table(target, labels, all_repos)
         path = out or default_model_path()
@@ -775,7 +799,7 @@ def backtest(
     from ci_risk_hook.model.backtest import write_predictions
     from ci_risk_hook.model.workflow import run_backtest
 
-    target = _open_target(db)
+    target = _open_reading(db, this_repo=not all_repos)
     try:
         table, _ = _table(target, labels, all_repos)
     finally:
@@ -851,7 +875,7 @@ def retrain(
     if all_repos and labels == "ci":
         _scheduled_retrain(db, out, max_rows, target_recall, target_precision)
         return
-    target = _open_target(db)
+    target = _open_reading(db, this_repo=not all_repos)
     try:
         table, names = _table(target, labels, all_repos)
         done = run_retrain(
@@ -1203,7 +1227,7 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
     from ci_risk_hook.gate.evaluate import choose_model
     from ci_risk_hook.views import report as report_lib
 
-    target = _open_target(db)
+    target = _open_reading(db)
     try:
         settings = config.resolve({}, toplevel=target.info.toplevel, tolerant=True)
         _settings_warnings(settings)
@@ -1211,9 +1235,11 @@ def report(out: str, html_page: bool, retrain_every: int, db: str | None) -> Non
     except BaseException:
         target.store.close()
         raise
-    if choice is None:
+    if choice is None or target.repo_id is None:
         target.store.close()
-        raise click.ClickException("no model to report on: `ci-risk train` first")
+        raise click.ClickException(
+            "no model to report on: `ci-risk train` first" if choice is None else "no recorded history to report on"
+        )
     made = report_lib.build_for_repo(
         out,
         target.store,
@@ -1282,24 +1308,30 @@ def monitor(
     import json
 
     from ci_risk_hook.outcomes import spool
-    from ci_risk_hook.outcomes.monitor import live_summary
+    from ci_risk_hook.outcomes.monitor import empty_summary, live_summary
     from ci_risk_hook.outcomes.store import StoreError
     from ci_risk_hook.views.monitor import render_text
 
-    target = _open_target(db)
+    target = _open_reading(db)
     try:
         try:
-            moved = spool.move(target.store, target.repo_id, "", target.info.common_dir)  # this clone's latest pushes
+            # This clone's latest pushes: their predictions bring their repository in, as the next push would.
+            moved = spool.move(target.store, target.repo_id, target.root, target.info.common_dir)
             for note in moved.notes:
                 click.echo(clean(f"ci-risk: warning: {note}"), err=True)
         except StoreError as exc:
             click.echo(f"ci-risk: warning: this clone's latest predictions stay pending: {exc}", err=True)
-        summary = live_summary(
-            target.store,
-            target.repo_id,
-            target_recall=target_recall,
-            drift_builds=drift_builds,
-            calibration_margin=calibration_margin,
+        repo_id = target.store.find_repository(target.root) if target.repo_id is None else target.repo_id
+        summary = (
+            empty_summary(target_recall)
+            if repo_id is None
+            else live_summary(
+                target.store,
+                repo_id,
+                target_recall=target_recall,
+                drift_builds=drift_builds,
+                calibration_margin=calibration_margin,
+            )
         )
     finally:
         target.store.close()

@@ -322,16 +322,18 @@ class _BuildHistory:
                 return
             writing = self.recording and exists(self.url)
             # As a reader always did: a PostgreSQL store is brought up to date by whoever connects first (under
-            # its lock), an SQLite file never by a push (opened for writing here, it is still not upgraded).
+            # its lock), an SQLite file never by a push (opened for writing here, it is still not upgraded). A
+            # database without ci-risk's tables is no store: a push (or the dashboard) never creates them.
+            migrate = is_postgres(self.url)
             try:
-                store = open_store(self.url, create=writing, timeout=self.budget, migrate=is_postgres(self.url))
+                store = open_store(self.url, create=writing, timeout=self.budget, migrate=migrate, existing=True)
             except AuthorModeError:
                 if not writing:
                     raise
                 # A writer's setting that cannot be met (hash_authors without its key): read as before, record
                 # nothing (a prediction written unhashed would claim the store for plain authors).
                 self.recording = False
-                store = open_store(self.url, create=False, timeout=self.budget, migrate=is_postgres(self.url))
+                store = open_store(self.url, create=False, timeout=self.budget, migrate=migrate, existing=True)
             repo_id = store.find_repository(root)
             if repo_id is not None:
                 self.prior = {branch: store.prior_builds(repo_id, self.now, branch) for branch in branches}

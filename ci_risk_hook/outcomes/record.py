@@ -34,31 +34,42 @@ class Target(NamedTuple):
     info: git.RepoInfo
 
 
-def open_for_repo(
-    db: str | None,
-    cwd: str | None = None,
-    *,
-    records: bool = False,
-    identity: tuple[str, str] | None = None,
-    create: bool = True,
-) -> Target:
-    """Open the store and this repository's row in it, identified by its root commit.
+class Reading(NamedTuple):
+    """A reading command's store and this repository in it: `repo_id` None when the store does not know it yet."""
 
-    Without `db` it is the store this repository records into (see `store_for`). A command that
-    `records` outcomes notes its store in the git dir for the hook; one that only reads never does.
-    Without `create` (a reading command) a store that is not there is refused (`open_existing`).
-    `identity` (root commit, name) is given by a caller that found it otherwise (a shallow CI clone:
-    `ci.identity`).
-    """
-    info = git.repo_info(cwd)
+    store: Store
+    repo_id: int | None
+    info: git.RepoInfo
+    root: str
+
+
+def _root_commit(info: git.RepoInfo, cwd: str | None, identity: tuple[str, str] | None) -> str:
     root = identity[0] if identity else git.root_commit(info, cwd)
     if root is None:
         raise CaptureError(
             "cannot identify this repository: shallow clone or no commits yet "
             "(fetch full history with `git fetch --unshallow`, or set CI_RISK_REPO to its root commit)"
         )
+    return root
+
+
+def open_for_repo(
+    db: str | None,
+    cwd: str | None = None,
+    *,
+    records: bool = False,
+    identity: tuple[str, str] | None = None,
+) -> Target:
+    """Open (or create) the store and this repository's row in it (added if new), identified by its root commit.
+
+    Without `db` it is the store this repository records into (see `store_for`). A command that
+    `records` outcomes notes its store in the git dir for the hook. `identity` (root commit, name) is
+    given by a caller that found it otherwise (a shallow CI clone: `ci.identity`).
+    """
+    info = git.repo_info(cwd)
+    root = _root_commit(info, cwd, identity)
     url = store_for(info.common_dir, db)
-    store = open_store(url) if create else open_existing(url)
+    store = open_store(url)
     try:
         repo_id = store.repository_id(root, (identity[1] if identity else "") or git.repo_name(info))
     except StoreError:
@@ -67,6 +78,23 @@ def open_for_repo(
     if records:
         remember(info.common_dir, url)
     return Target(store, repo_id, info)
+
+
+def open_for_reading(db: str | None, cwd: str | None = None) -> Reading:
+    """The store a reading command reads, and this repository's id in it, writing nothing to find them.
+
+    A store that is not there is refused (`open_existing`); a repository it does not know is no error
+    (its history is empty) and is not added: only recording adds a repository.
+    """
+    info = git.repo_info(cwd)
+    root = _root_commit(info, cwd, None)
+    store = open_existing(store_for(info.common_dir, db))
+    try:
+        repo_id = store.find_repository(root)
+    except StoreError:
+        store.close()
+        raise
+    return Reading(store, repo_id, info, root)
 
 
 class ImportSummary(NamedTuple):

@@ -260,15 +260,23 @@ def exists(url: str) -> bool:
     return os.path.isfile(os.path.abspath(os.path.expanduser(path)))
 
 
-def open_existing(url: str) -> Store:
+def not_there(where: str) -> StoreError:
+    """What a reading command says of a store that is not there: no file, or a file or database without ci-risk's
+    tables (an empty PostgreSQL database, an empty file)."""
+    return StoreError(f"{where}: no history store there (reading commands never create one; `record` or `import` do)")
+
+
+def open_existing(url: str, *, create: bool = True) -> Store:
     """A reading command's store (history, monitor, train, backtest, report...): one that is not there is refused.
 
     Reading never creates a store: a mistyped `--db` would otherwise answer "no history" from a new empty
-    file and leave it behind. An existing store is opened as a writer's (upgraded, predictions moved in).
+    file and leave it behind, and an empty PostgreSQL database would get ci-risk's tables. An existing
+    store is opened as a writer's (upgraded, predictions moved in); `create=False` opens an SQLite file
+    for reading only (the dashboard).
     """
     if not exists(url):
-        raise StoreError(f"{url}: no history store there (reading commands never create one; `record` or `import` do)")
-    return open_store(url)
+        raise not_there(url)
+    return open_store(url, create=create, existing=True)
 
 
 def is_postgres(url: str) -> bool:
@@ -996,6 +1004,7 @@ def open_store(
     timeout: float | None = None,
     hash_authors: bool | None = None,
     migrate: bool = True,
+    existing: bool = False,
 ) -> Store:
     """Open (and migrate) the store at `url`: a PostgreSQL URL, `sqlite:///path`, or a file path.
 
@@ -1004,9 +1013,10 @@ def open_store(
     `hash_authors` (default: CI_RISK_HASH_AUTHORS, for writers) asks for keyed
     author hashes; a store already hashed is read and written hashed anyway.
     `migrate=False` (the push, which writes its predictions but must never run
-    a schema upgrade) leaves an older schema as it is, as a reader does.
+    a schema upgrade) leaves an older schema as it is, as a reader does. `existing` (`open_existing`) refuses
+    a database without ci-risk's tables before anything is written to it.
     """
-    store = _open(url, create, timeout, migrate)
+    store = _open(url, create, timeout, migrate, existing)
     try:
         if hash_authors is None:
             hash_authors = create and _hash_authors_setting()
@@ -1028,20 +1038,19 @@ def _hash_authors_setting() -> bool:
         raise StoreError(str(exc)) from None
 
 
-def _open(url: str | None, create: bool, timeout: float | None, migrate: bool = True) -> Store:
+def _open(url: str | None, create: bool, timeout: float | None, migrate: bool = True, existing: bool = False) -> Store:
     url = url or default_url()
     if _LIBPQ_KEY_VALUE.match(url) and not os.path.exists(url):
         # Not a file name: opening it as one would create a SQLite file named after the password.
         raise StoreError("a libpq key=value connection string is not supported here: use a postgresql:// URL")
     if is_postgres(url):
-        return _open_postgres(url, _WAIT_S["postgresql"] if timeout is None else timeout, migrate)
+        return _open_postgres(url, _WAIT_S["postgresql"] if timeout is None else timeout, migrate, existing)
     path = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:///") else url
-    return _open_sqlite(
-        os.path.abspath(os.path.expanduser(path)), create, _WAIT_S["sqlite"] if timeout is None else timeout, migrate
-    )
+    wait = _WAIT_S["sqlite"] if timeout is None else timeout
+    return _open_sqlite(os.path.abspath(os.path.expanduser(path)), create, wait, migrate, existing)
 
 
-def _open_sqlite(path: str, create: bool, timeout: float, migrate: bool = True) -> Store:
+def _open_sqlite(path: str, create: bool, timeout: float, migrate: bool = True, existing: bool = False) -> Store:
     """A writer's connection (created and migrated as needed), else a reader's.
 
     A reader (`create=False`: the hook, the dashboard) never creates, migrates
@@ -1052,7 +1061,7 @@ def _open_sqlite(path: str, create: bool, timeout: float, migrate: bool = True) 
     if not exists and not create:
         raise StoreError(f"{path}: no history recorded yet")
     if not create or (exists and not _writable(path)):
-        return _open_sqlite_read_only(path, None, timeout)
+        return _open_sqlite_read_only(path, None, timeout, existing)
     if not exists:
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -1064,10 +1073,13 @@ def _open_sqlite(path: str, create: bool, timeout: float, migrate: bool = True) 
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.OperationalError as exc:
         if exists:  # e.g. the -shm file WAL needs cannot be created in a read-only directory
-            return _open_sqlite_read_only(path, exc, timeout)
+            return _open_sqlite_read_only(path, exc, timeout, existing)
         raise StoreError(f"{path}: cannot create ({exc})") from None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path} is not a usable SQLite database ({exc}); it was left untouched") from None
+    if existing and not tables:  # an empty file: WAL mode and the migrations below would write to it
+        conn.close()
+        raise not_there(path)
     if tables and "schema_migrations" not in tables:
         conn.close()
         raise StoreError(f"{path} is an SQLite database but not a ci-risk history; it was left untouched")
@@ -1090,7 +1102,7 @@ def _writable(path: str) -> bool:
     return os.access(path, os.W_OK) and os.access(os.path.dirname(path) or ".", os.W_OK)
 
 
-def _open_sqlite_read_only(path: str, cause: Exception | None, timeout: float) -> Store:
+def _open_sqlite_read_only(path: str, cause: Exception | None, timeout: float, existing: bool = False) -> Store:
     """Open for reading only; `cause` is why a writer's open failed, reported if this fails too.
 
     `mode=ro` reads a WAL database when its -shm file exists or can be made. In a
@@ -1123,6 +1135,8 @@ def _open_sqlite_read_only(path: str, cause: Exception | None, timeout: float) -
             raise StoreError(f"{path} is not a usable SQLite database ({exc}); it was left untouched") from None
         if "schema_migrations" not in tables:
             conn.close()
+            if existing and not tables:
+                raise not_there(path)
             raise StoreError(f"{path} is an SQLite database but not a ci-risk history; it was left untouched")
         store = Store(conn, "sqlite", path, read_only=True)
         _check_version(store)
@@ -1130,7 +1144,7 @@ def _open_sqlite_read_only(path: str, cause: Exception | None, timeout: float) -
     raise StoreError(f"{path}: cannot be opened, even for reading ({error}); it was left untouched")
 
 
-def _open_postgres(url: str, timeout: float, migrate: bool = True) -> Store:
+def _open_postgres(url: str, timeout: float, migrate: bool = True, existing: bool = False) -> Store:
     try:
         import psycopg
     except ImportError:
@@ -1141,12 +1155,15 @@ def _open_postgres(url: str, timeout: float, migrate: bool = True) -> Store:
     except Exception as exc:  # noqa: BLE001 - psycopg raises several kinds; all mean "cannot connect"
         raise StoreError(f"{redact(url)}: cannot connect ({_driver_message(exc, url)})") from None
     store = Store(conn, "postgresql", redact(url))
-    _check_version(store, migrate)
+    _check_version(store, migrate, existing)
     return store
 
 
-def _check_version(store: Store, migrate: bool = True) -> None:
+def _check_version(store: Store, migrate: bool = True, existing: bool = False) -> None:
     version = store.schema_version()
+    if version == 0 and existing:  # a database without ci-risk's tables: a reader does not create them
+        store.close()
+        raise not_there(store.where)
     if version > SCHEMA_VERSION:
         store.close()
         raise StoreError(

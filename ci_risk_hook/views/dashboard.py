@@ -575,7 +575,7 @@ def load_state(db: str | None = None, cwd: str | None = None) -> State:
     from ci_risk_hook.gate.evaluate import choose_model, evaluate
     from ci_risk_hook.git import ranges
     from ci_risk_hook.git import repo as git
-    from ci_risk_hook.outcomes.store import StoreError, open_store, remembered
+    from ci_risk_hook.outcomes.store import open_existing, remembered
 
     info = git.repo_info(cwd)
     settings = config.resolve({"db": db}, toplevel=info.toplevel)
@@ -593,19 +593,18 @@ def load_state(db: str | None = None, cwd: str | None = None) -> State:
     url = settings.db or remembered(info.common_dir)
     root = git.root_commit(info, cwd)
     if url and root:
+        # A store named or recorded into that is not there, or cannot be read, is refused as by every reading
+        # command (StoreError, one line): an empty page would say "no history" of a mistyped --db.
+        store = open_existing(url, create=False)
         try:
-            store = open_store(url, create=False)
-            try:
-                repo_id = store.find_repository(root)
-                if repo_id is not None:
-                    authors = {i: a for i, (a, _, _) in store.build_features(repo_id).items()}
-                    builds = [(b, authors.get(b.id)) for b in store.builds(repo_id)]
-                    typical = _latest_build_features(store, repo_id)
-                    live = live_summary(store, repo_id)
-            finally:
-                store.close()
-        except StoreError:
-            builds = []
+            repo_id = store.find_repository(root)
+            if repo_id is not None:
+                authors = {i: a for i, (a, _, _) in store.build_features(repo_id).items()}
+                builds = [(b, authors.get(b.id)) for b in store.builds(repo_id)]
+                typical = _latest_build_features(store, repo_id)
+                live = live_summary(store, repo_id)
+        finally:
+            store.close()
     prov = choice.model.provenance
     label = f"{choice.source} {choice.model.kind}" + (f" ({prov['chosen']})" if prov.get("chosen") else "")
     return State(choice.model, label, pending, builds, metrics_panel(prov), typical, live)

@@ -146,8 +146,8 @@ def cap_pages(patch: pytest.MonkeyPatch, extra_pages: int) -> None:
     """Every store opened from now on may grow by `extra_pages` pages at most, as on a nearly full disk."""
     original = store_module._open_sqlite
 
-    def capped(path: str, create: bool, timeout: float, migrate: bool = True) -> Store:
-        opened = original(path, create, timeout, migrate)
+    def capped(path: str, *args: Any, **kwargs: Any) -> Store:
+        opened = original(path, *args, **kwargs)
         pages = opened.execute("PRAGMA page_count").fetchone()[0]
         opened.execute(f"PRAGMA max_page_count = {pages + extra_pages}")
         return opened
