@@ -176,10 +176,6 @@ def index(rebuild: bool) -> None:
     from ci_risk_hook.git import repo as git
 
     info = git.repo_info()
-    if info.is_shallow:
-        click.echo(
-            "ci-risk: note: shallow clone; the hook ignores history features until `git fetch --unshallow`", err=True
-        )
 
     def waiting(holder: str) -> None:
         click.echo(f"ci-risk: waiting for the history index build already running ({holder})", err=True)

@@ -64,10 +64,18 @@ def index_repository(
     rebuild: bool = False,
     on_wait: Callable[[str], None] | None = None,
 ) -> Built:
-    """`ci-risk index`: cover every branch, remote branch and HEAD, in the foreground."""
-    from ci_risk_hook.features.history_index import build
+    """`ci-risk index`: cover every branch, remote branch and HEAD, in the foreground.
+
+    Not in a shallow clone: its boundary commits look like roots, and the index would be trusted as whole
+    history once the clone is unshallowed (a walk adds only commits newer than its tips).
+    """
+    from ci_risk_hook.features.history_index import HistoryIndexError, build
     from ci_risk_hook.git import repo as git
 
+    if info.is_shallow:
+        raise HistoryIndexError(
+            "shallow clone: the history index needs the whole history (`git fetch --unshallow` first); nothing indexed"
+        )
     path = paths.index_file(info.common_dir)
     tips = git.run(["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes"]).decode().split()
     try:

@@ -10,13 +10,16 @@ Why pushes only: pull-request builds (GitHub `pull_request` runs, GitLab
 that are not in the project's history, and the model scores pushes.
 
 `ImportStream` yields records as it reads, so a file of millions of rows is never
-held in memory (CSV is read row by row; a JSON export is one document, parsed whole).
+held in memory (CSV is read row by row, a line at most MAX_LINE_CHARS long; a JSON
+export is one document, parsed whole, at most MAX_JSON_BYTES). Only a regular file
+is read: a FIFO would wait for a writer, a device (/dev/zero) would never end.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import stat
 from collections import Counter
 from typing import Any, Callable, Iterator, NamedTuple, Union
 
@@ -49,6 +52,8 @@ GITHUB_FIELDS = "headSha,headBranch,conclusion,createdAt,updatedAt,event,databas
 
 _HEX = "0123456789abcdefABCDEF"
 MAX_SKIP_REASONS = 30  # distinct reasons counted by name in `skipped`; the rest are "other reasons"
+MAX_LINE_CHARS = 1024 * 1024  # a CSV line longer than this is no outcome row (a binary file, NUL bytes)
+MAX_JSON_BYTES = 512 * 1024 * 1024  # a JSON export is parsed whole: about a million runs
 
 Outcome = Union[BuildRecord, str]  # a record, or the reason the row was skipped
 RowParser = Callable[[list[str], int], Outcome]
@@ -243,13 +248,10 @@ def _read_csv(
     import csv
 
     name = collector.name
-    try:
-        handle = open(path, encoding="utf-8-sig", newline="")
-    except OSError as error:
-        raise _unreadable(name, error) from None
+    handle = open(_regular_file(path, name), encoding="utf-8-sig", newline="")
     try:
         with handle:
-            reader = csv.reader(handle, strict=True)
+            reader = csv.reader(_lines(handle, name), strict=True)
             header: list[str] | None = None
             try:
                 for header in reader:
@@ -269,6 +271,22 @@ def _read_csv(
         raise ImportFormatError(name, line, "encoding", f"not UTF-8 ({detail}); re-save the file as UTF-8") from None
     except OSError as error:
         raise _unreadable(name, error) from None
+
+
+def _lines(handle: Any, name: str) -> Iterator[str]:
+    """The file's lines for the CSV reader, none longer than MAX_LINE_CHARS (else the whole of it is one line)."""
+    number = 0
+    while True:
+        line = handle.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            field = "header" if number == 1 else "row"
+            raise ImportFormatError(
+                name, number, field, f"a line longer than {MAX_LINE_CHARS:,} characters: not a CSV of outcomes"
+            )
+        yield line
 
 
 def _read_rows(reader: Any, width: int, parse_row: RowParser, collector: ImportStream) -> Iterator[Outcome]:
@@ -448,10 +466,14 @@ def _read_json(
 
     name = collector.name
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        with open(_regular_file(path, name), "rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
     except OSError as error:
         raise _unreadable(name, error) from None
+    if len(data) > MAX_JSON_BYTES:
+        raise ImportFormatError(
+            name, 0, "file", f"larger than {MAX_JSON_BYTES // 1024**2} MB: split it (json reads a file whole)"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -610,6 +632,18 @@ def _first_long_number(text: str) -> int:
     return found.start() if found else 0
 
 
+def _regular_file(path: str | os.PathLike[str], name: str) -> int:
+    """A descriptor of `path`, only if it is a regular file (opened without waiting for a FIFO's writer)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as error:
+        raise _unreadable(name, error) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImportFormatError(name, 0, "file", "not a regular file (a FIFO or device): nothing read")
+    return fd
+
+
 def _unreadable(name: str, error: OSError) -> ImportFormatError:
     return ImportFormatError(name, 0, "file", f"cannot read: {error.strerror or error}")
 
@@ -617,7 +651,7 @@ def _unreadable(name: str, error: OSError) -> ImportFormatError:
 def _first_non_utf8(path: str | os.PathLike[str]) -> tuple[int, str]:
     """Where decoding failed: the text reader only says which 8 KB chunk."""
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, 1):
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), b""), 1):
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as error:

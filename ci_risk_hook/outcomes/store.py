@@ -19,6 +19,7 @@ import math
 import os
 import re
 import sqlite3
+import stat
 import time
 from contextlib import contextmanager
 from typing import Any, Generator, Iterable, Iterator, NamedTuple, Sequence
@@ -1060,6 +1061,8 @@ def _open_sqlite(path: str, create: bool, timeout: float, migrate: bool = True, 
     exists = os.path.exists(path)
     if not exists and not create:
         raise StoreError(f"{path}: no history recorded yet")
+    if exists and not stat.S_ISREG(os.stat(path).st_mode):  # SQLite would wait forever on a FIFO's other end
+        raise StoreError(f"{path} is not a regular file (a directory, FIFO or device): not a history store")
     if not create or (exists and not _writable(path)):
         return _open_sqlite_read_only(path, None, timeout, existing)
     if not exists:

@@ -247,3 +247,26 @@ def test_index_survives_a_tip_that_was_garbage_collected(history_repo: Repo) -> 
     assert v["nuc"] == 7  # app.py: six fixture commits and the one after the rewrite
     # The rewritten-away commit stays indexed (it was real work by this author): 2, not 1.
     assert v["author_exp"] == 2
+
+
+def test_index_refuses_a_shallow_clone_so_history_after_unshallowing_is_whole(
+    history_repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An index built from a shallow clone's two commits was trusted once the clone was unshallowed: file ages and
+    author experience came from two commits of history, silently."""
+    from testing.repos import run_cli
+
+    history_repo.commit({"src/app.py": lines(90)}, "tip change")
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "2", f"file://{history_repo.path}", str(clone)], check=True)
+    monkeypatch.chdir(clone)
+    code, out, err = run_cli(["index"], capsys)
+    assert code == 1, (out, err)
+    assert err.endswith(
+        "Error: shallow clone: the history index needs the whole history (`git fetch --unshallow` first); "
+        "nothing indexed\n"
+    )
+    assert not (clone / ".git" / "ci-risk" / "history-index.sqlite").exists()
+    subprocess.run(["git", "fetch", "-q", "--unshallow"], cwd=clone, check=True)
+    assert run_cli(["index"], capsys)[0] == 0
+    assert features_of(Repo(clone), "HEAD~1").values == features_of(history_repo, "HEAD~1").values

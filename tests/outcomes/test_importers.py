@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -588,3 +590,52 @@ def test_skip_reasons_named_by_the_file_stay_a_short_summary(tmp_path: Path) -> 
     result = parse_file(travis_file(tmp_path, *rows, travis_row("o/r", 100, SHA2, "passed")), "travis")
     assert len(result.records) == 1 and sum(result.skipped.values()) == 100
     assert len(result.skipped) == 31 and result.skipped["other reasons"] == 70
+
+
+# ---- files that are no outcome files at all ----
+
+
+def _parse_limited(path: Path, fmt: str) -> str:
+    """`parse_file` in a process of its own whose address space is capped at 1.5 GB (reading a 4 GB file whole
+    fails there with MemoryError) and which is given 60 s (a FIFO waits forever for a writer): what it raised."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1536 * 1024 * 1024, resource.RLIM_INFINITY))
+
+    code = (
+        "import sys; from ci_risk_hook.outcomes.importers import parse_file\n"
+        "try:\n    parse_file(sys.argv[1], sys.argv[2])\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path), fmt], capture_output=True, text=True, preexec_fn=cap, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        return "still reading after 60 s"
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "github", "gitlab", "travis"])
+def test_a_fifo_or_device_is_refused_without_being_read(tmp_path: Path, fmt: str) -> None:
+    """A FIFO waited for a writer forever; a device (/dev/zero) was read until memory ran out."""
+    fifo = tmp_path / "outcomes.fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        expected = f"{path}:0: file: not a regular file (a FIFO or device): nothing read"
+        assert _parse_limited(path, fmt) == f"ImportFormatError {expected}\n"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "travis", "github", "gitlab"])
+def test_a_huge_file_without_rows_is_refused_in_bounded_memory(tmp_path: Path, fmt: str) -> None:
+    """4 GB of NUL bytes (a sparse file: no disk used): one CSV "line", or JSON too large to read whole."""
+    path = tmp_path / "zeros"
+    with open(path, "wb") as fh:
+        fh.truncate(4 * 1024**3)
+    if fmt in ("csv", "travis"):
+        expected = f"{path}:1: header: a line longer than 1,048,576 characters: not a CSV of outcomes"
+    else:
+        expected = f"{path}:0: file: larger than 512 MB: split it (json reads a file whole)"
+    assert _parse_limited(path, fmt) == f"ImportFormatError {expected}\n"

@@ -262,3 +262,34 @@ def test_a_read_only_directory_with_a_writer_still_at_work_shows_its_latest_outc
                 reader.close()
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+@pytest.mark.parametrize(
+    "command",
+    [["record", "--status", "pass"], ["import", "outcomes.csv", "--format", "csv"], ["backfill"]],
+    ids=" ".join,
+)
+def test_a_store_path_that_is_no_regular_file_is_one_line_for_a_writer_instead_of_a_hang(
+    project: Repo, tmp_path: Path, kind: str, command: list[str]
+) -> None:
+    """SQLite opening a FIFO waits for a writer at its other end: `record --db FIFO` never returned."""
+    where = tmp_path / "not-a-store"
+    if kind == "fifo":
+        os.mkfifo(where)
+    elif kind == "device":
+        where.symlink_to(os.devnull)
+    else:
+        where.mkdir()
+    (project.path / "outcomes.csv").write_text(f"commit,status\n{project.head()},pass\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ci-risk"), *command, "--db", str(where)],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert one_line_error(done.stderr) == (
+        f"Error: {where} is not a regular file (a directory, FIFO or device): not a history store"
+    )
