@@ -2,7 +2,7 @@
 
 A push runs `ci-risk hook ...` with a handful of options; parsing them here
 keeps click's import (~15 ms) off the push. The options and click's
-definitions in cli/main.py are both generated from `gate.options`; anything
+definitions in cli/gate.py are both generated from `gate.options`; anything
 this parser does not recognise, including --help and every malformed value,
 is handed to click, which prints the proper message and exit code.
 """

@@ -1,7 +1,7 @@
 """The options of `check` and `hook`, declared once.
 
 Two parsers read them: the console entry point's own (`gate.entry`, which
-keeps click off the push) and click's (`cli.main`, for help and error
+keeps click off the push) and click's (`cli.options`, for help and error
 messages). Both tables are generated from these declarations, and values are
 checked with the same parsers `config.SETTINGS` uses for the environment and
 the config files. Standard library only: read on every push.

@@ -164,9 +164,9 @@ def test_the_demo_history_ends_when_the_demo_runs(built: Demo) -> None:
 
 
 def test_try_next_never_prints_the_password_of_a_ci_risk_db_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ci_risk_hook.cli.main import _try_next
+    from ci_risk_hook.cli.views import try_next
 
     monkeypatch.setenv("CI_RISK_DB", "postgresql://ci:s3cret@db.example/ci_risk")
-    text = _try_next("/tmp/d", "/tmp/d/.git/ci-risk/history.sqlite")
+    text = try_next("/tmp/d", "/tmp/d/.git/ci-risk/history.sqlite")
     assert "s3cret" not in text and "postgresql://ci@db.example/ci_risk" in text
     assert "ci-risk history --db /tmp/d/.git/ci-risk/history.sqlite" in text
