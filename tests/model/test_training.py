@@ -342,3 +342,33 @@ def test_a_rule_candidate_whose_rule_feature_would_be_left_out_is_not_fitted() -
         fit("rule+gbdt", table.subset(range(300)), table.subset(range(300, 400)), 0)
     result = train(table)  # the other candidates still train, and the model loads
     PortableModel.from_dict(export(result, {}))
+
+
+def test_a_recall_cut_chosen_on_few_failures_keeps_its_promise_on_the_builds_that_follow() -> None:
+    """A cut that flags exactly 90 % of 30 past failures catches less than 90 % of the next ones about half the time.
+
+    The cut aims higher the fewer failures it was chosen on, so on fresh failures from the same scores it falls
+    short of the 0.88 floor (bench/backtest_travis.py) clearly less often than the exact cut does.
+    """
+    from ci_risk_hook.model import training
+    from ci_risk_hook.model.training import RECALL_MARGIN_Z, threshold_for_recall
+
+    rng = np.random.default_rng(7)
+
+    def short_of_floor(margin: float) -> float:
+        training.RECALL_MARGIN_Z = margin
+        misses = 0
+        for _ in range(400):
+            past, fresh = rng.beta(4, 2, 30), rng.beta(4, 2, 2000)  # failures' scores, before and after the cut
+            cut = threshold_for_recall(past, np.ones(30, dtype=int), 0.9)
+            misses += (fresh >= cut).mean() < 0.88
+        return misses / 400
+
+    try:
+        exact, aimed = short_of_floor(0.0), short_of_floor(RECALL_MARGIN_Z)
+    finally:
+        training.RECALL_MARGIN_Z = RECALL_MARGIN_Z
+    assert exact > 0.4 and aimed < exact - 0.1, (exact, aimed)
+    # With many failures the aim is the target itself, give or take one failure: no margin where none is needed.
+    many = np.linspace(0.0, 1.0, 10_000)
+    assert (many >= threshold_for_recall(many, np.ones(10_000, dtype=int), 0.9)).mean() < 0.91
