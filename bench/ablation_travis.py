@@ -28,21 +28,24 @@ from ci_risk_hook.model import training  # noqa: E402
 from ci_risk_hook.model.backtest import backtest  # noqa: E402
 
 FLOOR = 0.88
-# name -> (bundled candidate's own cuts, recall window, candidates)
-VARIANTS: dict[str, tuple[bool, int, tuple[str, ...]]] = {
-    "shipped-cuts": (False, training.RECALL_WINDOW, training.CANDIDATES),
-    "own-cuts-all": (True, 10**9, training.CANDIDATES),
-    "own-cuts-recent": (True, training.RECALL_WINDOW, training.CANDIDATES),
-    "own-cuts-recent+rule+bundled": (True, training.RECALL_WINDOW, (*training.CANDIDATES, "rule+bundled")),
+# name -> (bundled candidate's own cuts, recall window, candidates, recall cut's margin in standard errors)
+VARIANTS: dict[str, tuple[bool, int, tuple[str, ...], float]] = {
+    "shipped-cuts": (False, training.RECALL_WINDOW, training.CANDIDATES, 0.0),
+    "own-cuts-all": (True, 10**9, training.CANDIDATES, 0.0),
+    "own-cuts-recent": (True, 150, training.CANDIDATES, 0.0),
+    "own-cuts-recent+rule+bundled": (True, 150, (*training.CANDIDATES, "rule+bundled"), 0.0),
+    **{f"own-cuts-recent+margin{z:g}": (True, 150, training.CANDIDATES, z) for z in (0.25, 0.5, 1.0, 1.5, 2.0)},
+    **{f"own-cuts-all+margin{z:g}": (True, 10**9, training.CANDIDATES, z) for z in (0.5, 1.0, 1.5)},
 }
 
 
-def run(table: Any, variant: str) -> tuple[float, float, float]:
-    own, window, candidates = VARIANTS[variant]
-    training.OWN_CUTS, training.RECALL_WINDOW = own, window
+def run(table: Any, variant: str) -> tuple[float, float, float, float]:
+    own, window, candidates, margin = VARIANTS[variant]
+    training.OWN_CUTS, training.RECALL_WINDOW, training.RECALL_MARGIN_Z = own, window, margin
     r = backtest(table, candidates=candidates, n_jobs=2)
-    deferrable = r.model.deferrable_at_90 if r.model.recall_at_defer_threshold >= FLOOR else 0.0
-    return r.model.f1 - r.parrot_ordered.f1, r.model.roc_auc, deferrable
+    recall = r.model.recall_at_defer_threshold
+    deferrable = r.model.deferrable_at_90 if recall >= FLOOR else 0.0
+    return r.model.f1 - r.parrot_ordered.f1, r.model.roc_auc, deferrable, recall
 
 
 def main() -> int:
@@ -60,7 +63,7 @@ def main() -> int:
         path = args.base_model
         training._bundled = lambda: path
     variants = args.variants.split(",")
-    rows: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
+    rows: dict[str, list[tuple[float, float, float, float]]] = {v: [] for v in variants}
     for project in args.projects:
         _, table, note = project_table(project, None, args.cache)
         if table is None:
@@ -68,14 +71,23 @@ def main() -> int:
             continue
         for variant in variants:
             rows[variant].append(run(table, variant))
-            gain, auc, deferrable = rows[variant][-1]
-            print(f"{variant:<30}{project:<45} F1 gain {gain:+.3f}  AUC {auc:.3f}  deferrable {deferrable:.3f}")
-    print(f"\n{'variant':<30}{'median F1 gain vs Parrot*':>27}{'worst':>8}{'AUC':>7}{'deferrable':>12}")
+            gain, auc, deferrable, recall = rows[variant][-1]
+            print(
+                f"{variant:<30}{project:<45} F1 gain {gain:+.3f}  AUC {auc:.3f}  deferrable {deferrable:.3f}"
+                f"  recall {recall:.3f}",
+                flush=True,
+            )
+    print(
+        f"\n{'variant':<30}{'median F1 gain vs Parrot*':>27}{'worst':>8}{'AUC':>7}{'deferrable':>12}{'mean':>7}"
+        f"{'below floor':>13}"
+    )
     for variant, got in rows.items():
-        gains = [g for g, _, _ in got]
+        gains = [g for g, _, _, _ in got]
         print(
             f"{variant:<30}{statistics.median(gains):>+27.3f}{min(gains):>+8.3f}"
-            f"{statistics.median(a for _, a, _ in got):>7.3f}{statistics.median(d for _, _, d in got):>12.3f}"
+            f"{statistics.median(a for _, a, _, _ in got):>7.3f}{statistics.median(d for _, _, d, _ in got):>12.3f}"
+            f"{statistics.mean(d for _, _, d, _ in got):>7.3f}"
+            f"{sum(r < FLOOR for *_, r in got):>13}"
         )
     return 0
 

@@ -175,7 +175,9 @@ def print_summary(name: str, s: dict[str, Any]) -> None:
     )
 
 
-def markdown(reports: list[dict[str, Any]], summaries: dict[str, Any], before: dict[str, Any] | None) -> str:
+def markdown(
+    reports: list[dict[str, Any]], summaries: dict[str, Any], before: dict[str, Any] | None, before_label: str = ""
+) -> str:
     """The figures as the model card shows them: per language and per project, before (if given) and after."""
 
     def f(v: Any) -> str:
@@ -191,11 +193,7 @@ def markdown(reports: list[dict[str, Any]], summaries: dict[str, Any], before: d
         "branch *finished* when the build started (what a hook can know); Parrot* = previous build in push order "
         "(as published). Deferrable counts 0 where the realised recall fell below 0.88. Cold start = the bundled "
         "model alone with no outcomes recorded."
-        + (
-            " Before = the previous bundled model (23 Python projects) with its shipped cuts, same backtest."
-            if before
-            else ""
-        ),
+        + (f" Before = {before_label}, same backtest, same builds." if before else ""),
         "",
         "| group | projects | ROC-AUC | Parrot / Parrot* AUC | F1 | Parrot / Parrot* F1 | F1 gain vs Parrot* "
         "(worst) | deferrable | cold-start AUC |"
@@ -252,6 +250,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=None, help="Backtest in-process on imported tables kept here.")
     parser.add_argument("--markdown", type=Path, default=None, help="Also write the tables as Markdown (model card).")
     parser.add_argument("--before", type=Path, default=None, help="A previous --json output, shown beside in Markdown.")
+    parser.add_argument("--before-label", default="the previous release", help="What --before was, in words.")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)  # scikit-learn's, once per fit in worker threads
     if not DATA.exists():
@@ -327,7 +326,7 @@ def main() -> int:
         args.json.write_text(json.dumps({"reports": reports, "summary": summaries}, indent=1))
     if args.markdown:
         before = json.loads(args.before.read_text()) if args.before else None
-        args.markdown.write_text(markdown(reports, summaries, before))
+        args.markdown.write_text(markdown(reports, summaries, before, args.before_label))
     return 0
 
 

@@ -213,6 +213,24 @@ def test_every_command_is_in_the_readme() -> None:
         assert f"ci-risk {name}" in readme, name
 
 
+def test_the_readme_describes_the_bundled_model_that_ships() -> None:
+    """A retrained bundled model with the README still quoting the previous one's figures misleads every user."""
+    artifact = json.loads((REPO_ROOT / "model" / "model.json").read_text())
+    provenance, cuts = artifact["provenance"], artifact["thresholds"]
+    median = provenance["evaluation"]["median"]
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    for quoted in (
+        f"trained on {provenance['rows']:,} real Travis CI push builds of {len(provenance['repositories'])} public",
+        f"Evaluated on {median['projects']} projects",
+        f"F1 {median['with_history']['model']['f1']:.3f} against {median['with_history']['parrot']['f1']:.3f}",
+        f"ROC-AUC {median['with_history']['model']['roc_auc']:.3f} against",
+        f"default warn threshold ({cuts['warn']:.3f})",
+        f"`--warn-at recall90` ({cuts['recall90']:.3f}:",
+        f"(ROC-AUC {median['cold_start']['model']['roc_auc']:.2f})",
+    ):
+        assert quoted in readme, f"README.md's bundled-model paragraph should say: {quoted}"
+
+
 def test_the_hook_path_imports_no_scikit_learn_pandas_or_numpy(trained: Repo) -> None:
     import subprocess
     import sys
