@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
+# pip always reinstalls a project given as a directory, even at the installed version: one install suffices.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'
 rm -rf build  # setuptools' scratch directory from the non-editable build
 # The checks CI runs too (the same as .pre-commit-config.yaml): lint, format, types.
