@@ -20,5 +20,6 @@ rm -rf build  # setuptools' scratch directory from the non-editable build
 .venv/bin/mypy
 # pytest's own script, not `python -m pytest`: that would put the checkout first on sys.path.
 # Two workers (pytest-xdist), each taking a whole test file at a time, so a module's fixtures (a venv,
-# a browser) are built once; `-n 0` among the arguments runs everything in one process.
-exec .venv/bin/pytest --numprocesses 2 --dist loadfile "$@"
+# a browser) are built once; the slowest files first, in tests/conftest.py's order (--no-loadscope-reorder);
+# `-n 0` among the arguments runs everything in one process.
+exec .venv/bin/pytest --numprocesses 2 --dist loadfile --no-loadscope-reorder "$@"
