@@ -4,6 +4,7 @@
 # the installed package, bundled model included), and runs the whole suite.
 # PostgreSQL tests use CI_RISK_TEST_POSTGRES_URL when it is set and are
 # skipped (visibly) otherwise; with CI=true any skipped test fails the run.
+# `--install-only`: stop after installing (.ci/run installs while it installs the browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -14,6 +15,9 @@ fi
 # pip always reinstalls a project given as a directory, even at the installed version: one install suffices.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'
 rm -rf build  # setuptools' scratch directory from the non-editable build
+if [ "${1:-}" = "--install-only" ]; then
+    exit 0
+fi
 # The checks CI runs too (the same as .pre-commit-config.yaml): lint, format, types.
 .venv/bin/ruff check --quiet .
 .venv/bin/ruff format --check --quiet .
