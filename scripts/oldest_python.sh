@@ -7,9 +7,12 @@ PYTHON=${1:?usage: oldest_python.sh PATH-TO-PYTHON}
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Installed from a copy: pip builds a project in its own directory (build/, *.egg-info), and .ci/run runs
+# this beside scripts/test.sh's install of the same checkout.
+mkdir "$work/src"
+tar -cf - --exclude=./.git --exclude=./.venv --exclude=./build --exclude='./*.egg-info' . | tar -xf - -C "$work/src"
 "$PYTHON" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check .
-rm -rf build
+"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$work/src"
 export CI_RISK_HOME="$work/home" GIT_CONFIG_GLOBAL="$work/gitconfig" GIT_CONFIG_NOSYSTEM=1
 git config --file "$work/gitconfig" user.name "Oldest Python"
 git config --file "$work/gitconfig" user.email "oldest@example.com"

@@ -428,8 +428,7 @@ def test_scheduled_retrain_examples_publish_a_signed_model_the_gates_can_pull(
     hashing = {"CI_RISK_HASH_AUTHORS": "true", "CI_RISK_HASH_AUTHORS_KEY": HASH_KEY}
     for name, seed in (("alpha", 3), ("beta", 9)):  # two of the team's repositories, their CI outcomes recorded
         project = make_repo(tmp_path / name)
-        project.commit({"NAME": f"{name}\n"}, "root")
-        labels = grow_history(project, commits=40, seed=seed)
+        labels = grow_history(project, commits=40, seed=seed, root=f"{name}\n")
         csv = tmp_path / f"{name}.csv"
         rows = [
             f"{sha},{'failed' if label else 'passed'},main,{1_600_000_000 + i * 3600},600"

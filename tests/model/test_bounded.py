@@ -21,8 +21,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 def record_history(repo: Repo, csv: Path, commits: int, seed: int, start: int, duration: int) -> None:
     """Simulated CI outcomes of a real history, imported by the real command (features computed by ci-risk)."""
-    repo.commit({"NAME": f"{seed}\n"}, "root: one per repository")  # else two repositories would be one
-    labels = grow_history(repo, commits=commits, seed=seed)
+    labels = grow_history(repo, commits=commits, seed=seed, root=f"{seed}\n")  # else two repositories would be one
     rows = ["commit,status,branch,started_at,duration_s"]
     for i, (sha, label) in enumerate(labels.items()):
         branch = "main" if i % 3 else "feature"

@@ -41,8 +41,7 @@ def test_concurrent_runners_lose_nothing_and_the_retrain_reads_them_all_and_publ
         repos = []
         for name, seed in (("alpha", 3), ("beta", 8)):
             repo = make_repo(tmp_path / name)
-            repo.commit({"NAME": name + "\n"}, "root")
-            labels = list(grow_history(repo, commits=48, seed=seed).items())
+            labels = list(grow_history(repo, commits=48, seed=seed, root=name + "\n").items())
             repos.append((repo, labels))
         procs = [
             runner(repo.path, url, labels[k::RUNNERS], f"{repo.path.name}-runner{k}")
@@ -141,9 +140,15 @@ def test_a_published_model_that_fails_verification_stops_the_job_and_is_not_over
     victim.write_bytes(victim.read_bytes().replace(b'"warn":0.3', b'"warn":0.9'))  # the artifact altered in place
     with fresh_schema() as url:
         repo = make_repo(tmp_path / "alpha")
-        repo.commit({"NAME": "alpha\n"}, "root")
-        labels = list(grow_history(repo, commits=40, seed=3).items())
-        assert runner(repo.path, url, labels, "ci").wait(timeout=600) == 0
+        labels = grow_history(repo, commits=40, seed=3, root="alpha\n")
+        # The builds in one import (the runners' many processes are the test above's subject).
+        csv = tmp_path / "outcomes.csv"
+        rows = [f"{sha},{'failed' if label else 'passed'},main" for sha, label in labels.items()]
+        csv.write_text("commit,status,branch\n" + "\n".join(rows) + "\n")
+        imported = subprocess.run(
+            [CI_RISK, "import", str(csv), "--format", "csv", "--db", url], cwd=repo.path, capture_output=True, text=True
+        )
+        assert imported.returncode == 0, imported.stderr
         done = subprocess.run(
             [CI_RISK, "retrain", "--all-repos", "--db", url, "--publish", str(dest)],
             cwd=tmp_path,

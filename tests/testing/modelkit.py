@@ -21,9 +21,19 @@ MAINTAINERS = ["Ada Maintainer <ada@example.com>", "Bo Maintainer <bo@example.co
 NEWCOMERS = [f"New Person{i} <new{i}@example.com>" for i in range(8)]
 
 
-def grow_history(repo: Repo, commits: int = 80, seed: int = 7) -> dict[str, int]:
-    """Commit a mixed history; return the simulated CI outcome (1 = failed) per commit."""
-    return built_once(repo, f"grow_history({commits}, {seed})", lambda r: _grow_history(r, commits, seed))
+def grow_history(repo: Repo, commits: int = 80, seed: int = 7, root: str | None = None) -> dict[str, int]:
+    """Commit a mixed history; return the simulated CI outcome (1 = failed) per commit.
+
+    `root`: first commit a NAME file holding it, so that repositories grown alike have roots of their own (a store
+    tells repositories apart by their root commit). The root commit has no outcome.
+    """
+
+    def build(r: Repo) -> dict[str, int]:
+        if root is not None:
+            r.commit({"NAME": root}, "root")
+        return _grow_history(r, commits, seed)
+
+    return built_once(repo, f"grow_history({commits}, {seed}, root={root!r})", build)
 
 
 def _grow_history(repo: Repo, commits: int, seed: int) -> dict[str, int]:

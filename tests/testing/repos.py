@@ -54,14 +54,20 @@ class Repo:
         for name, content in files.items():
             target = self.path / name
             if content is None:
-                self.git("rm", "-q", "--", name)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, bytes):
                 target.write_bytes(content)
             else:
                 target.write_text(content, encoding="utf-8")
-            self.git("add", "--", name)
+        # One `git rm` and one `git add` per commit, not one per file: histories of a hundred commits and more
+        # are built this way all over the suite (and again in every mutant run).
+        removed = [name for name, content in files.items() if content is None]
+        added = [name for name, content in files.items() if content is not None]
+        if removed:
+            self.git("rm", "-q", "--", *removed)
+        if added:
+            self.git("add", "--", *added)
         self.clock = at if at is not None else self.clock + 3600
         name, _, email = author.partition(" <")
         date = f"{self.clock} +0000"

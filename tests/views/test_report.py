@@ -161,9 +161,8 @@ def test_the_report_opens_with_the_backtest_answer_and_names_everything_for_peop
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    backtest = json.loads(cli("backtest", "--format", "json"))
     predictions = tmp_path / "predictions.csv"
-    cli("backtest", "--predictions", str(predictions))
+    backtest = json.loads(cli("backtest", "--format", "json", "--predictions", str(predictions)))
     failures = sum(int(row.split(",")[3]) for row in predictions.read_text().splitlines()[1:])
     cli("report", "--out", str(tmp_path / "out"), "--html")
     page = (tmp_path / "out" / "report.html").read_text()
