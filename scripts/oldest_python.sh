@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Installed from a copy: pip builds a project in its own directory (build/, *.egg-info), and .ci/run runs
-# this beside scripts/test.sh's install of the same checkout.
+# this beside scripts/test.sh's install of the same checkout. The copy holds the tracked files only: the
+# checkout's top directory gains .venv, build/ and caches meanwhile, and tar fails on a directory that
+# changes while it reads it ("file changed as we read it" failed a CI run).
 mkdir "$work/src"
-tar -cf - --exclude=./.git --exclude=./.venv --exclude=./build --exclude='./*.egg-info' . | tar -xf - -C "$work/src"
+git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$work/src"
 "$PYTHON" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$work/src"
 export CI_RISK_HOME="$work/home" GIT_CONFIG_GLOBAL="$work/gitconfig" GIT_CONFIG_NOSYSTEM=1
