@@ -260,7 +260,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "the organisation model would learn from builds still running when the predicted one started",
         "ci_risk_hook/model/bounded.py",
         (("int(pending[5] or 0) < start:", "int(pending[5] or 0) <= start + 3600:"),),
-        ("tests/model/test_bounded.py",),
+        ("tests/model/test_bounded.py::test_bounded_reading_gives_the_in_memory_rows_when_everything_fits",),
     ),
     Mutant(
         "pull-trusts-the-manifests-own-key",
