@@ -20,7 +20,7 @@ from ci_risk_hook.features.extract import FEATURE_NAMES
 from ci_risk_hook.model.backtest import backtest
 from ci_risk_hook.model.dataset import Table, ci_table, szz_table
 from ci_risk_hook.outcomes.store import open_store
-from testing.modelkit import grow_history
+from testing.modelkit import imported_history
 from testing.repos import Repo, lines
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -32,14 +32,9 @@ DURATION = 3 * INTERVAL  # each build still runs while the next two start
 @pytest.fixture
 def overlapping(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     """120 commits whose simulated CI builds overlap: three run at any time."""
-    outcomes = grow_history(repo, commits=120, seed=11)
-    rows = ["commit,status,branch,started_at,duration_s"]
-    for i, (sha, label) in enumerate(outcomes.items()):
-        rows.append(f"{sha},{'failed' if label else 'passed'},main,{1_600_000_000 + i * INTERVAL},{DURATION}")
-    (tmp_path / "outcomes.csv").write_text("\n".join(rows) + "\n")
+    imported_history(repo, tmp_path / "history.sqlite", commits=120, seed=11, interval=INTERVAL, duration=DURATION)
     monkeypatch.setenv("CI_RISK_DB", str(tmp_path / "history.sqlite"))
     monkeypatch.chdir(repo.path)
-    assert cli.main(["import", str(tmp_path / "outcomes.csv"), "--format", "csv"]) == 0
     return repo
 
 

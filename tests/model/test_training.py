@@ -16,7 +16,7 @@ from ci_risk_hook.model.dataset import DEMO_FEATURES, Table, ci_table
 from ci_risk_hook.model.scoring import PortableModel
 from ci_risk_hook.model.training import CANDIDATES, TrainError, export, fit, train
 from ci_risk_hook.outcomes.store import open_store
-from testing.modelkit import grow_history
+from testing.modelkit import imported_history
 from testing.repos import Repo
 from testing.wording import raw_metric_ids
 
@@ -157,14 +157,9 @@ def test_parrot_deferral_is_the_expected_share_at_ninety_percent_recall() -> Non
 @pytest.fixture
 def recorded(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
     """A repository with 120 commits whose simulated CI outcomes are recorded in the store."""
-    labels = grow_history(repo, commits=120, seed=11)
-    rows = ["commit,status,branch,started_at,duration_s"]
-    for i, (sha, label) in enumerate(labels.items()):
-        rows.append(f"{sha},{'failed' if label else 'passed'},main,{1_600_000_000 + i * 7200},600")
-    (tmp_path / "outcomes.csv").write_text("\n".join(rows) + "\n")
+    imported_history(repo, tmp_path / "history.sqlite", commits=120, seed=11, interval=7200, duration=600)
     monkeypatch.setenv("CI_RISK_DB", str(tmp_path / "history.sqlite"))
     monkeypatch.chdir(repo.path)
-    assert cli.main(["import", str(tmp_path / "outcomes.csv"), "--format", "csv"]) == 0
     return repo
 
 

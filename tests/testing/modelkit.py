@@ -9,7 +9,9 @@ portable artifact. Tests then pick thresholds around its actual score.
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 from pathlib import Path
 
 from ci_risk_hook.features.analysis import analyze
@@ -34,6 +36,39 @@ def grow_history(repo: Repo, commits: int = 80, seed: int = 7, root: str | None 
         return _grow_history(r, commits, seed)
 
     return built_once(repo, f"grow_history({commits}, {seed}, root={root!r})", build)
+
+
+def imported_history(repo: Repo, store: Path, commits: int, seed: int, interval: int, duration: int) -> dict[str, int]:
+    """grow_history's commits with their simulated CI outcomes imported into a new SQLite store by `ci-risk import`.
+
+    Build i starts `i * interval` seconds after the first and runs `duration` seconds. The import runs once per
+    process; each test gets a copy of the repository (its .git/ci-risk included) and of the store, and the
+    repository's store pointer names the copy.
+    """
+    from ci_risk_hook.cli import main as cli
+    from ci_risk_hook.outcomes.store import remember
+
+    def build(r: Repo) -> tuple[dict[str, int], str]:
+        labels = grow_history(r, commits=commits, seed=seed)
+        csv = r.path.parent / "outcomes.csv"
+        rows = [
+            f"{sha},{'failed' if label else 'passed'},main,{1_600_000_000 + i * interval},{duration}"
+            for i, (sha, label) in enumerate(labels.items())
+        ]
+        csv.write_text("commit,status,branch,started_at,duration_s\n" + "\n".join(rows) + "\n")
+        db = r.path.parent / "history.sqlite"
+        here = os.getcwd()
+        os.chdir(r.path)
+        try:
+            assert cli.main(["import", str(csv), "--format", "csv", "--db", str(db)]) == 0
+        finally:
+            os.chdir(here)
+        return labels, str(db)
+
+    labels, built = built_once(repo, f"imported_history({commits}, {seed}, {interval}, {duration})", build)
+    shutil.copyfile(built, store)
+    remember(str(repo.path / ".git"), str(store))
+    return labels
 
 
 def _grow_history(repo: Repo, commits: int, seed: int) -> dict[str, int]:

@@ -120,7 +120,8 @@ def built_once(repo: Repo, key: str, build: Callable[[Repo], Built]) -> Built:
     if repo.git("rev-parse", "-q", "--verify", "HEAD", check=False):
         return build(repo)
     if key not in _templates:
-        template = make_repo(_template_root() / str(len(_templates)))
+        # Named as the repository is (a store names a repository after its directory); builds may nest.
+        template = make_repo(Path(tempfile.mkdtemp(dir=_template_root())) / repo.path.name)
         result = build(template)
         _templates[key] = (template.path, template.clock, result)
     source, clock, result = _templates[key]
