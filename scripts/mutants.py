@@ -302,6 +302,17 @@ MUTANTS: tuple[Mutant, ...] = (
         (("        if recall < target_recall:", "        if False:"),),
         ("tests/outcomes/test_monitor.py::test_drift_fires_on_a_planted_run_of_missed_failures_and_not_before",),
     ),
+    Mutant(
+        "partial-clone-lazy-fetch",
+        "on a git before 2.44, a push in a partial clone downloads old blobs, or waits on a remote that is down",
+        "ci_risk_hook/git/repo.py",
+        (('        env["GIT_ALLOW_PROTOCOL"] = ""\n', ""),),
+        (
+            "tests/git/test_partial_clone.py::test_check_fetches_nothing_even_on_a_git_that_ignores_no_lazy_fetch",
+            "tests/git/test_partial_clone.py::test_the_promisor_remote_is_never_contacted",
+        ),
+        installed=True,
+    ),
 )
 
 

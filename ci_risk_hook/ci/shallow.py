@@ -66,7 +66,7 @@ class Fetcher:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=git._git_env(),
+            env=git._git_env(network=True),
             start_new_session=True,  # its helpers (ssh, remote-https, upload-pack) are stopped with it
         )
         try:

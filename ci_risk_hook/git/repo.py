@@ -61,6 +61,7 @@ _MISSING_OBJECT_MARKERS = (
     "not a valid object",
     "could not read",
     "missing tree",
+    "from promisor remote",  # "could not fetch <sha> from promisor remote": a partial clone's missing object
 )
 
 
@@ -110,12 +111,24 @@ class Commit:
         return [] if self.is_merge else self.files
 
 
-def _git_env() -> dict[str, str]:
+def _git_env(network: bool = False) -> dict[str, str]:
+    """The environment of ci-risk's git processes: local objects only, unless `network` (a deliberate fetch).
+
+    In a partial clone (`git clone --filter=...`), reading a missing blob or
+    tree makes git fetch it from the promisor remote, one fetch per commit's
+    diff: a history walk downloaded every missing blob in dozens of fetches,
+    and an unreachable remote held a push for as long as each fetch took to
+    time out. GIT_NO_LAZY_FETCH forbids that, but only from git 2.44 (and
+    the security releases 2.39.4, 2.40.2, 2.41.1, 2.42.2, 2.43.4); an empty
+    GIT_ALLOW_PROTOCOL (git >= 2.12) allows no transport at all, so on any
+    git such a fetch fails at once and the object counts as missing
+    (`MissingObjectError`), as in a snapshot without large blobs.
+    """
     env = dict(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"
-    # A partial clone would otherwise try to fetch missing blobs over the
-    # network in the middle of a push (honoured by git >= 2.44).
     env["GIT_NO_LAZY_FETCH"] = "1"
+    if not network:
+        env["GIT_ALLOW_PROTOCOL"] = ""
     env.pop("GIT_PAGER", None)
     return env
 
@@ -129,11 +142,17 @@ def _first_error_line(stderr: bytes) -> str:
 
 
 def _raise_for(stderr: bytes, args: Sequence[str | bytes]) -> None:
-    message = _first_error_line(stderr)
-    lowered = message.lower()
-    if any(marker in lowered for marker in _MISSING_OBJECT_MARKERS):
-        raise MissingObjectError(message)
-    raise GitError(f"git {os.fsdecode(args[0]) if args else ''}: {message}")
+    """GitError with git's first line; MissingObjectError when any line says an object is absent.
+
+    Any line, not the first: in a partial clone git first warns that lazy
+    fetching is disabled, or that no transport is allowed (`_git_env`), and
+    only then says which object it could not read.
+    """
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        lowered = line.lower()
+        if any(marker in lowered for marker in _MISSING_OBJECT_MARKERS):
+            raise MissingObjectError(line.strip())
+    raise GitError(f"git {os.fsdecode(args[0]) if args else ''}: {_first_error_line(stderr)}")
 
 
 def run(args: Sequence[str | bytes], cwd: str | os.PathLike[str] | None = None, *, stdin: bytes | None = None) -> bytes:

@@ -1,0 +1,104 @@
+"""Partial clones (`git clone --filter=blob:none`, `--filter=tree:0`): ci-risk reads the objects that are here.
+
+Reading a missing object makes git fetch it from the promisor remote, one fetch per commit's diff. Measured on a
+300-commit history over `file://`, before the fix: a history walk on a git that ignores GIT_NO_LAZY_FETCH (every
+git before 2.44 but its security releases) downloaded all 146 missing blobs in 46 fetches, and a remote that did
+not answer (an ssh command sleeping 15 s) held `ci-risk check` 90 s; on git 2.39.5, which honours it, `backfill`
+stopped at git's warning ("lazy fetching disabled"), taken for its error.
+
+An "older git" here is the real one behind a `git` on PATH that unsets GIT_NO_LAZY_FETCH.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testing.repos import Repo, lines
+
+BIN = Path(sys.executable).parent
+CI_RISK = str(BIN / "ci-risk")
+
+
+def partial_clone(upstream: Repo, tmp_path: Path, filter_spec: str = "blob:none") -> Repo:
+    """A clone of `upstream` through a bare remote that serves filters, as a forge does."""
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(upstream.path), str(bare)], check=True)
+    subprocess.run(["git", "-C", str(bare), "config", "uploadpack.allowFilter", "true"], check=True)
+    clone = tmp_path / "partial"
+    subprocess.run(["git", "clone", "-q", f"--filter={filter_spec}", f"file://{bare}", str(clone)], check=True)
+    return Repo(clone)
+
+
+def missing_objects(repo: Repo) -> int:
+    """Objects the clone's history names but does not hold (listing them fetches nothing)."""
+    listed = repo.git("rev-list", "--objects", "--all", "--missing=print", env={"GIT_NO_LAZY_FETCH": "1"})
+    return sum(1 for line in listed.splitlines() if line.startswith("?"))
+
+
+@pytest.fixture
+def older_git(tmp_path: Path) -> dict[str, str]:
+    """The environment of a git that does not know GIT_NO_LAZY_FETCH (git < 2.44): a `git` first on PATH."""
+    shim = tmp_path / "older-git"
+    shim.mkdir()
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True, check=True).stdout.strip()
+    (shim / "git").write_text(f'#!/bin/sh\nunset GIT_NO_LAZY_FETCH\nexec {real} "$@"\n')
+    (shim / "git").chmod(0o755)
+    return {"PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.fixture
+def blobless(history_repo: Repo, tmp_path: Path) -> Repo:
+    """A blobless clone with one commit of its own: older versions of src/app.py are not here."""
+    clone = partial_clone(history_repo, tmp_path)
+    clone.clock = history_repo.clock
+    clone.commit({"src/app.py": lines(58)}, "extend app", author="Maintainer <maint@example.com>")
+    assert missing_objects(clone) > 0
+    return clone
+
+
+def ci_risk(repo: Repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CI_RISK, *args], cwd=repo.path, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+
+
+def test_check_fetches_nothing_even_on_a_git_that_ignores_no_lazy_fetch(
+    blobless: Repo, older_git: dict[str, str]
+) -> None:
+    missing = missing_objects(blobless)
+    proc = ci_risk(blobless, "check", "--from", "HEAD~1", env=older_git)
+    assert proc.returncode == 0, proc.stderr
+    assert missing_objects(blobless) == missing
+    # The shim's git does fetch lazily: the check above is not vacuous.
+    subprocess.run(["git", "log", "-p"], cwd=blobless.path, capture_output=True, env={**os.environ, **older_git})
+    assert missing_objects(blobless) < missing
+
+
+def test_the_promisor_remote_is_never_contacted(blobless: Repo, older_git: dict[str, str], tmp_path: Path) -> None:
+    """A remote that does not answer (an unreachable host, a VPN that is down) held the push for each fetch's
+    time-out; ci-risk must not start a fetch at all."""
+    contacted = tmp_path / "contacted"
+    ssh = tmp_path / "ssh"
+    ssh.write_text(f'#!/bin/sh\necho "$@" >> {contacted}\nexit 255\n')
+    ssh.chmod(0o755)
+    blobless.git("config", "remote.origin.url", "ssh://git.example.invalid/project.git")
+    blobless.git("config", "core.sshCommand", str(ssh))
+    for command in (["check", "--from", "HEAD~1"], ["backfill", "--no-szz"]):
+        proc = ci_risk(blobless, *command, env=older_git)
+        assert proc.returncode == 0, (command, proc.stderr)
+    assert not contacted.exists(), contacted.read_text()
+
+
+def test_backfill_on_a_partial_clone_computes_what_is_here(blobless: Repo) -> None:
+    """git 2.39.5 prints "warning: lazy fetching disabled" before saying which object it lacks: taken for the
+    error itself, it stopped backfill (exit 1) instead of leaving those commits' line counts unknown."""
+    missing = missing_objects(blobless)
+    proc = ci_risk(blobless, "backfill", "--no-szz")
+    assert proc.returncode == 0, proc.stderr
+    assert "7 commits read, features stored for 7 new" in proc.stdout
+    assert missing_objects(blobless) == missing
