@@ -303,6 +303,27 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/outcomes/test_monitor.py::test_drift_fires_on_a_planted_run_of_missed_failures_and_not_before",),
     ),
     Mutant(
+        "index-counts-unreadable-lines-as-zero",
+        "in a partial clone every file's size (LT) is 0, a made-up number instead of unknown",
+        "ci_risk_hook/features/history_index.py",
+        (
+            (
+                "added, deleted = (UNKNOWN_LINES, UNKNOWN_LINES) if c.lines_unknown else (f.added, f.deleted)",
+                "added, deleted = f.added, f.deleted",
+            ),
+        ),
+        (
+            "tests/git/test_partial_clone.py::test_a_partial_clone_scores_with_every_history_feature_but_the_unreadable_size",
+        ),
+    ),
+    Mutant(
+        "backfill-counts-unreadable-lines-as-zero",
+        "training rows from a partial clone with sizes (LT) the hook would call unknown",
+        "ci_risk_hook/mining/backfill.py",
+        (("            if commit.lines_unknown:\n                state.lines_known = False\n", ""),),
+        ("tests/git/test_partial_clone.py::test_backfill_on_a_partial_clone_answers_as_the_index_does",),
+    ),
+    Mutant(
         "partial-clone-lazy-fetch",
         "on a git before 2.44, a push in a partial clone downloads old blobs, or waits on a remote that is down",
         "ci_risk_hook/git/repo.py",

@@ -148,6 +148,11 @@ def backfill(
             f"ci-risk: {stats.commits_seen:,} commits read, features stored for {stats.commits_added:,} new "
             f"({stats.commits_seen / max(stats.seconds, 1e-9):,.0f} commits/s)"
         )
+        if stats.lines_unknown:
+            click.echo(
+                f"ci-risk: {stats.lines_unknown:,} of these commits' file contents are missing from this clone "
+                "(a partial or damaged clone): their line counts, and the sizes (LT) that depend on them, are unknown"
+            )
         builds = _build_features(target)
         click.echo(f"ci-risk: features computed for {builds:,} recorded builds")
         _print_labels(

@@ -215,8 +215,6 @@ def extract(
                 agg.deleted += change.deleted or 0
     if partial_commits:
         notes.append(f"{partial_commits} commit(s) at the shallow-clone boundary: their changes are unknown")
-    if not lines_known:
-        notes.append("some file contents are missing from this clone: line counts are unknown")
 
     n_known = len(commits) - partial_commits
     values["n_commits"] = float(len(commits))
@@ -253,10 +251,18 @@ def extract(
 
     tip = commits[0]
     facts.author_email = tip.author_email
+    sizes_known = True
     if index is not None and history_known and n_known:
-        _history_features(values, facts, commits, files, origins, index, limits, notes)
+        sizes_known = _history_features(values, facts, commits, files, origins, index, limits, notes)
     elif not history_known:
         notes.append("history features unknown: shallow clone (run `git fetch --unshallow` for full history)")
+    # One line for whatever could not be read (a partial clone's missing blobs, a damaged clone).
+    if not lines_known and not sizes_known:
+        notes.append("some file contents are missing from this clone: line counts and LT are unknown")
+    elif not lines_known:
+        notes.append("some file contents are missing from this clone: line counts are unknown")
+    elif not sizes_known:
+        notes.append("earlier file contents are missing from this clone: LT (the changed files' size) is unknown")
     return FeatureResult(values, facts, [c.sha for c in commits], notes)
 
 
@@ -269,7 +275,8 @@ def _history_features(
     index: HistorySource,
     limits: Limits,
     notes: list[str],
-) -> None:
+) -> bool:
+    """Fill the history features; False when the changed files' earlier line counts were not all readable."""
     before = min(c.time for c in commits)
     paths = list(files)
     if len(paths) > limits.max_history_files:
@@ -289,7 +296,9 @@ def _history_features(
     else:
         values["file_age_days"] = 0.0
         values["days_since_file_change"] = 0.0
-    values["lt"] = float(sum(h.lines for h in histories.values()))
+    sizes = [h.lines for h in histories.values()]
+    known_sizes = [size for size in sizes if size is not None]
+    values["lt"] = float(sum(known_sizes)) if len(known_sizes) == len(sizes) else None
     nuc, ndev = index.distinct_prior([n for n in names if n in by_name], before)
     values["nuc"] = float(nuc)
     values["ndev"] = float(ndev)
@@ -299,6 +308,7 @@ def _history_features(
     values["author_sexp"] = float(author.subsystem_commits)
     values["author_first_commit"] = 1.0 if author.commits == 0 else 0.0
     values["author_tenure_days"] = 0.0 if author.first_time is None else (before - author.first_time) / DAY
+    return values["lt"] is not None
 
 
 STORE_FEATURES = tuple(f.name for f in SCHEMA if f.group == "history_store")

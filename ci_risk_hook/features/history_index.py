@@ -50,6 +50,10 @@ _SQL_CHUNK = 500
 _WALK_TARGETS = "walk_targets"
 _WALK_FROM_ID = "walk_from_id"
 _IDENTITIES = "mailmap"  # the fingerprint of the .mailmap the authors were read through
+# A change whose line counts could not be read (its blobs are not in this clone: `git.Commit.lines_unknown`)
+# is stored with this in `added` and `deleted`; a binary file's change has NULL in both. Its net lines are 0
+# either way, as an older ci-risk reading the same file computes them.
+UNKNOWN_LINES = -1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,7 +110,9 @@ class FileHistory(NamedTuple):
     first_time: int
     last_time: int
     changes: int
-    lines: int  # net lines added over its history: its size, for text files
+    # Net lines added over its history: its size, for text files. None when a change's line counts were
+    # not readable (a partial clone's missing blobs): a size made of the readable changes only would be wrong.
+    lines: int | None
 
 
 YEAR = 31_557_600  # seconds in a year of 365.25 days
@@ -448,7 +454,8 @@ class HistoryIndex:
                 cid = commit_ids[c.sha]
                 aid = authors[c.author_email]
                 for f in c.history_files():
-                    change_rows.append((paths[f.path], c.time, cid, aid, f.added, f.deleted))
+                    added, deleted = (UNKNOWN_LINES, UNKNOWN_LINES) if c.lines_unknown else (f.added, f.deleted)
+                    change_rows.append((paths[f.path], c.time, cid, aid, added, deleted))
                     if f.old_path is not None:
                         rename_rows.append((paths[f.path], c.time, cid, paths[f.old_path]))
                 for sub in {subsystem_of(f.path) for f in c.history_files()}:
@@ -467,34 +474,37 @@ class HistoryIndex:
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
                 f"""SELECT p.path, MIN(c.time), MAX(c.time), COUNT(*),
-                           SUM(COALESCE(c.added, 0) - COALESCE(c.deleted, 0))
+                           SUM(COALESCE(c.added, 0) - COALESCE(c.deleted, 0)), MIN(c.added) = {UNKNOWN_LINES}
                     FROM paths p JOIN changes c ON c.path_id = p.id AND c.time < ?
                     WHERE p.path IN ({marks}) GROUP BY p.path""",
                 [before, *chunk],
             )
-            for path, first, last, count, lines in rows:
-                result[path] = FileHistory(path, int(first), int(last), int(count), int(lines or 0))
+            for path, first, last, count, lines, unknown in rows:
+                size = None if unknown else int(lines or 0)
+                result[path] = FileHistory(path, int(first), int(last), int(count), size)
         for path, earlier in self._earlier_names(paths, before).items():
             for path_id, until in earlier:
-                first, last, count, lines = self.db.execute(
-                    """SELECT MIN(time), MAX(time), COUNT(*), SUM(COALESCE(added, 0) - COALESCE(deleted, 0))
+                first, last, count, lines, unknown = self.db.execute(
+                    f"""SELECT MIN(time), MAX(time), COUNT(*), SUM(COALESCE(added, 0) - COALESCE(deleted, 0)),
+                              MIN(added) = {UNKNOWN_LINES}
                        FROM changes WHERE path_id = ? AND time < ?""",
                     (path_id, until),
                 ).fetchone()
                 if not count:
                     continue
+                size = None if unknown else int(lines or 0)
                 own = result.get(path)
                 if own is None:
-                    result[path] = FileHistory(path, int(first), int(last), int(count), int(lines or 0))
+                    result[path] = FileHistory(path, int(first), int(last), int(count), size)
                 else:
                     result[path] = FileHistory(
                         path,
                         min(own.first_time, int(first)),
                         max(own.last_time, int(last)),
                         own.changes + int(count),
-                        own.lines + int(lines or 0),
+                        None if own.lines is None or size is None else own.lines + size,
                     )
-        return {path: h._replace(lines=max(0, h.lines)) for path, h in result.items()}
+        return {path: h if h.lines is None else h._replace(lines=max(0, h.lines)) for path, h in result.items()}
 
     def _earlier_names(self, paths: Sequence[str], before: int) -> dict[str, list[tuple[int, int]]]:
         """For each renamed file, (path id, until) of its earlier names: what was changed under them before the rename.

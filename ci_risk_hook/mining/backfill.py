@@ -26,23 +26,25 @@ _WRITE_BATCH = 1000
 
 
 class _File:
-    __slots__ = ("first", "last", "lines", "commits", "authors")
+    __slots__ = ("first", "last", "lines", "lines_known", "commits", "authors")
 
     def __init__(self, t: int) -> None:
         self.first = t
         self.last = t
         self.lines = 0
+        self.lines_known = True  # False once a change's line counts were unreadable (the index's UNKNOWN_LINES)
         self.commits: set[int] = set()
         self.authors: set[str] = set()
 
     def merged_into(self, other: _File | None) -> _File:
         """A new state holding this history and `other`'s (the file a rename lands on, if it had one)."""
         merged = _File(self.first)
-        merged.last, merged.lines = self.last, self.lines
+        merged.last, merged.lines, merged.lines_known = self.last, self.lines, self.lines_known
         merged.commits, merged.authors = set(self.commits), set(self.authors)
         if other is not None:
             merged.first, merged.last = min(merged.first, other.first), max(merged.last, other.last)
             merged.lines += other.lines
+            merged.lines_known = merged.lines_known and other.lines_known
             merged.commits |= other.commits
             merged.authors |= other.authors
         return merged
@@ -93,6 +95,8 @@ class StreamingHistory:
             if t > state.last:
                 state.last = t
             state.lines += (change.added or 0) - (change.deleted or 0)
+            if commit.lines_unknown:
+                state.lines_known = False
             state.commits.add(cid)
             state.authors.add(commit.author_email)
 
@@ -101,7 +105,8 @@ class StreamingHistory:
         for path in paths:
             state = self.files.get(path)
             if state is not None:
-                result[path] = FileHistory(path, state.first, state.last, len(state.commits), max(0, state.lines))
+                lines = max(0, state.lines) if state.lines_known else None
+                result[path] = FileHistory(path, state.first, state.last, len(state.commits), lines)
         return result
 
     def distinct_prior(self, paths: Sequence[str], before: int) -> tuple[int, int]:
@@ -147,6 +152,7 @@ class BackfillStats(NamedTuple):
     commits_seen: int
     commits_added: int
     seconds: float
+    lines_unknown: int = 0  # commits read whose line counts were unreadable (blobs missing: a partial clone)
 
 
 def backfill_commits(
@@ -170,9 +176,10 @@ def backfill_commits(
     history = StreamingHistory()
     limits = Limits()
     pending: list[tuple[str, int, str | None, str, dict[str, float | None]]] = []
-    seen = added = 0
+    seen = added = unknown = 0
     for commit in git.iter_commits([*rev_args], cwd, extra=("--reverse", "--topo-order")):
         seen += 1
+        unknown += commit.lines_unknown
         wanted = (
             commit.sha not in known
             and (since is None or commit.time >= since)
@@ -192,4 +199,4 @@ def backfill_commits(
         store.add_commit_features(repo_id, pending)
     if progress is not None:
         progress(seen)
-    return BackfillStats(seen, added, time.monotonic() - started)
+    return BackfillStats(seen, added, time.monotonic() - started, unknown)

@@ -18,6 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from ci_risk_hook.features.analysis import analyze
+from ci_risk_hook.features.extract import Limits
+from ci_risk_hook.git import repo as git
+from ci_risk_hook.git.ranges import PushRange
+from ci_risk_hook.mining.backfill import backfill_commits
+from ci_risk_hook.outcomes.store import open_store
 from testing.repos import Repo, lines
 
 BIN = Path(sys.executable).parent
@@ -101,4 +107,45 @@ def test_backfill_on_a_partial_clone_computes_what_is_here(blobless: Repo) -> No
     proc = ci_risk(blobless, "backfill", "--no-szz")
     assert proc.returncode == 0, proc.stderr
     assert "7 commits read, features stored for 7 new" in proc.stdout
+    # Said once: all but the clone's own commit lack a blob of an earlier version.
+    said = [line for line in proc.stdout.splitlines() if "missing" in line]
+    assert said == [
+        "ci-risk: 6 of these commits' file contents are missing from this clone (a partial or damaged clone): "
+        "their line counts, and the sizes (LT) that depend on them, are unknown"
+    ]
     assert missing_objects(blobless) == missing
+
+
+def push_features(repo: Repo, tip: str = "HEAD") -> tuple[dict[str, float | None], list[str]]:
+    sha = repo.git("rev-parse", tip)
+    push = PushRange(tip=sha, exclude=tuple(repo.git("rev-parse", f"{sha}^@").split()[:1]))
+    result = analyze(push, git.repo_info(str(repo.path)), Limits(), cwd=str(repo.path))
+    return result.values, result.notes
+
+
+def test_a_partial_clone_scores_with_every_history_feature_but_the_unreadable_size(
+    history_repo: Repo, blobless: Repo
+) -> None:
+    """The earlier versions of src/app.py are not here: its size before the push (LT) is unknown, and said in
+    one line. It was 0 (the unreadable changes counted as no lines), silently; the rest is as in a full clone."""
+    history_repo.clock = blobless.clock - 3600
+    history_repo.commit({"src/app.py": lines(58)}, "extend app", author="Maintainer <maint@example.com>")
+    full, _ = push_features(history_repo)
+    assert full["lt"] == 55 and full["nuc"] == 6  # the fixture's own numbers: the comparison below is not vacuous
+    partial, notes = push_features(blobless)
+    assert partial["lt"] is None
+    assert {k: v for k, v in partial.items() if k != "lt"} == {k: v for k, v in full.items() if k != "lt"}
+    missing = [note for note in notes if "missing" in note]
+    assert missing == ["earlier file contents are missing from this clone: LT (the changed files' size) is unknown"]
+
+
+def test_backfill_on_a_partial_clone_answers_as_the_index_does(blobless: Repo, tmp_path: Path) -> None:
+    """Training-serving skew: backfill's streaming history must not count unreadable changes as 0 lines either."""
+    store = open_store(str(tmp_path / "h.sqlite"))
+    repo_id = store.repository_id(blobless.git("rev-list", "--max-parents=0", "HEAD"))
+    backfill_commits(store, repo_id, cwd=str(blobless.path))
+    stored = {sha: values for sha, _, _, values in store.commit_features(repo_id)}
+    store.close()
+    for sha in blobless.git("rev-list", "HEAD").split():
+        assert stored[sha] == push_features(blobless, sha)[0], sha
+    assert stored[blobless.head()]["lt"] is None
