@@ -303,6 +303,21 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/outcomes/test_monitor.py::test_drift_fires_on_a_planted_run_of_missed_failures_and_not_before",),
     ),
     Mutant(
+        "monitor-adds-a-repository",
+        "a reading command writes a repository row into a store that did not know it",
+        "ci_risk_hook/cli/views.py",
+        (
+            (
+                "        if repo_id is not None:\n            try:\n                moved = spool.move(",
+                "        if True:\n            try:\n                moved = spool.move(",
+            ),
+        ),
+        (
+            "tests/outcomes/test_reading_never_creates.py::"
+            "test_monitor_leaves_the_pending_predictions_of_an_unknown_repository_pending_and_adds_no_row",
+        ),
+    ),
+    Mutant(
         "index-counts-unreadable-lines-as-zero",
         "in a partial clone every file's size (LT) is 0, a made-up number instead of unknown",
         "ci_risk_hook/features/history_index.py",

@@ -121,14 +121,16 @@ def monitor(
 
     target = open_reading(db)
     try:
-        try:
-            # This clone's latest pushes: their predictions bring their repository in, as the next push would.
-            moved = spool.move(target.store, target.repo_id, target.root, target.info.common_dir)
-            for note in moved.notes:
-                click.echo(clean(f"ci-risk: warning: {note}"), err=True)
-        except StoreError as exc:
-            click.echo(f"ci-risk: warning: this clone's latest predictions stay pending: {exc}", err=True)
-        repo_id = target.store.find_repository(target.root) if target.repo_id is None else target.repo_id
+        repo_id = target.repo_id
+        # This clone's latest pushes: their predictions go in now. Only into a repository the store knows: a
+        # reading command adds none (the next push, `record` or `import` does, and moves them then).
+        if repo_id is not None:
+            try:
+                moved = spool.move(target.store, repo_id, target.root, target.info.common_dir)
+                for note in moved.notes:
+                    click.echo(clean(f"ci-risk: warning: {note}"), err=True)
+            except StoreError as exc:
+                click.echo(f"ci-risk: warning: this clone's latest predictions stay pending: {exc}", err=True)
         summary = (
             empty_summary(target_recall)
             if repo_id is None

@@ -170,3 +170,31 @@ def test_scoring_a_push_reads_an_empty_postgresql_database_without_creating_its_
         assert code == 0, (out, err)
         assert "build history unavailable" in out + err and NOT_THERE in out + err
         assert tables(url) == []
+
+
+def test_monitor_leaves_the_pending_predictions_of_an_unknown_repository_pending_and_adds_no_row(
+    project: Repo, other_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`monitor` moved this clone's pending predictions in, and added the repository row they needed: a reading
+    command wrote a repository into a store that did not know it. They stay pending for the next writer."""
+    from ci_risk_hook.outcomes import spool
+    from ci_risk_hook.outcomes.store import Prediction
+
+    git_dir = project.path / ".git"
+    row = Prediction(project.head(), None, "main", 0.5, "warn", "warn", "f" * 64, 0.3, 0.8, "hook", "", "a@b.c", 1)
+    spool.append(str(git_dir), [row])  # a push's own prediction, as the push leaves it
+    pending = (git_dir / "ci-risk" / "predictions-pending.jsonl").read_bytes()
+    code, out, err = run(["monitor", "--format", "json", "--db", other_store], capsys)
+    assert code == 0, (out, err)
+    assert '"predictions": 0' in out and "holds no history of this repository" in err
+    assert repositories(other_store) == ["f" * 40]
+    assert (git_dir / "ci-risk" / "predictions-pending.jsonl").read_bytes() == pending
+    # The next writer moves them in, into the repository it records.
+    assert run(["record", "--status", "pass", "--commit", "HEAD", "--db", other_store], capsys)[0] == 0
+    assert run(["monitor", "--format", "json", "--db", other_store], capsys)[0] == 0
+    assert not (git_dir / "ci-risk" / "predictions-pending.jsonl").exists()
+    store = open_store(other_store, create=False)
+    try:
+        assert [r[0] for r in store.execute("SELECT commit_sha FROM predictions").fetchall()] == [project.head()]
+    finally:
+        store.close()
