@@ -303,6 +303,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/outcomes/test_monitor.py::test_drift_fires_on_a_planted_run_of_missed_failures_and_not_before",),
     ),
     Mutant(
+        "shallow-built-index-trusted",
+        "after unshallowing, history features from the few commits a shallow clone had",
+        "ci_risk_hook/features/history_index.py",
+        (("                self._distrust_a_shallow_build(identities)\n", ""),),
+        ("tests/features/test_features.py::test_an_index_built_in_a_shallow_clone_is_rebuilt_once_the_clone_is_whole",),
+    ),
+    Mutant(
         "monitor-adds-a-repository",
         "a reading command writes a repository row into a store that did not know it",
         "ci_risk_hook/cli/views.py",

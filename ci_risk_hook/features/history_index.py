@@ -50,6 +50,9 @@ _SQL_CHUNK = 500
 _WALK_TARGETS = "walk_targets"
 _WALK_FROM_ID = "walk_from_id"
 _IDENTITIES = "mailmap"  # the fingerprint of the .mailmap the authors were read through
+# Set once the index's parentless commits were found to be roots of the repository, not a shallow clone's
+# boundary (`_distrust_a_shallow_build`).
+_WHOLE_HISTORY = "whole_history"
 # A change whose line counts could not be read (its blobs are not in this clone: `git.Commit.lines_unknown`)
 # is stored with this in `added` and `deleted`; a binary file's change has NULL in both. Its net lines are 0
 # either way, as an older ci-risk reading the same file computes them.
@@ -221,6 +224,7 @@ class HistoryIndex:
                 raise HistoryIndexError(f"history index {path} has schema {version}, expected {SCHEMA_VERSION}")
             else:
                 self._distrust_unfinished_first_build()
+                self._distrust_a_shallow_build(identities)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise _unusable(path, exc) from exc
 
@@ -235,12 +239,51 @@ class HistoryIndex:
         with self._transaction():
             version = self._meta("schema_version")
             if version in _OLDER_VERSIONS or (version == SCHEMA_VERSION and self._meta(_IDENTITIES) != identities):
-                for (table,) in self.db.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
-                ).fetchall():
-                    self.db.execute(f'DROP TABLE "{table}"')
+                self._drop_tables()
                 version = None
         return version
+
+    def _drop_tables(self) -> None:
+        """Empty the index (inside a transaction): every table goes, the schema is made again by the caller."""
+        for (table,) in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+        ).fetchall():
+            self.db.execute(f'DROP TABLE "{table}"')
+
+    def _distrust_a_shallow_build(self, identities: str) -> None:
+        """Rebuild an index whose parentless commits have parents in the repository: it was built in a shallow clone.
+
+        ci-risk 0.1.0 let `ci-risk index` build in a shallow clone: the boundary commits went in as
+        roots, and once the clone was unshallowed every walk added only commits newer than the index's
+        tips, so file ages, earlier commits and author experience came from the few commits of the
+        shallow clone, silently. Checked once per index, in a clone that is not shallow (where a
+        boundary commit still looks like a root); the check is then recorded (`_WHOLE_HISTORY`).
+        Under the write lock, so two processes never empty it twice.
+        """
+        if self._meta(_WHOLE_HISTORY) is not None:
+            return
+        if git.repo_info(self.cwd).is_shallow:
+            return  # history features are not used in a shallow clone: checked once it is whole
+        with self._transaction():
+            if self._meta(_WHOLE_HISTORY) is not None:
+                return
+            roots = [str(r[0]) for r in self.db.execute("SELECT sha FROM commits WHERE n_parents = 0")]
+            if not roots:
+                return  # nothing indexed yet, or a walk still to reach the first commit: checked next time
+            listed = git.run(
+                ["rev-list", "--no-walk=unsorted", "--parents", "--ignore-missing", "--stdin"],
+                self.cwd,
+                stdin=("\n".join(roots) + "\n").encode(),
+            )
+            if any(len(line.split()) > 1 for line in listed.decode("ascii").splitlines()):
+                self._drop_tables()
+                for statement in _SCHEMA.split(";"):  # not executescript: it would commit the transaction
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (SCHEMA_VERSION,))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_IDENTITIES, identities))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)", (_WHOLE_HISTORY, "1"))
 
     def _meta(self, key: str) -> str | None:
         try:

@@ -270,3 +270,48 @@ def test_index_refuses_a_shallow_clone_so_history_after_unshallowing_is_whole(
     subprocess.run(["git", "fetch", "-q", "--unshallow"], cwd=clone, check=True)
     assert run_cli(["index"], capsys)[0] == 0
     assert features_of(Repo(clone), "HEAD~1").values == features_of(history_repo, "HEAD~1").values
+
+
+def test_an_index_built_in_a_shallow_clone_is_rebuilt_once_the_clone_is_whole(
+    history_repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ci-risk 0.1.0's `ci-risk index` built in a shallow clone, and the index was trusted after `git fetch
+    --unshallow`: the boundary commit looked like the first commit, so file ages, earlier commits and author
+    experience came from two commits (nuc 1 instead of 6, author_exp 1 instead of 6, file age 1 h instead of 6 h).
+    """
+    import sqlite3
+
+    from ci_risk_hook import paths
+    from ci_risk_hook.features.history_index import build
+
+    history_repo.commit({"src/app.py": lines(90)}, "tip change", author="Maintainer <maint@example.com>")
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "2", f"file://{history_repo.path}", str(clone)], check=True)
+    monkeypatch.chdir(clone)
+    index = paths.index_file(git.repo_info(str(clone)).common_dir)
+    assert build(index, [Repo(clone).head()]) == (2, 2)  # what `ci-risk index` 0.1.0 did there
+    features_of(Repo(clone), "HEAD~1")  # still shallow: history unknown, and the index is not judged yet
+    subprocess.run(["git", "fetch", "-q", "--unshallow"], cwd=clone, check=True)
+    expected = features_of(history_repo, "HEAD~1").values
+    assert (expected["nuc"], expected["author_exp"]) == (6, 6)
+    assert features_of(Repo(clone), "HEAD~1").values == expected
+    with sqlite3.connect(index) as db:
+        assert db.execute("SELECT COUNT(*) FROM commits").fetchone() == (6,)  # the range's parent and its history
+
+
+def test_a_whole_index_is_checked_once_and_kept(history_repo: Repo) -> None:
+    """The check of an index's first commits runs once: a whole index is marked, never rebuilt."""
+    import sqlite3
+
+    from ci_risk_hook import paths
+
+    history_repo.commit({"src/app.py": lines(90)}, "tip change")
+    features_of(history_repo, "HEAD~1")  # builds the index
+    index = paths.index_file(git.repo_info(str(history_repo.path)).common_dir)
+    features_of(history_repo, "HEAD~1")  # opens it again: its first commit is a root here
+    with sqlite3.connect(index) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'whole_history'").fetchone() == ("1",)
+        db.execute("UPDATE commits SET n_parents = 0")  # were the check run again, this would be rebuilt
+    assert features_of(history_repo, "HEAD~1").values["nuc"] == 6
+    with sqlite3.connect(index) as db:
+        assert db.execute("SELECT COUNT(*), MAX(n_parents) FROM commits").fetchone() == (6, 0)
