@@ -346,6 +346,22 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/git/test_partial_clone.py::test_backfill_on_a_partial_clone_answers_as_the_index_does",),
     ),
     Mutant(
+        "partial-clone-walk-one-by-one",
+        "indexing a blobless clone takes minutes to hours: one git log per commit, each fed all the rest",
+        "ci_risk_hook/git/repo.py",
+        (
+            (
+                "    for start in range(0, len(remaining), _CHUNK):\n"
+                "        yield from _read_chunk(cwd, remaining[start : start + _CHUNK], merge_diffs)\n",
+                "    for sha in remaining:\n        yield from _read_one(cwd, sha, merge_diffs)\n",
+            ),
+        ),
+        (
+            "tests/git/test_partial_clone.py::"
+            "test_a_walk_over_a_partial_clone_reads_each_commit_as_far_as_its_blobs_allow_in_a_few_git_runs",
+        ),
+    ),
+    Mutant(
         "partial-clone-lazy-fetch",
         "on a git before 2.44, a push in a partial clone downloads old blobs, or waits on a remote that is down",
         "ci_risk_hook/git/repo.py",
