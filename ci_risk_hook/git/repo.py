@@ -617,7 +617,12 @@ def _read_one(cwd: str | os.PathLike[str] | None, sha: str, merge_diffs: bool) -
         pass
     single = _header(cwd, sha)
     for commit in single:
-        commit.files = _raw_files(cwd, sha, commit.parents if commit.is_merge and merge_diffs else ())
+        try:
+            commit.files = _raw_files(cwd, sha, commit.parents if commit.is_merge and merge_diffs else ())
+        except MissingObjectError as exc:
+            raise MissingObjectError(
+                f"commit {sha}: its trees are not in this clone, so its files cannot be read ({exc})"
+            ) from exc
         commit.lines_unknown = True
     return single
 

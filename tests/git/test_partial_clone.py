@@ -185,3 +185,24 @@ def test_a_walk_over_a_partial_clone_reads_each_commit_as_far_as_its_blobs_allow
     small = next(c for c in commits if c.subject == "small 1")
     assert [(f.path, f.added, f.deleted) for f in small.files] == [("small.py", 2, 0)]  # 3 lines, then 5
     assert len(runs) <= 6, runs
+
+
+def test_a_clone_without_older_trees_refuses_backfill_in_one_line_and_the_push_goes_on(
+    history_repo: Repo, tmp_path: Path
+) -> None:
+    """`--filter=tree:0`: older commits' file lists cannot be read at all. backfill and index refuse (exit 1) in
+    one line naming the commit; a check scores the push's own commits and says why history is unknown."""
+    clone = partial_clone(history_repo, tmp_path, "tree:0")
+    clone.clock = history_repo.clock
+    clone.commit({"src/app.py": lines(58)}, "extend app", author="Maintainer <maint@example.com>")
+    missing = missing_objects(clone)
+    for command in (["backfill", "--no-szz"], ["index"]):
+        proc = ci_risk(clone, *command)
+        assert proc.returncode == 1, (command, proc.stdout, proc.stderr)
+        lines_said = proc.stderr.splitlines()
+        assert len(lines_said) == 1 and lines_said[0].startswith("Error: commit "), proc.stderr
+        assert "its trees are not in this clone, so its files cannot be read" in lines_said[0]
+    proc = ci_risk(clone, "check", "--from", "HEAD~1", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert '"la": 3.0' in proc.stdout and "its trees are not in this clone" in proc.stdout
+    assert missing_objects(clone) == missing
