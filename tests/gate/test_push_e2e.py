@@ -227,3 +227,32 @@ def test_raw_hook_with_a_vanished_interpreter_lets_the_push_through(project: Rep
     proc = push(project, {"CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": "0"})
     assert proc.returncode == 0
     assert "push not checked" in proc.stderr
+
+
+def test_a_push_from_a_partial_clone_fetches_nothing_and_says_in_one_line_what_it_could_not_read(
+    project: Repo, hook_repo: tuple[Path, str], tmp_path: Path
+) -> None:
+    """A `--filter=blob:none` clone pushing through pre-commit: the hook reads what is here (no lazy fetch of old
+    blobs from the promisor remote), scores with the history features trees give, and says LT is unknown."""
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "-C", str(remote), "config", "uploadpack.allowFilter", "true"], check=True)
+    clone = Repo(tmp_path / "partial")
+    subprocess.run(["git", "clone", "-q", "--filter=blob:none", f"file://{remote}", str(clone.path)], check=True)
+    assert clone.git("config", "remote.origin.promisor") == "true"
+
+    def missing() -> int:
+        listed = clone.git("rev-list", "--objects", "--all", "--missing=print", env={"GIT_NO_LAZY_FETCH": "1"})
+        return sum(1 for line in listed.splitlines() if line.startswith("?"))
+
+    _install_pre_commit(clone, hook_repo)
+    clone.clock = project.clock
+    tip = safe_change(clone)
+    before = missing()
+    assert before > 0
+    pushed = push(clone)
+    out = pushed.stdout + pushed.stderr
+    assert pushed.returncode == 0, out
+    assert remote_head(clone) == tip
+    assert missing() == before
+    said = [line.strip() for line in out.splitlines() if "missing from this clone" in line]
+    assert said == ["note: earlier file contents are missing from this clone: LT (the changed files' size) is unknown"]
