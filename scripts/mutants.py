@@ -365,7 +365,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "partial-clone-lazy-fetch",
         "on a git before 2.44, a push in a partial clone downloads old blobs, or waits on a remote that is down",
         "ci_risk_hook/git/repo.py",
-        (('        env["GIT_ALLOW_PROTOCOL"] = ""\n', ""),),
+        (('        env["GIT_ALLOW_PROTOCOL"] = ""\n', "        pass\n"),),
         (
             "tests/git/test_partial_clone.py::test_check_fetches_nothing_even_on_a_git_that_ignores_no_lazy_fetch",
             "tests/git/test_partial_clone.py::test_the_promisor_remote_is_never_contacted",
