@@ -372,6 +372,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         installed=True,
     ),
+    Mutant(
+        "push-goes-nowhere-when-scored",
+        "the hook and CI score every push as if its branch were unknown: the model's mainline evidence is lost",
+        "ci_risk_hook/gate/evaluate.py",
+        (("            features.values.update(push_features(push_range.branch))\n", "            pass\n"),),
+        ("tests/outcomes/test_history.py::test_check_says_whether_the_push_goes_to_the_mainline",),
+    ),
+    Mutant(
+        "push-goes-nowhere-when-learnt",
+        "training never sees where a build's push went, so the model cannot learn it",
+        "ci_risk_hook/model/dataset.py",
+        (("        merged.update(push_features(b.branch))\n", ""),),
+        ("tests/outcomes/test_history.py::test_a_recorded_builds_branch_reaches_the_table_without_being_stored",),
+    ),
 )
 
 

@@ -130,6 +130,9 @@ _DESCRIBE: dict[str, _Describer] = {
     "msg_wip": lambda x, v, f: (
         f"work-in-progress commit{_colon(_quote(f.wip_subjects))}" if x else "no work-in-progress commits"
     ),
+    "branch_mainline": lambda x, v, f: (
+        "goes to the mainline branch" if x else "goes to a side branch (not main, master, trunk, develop or dev)"
+    ),
     "prev_build_failed": lambda x, v, f: (
         "the previous build on this branch failed" if x else "the previous build on this branch passed"
     ),

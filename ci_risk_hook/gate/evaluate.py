@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 from ci_risk_hook import paths
 from ci_risk_hook.config import CONFIG_FILE, Settings
 from ci_risk_hook.features.analysis import analyze
-from ci_risk_hook.features.extract import FEATURE_NAMES, FeatureResult, Limits, store_features
+from ci_risk_hook.features.extract import FEATURE_NAMES, FeatureResult, Limits, push_features, store_features
 from ci_risk_hook.features.reasons import Reason, top_reasons
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
@@ -199,6 +199,8 @@ def _score(
     choice, warn_at, block_at = report.model, report.warn_at, report.block_at
     for push_range in ranges:
         features = analyze(push_range, info, limits, progress, cwd, index_budget=settings.index_budget)
+        if features.commits:
+            features.values.update(push_features(push_range.branch))
         history.fill(push_range, features)
         entry = RangeReport(push_range, features)
         report.ranges.append(entry)

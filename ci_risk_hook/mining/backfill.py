@@ -14,14 +14,15 @@ import time
 from bisect import bisect_left, bisect_right, insort
 from typing import Callable, NamedTuple, Sequence
 
-from ci_risk_hook.features.extract import FEATURE_NAMES, Limits, extract
+from ci_risk_hook.features.extract import RANGE_FEATURES, Limits, extract
 from ci_risk_hook.features.history_index import YEAR, AuthorHistory, FileHistory, subsystem_of, weighted_experience
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.outcomes.store import Store
 
 # v2 (issue 12): renames followed, authors through .mailmap, merges' first-parent
-# diffs, Kamei's REXP. Features stored under another version are computed again.
-SCHEMA_VERSION = "features-v2:" + str(len(FEATURE_NAMES))
+# diffs, Kamei's REXP. Features stored under another version are computed again. Only the range's features
+# count: a new push feature (computed when read) leaves the stored ones valid.
+SCHEMA_VERSION = "features-v2:" + str(len(RANGE_FEATURES))
 _WRITE_BATCH = 1000
 
 

@@ -30,7 +30,13 @@ from typing import Any, Generator, NamedTuple, Sequence
 
 import numpy as np
 
-from ci_risk_hook.features.extract import BRANCH_WINDOW, FEATURE_NAMES, TOUCHED_WINDOW, store_features
+from ci_risk_hook.features.extract import (
+    BRANCH_WINDOW,
+    FEATURE_NAMES,
+    TOUCHED_WINDOW,
+    push_features,
+    store_features,
+)
 from ci_risk_hook.model.dataset import DEMO_FEATURES, DatasetError, Table, _DemoEncoder, _vector
 from ci_risk_hook.outcomes.records import FAIL
 from ci_risk_hook.outcomes.store import PriorBuild, Store
@@ -149,6 +155,7 @@ def _repository(store: Store, share: Share, out: _Rows) -> None:
         prior_list = sorted(window.values(), key=lambda p: (p.finished_at, p.started_at))
         merged = dict(values)
         merged.update(store_features(prior_list, row[2], files, author, start))
+        merged.update(push_features(row[2]))
         k = out.n
         out.X[k] = _vector(merged)
         out.demo[k] = demo.encode(author, files, merged)

@@ -15,7 +15,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
-from ci_risk_hook.features.extract import BRANCH_WINDOW, FEATURE_NAMES, TOUCHED_WINDOW, store_features
+from ci_risk_hook.features.extract import (
+    BRANCH_WINDOW,
+    FEATURE_NAMES,
+    TOUCHED_WINDOW,
+    push_features,
+    store_features,
+)
 from ci_risk_hook.outcomes.store import PriorBuild, Store
 
 DEMO_FEATURES = ("demo_author", "demo_extension", "demo_changes")
@@ -142,6 +148,7 @@ def ci_table(store: Store, repo_id: int) -> Table:
         prior_list = sorted(window.values(), key=lambda p: (p.finished_at, p.started_at))
         merged = dict(values)
         merged.update(store_features(prior_list, b.branch, files, author, start))
+        merged.update(push_features(b.branch))
         rows.append(_vector(merged))
         demo_rows.append(demo.encode(author, files, merged))
         y.append(1 if b.status == "fail" else 0)

@@ -46,6 +46,7 @@ WHAT_IF = (
     ("files_build", "touches build/dependency manifests", "checkbox"),
     ("files_test", "touches tests", "checkbox"),
     ("files_docs", "touches docs", "checkbox"),
+    ("branch_mainline", "goes to the mainline branch", "checkbox"),
     ("prev_build_failed", "previous build on the branch", "select"),
 )
 _WHAT_IF_KIND = {name: kind for name, _, kind in WHAT_IF}
@@ -358,7 +359,7 @@ class State:
             features = self.pending.ranges[0].features
             return dict(features.values), features.facts
         values: dict[str, float | None] = {name: 0.0 for name in FEATURE_NAMES}
-        values.update(n_commits=1.0, nf=1.0, la=10.0, author_exp=20.0, prev_build_failed=0.0)
+        values.update(n_commits=1.0, nf=1.0, la=10.0, author_exp=20.0, branch_mainline=1.0, prev_build_failed=0.0)
         return values, Facts()
 
     def score(self, overrides: Mapping[str, float | None]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ def test_words_name_the_concrete_fact() -> None:
     assert describe("files_src_python", 4, r) == "touches Python source: a.py, b.py, c.py and 1 more"
     assert describe("prev_build_failed", None, r) == "no earlier build recorded on this branch"
     assert describe("nuc", None, r) == "distinct earlier commits that changed these files (NUC): unknown"
+    assert describe("branch_mainline", 0, r) == "goes to a side branch (not main, master, trunk, develop or dev)"
+    assert describe("branch_mainline", 1, r) == "goes to the mainline branch"
 
 
 def test_ordinals() -> None:

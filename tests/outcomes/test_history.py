@@ -166,6 +166,52 @@ def test_hook_uses_recorded_history(project: Repo, db: Path, capsys: pytest.Capt
     assert values["touched_files_fail_rate"] == 1.0 and values["builds_since_failure"] == 0
 
 
+# -- where the push goes ---------------------------------------------------
+
+
+def test_check_says_whether_the_push_goes_to_the_mainline(project: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    def mainline(*args: str) -> object:
+        code, out, _ = run(["check", "--from", "HEAD~1", "--format", "json", *args], capsys)
+        assert code == 0, out
+        return json.loads(out)["ranges"][0]["features"]["branch_mainline"]
+
+    project.commit({"src/app.py": lines(70)}, "on main")
+    assert mainline() == 1.0  # no outcome recorded: the push feature is known anyway
+    project.git("checkout", "-q", "-b", "feature/login")
+    project.commit({"src/app.py": lines(75)}, "on a side branch")
+    assert mainline() == 0.0
+    assert mainline("--branch", "master") == 1.0  # the branch CI builds, as --branch names it
+    project.git("checkout", "-q", "--detach")
+    assert mainline() is None  # a detached HEAD goes to no known branch
+
+
+def test_a_recorded_builds_branch_reaches_the_table_without_being_stored(
+    project: Repo, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ci_risk_hook.model.dataset import ci_table
+
+    assert run(["record", "--status", "fail", "--branch", "main"], capsys)[0] == 0
+    project.git("checkout", "-q", "-b", "topic")
+    project.commit({"src/app.py": lines(75)}, "on a side branch")
+    assert run(["record", "--status", "pass", "--branch", "topic"], capsys)[0] == 0
+    store = open_store(str(db))
+    try:
+        repo_id = store.execute("SELECT id FROM repositories").fetchone()[0]
+        stored = [values for _, _, values in store.build_features(repo_id).values()]
+        table = ci_table(store, repo_id)
+    finally:
+        store.close()
+    # Computed when the table is read, from the build's branch: stores made before it existed need no backfill.
+    assert all(values.get("branch_mainline") is None for values in stored)
+    assert list(table.X[:, FEATURE_NAMES.index("branch_mainline")]) == [1.0, 0.0]
+
+
+def test_stored_features_of_the_previous_release_stay_current() -> None:
+    # Stores written since issue 12 hold features under this version; a new push feature must not make
+    # every user's stored features stale (a full recomputation on the next backfill).
+    assert SCHEMA_VERSION == "features-v2:50"
+
+
 # -- import ----------------------------------------------------------------
 
 
