@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from isolated import CI_RISK
+
 CHECK = ["check", "--from", "HEAD~10", "--to", "HEAD"]
 
 
@@ -79,7 +81,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, default=os.environ.get("CI_RISK_BENCH_REPO"))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--ci-risk", default=str(Path(sys.executable).parent / "ci-risk"))
+    parser.add_argument("--ci-risk", default=CI_RISK)
     args = parser.parse_args()
     if args.repo is None or not (args.repo / ".git").exists():
         raise SystemExit("give --repo: a work-tree clone of a large repository (numpy/numpy)")
