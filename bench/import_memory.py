@@ -160,7 +160,7 @@ def main() -> int:
             command = [
                 sys.executable,
                 "-c",
-                "import sys; from ci_risk_hook.cli import main; sys.exit(main(sys.argv[1:]))",
+                "import sys; from ci_risk_hook.cli.main import main; sys.exit(main(sys.argv[1:]))",
                 "import",
                 str(csv_path),
                 "--format",
