@@ -90,7 +90,8 @@ class SzzResult(NamedTuple):
 # --- reverts -------------------------------------------------------------------------------------
 
 _REVERTS_RE = re.compile(rb"\bthis reverts commit ([0-9a-f]{7,64})\b", re.I)
-_LOG_CONFIG = ("-c", "log.showSignature=false")
+# `git log` of commit messages: NUL-separated, no merges, no signatures or colours, UTF-8.
+_LOG = ("-c", "log.showSignature=false", "log", "-z", "--no-merges", "--no-color", git.LOG_ENCODING)
 
 
 def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -> list[CommitLabel]:
@@ -101,20 +102,7 @@ def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -
     """
     top = git.repo_info(cwd).toplevel
     out = git.run(
-        [
-            *_LOG_CONFIG,
-            "log",
-            "-z",
-            "--no-merges",
-            "--no-color",
-            git.LOG_ENCODING,
-            "-i",
-            "-F",
-            "--grep=This reverts commit",
-            "--format=%H%x1f%B",
-            *rev_args,
-            "--",
-        ],
+        [*_LOG, "-i", "-F", "--grep=This reverts commit", "--format=%H%x1f%B", *rev_args, "--"],
         top,
     )
     reverts: list[tuple[str, list[str]]] = []
@@ -243,17 +231,7 @@ def _fix_commits(
 ) -> list[_Fix]:
     """The newest `max_fixes` fix commits of the range, newest first, from one `git log` without diffs."""
     out = git.run(
-        [
-            *_LOG_CONFIG,
-            "log",
-            "-z",
-            "--no-merges",
-            "--no-color",
-            git.LOG_ENCODING,
-            "--format=%H%x1f%P%x1f%ct%x1f%B",
-            *rev_args,
-            "--",
-        ],
+        [*_LOG, "--format=%H%x1f%P%x1f%ct%x1f%B", *rev_args, "--"],
         cwd,
     )
     fixes: list[_Fix] = []
