@@ -65,7 +65,7 @@ from typing import Any, Iterable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from isolated import CI_RISK, isolated_env  # noqa: E402
+from harness import CI_RISK, isolated_env  # noqa: E402
 
 # Project name (the clone's directory name) -> JIRA key in ApacheJIT's file names and issue keys.
 JIRA_KEY = {

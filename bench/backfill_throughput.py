@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from isolated import CI_RISK
+from harness import CI_RISK
 
 
 def wall(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:

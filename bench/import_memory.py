@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from isolated import isolated_env
+from harness import isolated_env
 
 BRANCHES = ("main", "dev", "release", "feature-x")
 

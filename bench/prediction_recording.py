@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from isolated import CI_RISK
+from harness import CI_RISK
 
 SCORED = "ci-risk: risk "
 

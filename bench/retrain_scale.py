@@ -32,7 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from isolated import CI_RISK  # noqa: E402
+from harness import CI_RISK  # noqa: E402
 
 CHUNK = 200_000
 T0 = 1_600_000_000

@@ -35,7 +35,7 @@ import threading
 import time
 from pathlib import Path
 
-from isolated import CI_RISK
+from harness import CI_RISK
 
 
 def git(cwd: Path, *args: str) -> None:

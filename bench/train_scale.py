@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from isolated import CI_RISK, isolated_env  # noqa: E402
+from harness import CI_RISK, isolated_env  # noqa: E402
 
 from ci_risk_hook.model.dataset import Table, ci_table, concat  # noqa: E402
 from ci_risk_hook.model.training import train  # noqa: E402
