@@ -77,6 +77,11 @@ class SzzStats:
         self.seconds = 0.0
         self.missing: list[tuple[str, str]] = []  # (fix sha, path) skipped for a missing object
 
+    def skipped_missing(self, fix_sha: str, path: str) -> None:
+        """One file of one fix skipped because git lacks an object (a partial or damaged clone)."""
+        self.files_skipped_missing += 1
+        self.missing.append((fix_sha, path))
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "missing")
         return f"SzzStats({fields}, missing={len(self.missing)})"
@@ -600,8 +605,7 @@ def _removed_lines(
             except git.GitError as inner:
                 if not _is_missing(inner):
                     raise
-                stats.files_skipped_missing += 1
-                stats.missing.append((fix.sha, path))
+                stats.skipped_missing(fix.sha, path)
                 continue
             removed.update(one)
             binary |= one_binary
@@ -637,8 +641,7 @@ def _szz_fix(
         except git.GitError as exc:
             if not _is_missing(exc):
                 raise
-            stats.files_skipped_missing += 1
-            stats.missing.append((fix.sha, path))
+            stats.skipped_missing(fix.sha, path)
             continue
         stats.files_blamed += 1
         for sha, (count, when) in blamed.items():
