@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -66,6 +65,7 @@ from typing import Any, Iterable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from harness import CI_RISK, isolated_env  # noqa: E402
 
 # Project name (the clone's directory name) -> JIRA key in ApacheJIT's file names and issue keys.
 JIRA_KEY = {
@@ -129,9 +129,16 @@ def _present(path: Path) -> bool:
         return not fh.read(64).startswith(b"version https://git-lfs")
 
 
-def _of_project(row: dict[str, str], project: str) -> bool:
-    name = (row.get("project") or row.get("repo") or "").lower()
-    return name.rsplit("/", 1)[-1] == project
+def _project_rows(path: Path, project: str) -> list[dict[str, str]]:
+    """The rows of one of ApacheJIT's tables that are `project`'s (its `project` or `repo` column, owner or not)."""
+    return [
+        r for r in _read_rows(path) if (r.get("project") or r.get("repo") or "").lower().rsplit("/", 1)[-1] == project
+    ]
+
+
+def _add_metrics(metrics: dict[str, dict[str, float]], rows: list[dict[str, str]]) -> None:
+    for row in rows:
+        metrics.setdefault(row["commit_id"], {}).update(_metrics(row))
 
 
 def _metrics(row: dict[str, str]) -> dict[str, float]:
@@ -158,36 +165,33 @@ class ApacheJit:
         self.rebuild_check: dict[str, Any] | None = None
 
 
-def load_apachejit(dataset: Path, project: str, features_csv: Iterable[Path], repo_commits: set[str]) -> ApacheJit:
+def load_apachejit(
+    dataset: Path, project: str, features_csv: Iterable[Path], author_times: dict[str, int]
+) -> ApacheJit:
     out = ApacheJit()
-    splits = {name: dataset / "dataset" / name for name in SPLIT_FILES}
-    total = splits["apachejit_total.csv"]
-    if _present(total):
-        rows = [r for r in _read_rows(total) if _of_project(r, project)]
+    splits = [path for path in (dataset / "dataset" / name for name in SPLIT_FILES) if _present(path)]
+    total = dataset / "dataset" / SPLIT_FILES[0]
+    if total in splits:
+        rows = _project_rows(total, project)
         out.commits = {r["commit_id"] for r in rows}
         out.buggy = {r["commit_id"] for r in rows if _truthy(r["buggy"])}
         out.sources.append(f"{total} (labels and metrics)")
     else:
         out.sources.append(f"{total} absent: labels rebuilt from data/commit_links_*, keys_*_ast.csv")
-        out.commits, out.buggy, check = _rebuild_labels(dataset, project, repo_commits, splits)
-        out.rebuild_check = check
-    for name, path in splits.items():
-        if _present(path):
-            for row in _read_rows(path):
-                if _of_project(row, project):
-                    out.metrics.setdefault(row["commit_id"], {}).update(_metrics(row))
-            if name != "apachejit_total.csv":
-                out.sources.append(f"{path} (metrics)")
+        out.commits, out.buggy, out.rebuild_check = _rebuild_labels(dataset, project, author_times, splits)
+    for path in splits:
+        _add_metrics(out.metrics, _project_rows(path, project))
+        if path != total:
+            out.sources.append(f"{path} (metrics)")
     for path in features_csv:
-        rows = [r for r in _read_rows(path) if _of_project(r, project)]
-        for row in rows:
-            out.metrics.setdefault(row["commit_id"], {}).update(_metrics(row))
+        rows = _project_rows(path, project)
+        _add_metrics(out.metrics, rows)
         out.sources.append(f"{path} (metrics, {len(rows)} rows)")
     return out
 
 
 def _rebuild_labels(
-    dataset: Path, project: str, repo_commits: set[str], splits: dict[str, Path]
+    dataset: Path, project: str, author_times: dict[str, int], splits: list[Path]
 ) -> tuple[set[str], set[str], dict[str, Any]]:
     key = JIRA_KEY[project]
     data = dataset / "data"
@@ -195,33 +199,23 @@ def _rebuild_labels(
     clean = {r["commit_id"] for r in _read_rows(data / "keys_clean_ast.csv")}
     links = _read_rows(data / f"commit_links_{key}.csv")
     buggy = {r["bug_hash"] for r in links if r["bug_hash"] in kept}
-    in_span = _in_span(repo_commits)
-    # kept: the buggy and the fixing commits (of every project); the clone's own are this project's.
-    commits = {c for c in (kept | clean) if c in in_span}
+    # kept: the buggy and fixing commits (of every project); the clone's own in ApacheJIT's years are this project's.
+    commits = {c for c in (kept | clean) if c in author_times and _year(author_times[c]) <= LAST_YEAR}
     # The rebuild beside the published `buggy` column, over the split files present (any project).
     all_buggy_links: set[str] = set()
     for links_file in data.glob("commit_links_*.csv"):
         all_buggy_links |= {r["bug_hash"] for r in _read_rows(links_file) if r["bug_hash"] in kept}
     agree = total = 0
-    for path in splits.values():
-        if _present(path):
-            for row in _read_rows(path):
-                total += 1
-                agree += (row["commit_id"] in all_buggy_links) == _truthy(row["buggy"])
+    for path in splits:
+        for row in _read_rows(path):
+            total += 1
+            agree += (row["commit_id"] in all_buggy_links) == _truthy(row["buggy"])
     check = {"rows": total, "agree": agree, "share": round(agree / total, 4) if total else None}
     return commits, buggy & commits, check
 
 
-def _in_span(repo_commits: set[str]) -> dict[str, int]:
-    """The clone's commits (author time) that fall in ApacheJIT's years."""
-    return {c: t for c, t in _AUTHOR_TIMES.items() if c in repo_commits and _year(t) <= LAST_YEAR}
-
-
 def _year(author_time: int) -> int:
     return int((author_time - STRATA_START) // STRATA_SECONDS) + 2003
-
-
-_AUTHOR_TIMES: dict[str, int] = {}
 
 
 def clone_commits(clone: Path) -> dict[str, int]:
@@ -255,25 +249,21 @@ def bug_issues_file(dataset: Path, project: str, into: Path) -> tuple[Path, int]
 # --- ci-risk's side --------------------------------------------------------------------------------
 
 
-def run_backfill(clone: Path, store_dir: Path, extra: list[str]) -> tuple[list[str], float]:
-    env = {
-        **os.environ,
-        "CI_RISK_DB": str(store_dir / "history.sqlite"),
-        "CI_RISK_HOME": str(store_dir),
-        "CI_RISK_INDEX_DIR": str(store_dir / "index"),
-    }
-    ci_risk = str(Path(sys.executable).parent / "ci-risk")
+def run_backfill(clone: Path, store_dir: Path, extra: list[str]) -> dict[str, Any]:
+    """`ci-risk backfill` on the clone with its store in `store_dir`: its output lines and seconds."""
     started = time.monotonic()
-    proc = subprocess.run([ci_risk, "backfill", *extra], cwd=clone, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [CI_RISK, "backfill", *extra], cwd=clone, env=isolated_env(store_dir), capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"ci-risk backfill failed in {clone}: {proc.stderr.strip()[-500:]}")
-    return proc.stdout.strip().splitlines(), time.monotonic() - started
+    return {"seconds": round(time.monotonic() - started, 1), "output": proc.stdout.strip().splitlines()}
 
 
 def read_store(store_dir: Path) -> tuple[dict[str, dict[str, float | None]], dict[str, set[str]]]:
     from ci_risk_hook.outcomes.store import open_store
 
-    store = open_store(str(store_dir / "history.sqlite"), create=False)
+    store = open_store(isolated_env(store_dir)["CI_RISK_DB"], create=False)
     try:
         repo_ids = [int(r[0]) for r in store.execute("SELECT id FROM repositories").fetchall()]
         features: dict[str, dict[str, float | None]] = {}
@@ -295,7 +285,7 @@ def compare_features(
     theirs: dict[str, dict[str, float]], ours: dict[str, dict[str, float | None]]
 ) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
-    rows = [(sha, m, ours[sha]) for sha, m in theirs.items() if sha in ours]
+    rows = [(m, ours[sha]) for sha, m in theirs.items() if sha in ours]
 
     def add(name: str, pairs: list[tuple[float, float]], abs_tol: float, rel_tol: float) -> None:
         if not pairs:
@@ -313,17 +303,14 @@ def compare_features(
         }
 
     for metric, (feature, abs_tol, rel_tol) in FEATURES.items():
-        pairs = [(float(o[feature]), m[metric]) for _, m, o in rows if metric in m and o.get(feature) is not None]
-        add(metric, pairs, abs_tol, rel_tol)
+        pairs = [
+            (float(o[feature]), m[metric], o.get("nf")) for m, o in rows if metric in m and o.get(feature) is not None
+        ]
+        add(metric, [(a, b) for a, b, _ in pairs], abs_tol, rel_tol)
         if metric in PER_FILE_MEAN:
-            single = [
-                (float(o[feature]), m[metric])
-                for _, m, o in rows
-                if metric in m and o.get(feature) is not None and o.get("nf") == 1.0
-            ]
-            add(f"{metric}[nf=1]", single, abs_tol, rel_tol)
+            add(f"{metric}[nf=1]", [(a, b) for a, b, nf in pairs if nf == 1.0], abs_tol, rel_tol)
     age_pairs = []
-    for _, m, o in rows:
+    for m, o in rows:
         nf, new, since = o.get("nf"), o.get("new_files"), o.get("days_since_file_change")
         if "age" in m and nf and new is not None and since is not None:
             age_pairs.append((float(since) * (nf - new) / nf, m["age"]))
@@ -359,26 +346,26 @@ def check_project(args: argparse.Namespace, project: str, store_root: Path) -> d
     clone = next((p.resolve() for p in named if (p / ".git").exists()), None)
     if clone is None:
         return {"project": project, "error": f"no clone at {named[0]} or {named[1]}"}
-    _AUTHOR_TIMES.clear()
-    _AUTHOR_TIMES.update(clone_commits(clone))
-    repo_commits = set(_AUTHOR_TIMES)
+    author_times = clone_commits(clone)
+    repo_commits = set(author_times)
     features_csv = [p for p in args.features_csv if project in p.stem.lower()]
-    truth = load_apachejit(args.dataset, project, features_csv, repo_commits)
+    truth = load_apachejit(args.dataset, project, features_csv, author_times)
     report: dict[str, Any] = {"project": project, "apachejit_sources": truth.sources}
     if truth.rebuild_check is not None:
         report["label_rebuild_vs_published"] = truth.rebuild_check
 
     store_dir = store_root / project
     store_dir.mkdir(parents=True, exist_ok=True)
-    output, seconds = run_backfill(clone, store_dir, [])
-    report["backfill"] = {"seconds": round(seconds, 1), "output": output}
+    report["backfill"] = run_backfill(clone, store_dir, [])
     ours, labels = read_store(store_dir)
     own_szz = labels.get("szz", set())
     reverted = labels.get("revert", set())
 
     bugs_path, n_bugs = bug_issues_file(args.dataset, project, store_dir)
-    output, seconds = run_backfill(clone, store_dir, ["--bug-issues", str(bugs_path)])
-    report["backfill_bug_issues"] = {"seconds": round(seconds, 1), "bug_reports": n_bugs, "output": output}
+    report["backfill_bug_issues"] = {
+        "bug_reports": n_bugs,
+        **run_backfill(clone, store_dir, ["--bug-issues", str(bugs_path)]),
+    }
     _, labels = read_store(store_dir)
     tracker_szz = labels.get("szz", set())
 
@@ -399,10 +386,10 @@ def check_project(args: argparse.Namespace, project: str, store_root: Path) -> d
         "ci_risk_bug_issues": szz_scores(truth.commits, truth.buggy, in_ours, tracker_szz),
         "ci_risk_bug_issues_or_revert": szz_scores(truth.commits, truth.buggy, in_ours, tracker_szz | reverted),
     }
-    span = [t for c, t in _AUTHOR_TIMES.items() if c in truth.commits]
+    span = [t for c, t in author_times.items() if c in truth.commits]
     if span:
         first, last = min(span), max(span)
-        inside = {c for c in in_ours if first <= _AUTHOR_TIMES.get(c, -1) <= last}
+        inside = {c for c in in_ours if first <= author_times.get(c, -1) <= last}
         report["szz"]["labelled_in_span_not_in_apachejit"] = {
             "fix_words": len((own_szz & inside) - truth.commits),
             "bug_issues": len((tracker_szz & inside) - truth.commits),

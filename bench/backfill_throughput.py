@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import CI_RISK
+
 
 def wall(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
@@ -36,7 +38,6 @@ def main() -> int:
     parser.add_argument("--szz-fixes", type=int, default=300)
     args = parser.parse_args()
     repo = args.repo.resolve()
-    ci_risk = str(Path(sys.executable).parent / "ci-risk")
     commits = int(
         subprocess.run(
             ["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
@@ -53,9 +54,9 @@ def main() -> int:
                 )
             )
             env = {**os.environ, "CI_RISK_DB": os.path.join(tmp, f"run{run}.sqlite")}
-            backfill_times.append(wall([ci_risk, "backfill", "--no-szz"], repo, env))
+            backfill_times.append(wall([CI_RISK, "backfill", "--no-szz"], repo, env))
         env = {**os.environ, "CI_RISK_DB": os.path.join(tmp, "run0.sqlite")}
-        szz_seconds = wall([ci_risk, "backfill", "--szz", "--max-fixes", str(args.szz_fixes)], repo, env)
+        szz_seconds = wall([CI_RISK, "backfill", "--szz", "--max-fixes", str(args.szz_fixes)], repo, env)
     git_rate = commits / statistics.median(git_times)
     backfill_rate = commits / statistics.median(backfill_times)
     print(f"repository: {repo} ({commits:,} commits), median of {args.runs} runs")

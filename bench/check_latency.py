@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import common_dir, reset_repository
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
@@ -153,18 +155,7 @@ def main() -> int:
         check=True,
     ).stdout.strip()
     subprocess.run([sys.executable, "-m", "compileall", "-q", site], check=True, env=env)
-    common = subprocess.run(
-        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    index = Path(common) / "ci-risk" / "history-index.sqlite"
-
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(index) + suffix).unlink(missing_ok=True)
-    (Path(common) / "ci-risk" / "store").unlink(missing_ok=True)  # no outcomes store until asked for below
+    reset_repository(common_dir(repo))  # a cold index, and no outcomes store until asked for below
     cold = timed([ci_risk, "check", "--from", "HEAD~30", "--to", "HEAD~20"], repo, env, SCORED)
     update = timed([ci_risk, "check", "--from", "HEAD~20", "--to", "HEAD~10"], repo, env, SCORED)
     timed([ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"], repo, env, SCORED)  # brings the index to HEAD~10

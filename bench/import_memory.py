@@ -23,7 +23,6 @@ figure), put its directory first on PYTHONPATH: the script reports which
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import subprocess
@@ -32,6 +31,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from harness import isolated_env
 
 BRANCHES = ("main", "dev", "release", "feature-x")
 
@@ -152,19 +153,14 @@ def main() -> int:
             f"CSV: {args.rows:,} rows over {len(shas)} commits of {repo} "
             f"({csv_path.stat().st_size / 1e6:,.0f} MB, written in {time.perf_counter() - started:.1f} s)"
         )
-        env = {
-            **os.environ,
-            "CI_RISK_DB": str(tmp / "store.sqlite"),
-            "CI_RISK_HOME": str(tmp / "home"),
-            "CI_RISK_INDEX_DIR": str(tmp / "index"),
-        }
+        env = isolated_env(tmp)
         stderr_path = tmp / "stderr.txt"
         with open(stderr_path, "wb") as err:
             started = time.perf_counter()
             command = [
                 sys.executable,
                 "-c",
-                "import sys; from ci_risk_hook.cli import main; sys.exit(main(sys.argv[1:]))",
+                "import sys; from ci_risk_hook.cli.main import main; sys.exit(main(sys.argv[1:]))",
                 "import",
                 str(csv_path),
                 "--format",
@@ -203,7 +199,7 @@ def main() -> int:
         print("  stdout: " + " | ".join(out.decode(errors="replace").strip().splitlines()))
         progress_lines = [line for line in stderr_text.splitlines() if line.strip()]
         print(f"  stderr: {len(progress_lines)} lines" + (f", last: {progress_lines[-1]}" if progress_lines else ""))
-        store = tmp / "store.sqlite"
+        store = Path(env["CI_RISK_DB"])
         if store.exists():
             print(f"  store: {store.stat().st_size / 1e6:,.0f} MB")
     return 0

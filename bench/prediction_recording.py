@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import CI_RISK
+
 SCORED = "ci-risk: risk "
 
 
@@ -128,7 +130,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.repo is None or not (args.repo / ".git").exists():
         raise SystemExit("give --repo: a work-tree clone of numpy/numpy (git clone from the fetched mirror)")
-    ci_risk = str(Path(sys.executable).parent / "ci-risk")
     with tempfile.TemporaryDirectory(prefix="ci-risk-bench-") as tmp:
         clone = Path(tmp) / "numpy"
         subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(args.repo), str(clone)], check=True)
@@ -141,14 +142,14 @@ def main() -> int:
             seed_store(url, clone)
             start = time.perf_counter()
             subprocess.run(
-                [ci_risk, "check", "--from", "HEAD~10", "--to", "HEAD"],
+                [CI_RISK, "check", "--from", "HEAD~10", "--to", "HEAD"],
                 cwd=clone,
                 capture_output=True,
                 env={**os.environ, "CI_RISK_DB": url, "CI_RISK_INDEX_BUDGET": "600", "CI_RISK_RECORD_PREDICTIONS": "0"},
                 check=True,
             )
             print(f"  (history index and store warmed in {time.perf_counter() - start:.1f} s, untimed)", flush=True)
-            on, off = compare(ci_risk, clone, url, args.runs)
+            on, off = compare(CI_RISK, clone, url, args.runs)
             report(label, on, off)
     return 0
 

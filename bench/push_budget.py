@@ -25,6 +25,10 @@ import threading
 import time
 from pathlib import Path
 
+from harness import CI_RISK, common_dir, index_file, reset_repository
+
+from ci_risk_hook import paths
+
 CHECK = ["check", "--from", "HEAD~10", "--to", "HEAD"]
 
 
@@ -57,21 +61,10 @@ def silent_listener() -> int:
     return int(server.getsockname()[1])
 
 
-def reset_index(common: Path) -> None:
-    for name in (
-        "history-index.sqlite",
-        "history-index.sqlite-wal",
-        "history-index.sqlite-shm",
-        "index-build.log",
-        "store",
-    ):
-        (common / "ci-risk" / name).unlink(missing_ok=True)
-
-
 def wait_for_builder(common: Path) -> None:
     import fcntl
 
-    with open(common / "ci-risk" / "history-index.lock", "a") as fh:
+    with open(paths.index_lock(str(index_file(common))), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)  # returns when the background builder has exited
 
 
@@ -79,21 +72,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, default=os.environ.get("CI_RISK_BENCH_REPO"))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--ci-risk", default=str(Path(sys.executable).parent / "ci-risk"))
+    parser.add_argument("--ci-risk", default=CI_RISK)
     args = parser.parse_args()
     if args.repo is None or not (args.repo / ".git").exists():
         raise SystemExit("give --repo: a work-tree clone of a large repository (numpy/numpy)")
     repo: Path = args.repo.resolve()
     ci_risk = [args.ci_risk]
-    common = Path(
-        subprocess.run(
-            ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
+    common = common_dir(repo)
     n_commits = int(
         subprocess.run(
             ["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
@@ -103,11 +88,11 @@ def main() -> int:
     base["CI_RISK_HOME"] = str(Path(__file__).resolve().parent / "out" / "home")
     rows: list[tuple[str, str]] = []
 
-    reset_index(common)
+    reset_repository(common)
     unbounded, _ = timed(ci_risk + CHECK, repo, {**base, "CI_RISK_INDEX_BUDGET": "100000"})
     rows.append(("first push, cold index, no budget (index built in the push)", f"{unbounded:8.2f} s"))
 
-    reset_index(common)
+    reset_repository(common)
     started = time.perf_counter()
     budgeted, out = timed(ci_risk + CHECK, repo, base)
     if "finishing it in the background" not in out:

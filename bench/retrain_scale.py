@@ -32,6 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from harness import CI_RISK  # noqa: E402
 
 CHUNK = 200_000
 T0 = 1_600_000_000
@@ -235,7 +236,7 @@ def main() -> int:
                 f"per 100,000 builds), {seconds:.0f} s"
             )
         with tempfile.TemporaryDirectory() as tmp:
-            argv = [str(Path(sys.executable).parent / "ci-risk"), "retrain", "--all-repos", "--db", url]
+            argv = [CI_RISK, "retrain", "--all-repos", "--db", url]
             argv += ["--out", os.path.join(tmp, "model.json")]
             if args.max_rows:
                 argv += ["--max-rows", str(args.max_rows)]

@@ -35,7 +35,7 @@ import threading
 import time
 from pathlib import Path
 
-CI_RISK = str(Path(sys.executable).parent / "ci-risk")
+from harness import CI_RISK
 
 
 def git(cwd: Path, *args: str) -> None:

@@ -13,7 +13,6 @@ Usage: python bench/train_scale.py --repos-dir /work/repos [--rows 100000]
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from harness import CI_RISK, isolated_env  # noqa: E402
 
 from ci_risk_hook.model.dataset import Table, ci_table, concat  # noqa: E402
 from ci_risk_hook.model.training import train  # noqa: E402
@@ -38,11 +38,10 @@ PROJECTS = ("aaugustin/websockets", "espressif/esptool", "bashtage/arch", "gpodd
 def load(project: str, repos_dir: Path) -> Table:
     clone = repos_dir / project.replace("/", "+")
     with tempfile.TemporaryDirectory() as tmp:
-        db = os.path.join(tmp, "h.sqlite")
-        env = {**os.environ, "CI_RISK_DB": db, "CI_RISK_HOME": tmp, "CI_RISK_INDEX_DIR": os.path.join(tmp, "i")}
+        env = isolated_env(tmp)
         subprocess.run(
             [
-                str(Path(sys.executable).parent / "ci-risk"),
+                CI_RISK,
                 "import",
                 str(DATA),
                 "--format",
@@ -55,7 +54,7 @@ def load(project: str, repos_dir: Path) -> Table:
             check=True,
             capture_output=True,
         )
-        store = open_store(db)
+        store = open_store(env["CI_RISK_DB"])
         try:
             return ci_table(store, store.repositories()[0][0])
         finally:

@@ -140,13 +140,7 @@ def user_cache_dir() -> str:
     override = os.environ.get(CACHE_ENV)
     if override:
         return os.path.abspath(os.path.expanduser(override))
-    if sys.platform.startswith("linux"):  # computed as platformdirs does, without importing it on a push
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
-        return os.path.join(base, APP)
-    import platformdirs
-
-    return str(platformdirs.user_cache_dir(APP, appauthor=False))
+    return _platform_dir("cache", os.environ)
 
 
 def team_model_dir(source_key: str) -> str:
@@ -180,15 +174,17 @@ def user_config_file(env: Mapping[str, str] | None = None) -> str:
     override = env.get(USER_CONFIG_ENV)
     if override:
         return os.path.expanduser(override)
-    return os.path.join(_user_config_dir(env), USER_CONFIG_FILE)
+    return os.path.join(_platform_dir("config", env), USER_CONFIG_FILE)
 
 
-def _user_config_dir(env: Mapping[str, str]) -> str:
-    """platformdirs' user config directory; on Linux computed here, as it does (importing it costs ~12 ms a push)."""
+def _platform_dir(kind: str, env: Mapping[str, str]) -> str:
+    """platformdirs' user `kind` ("cache", "config") directory; on Linux computed here, as it does (importing it costs
+    ~12 ms a push)."""
     if sys.platform.startswith("linux"):
-        xdg = env.get("XDG_CONFIG_HOME", "")
-        base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".config")
+        xdg = env.get(f"XDG_{kind.upper()}_HOME", "")
+        base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), "." + kind)
         return os.path.join(base, APP)
     import platformdirs
 
-    return str(platformdirs.user_config_dir(APP, appauthor=False))
+    found = platformdirs.user_cache_dir if kind == "cache" else platformdirs.user_config_dir
+    return str(found(APP, appauthor=False))

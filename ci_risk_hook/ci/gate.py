@@ -20,8 +20,6 @@ from ci_risk_hook.git import ranges
 from ci_risk_hook.git import repo as git
 from ci_risk_hook.safetext import clean
 
-SYSTEM_VARIABLES = "GITHUB_ACTIONS, GITLAB_CI, JENKINS_URL, BUILDKITE, TF_BUILD or CIRCLECI"
-
 
 class NotInCi(ranges.RangeError):
     """--ci outside a CI system ci-risk knows, without --from/--to: a usage error (exit 2)."""
@@ -65,10 +63,7 @@ class CiCheck:
             _err(clean(f"ci-risk: {self.where}"))
             return [found._replace(branch=git.short_branch(branch))]
         if self.context is None:
-            raise NotInCi(
-                f"--ci: no CI system detected (none of {SYSTEM_VARIABLES} is set); "
-                "outside CI give the range with --from/--to"
-            )
+            raise NotInCi(f"{detect.NOT_DETECTED}; outside CI give the range with --from/--to")
         context = self.context
         if self.branch:
             context = context._replace(branch=self.branch)

@@ -125,9 +125,7 @@ def record_job(
     env = os.environ if env is None else env
     context = detect.detect(env)
     if context is None:
-        from ci_risk_hook.ci.gate import SYSTEM_VARIABLES
-
-        raise detect.CiEnvError(f"--ci: no CI system detected (none of {SYSTEM_VARIABLES} is set)")
+        raise detect.CiEnvError(detect.NOT_DETECTED)
     context = context._replace(
         job=job if job is not None else context.job,
         attempt=attempt if attempt is not None else context.attempt,

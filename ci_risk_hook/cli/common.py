@@ -59,6 +59,11 @@ def repositories(store: Any) -> tuple[list[int], list[str]]:
     return [r[0] for r in repos], [r[2] or r[1][:12] for r in repos]
 
 
+def note(message: str) -> None:
+    """A library's progress note, on stderr as ci-risk's own lines (the `log` callback of training and publishing)."""
+    click.echo(f"ci-risk: {clean(message)}", err=True)
+
+
 def bar(label: str) -> Any:
     """A progress callback: a bar on a terminal, silence elsewhere."""
     if not sys.stderr.isatty():

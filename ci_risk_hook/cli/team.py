@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ci_risk_hook.cli.common import all_repos_store, repositories, settings_warnings
+from ci_risk_hook.cli.common import all_repos_store, note, repositories, settings_warnings
 from ci_risk_hook.cli.extras import require
 from ci_risk_hook.safetext import clean
 
@@ -146,7 +146,7 @@ def scheduled_publish(
             target_recall=target_recall,
             target_precision=target_precision,
             provenance={"store": redact_store(url)},
-            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True),
+            log=note,
         )
     finally:
         store.close()

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ci_risk_hook.cli.common import all_repos_store, bar, open_reading, repositories
+from ci_risk_hook.cli.common import all_repos_store, bar, note, open_reading, repositories
 from ci_risk_hook.cli.extras import require
 from ci_risk_hook.cli.options import training_options
 from ci_risk_hook.model import metrics
@@ -46,7 +46,7 @@ def train(
             path,
             target_recall=target_recall,
             target_precision=target_precision,
-            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True),
+            log=note,
         )
     finally:
         target.store.close()
@@ -229,7 +229,7 @@ def _scheduled_retrain(
             max_rows=max_rows or DEFAULT_MAX_ROWS,
             target_recall=target_recall,
             target_precision=target_precision,
-            log=lambda m: click.echo(f"ci-risk: {clean(m)}", err=True),
+            log=note,
         )
     finally:
         store.close()

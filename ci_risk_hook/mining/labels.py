@@ -77,6 +77,11 @@ class SzzStats:
         self.seconds = 0.0
         self.missing: list[tuple[str, str]] = []  # (fix sha, path) skipped for a missing object
 
+    def skipped_missing(self, fix_sha: str, path: str) -> None:
+        """One file of one fix skipped because git lacks an object (a partial or damaged clone)."""
+        self.files_skipped_missing += 1
+        self.missing.append((fix_sha, path))
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "missing")
         return f"SzzStats({fields}, missing={len(self.missing)})"
@@ -90,7 +95,8 @@ class SzzResult(NamedTuple):
 # --- reverts -------------------------------------------------------------------------------------
 
 _REVERTS_RE = re.compile(rb"\bthis reverts commit ([0-9a-f]{7,64})\b", re.I)
-_LOG_CONFIG = ("-c", "log.showSignature=false")
+# `git log` of commit messages: NUL-separated, no merges, no signatures or colours, UTF-8.
+_LOG = ("-c", "log.showSignature=false", "log", "-z", "--no-merges", "--no-color", git.LOG_ENCODING)
 
 
 def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -> list[CommitLabel]:
@@ -101,20 +107,7 @@ def find_reverts(cwd: str | None = None, rev_args: Sequence[str] = ("--all",)) -
     """
     top = git.repo_info(cwd).toplevel
     out = git.run(
-        [
-            *_LOG_CONFIG,
-            "log",
-            "-z",
-            "--no-merges",
-            "--no-color",
-            git.LOG_ENCODING,
-            "-i",
-            "-F",
-            "--grep=This reverts commit",
-            "--format=%H%x1f%B",
-            *rev_args,
-            "--",
-        ],
+        [*_LOG, "-i", "-F", "--grep=This reverts commit", "--format=%H%x1f%B", *rev_args, "--"],
         top,
     )
     reverts: list[tuple[str, list[str]]] = []
@@ -243,17 +236,7 @@ def _fix_commits(
 ) -> list[_Fix]:
     """The newest `max_fixes` fix commits of the range, newest first, from one `git log` without diffs."""
     out = git.run(
-        [
-            *_LOG_CONFIG,
-            "log",
-            "-z",
-            "--no-merges",
-            "--no-color",
-            git.LOG_ENCODING,
-            "--format=%H%x1f%P%x1f%ct%x1f%B",
-            *rev_args,
-            "--",
-        ],
+        [*_LOG, "--format=%H%x1f%P%x1f%ct%x1f%B", *rev_args, "--"],
         cwd,
     )
     fixes: list[_Fix] = []
@@ -622,8 +605,7 @@ def _removed_lines(
             except git.GitError as inner:
                 if not _is_missing(inner):
                     raise
-                stats.files_skipped_missing += 1
-                stats.missing.append((fix.sha, path))
+                stats.skipped_missing(fix.sha, path)
                 continue
             removed.update(one)
             binary |= one_binary
@@ -659,8 +641,7 @@ def _szz_fix(
         except git.GitError as exc:
             if not _is_missing(exc):
                 raise
-            stats.files_skipped_missing += 1
-            stats.missing.append((fix.sha, path))
+            stats.skipped_missing(fix.sha, path)
             continue
         stats.files_blamed += 1
         for sha, (count, when) in blamed.items():

@@ -187,6 +187,22 @@ def test_hostile_variables(tmp_path: Path) -> None:
         detect.detect({"JENKINS_URL": "https://ci.example/"})
 
 
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"GITLAB_CI": "true", "CI_COMMIT_SHA": ZEROS}, "CI_COMMIT_SHA"),
+        ({"JENKINS_URL": "https://ci.example/", "GIT_COMMIT": ZEROS}, "GIT_COMMIT"),
+        ({"TF_BUILD": "True", "BUILD_SOURCEVERSION": ZEROS}, "BUILD_SOURCEVERSION"),
+        ({"CIRCLECI": "true", "CIRCLE_SHA1": ZEROS}, "CIRCLE_SHA1"),
+        ({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "schedule", "GITHUB_SHA": ZEROS}, "GITHUB_SHA"),
+    ],
+)
+def test_a_tip_of_all_zeros_is_a_usage_error_naming_the_variable(env: dict[str, str], name: str) -> None:
+    """All zeros is git's "no commit": the job's tip is unknown, said in one line (it was an AssertionError)."""
+    with pytest.raises(CiEnvError, match=f"^{name} is all zeros: cannot tell which commit"):
+        detect.detect(env)
+
+
 def test_an_event_path_that_is_not_a_file_never_blocks(tmp_path: Path) -> None:
     import os
 

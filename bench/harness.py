@@ -1,0 +1,54 @@
+"""What benchmarks share about running ci-risk: the ci-risk under test, an environment that keeps
+its files out of the user's, and a repository's ci-risk files made cold again.
+
+Bench scripts run as `python bench/NAME.py` have bench/ on sys.path and import `from harness import ...`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ci_risk_hook import paths
+
+CI_RISK = str(Path(sys.executable).parent / "ci-risk")  # the console script installed beside this Python
+
+
+def isolated_env(scratch: str | os.PathLike[str]) -> dict[str, str]:
+    """This environment with ci-risk's store (`history.sqlite`), user data and history index (`index/`) in `scratch`."""
+    return {
+        **os.environ,
+        "CI_RISK_DB": os.path.join(scratch, paths.STORE_FILE),
+        paths.HOME_ENV: os.fspath(scratch),
+        paths.INDEX_DIR_ENV: os.path.join(scratch, "index"),
+    }
+
+
+def common_dir(repo: Path) -> Path:
+    """The repository's git common dir (`.git` of its main worktree), where ci-risk keeps its per-repository files."""
+    out = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(out.stdout.strip())
+
+
+def index_file(common: Path) -> Path:
+    """The history index a push uses when CI_RISK_INDEX_DIR does not move it (the benchmarks leave it unset)."""
+    return Path(paths.repo_dir(str(common))) / paths.INDEX_FILE
+
+
+def reset_repository(common: Path) -> None:
+    """The next push starts cold: the history index (and its WAL files), its build log and the store pointer removed."""
+    index = index_file(common)
+    for path in (
+        *(Path(str(index) + suffix) for suffix in ("", "-wal", "-shm")),
+        Path(paths.index_build_log(paths.index_lock(str(index)))),
+        Path(paths.store_pointer(str(common))),
+    ):
+        path.unlink(missing_ok=True)
