@@ -193,8 +193,9 @@ def test_step_summary_and_annotation_text(
     assert "| decision | warn (mode warn, exit 0) |" in text
     assert f"| thresholds | warn at 0.00, block at {report['block_at']:.2f} |" in text
     assert f"(sha256 {model['sha256'][:12]}\\) |" in text
+    unit = "" if entry["contribution_space"] == "probability" else " log-odds"  # trees: probability; boosting: log-odds
     for i, reason in enumerate(entry["reasons"], 1):
-        assert f"\n{i}. " in text and f"({reason['contribution']:+.2f})\n" in text
+        assert f"\n{i}. " in text and f"({reason['contribution']:+.2f}{unit})\n" in text
     assert "\n::error" not in text and "evil|" not in text
 
 

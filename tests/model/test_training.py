@@ -317,6 +317,10 @@ def test_the_bundled_candidates_cuts_are_chosen_on_every_finished_build_of_the_r
     if bundled_model_path() is None:
         pytest.skip("no bundled model in this checkout")
     table = synthetic(300)
+    # Facts of many values, so that the shipped model's scores take many values and the two cuts can differ.
+    rng = np.random.default_rng(5)
+    for name, top in (("ld", 300), ("nf", 30), ("author_exp", 500), ("days_since_file_change", 400), ("lt", 5000)):
+        table.X[:, COL[name]] = rng.random(len(table)) * top
     # Early failures the shipped model scores lowest, later ones its highest: the recall cut must follow the latest
     # builds. (Later failures follow the scores closely, so recalibrating on all builds keeps the scores apart.)
     shipped = _portable(bundled_model_path() or "")
