@@ -190,7 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
         "max_commits", "CI_RISK_MAX_COMMITS", _positive_int, "most commits of one push to read (default 1000)", True
     ),
     Setting(
-        "db", "CI_RISK_DB", _path, "history store: a file path or postgresql:// URL (default: the user data dir)", False
+        "db", paths.DB_ENV, _path, "history store: a file path or postgresql:// URL (default: the user data dir)", False
     ),
     Setting(
         "hash_authors",

@@ -23,6 +23,8 @@ INDEX_DIR_ENV = "CI_RISK_INDEX_DIR"
 HOME_ENV = "CI_RISK_HOME"
 USER_CONFIG_ENV = "CI_RISK_CONFIG"
 CACHE_ENV = "CI_RISK_CACHE"
+DB_ENV = "CI_RISK_DB"  # the history store: a file path or a postgresql:// URL
+REPO_ENV = "CI_RISK_REPO"  # which repository this is, when its remote does not say (CI sets it for a job)
 
 MODEL_FILE = "model.json"
 INDEX_FILE = "history-index.sqlite"

@@ -106,7 +106,7 @@ class CiCheck:
         info = git.repo_info()  # deepening may have completed the clone: then its root commit is known
         if not self.context.repository or identity.known_root(info) is not None:
             return
-        url = settings.db or os.environ.get("CI_RISK_DB") or remembered(info.common_dir)
+        url = settings.db or os.environ.get(paths.DB_ENV) or remembered(info.common_dir)
         if not url:
             return
         try:
@@ -120,8 +120,8 @@ class CiCheck:
             return
         if root is not None:
             # Read by the gate's build-history look-up, during this run only (`render` and `failed` restore it).
-            self._saved_repo = os.environ.get("CI_RISK_REPO", "")
-            os.environ["CI_RISK_REPO"] = root
+            self._saved_repo = os.environ.get(paths.REPO_ENV, "")
+            os.environ[paths.REPO_ENV] = root
             self.notes.append(f"shallow clone: repository found in the store by its name {self.context.repository}")
 
     # -- the outputs ----------------------------------------------------------------
@@ -180,9 +180,9 @@ class CiCheck:
     def _restore_env(self) -> None:
         if self._saved_repo is not None:
             if self._saved_repo:
-                os.environ["CI_RISK_REPO"] = self._saved_repo
+                os.environ[paths.REPO_ENV] = self._saved_repo
             else:
-                os.environ.pop("CI_RISK_REPO", None)
+                os.environ.pop(paths.REPO_ENV, None)
             self._saved_repo = None
 
     def ci_dict(self) -> dict[str, Any]:

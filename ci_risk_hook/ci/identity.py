@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from ci_risk_hook import paths
 from ci_risk_hook.git import repo as git
 
 
@@ -47,8 +48,8 @@ def name_repository(store: object, repo_id: int, name: str) -> None:
 
 def known_root(info: git.RepoInfo, cwd: str | None = None) -> Identity | None:
     """Ways 1 and 2: without the store or the network."""
-    if os.environ.get("CI_RISK_REPO", "").strip():
-        return Identity(os.environ["CI_RISK_REPO"].strip(), "", "CI_RISK_REPO")
+    if os.environ.get(paths.REPO_ENV, "").strip():
+        return Identity(os.environ[paths.REPO_ENV].strip(), "", paths.REPO_ENV)
     root = git.root_commit(info, cwd)
     return Identity(root, "", "root commit") if root else None
 

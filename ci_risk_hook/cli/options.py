@@ -10,6 +10,7 @@ from typing import Any, Callable, TypeVar
 
 import click
 
+from ci_risk_hook import paths
 from ci_risk_hook.gate.options import GateOption
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,7 +95,7 @@ def db_option(func: F) -> F:
     return click.option(
         "--db",
         default=None,
-        envvar="CI_RISK_DB",
+        envvar=paths.DB_ENV,
         show_envvar=True,
         help="History store: a file path or postgresql:// URL (default: user data dir).",
     )(func)

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from ci_risk_hook import errors
+from ci_risk_hook import errors, paths
 from ci_risk_hook.cli.common import bar, open_reading, settings_warnings
 from ci_risk_hook.cli.extras import require
 from ci_risk_hook.cli.options import Share, db_option
@@ -222,7 +222,7 @@ def try_next(directory: str, store: str) -> str:
     """Commands that work as printed in the demo's directory: they find its store through the repository."""
     import shlex
 
-    over = os.environ.get("CI_RISK_DB")
+    over = os.environ.get(paths.DB_ENV)
     db = f" --db {shlex.quote(store)}" if over else ""  # CI_RISK_DB would take them to another store
     commands = [
         ("ci-risk check --from main --to new-ci" + db, "score the newcomer's push by hand"),

@@ -661,7 +661,7 @@ def root_commit(info: RepoInfo, cwd: str | os.PathLike[str] | None = None) -> st
     the first commit. Cached in the git dir: walking to the root of a large
     history costs a noticeable fraction of a second.
     """
-    override = os.environ.get("CI_RISK_REPO")
+    override = os.environ.get(paths.REPO_ENV)
     if override:
         return override.strip()
     if info.is_shallow:

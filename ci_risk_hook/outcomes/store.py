@@ -236,12 +236,12 @@ def remembered(common_dir: str) -> str | None:
 def store_for(common_dir: str, given: str | None = None) -> str:
     """The store a command uses: the one given (`--db`), else `CI_RISK_DB`, else the one this
     repository records into (its pointer), else the user's default store."""
-    return given or os.environ.get("CI_RISK_DB") or remembered(common_dir) or default_url()
+    return given or os.environ.get(paths.DB_ENV) or remembered(common_dir) or default_url()
 
 
 def default_url() -> str:
     """CI_RISK_DB, else `db` in the user's config file, else the user data directory (never a repository's file)."""
-    env = os.environ.get("CI_RISK_DB")
+    env = os.environ.get(paths.DB_ENV)
     if env:
         return env
     from ci_risk_hook.config import ConfigError, user_setting
