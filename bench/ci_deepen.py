@@ -22,25 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def git(*args: str, cwd: Path, stdin: bytes | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, check=True).stdout.decode().strip()
-
-
-def build(path: Path, commits: int) -> None:
-    path.mkdir(parents=True)
-    git("init", "-q", "-b", "main", cwd=path)
-    parts: list[bytes] = []
-    for i in range(commits):
-        data = f"line {i}\n".encode()
-        message = f"change {i}\n".encode()
-        when = 1_600_000_000 + i * 600
-        parts.append(b"commit refs/heads/main\n")
-        parts.append(f"committer Dev{i % 17} <dev{i % 17}@example.com> {when} +0000\n".encode())
-        parts.append(b"data %d\n%s" % (len(message), message))
-        parts.append(f"M 100644 inline src/mod{i % 200}.py\n".encode() + b"data %d\n%s\n" % (len(data), data))
-    git("fast-import", "--quiet", cwd=path, stdin=b"".join(parts))
-    git("checkout", "-q", "main", cwd=path)
+from harness import git, synthetic_history
 
 
 def check_ci(clone: Path, before: str, after: str, work: Path) -> tuple[float, dict]:
@@ -78,7 +60,7 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="ci-risk-deepen-"))
     upstream = work / "upstream"
     started = time.perf_counter()
-    build(upstream, args.commits)
+    synthetic_history(upstream, args.commits, lambda i: f"line {i}\n".encode())
     print(f"synthetic repository: {args.commits:,} commits ({time.perf_counter() - started:.1f} s to build)")
     after = git("rev-parse", "HEAD", cwd=upstream)
     print(f"{'base depth':>10}  {'check --ci':>10}  {'commits here':>12}  {'scored':>6}  whole")

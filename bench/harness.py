@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from ci_risk_hook import paths
 
@@ -52,3 +53,25 @@ def reset_repository(common: Path) -> None:
         Path(paths.store_pointer(str(common))),
     ):
         path.unlink(missing_ok=True)
+
+
+def git(*args: str, cwd: Path, stdin: bytes | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, check=True).stdout.decode().strip()
+
+
+def synthetic_history(path: Path, commits: int, content: Callable[[int], bytes]) -> None:
+    """A repository of `commits` commits on main (17 authors, 200 files, ten minutes apart), written by one
+    `git fast-import`: thousands of commits in a second. Commit i writes content(i) to src/mod{i % 200}.py."""
+    path.mkdir(parents=True)
+    git("init", "-q", "-b", "main", cwd=path)
+    parts: list[bytes] = []
+    for i in range(commits):
+        data = content(i)
+        message = f"change {i}\n".encode()
+        when = 1_600_000_000 + i * 600
+        parts.append(b"commit refs/heads/main\n")
+        parts.append(f"committer Dev{i % 17} <dev{i % 17}@example.com> {when} +0000\n".encode())
+        parts.append(b"data %d\n%s" % (len(message), message))
+        parts.append(f"M 100644 inline src/mod{i % 200}.py\n".encode() + b"data %d\n%s\n" % (len(data), data))
+    git("fast-import", "--quiet", cwd=path, stdin=b"".join(parts))
+    git("checkout", "-q", "main", cwd=path)

@@ -25,25 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def git(*args: str, cwd: Path, stdin: bytes | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, check=True).stdout.decode().strip()
+from harness import git, synthetic_history
 
 
-def build(path: Path, commits: int) -> None:
-    path.mkdir(parents=True)
-    git("init", "-q", "-b", "main", cwd=path)
-    parts: list[bytes] = []
-    for i in range(commits):
-        data = "".join(f"line {j} of version {i}\n" for j in range(20 + i % 30)).encode()
-        message = f"change {i}\n".encode()
-        when = 1_600_000_000 + i * 600
-        parts.append(b"commit refs/heads/main\n")
-        parts.append(f"committer Dev{i % 17} <dev{i % 17}@example.com> {when} +0000\n".encode())
-        parts.append(b"data %d\n%s" % (len(message), message))
-        parts.append(f"M 100644 inline src/mod{i % 200}.py\n".encode() + b"data %d\n%s\n" % (len(data), data))
-    git("fast-import", "--quiet", cwd=path, stdin=b"".join(parts))
-    git("checkout", "-q", "main", cwd=path)
+def version(i: int) -> bytes:
+    """Commit i's file: 20-49 lines, all new, so every commit has a blob of its own to leave out of a clone."""
+    return "".join(f"line {j} of version {i}\n" for j in range(20 + i % 30)).encode()
 
 
 def missing(clone: Path) -> int:
@@ -76,7 +63,9 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="ci-risk-partial-"))
     upstream = work / "upstream"
     if not upstream.exists():
-        build(upstream, args.commits)
+        synthetic_history(
+            upstream, args.commits, lambda i: "".join(f"line {j} of version {i}\n" for j in range(20 + i % 30)).encode()
+        )
     bare = work / "remote.git"
     if not bare.exists():
         git("clone", "-q", "--bare", str(upstream), str(bare), cwd=work)
