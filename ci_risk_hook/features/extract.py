@@ -314,9 +314,9 @@ def _history_features(
 
 
 STORE_FEATURES = tuple(f.name for f in SCHEMA if f.group == "history_store")
-# What is stored per build and commit (the build-history slots empty). The push features are not: like the
-# build-history ones they are computed whenever a push is scored or a table is read, so adding one never
-# makes stored features stale.
+# What the stored feature version counts. Stored rows leave the push and build-history slots empty (None):
+# those are computed whenever a push is scored or a table is read, so adding a push feature never makes
+# stored features stale.
 RANGE_FEATURES = tuple(f.name for f in SCHEMA if f.group != "push")
 # Branch names that are a repository's mainline by convention. By name, not by the remote's HEAD: the hook,
 # CI, import and training must all see the same number, and a recorded build has only its branch's name.
