@@ -67,6 +67,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from harness import CI_RISK, isolated_env  # noqa: E402
 
+from ci_risk_hook import paths  # noqa: E402
+
 # Project name (the clone's directory name) -> JIRA key in ApacheJIT's file names and issue keys.
 JIRA_KEY = {
     "activemq": "AMQ",
@@ -263,7 +265,7 @@ def run_backfill(clone: Path, store_dir: Path, extra: list[str]) -> dict[str, An
 def read_store(store_dir: Path) -> tuple[dict[str, dict[str, float | None]], dict[str, set[str]]]:
     from ci_risk_hook.outcomes.store import open_store
 
-    store = open_store(isolated_env(store_dir)["CI_RISK_DB"], create=False)
+    store = open_store(isolated_env(store_dir)[paths.DB_ENV], create=False)
     try:
         repo_ids = [int(r[0]) for r in store.execute("SELECT id FROM repositories").fetchall()]
         features: dict[str, dict[str, float | None]] = {}

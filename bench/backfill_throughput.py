@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import CI_RISK
+from harness import CI_RISK, isolated_env
+
+from ci_risk_hook import paths
 
 
 def wall(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -53,9 +55,9 @@ def main() -> int:
                     repo,
                 )
             )
-            env = {**os.environ, "CI_RISK_DB": os.path.join(tmp, f"run{run}.sqlite")}
+            env = {**isolated_env(tmp), paths.DB_ENV: os.path.join(tmp, f"run{run}.sqlite")}
             backfill_times.append(wall([CI_RISK, "backfill", "--no-szz"], repo, env))
-        env = {**os.environ, "CI_RISK_DB": os.path.join(tmp, "run0.sqlite")}
+        env = {**isolated_env(tmp), paths.DB_ENV: os.path.join(tmp, "run0.sqlite")}
         szz_seconds = wall([CI_RISK, "backfill", "--szz", "--max-fixes", str(args.szz_fixes)], repo, env)
     git_rate = commits / statistics.median(git_times)
     backfill_rate = commits / statistics.median(backfill_times)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import isolated_env  # noqa: E402
 from travis_split import EVALUATION_PROJECTS, LANGUAGE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -72,12 +73,7 @@ def run_project(project: str, repos_dir: Path, ci_risk: str, retrain_every: int)
     if not (clone / ".git").exists():
         return {"project": project, "error": f"no clone at {clone}"}
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "CI_RISK_DB": os.path.join(tmp, "history.sqlite"),
-            "CI_RISK_HOME": tmp,
-            "CI_RISK_INDEX_DIR": os.path.join(tmp, "index"),
-        }
+        env = isolated_env(tmp)
         started = time.monotonic()
         imported = subprocess.run(
             [ci_risk, "import", str(DATA), "--format", "travis", "--travis-repo", project],

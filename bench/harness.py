@@ -15,15 +15,25 @@ from typing import Callable
 from ci_risk_hook import paths
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")  # the console script installed beside this Python
+OWN_VARIABLES = "CI_RISK_"  # the prefix of every variable ci-risk reads
 
 
 def isolated_env(scratch: str | os.PathLike[str]) -> dict[str, str]:
-    """This environment with ci-risk's store (`history.sqlite`), user data and history index (`index/`) in `scratch`."""
+    """This environment with every file ci-risk reads or writes for the user in `scratch`.
+
+    The store (`history.sqlite`), user data, history index (`index/`), pulled team models (`cache/`) and the user's
+    config (`config.ini`, absent unless a benchmark writes it): a benchmark never reads the user's own settings or
+    models, and never leaves anything behind. The caller's own CI_RISK_* settings (a model source, a strict mode)
+    are dropped, so figures do not depend on who runs the benchmark.
+    """
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith(OWN_VARIABLES)}
     return {
-        **os.environ,
-        "CI_RISK_DB": os.path.join(scratch, paths.STORE_FILE),
+        **inherited,
+        paths.DB_ENV: os.path.join(scratch, paths.STORE_FILE),
         paths.HOME_ENV: os.fspath(scratch),
         paths.INDEX_DIR_ENV: os.path.join(scratch, "index"),
+        paths.CACHE_ENV: os.path.join(scratch, "cache"),
+        paths.USER_CONFIG_ENV: os.path.join(scratch, paths.USER_CONFIG_FILE),
     }
 
 

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import git, synthetic_history
+from harness import git, isolated_env, synthetic_history
 
 
 def version(i: int) -> bytes:
@@ -48,7 +48,7 @@ def run(clone: Path, args: list[str], home: Path) -> tuple[float, int]:
     proc = subprocess.run(
         [sys.executable, "-m", "ci_risk_hook", *args],
         cwd=clone,
-        env={**os.environ, "CI_RISK_HOME": str(home)},
+        env=isolated_env(home),
         capture_output=True,
         text=True,
     )

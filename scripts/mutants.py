@@ -386,6 +386,13 @@ MUTANTS: tuple[Mutant, ...] = (
         (("        merged.update(push_features(b.branch))\n", ""),),
         ("tests/outcomes/test_history.py::test_a_recorded_builds_branch_reaches_the_table_without_being_stored",),
     ),
+    Mutant(
+        "hook-branch-from-local-ref",
+        "the hook takes the branch a push comes from for the one it goes to: main pushed to a side branch is mainline",
+        "ci_risk_hook/git/ranges.py",
+        (("        branch = git.short_branch(remote_ref)\n", "        branch = git.short_branch(local_ref)\n"),),
+        ("tests/gate/test_push_e2e.py::test_raw_hook_scores_a_push_by_the_branch_it_goes_to",),
+    ),
 )
 
 

@@ -92,8 +92,8 @@ def safe_change(repo: Repo) -> str:
     return repo.commit({"src/core.py": lines(43, "tidy")}, "tidy core", author="Ada Maintainer <ada@example.com>")
 
 
-def score(repo: Repo) -> float:
-    proc = subprocess.run([CI_RISK, "check", "--format", "json"], cwd=repo.path, capture_output=True, text=True)
+def score(repo: Repo, *args: str) -> float:
+    proc = subprocess.run([CI_RISK, "check", "--format", "json", *args], cwd=repo.path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     probability = report["ranges"][0]["probability"]
@@ -217,6 +217,32 @@ def test_raw_hook_new_branch_is_scored(project: Repo) -> None:
     )
     assert proc.returncode != 0
     assert "refs/heads/feature -> refs/heads/feature: 1 commit(s)" in proc.stdout + proc.stderr
+
+
+def test_raw_hook_scores_a_push_by_the_branch_it_goes_to(project: Repo) -> None:
+    """The bundled model learnt that side branches fail more often than the mainline: the same commit pushed to a
+    side branch scores higher than on main, so a threshold between the two blocks the one and lets the other go."""
+    (project.path / ".git" / "ci-risk" / "model.json").unlink()  # the bundled model, which knows `branch_mainline`
+    subprocess.run([CI_RISK, "install"], cwd=project.path, check=True, capture_output=True)
+    tip = safe_change(project)
+    on_main, on_side = score(project, "--branch", "main"), score(project, "--branch", "feature/login")
+    assert on_side > on_main
+    between = {"CI_RISK_MODE": "block", "CI_RISK_BLOCK_AT": f"{(on_main + on_side) / 2:.6f}"}
+
+    side = subprocess.run(
+        ["git", "push", "origin", "main:refs/heads/feature/login"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **between},
+    )
+    assert side.returncode != 0, side.stdout + side.stderr
+    assert "BLOCKED" in side.stdout + side.stderr
+    assert "side branch" in side.stdout + side.stderr  # and the reason says why
+
+    mainline = push(project, between)
+    assert mainline.returncode == 0, mainline.stdout + mainline.stderr
+    assert remote_head(project) == tip
 
 
 def test_raw_hook_with_a_vanished_interpreter_lets_the_push_through(project: Repo) -> None:
