@@ -1,4 +1,4 @@
-"""Benchmark: `ci-risk backfill` throughput beside plain `git log --numstat` over the same history.
+"""Benchmark: `ci-risk backfill` throughput beside the `git log --numstat` it reads, run alone over the same history.
 
 Usage: python bench/backfill_throughput.py --repo /path/to/clone [--runs 3] [--szz-fixes 300]
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from harness import CI_RISK, isolated_env
 
 from ci_risk_hook import paths
+from ci_risk_hook.git.repo import log_args
 
 
 def wall(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -49,12 +50,7 @@ def main() -> int:
     szz_seconds = None
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
-            git_times.append(
-                wall(
-                    ["git", "log", "--numstat", "--no-renames", "-z", "--format=%H%x1f%P%x1f%ae%x1f%ct%x1f%s", "HEAD"],
-                    repo,
-                )
-            )
+            git_times.append(wall(["git", *log_args(numstat=True), "HEAD"], repo))
             env = {**isolated_env(tmp), paths.DB_ENV: os.path.join(tmp, f"run{run}.sqlite")}
             backfill_times.append(wall([CI_RISK, "backfill", "--no-szz"], repo, env))
         env = {**isolated_env(tmp), paths.DB_ENV: os.path.join(tmp, "run0.sqlite")}
@@ -62,7 +58,10 @@ def main() -> int:
     git_rate = commits / statistics.median(git_times)
     backfill_rate = commits / statistics.median(backfill_times)
     print(f"repository: {repo} ({commits:,} commits), median of {args.runs} runs")
-    print(f"{'git log --numstat --no-renames':<46}{statistics.median(git_times):>8.2f} s {git_rate:>10,.0f} commits/s")
+    print(
+        f"{'git log as backfill reads it (-M, --numstat)':<46}{statistics.median(git_times):>8.2f} s "
+        f"{git_rate:>10,.0f} commits/s"
+    )
     print(
         f"{'ci-risk backfill --no-szz (features, store)':<46}{statistics.median(backfill_times):>8.2f} s "
         f"{backfill_rate:>10,.0f} commits/s"

@@ -421,7 +421,7 @@ def _parse_stream(stream: IO[bytes], raw: _RawParser | None = None) -> Iterator[
         yield parser.current
 
 
-def _log_args(numstat: bool, merge_diffs: bool = True) -> list[str]:
+def log_args(numstat: bool, merge_diffs: bool = True) -> list[str]:
     """`git log` reading contents for line counts (`numstat`), or trees alone: then only exact renames.
 
     Exact renames are found by comparing blob ids; one with edits needs both contents, which a
@@ -453,7 +453,7 @@ def _stream_log(
 ) -> Iterator[Commit]:
     """`git log` with line counts; with a `raw` parser, from trees alone (`_RawParser`)."""
     proc = subprocess.Popen(
-        ["git", *_log_args(numstat=raw is None, merge_diffs=merge_diffs), *extra],
+        ["git", *log_args(numstat=raw is None, merge_diffs=merge_diffs), *extra],
         cwd=cwd,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
