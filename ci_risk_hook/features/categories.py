@@ -8,6 +8,7 @@ what matters for CI risk is the role of the change.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 
 CATEGORIES = (
@@ -208,8 +209,12 @@ def _is_test(lower: str, name: str, stem: str) -> bool:
 
 
 def categorize(path: str, binary: bool = False) -> str:
-    if binary:
-        return "binary"
+    return "binary" if binary else _category(path)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _category(path: str) -> str:
+    """Cached: backfill meets the same paths again in every commit that touches them."""
     lower = path.lower()
     name = posixpath.basename(lower)
     stem, ext = posixpath.splitext(name)
