@@ -70,7 +70,8 @@ def _probability(text: str) -> float:
 # Named cuts a model may carry besides its default "warn": teams that want nine failures in ten caught, at the
 # price of more warnings, say `--warn-at recall90`. A model without it (trained before it existed) used its
 # 90 %-recall cut as "warn".
-NAMED_WARN_AT = ("recall90",)
+RECALL_CUT = "recall90"  # moved by the outcomes as they arrive, where the store has scored failures (model.recall_cut)
+NAMED_WARN_AT = (RECALL_CUT,)
 
 
 def parse_warn_at(text: str) -> float | str:

@@ -393,6 +393,29 @@ MUTANTS: tuple[Mutant, ...] = (
         (("        branch = git.short_branch(remote_ref)\n", "        branch = git.short_branch(local_ref)\n"),),
         ("tests/gate/test_push_e2e.py::test_raw_hook_scores_a_push_by_the_branch_it_goes_to",),
     ),
+    Mutant(
+        "recall-cut-level-frozen",
+        "the 90 %-recall cut follows the latest failures' scores but never learns from the ones it let through",
+        "ci_risk_hook/model/recall_cut.py",
+        (("            self.level = min(", "            self.level = self.level or min("),),
+        (
+            "tests/model/test_recall_cut.py::test_the_moving_cut_keeps_its_promise_where_a_cut_fixed_at_training_drifts_away",
+        ),
+    ),
+    Mutant(
+        "gate-keeps-the-training-cut",
+        "`--warn-at recall90` ignores the failures recorded since training: the cut the model was shipped with",
+        "ci_risk_hook/gate/evaluate.py",
+        (("history.read.is_set() and history.recall_cut is not None", "history.recall_cut is None is not None"),),
+        ("tests/model/test_recall_cut.py::test_check_warns_from_the_cut_the_scored_failures_moved",),
+    ),
+    Mutant(
+        "recall-cut-learns-from-hindsight",
+        "a score given after its build started (the outcome perhaps known) moves the cut",
+        "ci_risk_hook/outcomes/store.py",
+        (("                             AND p.predicted_at <= COALESCE(b.started_at, b.finished_at)\n", ""),),
+        ("tests/model/test_recall_cut.py::test_scores_given_after_a_build_started_never_move_the_cut",),
+    ),
 )
 
 

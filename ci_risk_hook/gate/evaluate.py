@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from ci_risk_hook import paths
-from ci_risk_hook.config import CONFIG_FILE, Settings
+from ci_risk_hook.config import CONFIG_FILE, RECALL_CUT, Settings
 from ci_risk_hook.features.analysis import analyze
 from ci_risk_hook.features.extract import FEATURE_NAMES, FeatureResult, Limits, push_features, store_features
 from ci_risk_hook.features.reasons import Reason, top_reasons
@@ -170,7 +170,9 @@ def evaluate(
     limits = Limits(max_commits=settings.max_commits)
     when = int(time.time()) if now is None else now
     recording = place is not None and settings.record_predictions
-    history = _BuildHistory(settings, info, cwd, when, [r.branch for r in ranges], recording)
+    history = _BuildHistory(
+        settings, info, cwd, when, [r.branch for r in ranges], recording, moving_cut=settings.warn_at == RECALL_CUT
+    )
     try:
         _score(ranges, settings, info, progress, cwd, history, report, limits)
     finally:
@@ -197,11 +199,19 @@ def _score(
     limits: Limits,
 ) -> None:
     choice, warn_at, block_at = report.model, report.warn_at, report.block_at
+    moved = False
     for push_range in ranges:
         features = analyze(push_range, info, limits, progress, cwd, index_budget=settings.index_budget)
         if features.commits:
             features.values.update(push_features(push_range.branch))
         history.fill(push_range, features)
+        if not moved and history.read.is_set() and history.recall_cut is not None:
+            moved = True  # decided once, for every range of the push alike
+            report.warn_at = warn_at = min(history.recall_cut, block_at)
+            report.notes.append(
+                f"warn at {warn_at:.3f}: the 90 %-recall cut as the {history.cut_failures} latest failures this "
+                "repository's gate scored have moved it"
+            )
         entry = RangeReport(push_range, features)
         report.ranges.append(entry)
         if not features.commits:
@@ -278,6 +288,7 @@ class _BuildHistory:
         now: int,
         branches: Sequence[str | None],
         recording: bool = False,
+        moving_cut: bool = False,
     ) -> None:
         from ci_risk_hook.outcomes.store import remembered  # not on the path of a repository without a store
 
@@ -291,6 +302,9 @@ class _BuildHistory:
         self.error: BaseException | None = None
         self.reported = False
         self.recording = recording
+        self.moving_cut = moving_cut  # read the scored failures too (`--warn-at recall90`)
+        self.recall_cut: float | None = None
+        self.cut_failures = 0
         self.pending: queue.Queue[list[Prediction]] = queue.Queue(maxsize=1)
         self.record_problem: str | None = None
         self.move_notes: list[str] = []  # what moving earlier pushes' predictions in found lost (spool.Moved)
@@ -339,6 +353,12 @@ class _BuildHistory:
             repo_id = store.find_repository(root)
             if repo_id is not None:
                 self.prior = {branch: store.prior_builds(repo_id, self.now, branch) for branch in branches}
+                if self.moving_cut:
+                    from ci_risk_hook.model import recall_cut
+
+                    failures = store.scored_failures(repo_id, self.now, recall_cut.REPLAY)
+                    self.cut_failures = len(failures)
+                    self.recall_cut = recall_cut.replay(failures, self.now)
                 self.author_id = store.author_id  # a store of hashed authors: this push's author hashed alike
         except (StoreError, git.GitError) as exc:
             self.problem = f"build history unavailable ({exc}); its features are unknown"

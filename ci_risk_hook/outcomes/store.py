@@ -27,6 +27,7 @@ from typing import Any, Generator, Iterable, Iterator, NamedTuple, Sequence
 from ci_risk_hook import paths
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook.features.extract import BRANCH_WINDOW, TOUCHED_WINDOW
+from ci_risk_hook.model.recall_cut import ScoredFailure
 from ci_risk_hook.outcomes import authors
 from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord
 
@@ -853,6 +854,32 @@ class Store:
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
                 [(repo_id, *r[:11], self.author_id(r.author), r.predicted_at) for r in rows],
             )
+
+    def scored_failures(self, repo_id: int, before: int, limit: int) -> list[ScoredFailure]:
+        """The latest `limit` failed builds finished by `before` whose commit a gate scored before the build
+        started, with that score (the latest such): what the adaptive recall cut learns from. Oldest first.
+
+        A score no gate writes (NaN, outside [0, 1]) leaves its build out, as `predictions` does.
+        """
+        if self.schema_version() < PREDICTIONS_FROM:
+            return []
+        rows = self.execute(
+            """SELECT started, finished, score FROM (
+                   SELECT COALESCE(b.started_at, b.finished_at) AS started, b.finished_at AS finished, b.id AS id,
+                          (SELECT p.score FROM predictions p
+                           WHERE p.repo_id = b.repo_id AND p.commit_sha = b.commit_sha
+                             AND p.predicted_at <= COALESCE(b.started_at, b.finished_at)
+                           ORDER BY p.predicted_at DESC, p.id DESC LIMIT 1) AS score
+                   FROM builds b WHERE b.repo_id = ? AND b.status = ? AND b.finished_at <= ?) scored
+               WHERE score IS NOT NULL ORDER BY finished DESC, id DESC LIMIT ?""",
+            (repo_id, FAIL, before, limit),
+        ).fetchall()
+        kept = [
+            ScoredFailure(float(r[2]), int(r[0]), int(r[1]))
+            for r in rows
+            if math.isfinite(float(r[2])) and 0.0 <= float(r[2]) <= 1.0
+        ]
+        return kept[::-1]
 
     def predictions(self, repo_id: int) -> list[Prediction]:
         """Every recorded prediction of the repository, oldest first; none in a store older than the table.
