@@ -14,6 +14,7 @@ from typing import Iterator
 
 import pytest
 
+from testing.postgres import fresh_schema
 from testing.repos import Repo, built_once, lines, make_repo
 
 
@@ -55,6 +56,19 @@ def isolated_env(
         '[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n[protocol "file"]\n\tallow = always\n'
     )
     yield
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The store named by CI_RISK_DB: a new SQLite file, then a new schema on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = str(tmp_path / "store" / "history.sqlite")
+        monkeypatch.setenv("CI_RISK_DB", url)
+        yield url
+        return
+    with fresh_schema() as url:
+        monkeypatch.setenv("CI_RISK_DB", url)
+        yield url
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import pytest
 
@@ -28,7 +28,6 @@ from ci_risk_hook.git import repo as git
 from ci_risk_hook.git.ranges import PushRange
 from ci_risk_hook.mining import labels
 from ci_risk_hook.outcomes.store import open_store
-from testing.postgres import fresh_schema
 from testing.repos import Repo, make_repo, run_cli
 
 CI_RISK = str(Path(sys.executable).parent / "ci-risk")
@@ -243,18 +242,6 @@ def test_push_through_the_hook_warns_blocks_and_is_strict(latin1_repo: Repo, tmp
 
 
 # -- record, backfill with SZZ, history: SQLite and PostgreSQL -----------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = str(tmp_path / "store" / "history.sqlite")
-        monkeypatch.setenv("CI_RISK_DB", url)
-        yield url
-        return
-    with fresh_schema() as url:
-        monkeypatch.setenv("CI_RISK_DB", url)
-        yield url
 
 
 def test_record_backfill_szz_and_history_keep_the_name(

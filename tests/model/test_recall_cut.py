@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from ci_risk_hook.model.dataset import Table
 from ci_risk_hook.model.recall_cut import MIN_FAILURES, RecallCut, ScoredFailure, replay
 from ci_risk_hook.outcomes.records import BuildRecord
 from ci_risk_hook.outcomes.store import Prediction, open_store
-from testing.postgres import fresh_schema
 from testing.repos import Repo, lines, make_repo
 from testing.repos import run_cli as run
 
@@ -79,18 +77,6 @@ def test_the_backtest_moves_the_cut_as_the_gate_does() -> None:
         assert cuts[k] == (-1.0 if expected is None else expected), k
         moved += expected is not None
     assert moved > n // 2
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = str(tmp_path / "store" / "history.sqlite")
-        monkeypatch.setenv("CI_RISK_DB", url)
-        yield url
-    else:
-        with fresh_schema() as url:
-            monkeypatch.setenv("CI_RISK_DB", url)
-            yield url
 
 
 @pytest.fixture

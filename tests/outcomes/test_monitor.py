@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -15,25 +14,12 @@ from ci_risk_hook.errors import EXIT_DRIFT
 from ci_risk_hook.outcomes.monitor import live_summary
 from ci_risk_hook.outcomes.records import BuildRecord
 from ci_risk_hook.outcomes.store import Prediction, Store, open_store
-from testing.postgres import fresh_schema
 from testing.repos import Repo, built_once, make_repo
 from testing.repos import run_cli as run
 
 WARN_AT, BLOCK_AT = 0.2, 0.8
 SCORES = (0.1, 0.3, 0.5, 0.7, 0.9)  # one per calibration bucket
 DAY = 86400
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = str(tmp_path / "store" / "history.sqlite")
-        monkeypatch.setenv("CI_RISK_DB", url)
-        yield url
-    else:
-        with fresh_schema() as url:
-            monkeypatch.setenv("CI_RISK_DB", url)
-            yield url
 
 
 @pytest.fixture
