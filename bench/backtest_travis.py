@@ -184,11 +184,12 @@ def markdown(
     lines = [
         "## Rolling backtest on unseen projects (bench/backtest_travis.py)",
         "",
-        "Each project's push builds predicted in time order by `ci-risk backtest` (retrained every 25 builds on "
-        "the builds finished before; thresholds chosen on those builds only). Parrot = previous build on the "
-        "branch *finished* when the build started (what a hook can know); Parrot* = previous build in push order "
-        "(as published). Deferrable counts 0 where the realised recall fell below 0.88. Cold start = the bundled "
-        "model alone with no outcomes recorded."
+        "Each project's push builds predicted in time order by `ci-risk backtest` (retrained every 25 builds "
+        "on the builds finished before; thresholds chosen on those builds only, the deferral cut then moved "
+        "by each failure that finished before the build started, as `--warn-at recall90` moves it). Parrot = "
+        "previous build on the branch *finished* when the build started (what a hook can know); Parrot* = "
+        "previous build in push order (as published). Deferrable counts 0 where the realised recall fell "
+        "below 0.88. Cold start = the bundled model alone with no outcomes recorded."
         + (f" Before = {before_label}, same backtest, same builds." if before else ""),
         "",
         "| group | projects | ROC-AUC | Parrot / Parrot* AUC | F1 | Parrot / Parrot* F1 | F1 gain vs Parrot* "
@@ -213,7 +214,7 @@ def markdown(
     lines += [
         "",
         "| project | language | builds | ROC-AUC | Parrot / Parrot* AUC | F1 | Parrot / Parrot* F1 | deferrable "
-        "(recall) | cold-start AUC |" + (" before: AUC / F1 / cold |" if before else ""),
+        "(recall) | cold-start AUC |" + (" before: AUC / F1 / deferrable (recall) / cold |" if before else ""),
         "|---|---|---|---|---|---|---|---|---|" + ("---|" if before else ""),
     ]
     for r in reports:
@@ -223,7 +224,8 @@ def markdown(
         m, b = r["model"], old.get(r["project"])
         at = m.get("recall_at_defer_threshold")
         extra = (
-            f" {f(b['model']['roc_auc'])} / {f(b['model']['f1'])} / {f(b.get('cold_start_auc'))} |"
+            f" {f(b['model']['roc_auc'])} / {f(b['model']['f1'])} / {f(b['model'].get('deferrable_at_90'))} "
+            f"({f(b['model'].get('recall_at_defer_threshold'))}) / {f(b.get('cold_start_auc'))} |"
             if b
             else (" - |" if before else "")
         )
