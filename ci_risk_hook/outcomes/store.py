@@ -125,6 +125,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 PREDICTIONS_FROM = 4  # the migration that added `predictions`
+SCORED_FAILURES_SCAN = 5  # scored_failures looks at most this many times `limit` latest failures: a push's bound
 SQLITE_BULK_CACHE_KB = 64 * 1024
 READABLE_FROM = 1  # the oldest schema a reader can query as it is (later: indexes, metadata, `predictions`)
 AUTHOR_MODE = "author_ids"  # the store_meta key: authors.PLAIN or the fingerprint of the hashing key
@@ -820,12 +821,15 @@ class Store:
                 base + " AND b.branch = ?" + order, (repo_id, before, branch, BRANCH_WINDOW)
             ).fetchall():
                 rows.setdefault(r[0], r)
-        result = [
-            PriorBuild(
-                r[1], r[2], r[3] == FAIL, int(r[4]), int(r[5]), r[6], frozenset(json.loads(r[7]) if r[7] else ())
-            )
-            for r in rows.values()
-        ]
+        try:
+            result = [
+                PriorBuild(
+                    r[1], r[2], r[3] == FAIL, int(r[4]), int(r[5]), r[6], frozenset(json.loads(r[7]) if r[7] else ())
+                )
+                for r in rows.values()
+            ]
+        except (TypeError, ValueError, OverflowError) as exc:  # a hand-edited SQLite file may hold text anywhere
+            raise StoreError(f"a build row holds what no ci-risk writes ({exc})") from None
         result.sort(key=lambda b: (b.finished_at, b.started_at))
         return result
 
@@ -870,15 +874,19 @@ class Store:
                            WHERE p.repo_id = b.repo_id AND p.commit_sha = b.commit_sha
                              AND p.predicted_at <= COALESCE(b.started_at, b.finished_at)
                            ORDER BY p.predicted_at DESC, p.id DESC LIMIT 1) AS score
-                   FROM builds b WHERE b.repo_id = ? AND b.status = ? AND b.finished_at <= ?) scored
+                   FROM builds b WHERE b.repo_id = ? AND b.status = ? AND b.finished_at <= ?
+                   ORDER BY b.finished_at DESC, b.id DESC LIMIT ?) scored
                WHERE score IS NOT NULL ORDER BY finished DESC, id DESC LIMIT ?""",
-            (repo_id, FAIL, before, limit),
+            (repo_id, FAIL, before, SCORED_FAILURES_SCAN * limit, limit),
         ).fetchall()
-        kept = [
-            ScoredFailure(float(r[2]), int(r[0]), int(r[1]))
-            for r in rows
-            if math.isfinite(float(r[2])) and 0.0 <= float(r[2]) <= 1.0
-        ]
+        kept = []
+        for started, finished, score in rows:
+            try:  # a hand-edited SQLite file may hold text anywhere
+                failure = ScoredFailure(float(score), int(started), int(finished))
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if math.isfinite(failure.score) and 0.0 <= failure.score <= 1.0:
+                kept.append(failure)
         return kept[::-1]
 
     def predictions(self, repo_id: int) -> list[Prediction]:
