@@ -7,6 +7,7 @@ import json
 import random
 import sqlite3
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -149,30 +150,31 @@ def test_scores_given_after_a_build_started_never_move_the_cut(
     assert check_json(capsys)["warn_at"] == pytest.approx(bundled)
 
 
-def test_a_hand_edited_score_is_left_out_and_the_others_still_move_the_cut(
-    project: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """SQLite stores whatever is written: text where a score belongs (PostgreSQL would refuse it)."""
+@pytest.fixture
+def hand_edited(project: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sqlite3.Connection]:
+    """An SQLite store of scored failures, open to edit by hand: SQLite keeps text where numbers belong
+    (PostgreSQL would refuse it)."""
     url = str(tmp_path / "store" / "history.sqlite")
     monkeypatch.setenv("CI_RISK_DB", url)
     plant_failures(url, project, 0.6, scored_after_start=False)
-    with sqlite3.connect(url) as conn:
-        conn.execute("UPDATE predictions SET score = 'high' WHERE id = (SELECT MIN(id) FROM predictions)")
+    conn = sqlite3.connect(url, isolation_level=None)
+    yield conn
+    conn.close()
+
+
+def test_a_hand_edited_score_is_left_out_and_the_others_still_move_the_cut(
+    hand_edited: sqlite3.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hand_edited.execute("UPDATE predictions SET score = 'high' WHERE id = (SELECT MIN(id) FROM predictions)")
     assert check_json(capsys)["warn_at"] == pytest.approx(0.6)
 
 
 def test_a_build_row_with_text_for_a_time_is_one_note_and_the_push_is_still_scored(
-    project: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    hand_edited: sqlite3.Connection, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = str(tmp_path / "store" / "history.sqlite")
-    monkeypatch.setenv("CI_RISK_DB", url)
-    plant_failures(url, project, 0.6, scored_after_start=False)
-    with sqlite3.connect(url) as conn:
-        conn.execute("UPDATE builds SET started_at = 'soon' WHERE id = (SELECT MAX(id) FROM builds)")
+    hand_edited.execute("UPDATE builds SET started_at = 'soon' WHERE id = (SELECT MAX(id) FROM builds)")
     report = check_json(capsys)
     assert report["decision"] != "error", report
     assert report["ranges"][0]["probability"] is not None
-    assert any(
-        "build history unavailable" in note and "what no ci-risk writes" in note
-        for note in report["notes"] + report["ranges"][0].get("notes", [])
-    ), report
+    notes = report["notes"] + report["ranges"][0].get("notes", [])
+    assert any("build history unavailable" in note and "what no ci-risk writes" in note for note in notes), report
