@@ -17,7 +17,7 @@ import numpy as np
 
 from ci_risk_hook.errors import EXIT_INTERNAL, CiRiskError
 from ci_risk_hook.model.dataset import Table
-from ci_risk_hook.model.recall_cut import RecallCut
+from ci_risk_hook.model.recall_cut import cuts_met
 from ci_risk_hook.model.training import CANDIDATES, TrainError, TrainResult, train
 from ci_risk_hook.safetext import csv_cell
 
@@ -279,21 +279,18 @@ def backtest(
 def adaptive_defer_cuts(table: Table, scores: np.ndarray, at_retrain: np.ndarray, target_recall: float) -> np.ndarray:
     """Each predicted build's deferral cut as the gate sets it (`recall_cut`): moved by the failures finished before
     it started, with the scores they had before their outcomes; the retrain's cut until enough failures are in."""
-    state = RecallCut(target_recall)
     cuts = at_retrain.copy()
-    met: dict[int, float | None] = {}
     predicted = np.flatnonzero(~np.isnan(scores))
-    failed = [int(k) for k in predicted if table.y[k] == 1]
-    by_finish = sorted(failed, key=lambda k: (table.finished[k], k))
-    j = 0
-    for k in predicted:  # the table is in start order
-        while j < len(by_finish) and table.finished[by_finish[j]] < table.started[k]:
-            q = by_finish[j]
-            j += 1
-            state.finished(float(scores[q]), met.get(q))  # not met (finished before it started): no level move
-        met[int(k)] = state.cut()
-        if met[int(k)] is not None:
-            cuts[k] = met[int(k)]
+    met = cuts_met(
+        [
+            (int(table.started[k]), int(table.finished[k]), float(scores[k]) if table.y[k] == 1 else None)
+            for k in predicted
+        ],
+        target_recall,
+    )
+    for k, cut in zip(predicted, met):
+        if cut is not None:
+            cuts[k] = cut
     return cuts
 
 

@@ -21,21 +21,15 @@ on a push.
 from __future__ import annotations
 
 from collections import deque
-from typing import NamedTuple, Optional, Sequence
+from typing import Optional, Sequence
+
+from ci_risk_hook.outcomes.records import ScoredFailure
 
 STEP = 0.05  # how far one failure moves the quantile level
 WINDOW = 50  # the latest failures whose scores set the cut
 MIN_FAILURES = 10  # fewer scored failures than this: no cut of its own (the model's is used)
 REPLAY = 400  # the gate replays at most this many latest failures (the level forgets older ones anyway)
 MAX_LEVEL = 0.5  # never let through more than half of the failures' score range
-
-
-class ScoredFailure(NamedTuple):
-    """A failed build and the score a gate gave its commit before the build started."""
-
-    score: float
-    started_at: int
-    finished_at: int
 
 
 class RecallCut:
@@ -63,17 +57,26 @@ class RecallCut:
         self.scores.append(score)
 
 
-def replay(failures: Sequence[ScoredFailure], now: int, target_recall: float = 0.9) -> Optional[float]:
-    """The cut at `now`, replaying the failures in time order: each meets the cut of its start, counts at its finish."""
+def cuts_met(builds: Sequence[tuple[int, int, Optional[float]]], target_recall: float = 0.9) -> list[Optional[float]]:
+    """The cut each build met at its start, walking time: `builds` are (started, finished, score if it failed, else
+    None). A failure counts once it has finished, strictly before a later build starts."""
     state = RecallCut(target_recall)
     events = sorted(
-        [(f.started_at, 0, i) for i, f in enumerate(failures)]
-        + [(f.finished_at, 1, i) for i, f in enumerate(failures) if f.finished_at <= now]
+        [(started, 0, i) for i, (started, _, _) in enumerate(builds)]
+        + [(finished, 1, i) for i, (_, finished, score) in enumerate(builds) if score is not None]
     )
     met: dict[int, Optional[float]] = {}
     for _, kind, i in events:
         if kind == 0:
             met[i] = state.cut()
         else:
-            state.finished(failures[i].score, met.get(i))
-    return state.cut()
+            score = builds[i][2]
+            assert score is not None
+            state.finished(score, met.get(i))  # not met (finished before it started): no level move
+    return [met[i] for i in range(len(builds))]
+
+
+def replay(failures: Sequence[ScoredFailure], now: int, target_recall: float = 0.9) -> Optional[float]:
+    """The cut a build starting just after `now` meets: the failures finished by then have moved it."""
+    moments = [(f.started_at, f.finished_at, f.score) for f in failures]
+    return cuts_met([*moments, (now + 1, now + 1, None)], target_recall)[-1]

@@ -25,6 +25,14 @@ CI_JOB_VARIABLES = (
 )
 
 
+class ScoredFailure(NamedTuple):
+    """A failed build and the score a gate gave its commit before the build started."""
+
+    score: float
+    started_at: int
+    finished_at: int
+
+
 class OutOfRange(CiRiskError, ValueError):
     """A well-formed number or time outside what an outcome can hold; str() says the range."""
 

@@ -27,9 +27,8 @@ from typing import Any, Generator, Iterable, Iterator, NamedTuple, Sequence
 from ci_risk_hook import paths
 from ci_risk_hook.errors import EXIT_BLOCKED, CiRiskError
 from ci_risk_hook.features.extract import BRANCH_WINDOW, TOUCHED_WINDOW
-from ci_risk_hook.model.recall_cut import ScoredFailure
 from ci_risk_hook.outcomes import authors
-from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord
+from ci_risk_hook.outcomes.records import FAIL, PASS, BuildRecord, ScoredFailure
 
 _CURSOR_IDS = itertools.count()
 _PG_LOCK_KEY = 0x63692D7269736B  # "ci-risk": serialises concurrent migrations

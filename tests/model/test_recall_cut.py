@@ -14,8 +14,8 @@ import pytest
 
 from ci_risk_hook.model.backtest import adaptive_defer_cuts
 from ci_risk_hook.model.dataset import Table
-from ci_risk_hook.model.recall_cut import MIN_FAILURES, RecallCut, ScoredFailure, replay
-from ci_risk_hook.outcomes.records import BuildRecord
+from ci_risk_hook.model.recall_cut import MIN_FAILURES, RecallCut, replay
+from ci_risk_hook.outcomes.records import BuildRecord, ScoredFailure
 from ci_risk_hook.outcomes.store import Prediction, open_store
 from testing.repos import Repo, lines, make_repo
 from testing.repos import run_cli as run
